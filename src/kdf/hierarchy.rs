@@ -1,0 +1,291 @@
+//! The crate's key hierarchy: `e2e_int_key`, keysets, the control key and the
+//! algorithm keys. `docs/key-hierarchy.md` is the table of every derivation
+//! below; the tests at the end of this file hold each S string to it.
+
+use super::hkdf::HkdfKey;
+use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind};
+use super::ts33220::Ts33220Key;
+use super::{Error, KdfProfile};
+use zeroize::Zeroize;
+
+/// FC of `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")`.
+pub const FC_INT_KEY: u8 = 0x90;
+/// FC of `e2eKEYSET = KDF(root, root kind, RAND)`.
+pub const FC_KEYSET: u8 = 0x91;
+/// FC of the control-message key `KDF(root, root kind)`.
+pub const FC_CONTROL_KEY: u8 = 0x92;
+/// FC of an algorithm key `KDF(e2eKEYSET, distinguisher, identity)`.
+pub const FC_ALG_KEY: u8 = 0x93;
+
+/// P0 of the `e2e_int_key` derivation (TR 33.863 §6.5.2.1).
+pub const INT_KEY_LABEL: &[u8; 15] = b"CIoT End-to-end";
+
+/// A key prepared for the chosen KDF profile: the HMAC state with the key
+/// absorbed, so each derivation from it costs about two SHA-256 compressions.
+#[derive(Clone)]
+pub(crate) enum PreparedKey {
+    Ts33220(Ts33220Key),
+    Hkdf(HkdfKey),
+}
+
+impl PreparedKey {
+    pub(crate) fn new(profile: KdfProfile, key: &[u8]) -> Self {
+        match profile {
+            KdfProfile::Ts33220 => PreparedKey::Ts33220(Ts33220Key::new(key)),
+            KdfProfile::HkdfSha256 => PreparedKey::Hkdf(HkdfKey::new(key)),
+        }
+    }
+
+    /// The 256-bit output for an encoded S string.
+    pub(crate) fn derive_s(&self, s: &[u8]) -> [u8; 32] {
+        match self {
+            PreparedKey::Ts33220(k) => k.mac(s),
+            PreparedKey::Hkdf(k) => k.expand(s),
+        }
+    }
+}
+
+// The S strings, spelled out octet by octet (TS 33.220 B.2: FC, then each Pi
+// followed by its two-octet big-endian length Li). Tests below check each one
+// against the generic encoder.
+
+const fn int_key_s() -> [u8; 18] {
+    let mut s = [0u8; 18];
+    s[0] = FC_INT_KEY;
+    let mut i = 0;
+    while i < 15 {
+        s[1 + i] = INT_KEY_LABEL[i];
+        i += 1;
+    }
+    s[17] = 15; // L0 = 0x000f
+    s
+}
+
+const fn keyset_s(kind: RootKind, rand: &[u8; 16]) -> [u8; 22] {
+    let mut s = [0u8; 22];
+    s[0] = FC_KEYSET;
+    s[1] = kind.code(); // P0: root kind
+    s[3] = 1; // L0 = 0x0001
+    let mut i = 0;
+    while i < 16 {
+        s[4 + i] = rand[i]; // P1: RAND
+        i += 1;
+    }
+    s[21] = 16; // L1 = 0x0010
+    s
+}
+
+const fn control_key_s(kind: RootKind) -> [u8; 4] {
+    [FC_CONTROL_KEY, kind.code(), 0x00, 0x01]
+}
+
+const fn alg_key_s(alg: Algorithm) -> [u8; 7] {
+    [FC_ALG_KEY, alg.distinguisher(), 0x00, 0x01, alg.identity(), 0x00, 0x01]
+}
+
+/// `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")` (TR 33.863 §6.5.2.1), the
+/// root of solution #5.
+///
+/// ```
+/// use ciot_e2e::kdf::{int_key, CkIk, Ck, Ik, KdfProfile, RootKind};
+/// let ck_ik = CkIk::new(&Ck::from_bytes([0x11; 16]), &Ik::from_bytes([0x22; 16]));
+/// let root = int_key(KdfProfile::Ts33220, &ck_ik);
+/// assert_eq!(root.kind(), RootKind::IntKey);
+/// ```
+#[must_use]
+pub fn int_key(profile: KdfProfile, ck_ik: &CkIk) -> RootKey {
+    let out = PreparedKey::new(profile, ck_ik.as_bytes()).derive_s(&int_key_s());
+    RootKey::new(RootKind::IntKey, RootBytes::from_bytes(out))
+}
+
+/// A root prepared for repeated derivations: the EESE's hot path.
+///
+/// Holds the keyed HMAC state (zeroized on drop) so each keyset costs about two
+/// SHA-256 compressions and no allocation.
+///
+/// ```
+/// use ciot_e2e::kdf::{KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
+/// let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
+/// let prepared = PreparedRoot::new(&root, KdfProfile::Ts33220);
+/// let a = prepared.keyset(&Rand([1; 16]));
+/// let b = prepared.keyset(&Rand([2; 16]));
+/// assert_ne!(a, b);
+/// ```
+#[derive(Clone)]
+pub struct PreparedRoot {
+    kind: RootKind,
+    profile: KdfProfile,
+    key: PreparedKey,
+}
+
+impl PreparedRoot {
+    /// Absorbs the root key for the given profile.
+    #[must_use]
+    pub fn new(root: &RootKey, profile: KdfProfile) -> Self {
+        PreparedRoot {
+            kind: root.kind(),
+            profile,
+            key: PreparedKey::new(profile, root.key().as_bytes()),
+        }
+    }
+
+    /// The root's kind.
+    #[must_use]
+    pub const fn kind(&self) -> RootKind {
+        self.kind
+    }
+
+    /// The KDF profile this root derives with.
+    #[must_use]
+    pub const fn profile(&self) -> KdfProfile {
+        self.profile
+    }
+
+    /// `e2eKEYSET = KDF(root, RAND)` (TR 33.863 §6.5.2.2), with the root kind
+    /// as a parameter for domain separation.
+    #[must_use]
+    pub fn keyset(&self, rand: &Rand) -> KeySet {
+        KeySet::from_bytes(self.key.derive_s(&keyset_s(self.kind, &rand.0)))
+    }
+
+    /// The key that authenticates control messages (trigger, key-expired).
+    #[must_use]
+    pub fn control_key(&self) -> ControlKey {
+        ControlKey::from_bytes(self.key.derive_s(&control_key_s(self.kind)))
+    }
+}
+
+/// `e2eKEYSET` for a root in one call (prepares the root each time; keep a
+/// [`PreparedRoot`] when deriving many).
+#[must_use]
+pub fn keyset(profile: KdfProfile, root: &RootKey, rand: &Rand) -> KeySet {
+    PreparedRoot::new(root, profile).keyset(rand)
+}
+
+/// An algorithm that takes a key out of a keyset.
+///
+/// As in TS 33.401 A.7, the key is bound to the algorithm by an algorithm type
+/// distinguisher and the algorithm identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Algorithm {
+    /// 128-NEA2 (AES-128 in counter mode), distinguisher 0x01, identity 0x02.
+    Nea2,
+    /// 128-NIA2 (AES-128-CMAC), distinguisher 0x02, identity 0x02.
+    Nia2,
+    /// AES-128-GCM, distinguisher 0x03, identity 0x01.
+    Aes128Gcm,
+}
+
+impl Algorithm {
+    /// Algorithm type distinguisher (P0): 0x01 encryption, 0x02 integrity,
+    /// 0x03 authenticated encryption.
+    #[must_use]
+    pub const fn distinguisher(self) -> u8 {
+        match self {
+            Algorithm::Nea2 => 0x01,
+            Algorithm::Nia2 => 0x02,
+            Algorithm::Aes128Gcm => 0x03,
+        }
+    }
+
+    /// Algorithm identity (P1): the 3GPP identity for 128-NEA2/NIA2 (2), the
+    /// crate's own for AES-128-GCM (1).
+    #[must_use]
+    pub const fn identity(self) -> u8 {
+        match self {
+            Algorithm::Nea2 | Algorithm::Nia2 => 0x02,
+            Algorithm::Aes128Gcm => 0x01,
+        }
+    }
+}
+
+/// The 128-bit key for `alg` out of a keyset: the 128 least significant bits
+/// of `KDF(e2eKEYSET, distinguisher, identity)` (as TS 33.401 A.7 truncates).
+#[must_use]
+pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm) -> AlgKey {
+    let mut out = PreparedKey::new(profile, keyset.as_bytes()).derive_s(&alg_key_s(alg));
+    let mut low = [0u8; 16];
+    low.copy_from_slice(&out[16..]);
+    out.zeroize();
+    let key = AlgKey::from_bytes(low);
+    low.zeroize();
+    key
+}
+
+/// Parses a root kind name from the command line.
+///
+/// # Errors
+/// [`Error::UnknownRootKindName`] for anything but `int-key`, `e2m-keyset`, `e2m-key`.
+pub fn parse_root_kind(name: &str) -> Result<RootKind, Error> {
+    [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey]
+        .into_iter()
+        .find(|k| k.name() == name)
+        .ok_or(Error::UnknownRootKindName)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ts33220::{Fc, encode_s};
+    use super::*;
+
+    fn encoded(fc: u8, params: &[&[u8]]) -> ([u8; 64], usize) {
+        let mut s = [0u8; 64];
+        let mut n = 0;
+        encode_s(Fc::new(fc).unwrap(), params, |c| {
+            s[n..n + c.len()].copy_from_slice(c);
+            n += c.len();
+        })
+        .unwrap();
+        (s, n)
+    }
+
+    #[test]
+    fn spelled_out_s_strings_match_the_generic_encoder() {
+        let (s, n) = encoded(FC_INT_KEY, &[INT_KEY_LABEL]);
+        assert_eq!(&s[..n], &int_key_s());
+        let rand = [0x5a; 16];
+        for kind in [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey] {
+            let (s, n) = encoded(FC_KEYSET, &[&[kind.code()], &rand]);
+            assert_eq!(&s[..n], &keyset_s(kind, &rand));
+            let (s, n) = encoded(FC_CONTROL_KEY, &[&[kind.code()]]);
+            assert_eq!(&s[..n], &control_key_s(kind));
+        }
+        for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
+            let (s, n) = encoded(FC_ALG_KEY, &[&[alg.distinguisher()], &[alg.identity()]]);
+            assert_eq!(&s[..n], &alg_key_s(alg));
+        }
+    }
+
+    #[test]
+    fn chosen_fcs_avoid_3gpp_allocations() {
+        let allocated = |fc: u8| {
+            fc == 0x01
+                || (0x10..=0x1d).contains(&fc)
+                || fc == 0x20
+                || (0x30..=0x3f).contains(&fc)
+                || (0x50..=0x52).contains(&fc)
+                || fc == 0x63
+                || fc == 0x64
+                || (0x69..=0x84).contains(&fc)
+                || (0x8c..=0x8e).contains(&fc)
+                || fc == 0xff
+        };
+        for fc in [FC_INT_KEY, FC_KEYSET, FC_CONTROL_KEY, FC_ALG_KEY] {
+            assert!(!allocated(fc), "FC {fc:#04x} is allocated by 3GPP");
+        }
+    }
+
+    #[test]
+    fn prepared_key_equals_one_shot_kdf() {
+        let root = RootKey::new(RootKind::E2mKey, RootBytes::from_bytes([9; 32]));
+        let rand = Rand([3; 16]);
+        let prepared = PreparedRoot::new(&root, KdfProfile::Ts33220).keyset(&rand);
+        let one_shot = super::super::kdf(
+            root.key().as_bytes(),
+            Fc::new(FC_KEYSET).unwrap(),
+            &[&[RootKind::E2mKey.code()], &rand.0],
+        )
+        .unwrap();
+        assert_eq!(prepared.as_bytes(), &one_shot);
+    }
+}
