@@ -9,3 +9,4 @@ extern crate alloc;
 extern crate std;
 
 pub mod kdf;
+pub mod protect;

@@ -1,1 +1,66 @@
-fn main(){}
+//! `ciot-e2e`: derive keys, encode/decode and protect messages, run endpoints,
+//! and dissect captures of the CIoT end-to-end security protocol.
+//!
+//! Every hex argument is accepted in either case; every hex output is
+//! lowercase on one line. Bad input exits non-zero with one line on stderr.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod args;
+mod cmd_kdf;
+
+/// Command-line front end of the ciot-e2e crate.
+#[derive(Parser)]
+#[command(name = "ciot-e2e", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The raw TS 33.220 Annex B.2 KDF: HMAC-SHA-256(key, FC || P0 || L0 || ...).
+    Kdf(cmd_kdf::KdfArgs),
+    /// Derive e2e_int_key or an e2eKEYSET.
+    #[command(subcommand)]
+    Derive(cmd_kdf::DeriveCommand),
+}
+
+/// A command's failure: the message for stderr and the exit code.
+pub struct Failure {
+    /// One line for stderr.
+    pub message: String,
+    /// Process exit code (1: bad arguments, 2: input rejected by the protocol).
+    pub code: u8,
+}
+
+impl Failure {
+    /// Bad command-line input (exit 1).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), code: 1 }
+    }
+
+    /// Input the protocol rejects: malformed message, bad tag (exit 2).
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), code: 2 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Kdf(a) => cmd_kdf::kdf(&a),
+        Command::Derive(c) => cmd_kdf::derive(&c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("ciot-e2e: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
