@@ -10,3 +10,4 @@ extern crate std;
 
 pub mod kdf;
 pub mod protect;
+pub mod wire;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod cmd_kdf;
+mod cmd_wire;
 
 /// Command-line front end of the ciot-e2e crate.
 #[derive(Parser)]
@@ -28,6 +29,11 @@ enum Command {
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
+    /// Encode a signed control message (derive trigger, key-expired error) as hex.
+    #[command(subcommand)]
+    Encode(cmd_wire::EncodeCommand),
+    /// Decode any message from hex and print every field; --root also checks a control tag.
+    Decode(cmd_wire::DecodeArgs),
 }
 
 /// A command's failure: the message for stderr and the exit code.
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kdf(a) => cmd_kdf::kdf(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
+        Command::Encode(c) => cmd_wire::encode(&c),
+        Command::Decode(a) => cmd_wire::decode(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

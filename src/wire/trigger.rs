@@ -1,0 +1,354 @@
+//! The derive trigger (EESE → UE): RAND and parameters of a new keyset.
+//!
+//! ```text
+//!  0       1       2       3
+//! +-------+-------+-------+-------+
+//! |version| type  |  KSI  | flags |   type 0x01, KSI = the new keyset's, flags 0
+//! +-------+-------+-------+-------+
+//! |        trigger counter        |   u64 big endian, strictly increasing
+//! |                               |
+//! +-------------------------------+
+//! |             RAND              |   128 bits
+//! |              ...              |
+//! +-------+-------+---------------+
+//! |  KDF  | suite |   lifetime    |   lifetime te2e in seconds, u32 BE, ≥ 1
+//! +-------+-------+  (cont.)      +
+//! |               |               |
+//! +---------------+               +
+//! |   tag (16): HMAC-SHA-256(control key, octets 0..34)[..16]
+//! +-------------------------------+   50 octets in all
+//! ```
+
+use crate::kdf::{KdfProfile, Rand};
+
+use super::auth::TAG_LEN;
+use super::{
+    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, check_control, header,
+    write_header,
+};
+
+/// Field offsets of the derive trigger.
+pub mod field {
+    use super::Field;
+    /// Trigger counter, u64 big endian.
+    pub const COUNTER: Field = 4..12;
+    /// RAND, 16 octets.
+    pub const RAND: Field = 12..28;
+    /// KDF profile code.
+    pub const KDF: usize = 28;
+    /// Suite code.
+    pub const SUITE: usize = 29;
+    /// Lifetime te2e in seconds, u32 big endian.
+    pub const LIFETIME: Field = 30..34;
+    /// Authentication tag.
+    pub const TAG: Field = 34..50;
+}
+
+/// A derive trigger viewed in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggerPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> TriggerPacket<T> {
+    /// Wraps a buffer without checks; getters may panic if it is shorter than
+    /// [`TriggerRepr::LEN`]. For emitting into a buffer you sized.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        TriggerPacket { buffer }
+    }
+
+    /// Wraps untrusted octets: checks version, type, flags and exact length.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
+    /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        check_control(buffer.as_ref(), MessageType::DERIVE_TRIGGER, TriggerRepr::LEN)?;
+        Ok(TriggerPacket { buffer })
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// KSI of the new keyset.
+    pub fn ksi(&self) -> Ksi {
+        Ksi(self.buffer.as_ref()[header::KSI])
+    }
+
+    /// Trigger counter.
+    pub fn counter(&self) -> u64 {
+        u64::from_be_bytes(array(self.buffer.as_ref(), field::COUNTER))
+    }
+
+    /// RAND.
+    pub fn rand(&self) -> Rand {
+        Rand(array(self.buffer.as_ref(), field::RAND))
+    }
+
+    /// KDF profile code (open: may be unknown).
+    pub fn kdf_code(&self) -> u8 {
+        self.buffer.as_ref()[field::KDF]
+    }
+
+    /// Suite code (open: may be unknown).
+    pub fn suite(&self) -> Suite {
+        Suite(self.buffer.as_ref()[field::SUITE])
+    }
+
+    /// Lifetime te2e in seconds.
+    pub fn lifetime(&self) -> u32 {
+        u32::from_be_bytes(array(self.buffer.as_ref(), field::LIFETIME))
+    }
+
+    /// The authentication tag.
+    pub fn tag(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::TAG]
+    }
+
+    /// The octets the tag covers.
+    pub fn covered(&self) -> &[u8] {
+        &self.buffer.as_ref()[..field::TAG.start]
+    }
+
+    /// Verifies the tag with the control key.
+    ///
+    /// # Errors
+    /// [`Error::BadTag`] when the trigger was not made with this key.
+    pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
+        auth.verify(self.covered(), self.tag())
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TriggerPacket<T> {
+    /// Writes the header for a trigger with this KSI.
+    pub fn set_header(&mut self, ksi: Ksi) {
+        write_header(self.buffer.as_mut(), MessageType::DERIVE_TRIGGER, ksi, 0);
+    }
+
+    /// Sets the trigger counter.
+    pub fn set_counter(&mut self, counter: u64) {
+        self.buffer.as_mut()[field::COUNTER].copy_from_slice(&counter.to_be_bytes());
+    }
+
+    /// Sets RAND.
+    pub fn set_rand(&mut self, rand: &Rand) {
+        self.buffer.as_mut()[field::RAND].copy_from_slice(&rand.0);
+    }
+
+    /// Sets the KDF profile code.
+    pub fn set_kdf_code(&mut self, code: u8) {
+        self.buffer.as_mut()[field::KDF] = code;
+    }
+
+    /// Sets the suite code.
+    pub fn set_suite(&mut self, suite: Suite) {
+        self.buffer.as_mut()[field::SUITE] = suite.0;
+    }
+
+    /// Sets the lifetime te2e in seconds.
+    pub fn set_lifetime(&mut self, secs: u32) {
+        self.buffer.as_mut()[field::LIFETIME].copy_from_slice(&secs.to_be_bytes());
+    }
+
+    /// Sets the tag octets as given.
+    pub fn set_tag(&mut self, tag: &[u8; TAG_LEN]) {
+        self.buffer.as_mut()[field::TAG].copy_from_slice(tag);
+    }
+
+    /// Computes the tag over the octets before it and writes it.
+    pub fn sign(&mut self, auth: &ControlAuth) {
+        let tag = auth.tag(self.covered());
+        self.set_tag(&tag);
+    }
+}
+
+/// A derive trigger's decoded fields. The tag is carried, not checked: verify it with
+/// [`ControlAuth`] (or emit with [`TriggerRepr::emit_signed`] to compute it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct TriggerRepr {
+    /// KSI of the new keyset.
+    pub ksi: Ksi,
+    /// Trigger counter: the UE accepts only a higher one than it last accepted.
+    pub counter: u64,
+    /// RAND of the new keyset.
+    pub rand: Rand,
+    /// KDF profile of the new keyset.
+    pub profile: KdfProfile,
+    /// Suite the new keyset protects data with.
+    pub suite: Suite,
+    /// Lifetime te2e in seconds (≥ 1), so the UE can plan.
+    pub lifetime: u32,
+    /// Authentication tag as carried.
+    pub tag: [u8; TAG_LEN],
+}
+
+impl TriggerRepr {
+    /// Octets of an encoded trigger.
+    pub const LEN: usize = field::TAG.end;
+
+    /// Decodes and checks every field (not the tag).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for an unknown KDF profile or suite, or a zero
+    /// lifetime.
+    pub fn parse<T: AsRef<[u8]>>(packet: &TriggerPacket<T>) -> Result<Self, Error> {
+        let kdf = packet.kdf_code();
+        let profile = KdfProfile::from_code(kdf)
+            .ok_or(Error::Malformed { field: FieldName::KdfProfile, value: u64::from(kdf) })?;
+        let suite = packet.suite();
+        if !suite.is_known() {
+            return Err(Error::Malformed { field: FieldName::Suite, value: u64::from(suite.0) });
+        }
+        let lifetime = packet.lifetime();
+        if lifetime == 0 {
+            return Err(Error::Malformed { field: FieldName::Lifetime, value: 0 });
+        }
+        Ok(TriggerRepr {
+            ksi: packet.ksi(),
+            counter: packet.counter(),
+            rand: packet.rand(),
+            profile,
+            suite,
+            lifetime,
+            tag: array(packet.buffer.as_ref(), field::TAG),
+        })
+    }
+
+    /// Octets [`TriggerRepr::emit`] writes.
+    #[must_use]
+    pub const fn buffer_len(&self) -> usize {
+        Self::LEN
+    }
+
+    /// Writes every field, the carried tag included (see [`TriggerRepr::emit_signed`]
+    /// to compute the tag instead).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TriggerPacket<T>) {
+        packet.set_header(self.ksi);
+        packet.set_counter(self.counter);
+        packet.set_rand(&self.rand);
+        packet.set_kdf_code(self.profile.code());
+        packet.set_suite(self.suite);
+        packet.set_lifetime(self.lifetime);
+        packet.set_tag(&self.tag);
+    }
+
+    /// Emits into `buf` with a tag computed with the control key (the
+    /// carried `tag` is ignored); returns the length.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] when `buf` is shorter than [`TriggerRepr::LEN`].
+    pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
+        let got = buf.len();
+        let buf = buf
+            .get_mut(..Self::LEN)
+            .ok_or(Error::BufferTooSmall { needed: Self::LEN, got })?;
+        let mut packet = TriggerPacket::new_unchecked(buf);
+        self.emit(&mut packet);
+        packet.sign(auth);
+        Ok(Self::LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
+
+    fn auth() -> ControlAuth {
+        let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x11; 32]));
+        ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key())
+    }
+
+    fn repr() -> TriggerRepr {
+        TriggerRepr {
+            ksi: Ksi(1),
+            counter: 1,
+            rand: Rand([0x42; 16]),
+            profile: KdfProfile::Ts33220,
+            suite: Suite::AES_128_GCM,
+            lifetime: 3600,
+            tag: [0xa5; 16],
+        }
+    }
+
+    #[rustfmt::skip]
+    const UNSIGNED: [u8; 34] = [
+        0x01, 0x01, 0x01, 0x00,
+        0, 0, 0, 0, 0, 0, 0, 0x01,
+        0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+        0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+        0x01, 0x02, 0x00, 0x00, 0x0e, 0x10,
+    ];
+
+    #[test]
+    fn construct_writes_every_octet() {
+        let mut buf = [0xa5u8; TriggerRepr::LEN];
+        repr().emit(&mut TriggerPacket::new_unchecked(&mut buf[..]));
+        assert_eq!(&buf[..34], &UNSIGNED);
+        assert_eq!(&buf[34..], &[0xa5; 16], "emit writes the carried tag");
+    }
+
+    #[test]
+    fn deconstruct_reads_every_field() {
+        let mut buf = [0xa5u8; 50];
+        buf[..34].copy_from_slice(&UNSIGNED);
+        let p = TriggerPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.ksi(), Ksi(1));
+        assert_eq!(p.counter(), 1);
+        assert_eq!(p.rand(), Rand([0x42; 16]));
+        assert_eq!(p.kdf_code(), 1);
+        assert_eq!(p.suite(), Suite::AES_128_GCM);
+        assert_eq!(p.lifetime(), 3600);
+        assert_eq!(TriggerRepr::parse(&p).unwrap(), repr());
+    }
+
+    #[test]
+    fn signed_trigger_verifies_and_any_bit_flip_does_not() {
+        let a = auth();
+        let mut buf = [0u8; 50];
+        repr().emit_signed(&a, &mut buf).unwrap();
+        assert_eq!(TriggerPacket::new_checked(&buf[..]).unwrap().verify(&a), Ok(()));
+        for bit in 0..50 * 8 {
+            let mut forged = buf;
+            forged[bit / 8] ^= 1 << (bit % 8);
+            let ok = TriggerPacket::new_checked(&forged[..]).map(|p| p.verify(&a));
+            assert!(!matches!(ok, Ok(Ok(()))), "bit {bit} flip still verified");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_kdf_suite_and_zero_lifetime() {
+        let mut buf = [0u8; 50];
+        buf[..34].copy_from_slice(&UNSIGNED);
+        let mut b = buf;
+        b[field::KDF] = 9;
+        let p = TriggerPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            TriggerRepr::parse(&p),
+            Err(Error::Malformed { field: FieldName::KdfProfile, value: 9 })
+        );
+        let mut b = buf;
+        b[field::SUITE] = 0;
+        let p = TriggerPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(TriggerRepr::parse(&p), Err(Error::Malformed { field: FieldName::Suite, value: 0 }));
+        let mut b = buf;
+        b[field::LIFETIME].copy_from_slice(&[0; 4]);
+        let p = TriggerPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            TriggerRepr::parse(&p),
+            Err(Error::Malformed { field: FieldName::Lifetime, value: 0 })
+        );
+    }
+
+    #[test]
+    fn emit_signed_rejects_short_buffer() {
+        let mut buf = [0u8; 49];
+        assert_eq!(
+            repr().emit_signed(&auth(), &mut buf),
+            Err(Error::BufferTooSmall { needed: 50, got: 49 })
+        );
+    }
+}
