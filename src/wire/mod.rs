@@ -40,11 +40,11 @@ use core::fmt;
 use core::ops::Range;
 
 mod auth;
-mod data;
+pub mod data;
 mod error;
-mod key_expired;
+pub mod key_expired;
 mod message;
-mod trigger;
+pub mod trigger;
 
 pub use auth::{ControlAuth, TAG_LEN as CONTROL_TAG_LEN};
 pub use data::{DataPacket, DataRepr};

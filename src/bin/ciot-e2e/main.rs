@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod cmd_algo;
 mod cmd_kdf;
 mod cmd_wire;
 
@@ -29,6 +30,10 @@ enum Command {
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
+    /// 128-NIA2 (TS 33.401 B.2.3): the 32-bit MAC of a message.
+    Nia2(cmd_algo::Nia2Args),
+    /// 128-NEA2 (TS 33.401 B.1.3): encrypt or decrypt data.
+    Nea2(cmd_algo::Nea2Args),
     /// Encode a signed control message (derive trigger, key-expired error) as hex.
     #[command(subcommand)]
     Encode(cmd_wire::EncodeCommand),
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kdf(a) => cmd_kdf::kdf(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
+        Command::Nia2(a) => cmd_algo::nia2(&a),
+        Command::Nea2(a) => cmd_algo::nea2(&a),
         Command::Encode(c) => cmd_wire::encode(&c),
         Command::Decode(a) => cmd_wire::decode(&a),
     };

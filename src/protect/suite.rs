@@ -1,0 +1,292 @@
+//! A keyset's suite: its algorithm keys, and protecting and unprotecting data
+//! messages in place.
+//!
+//! How the data message feeds each suite (wire format v1, `docs/wire-format.md`):
+//!
+//! | suite | input | from the data message |
+//! |---|---|---|
+//! | nea2-nia2 | COUNT (32 bits) | sequence number |
+//! | | BEARER (5 bits) | KSI mod 32 |
+//! | | DIRECTION (1 bit) | flags bit 0 (0 uplink, 1 downlink) |
+//! | | 128-NEA2 plaintext | the payload, 8 × its length bits |
+//! | | 128-NIA2 MESSAGE | header (octets 0–8) ‖ ciphertext: encrypt, then MAC |
+//! | aes-128-gcm | nonce (96 bits) | `00 00 00 ‖ DIRECTION ‖ 00 00 00 00 ‖ seq (u32 BE)` |
+//! | | AAD | header (octets 0–8) |
+//!
+//! Each keyset has its own keys and each direction its own sequence numbers,
+//! so no (key, COUNT/nonce, DIRECTION) repeats while a sender never reuses a
+//! sequence number ([`super::replay::SendCounter`]).
+
+use core::ops::Range;
+
+use crate::kdf::{AlgKey, Algorithm, KdfProfile, KeySet, alg_key};
+use crate::wire::{DataPacket, Direction, Ksi, MAX_MESSAGE_LEN, Suite, data};
+
+use super::aes_gcm::{self, Gcm};
+use super::nea2_nia2::{MAC_LEN, Nea2, Nia2};
+use super::replay::ReplayWindow;
+use super::Error;
+
+/// The algorithm keys of one keyset for its suite: the compact form a
+/// session stores (zeroized on drop). [`SuiteKeys::cipher`] expands them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SuiteKeys {
+    /// 128-NEA2 and 128-NIA2 keys.
+    Nea2Nia2 {
+        /// 128-NEA2 key.
+        enc: AlgKey,
+        /// 128-NIA2 key.
+        int: AlgKey,
+    },
+    /// AES-128-GCM key.
+    Aes128Gcm(AlgKey),
+}
+
+impl SuiteKeys {
+    /// Derives the suite's keys from a keyset (algorithm-bound, see
+    /// `docs/key-hierarchy.md`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownSuite`] for a suite this version does not define.
+    pub fn derive(profile: KdfProfile, keyset: &KeySet, suite: Suite) -> Result<Self, Error> {
+        match suite {
+            Suite::NEA2_NIA2 => Ok(SuiteKeys::Nea2Nia2 {
+                enc: alg_key(profile, keyset, Algorithm::Nea2),
+                int: alg_key(profile, keyset, Algorithm::Nia2),
+            }),
+            Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(profile, keyset, Algorithm::Aes128Gcm))),
+            other => Err(Error::UnknownSuite(other)),
+        }
+    }
+
+    /// The suite these keys are for.
+    #[must_use]
+    pub const fn suite(&self) -> Suite {
+        match self {
+            SuiteKeys::Nea2Nia2 { .. } => Suite::NEA2_NIA2,
+            SuiteKeys::Aes128Gcm(_) => Suite::AES_128_GCM,
+        }
+    }
+
+    /// Expands the keys into ready ciphers (AES key schedules, GHASH key).
+    #[must_use]
+    pub fn cipher(&self) -> SuiteCipher {
+        match self {
+            SuiteKeys::Nea2Nia2 { enc, int } => {
+                SuiteCipher::Nea2Nia2 { enc: Nea2::new(enc), int: Nia2::new(int) }
+            }
+            SuiteKeys::Aes128Gcm(k) => SuiteCipher::Aes128Gcm(Gcm::new(k)),
+        }
+    }
+}
+
+/// What [`SuiteCipher::open_in_place`] found in an authentic data message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// KSI of the message.
+    pub ksi: Ksi,
+    /// Its direction.
+    pub direction: Direction,
+    /// Its sequence number.
+    pub seq: u32,
+    /// Where the decrypted payload lies in the buffer.
+    pub payload: Range<usize>,
+}
+
+/// A keyset's suite with its keys expanded: protects and unprotects data
+/// messages in place, without allocating.
+#[derive(Clone)]
+pub enum SuiteCipher {
+    /// 128-NEA2 + 128-NIA2.
+    Nea2Nia2 {
+        /// Encryption.
+        enc: Nea2,
+        /// Integrity.
+        int: Nia2,
+    },
+    /// AES-128-GCM.
+    Aes128Gcm(Gcm),
+}
+
+impl core::fmt::Debug for SuiteCipher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SuiteCipher({})", self.suite())
+    }
+}
+
+/// BEARER for a KSI: its five low bits.
+const fn bearer(ksi: Ksi) -> u8 {
+    ksi.0 & 0x1f
+}
+
+impl SuiteCipher {
+    /// The suite.
+    #[must_use]
+    pub const fn suite(&self) -> Suite {
+        match self {
+            SuiteCipher::Nea2Nia2 { .. } => Suite::NEA2_NIA2,
+            SuiteCipher::Aes128Gcm(_) => Suite::AES_128_GCM,
+        }
+    }
+
+    /// Octets a data message with `payload_len` octets of payload takes.
+    #[must_use]
+    pub const fn message_len(&self, payload_len: usize) -> usize {
+        data::HEADER_LEN + payload_len + self.suite().tag_len()
+    }
+
+    /// Protects a payload that already lies at `buf[9..9 + payload_len]`:
+    /// writes the header, encrypts in place and appends the MAC/tag. Returns
+    /// the message length. No copy of the payload is made.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] when `buf` cannot hold the message;
+    /// [`Error::PayloadTooLong`] when the message would exceed
+    /// [`MAX_MESSAGE_LEN`]. `buf` is unchanged on error.
+    pub fn seal_in_place(
+        &self,
+        ksi: Ksi,
+        direction: Direction,
+        seq: u32,
+        buf: &mut [u8],
+        payload_len: usize,
+    ) -> Result<usize, Error> {
+        let len = self.message_len(payload_len);
+        if len > MAX_MESSAGE_LEN {
+            return Err(Error::PayloadTooLong { len: payload_len, max: MAX_MESSAGE_LEN - (len - payload_len) });
+        }
+        let got = buf.len();
+        let msg = buf.get_mut(..len).ok_or(Error::BufferTooSmall { needed: len, got })?;
+        let mut packet = DataPacket::new_unchecked(msg);
+        packet.set_header(ksi, direction, self.suite(), seq);
+        let dir = direction.bit();
+        match self {
+            SuiteCipher::Nea2Nia2 { enc, int } => {
+                let (_, payload, _) = packet.split_mut();
+                enc.apply(seq, bearer(ksi), dir, payload, payload_len * 8)?;
+                let msg = packet.into_inner();
+                let (covered, tag) = msg.split_at_mut(len - MAC_LEN);
+                let mac = int.mac(seq, bearer(ksi), dir, covered, covered.len() * 8)?;
+                tag.copy_from_slice(&mac);
+            }
+            SuiteCipher::Aes128Gcm(gcm) => {
+                let (header, payload, tag) = packet.split_mut();
+                let t = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
+                tag.copy_from_slice(&t);
+            }
+        }
+        Ok(len)
+    }
+
+    /// Copies `payload` into `out` and protects it there; returns the length.
+    ///
+    /// # Errors
+    /// As [`SuiteCipher::seal_in_place`].
+    pub fn seal(
+        &self,
+        ksi: Ksi,
+        direction: Direction,
+        seq: u32,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let len = self.message_len(payload.len());
+        let got = out.len();
+        let slot = out
+            .get_mut(data::HEADER_LEN..data::HEADER_LEN + payload.len())
+            .ok_or(Error::BufferTooSmall { needed: len, got })?;
+        slot.copy_from_slice(payload);
+        self.seal_in_place(ksi, direction, seq, out, payload.len())
+    }
+
+    /// Verifies a data message's MAC/tag and, only if it holds, decrypts the
+    /// payload in place. Does not consult a replay window (see
+    /// [`SuiteCipher::open_with_window`]).
+    ///
+    /// # Errors
+    /// [`Error::Wire`] for a malformed message, [`Error::SuiteMismatch`] when
+    /// the message names another suite, [`Error::BadTag`]. On any error `buf`
+    /// is unchanged.
+    pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, Error> {
+        let packet = DataPacket::new_checked(&buf[..])?;
+        if packet.suite() != self.suite() {
+            return Err(Error::SuiteMismatch { expected: self.suite(), got: packet.suite() });
+        }
+        let (ksi, direction, seq, len) = (packet.ksi(), packet.direction(), packet.seq(), packet.len());
+        let dir = direction.bit();
+        let tag_start = len - self.suite().tag_len();
+        match self {
+            SuiteCipher::Nea2Nia2 { enc, int } => {
+                let (covered, tag) = buf.split_at(tag_start);
+                let mac: &[u8; MAC_LEN] = tag.try_into().map_err(|_| Error::BadTag)?;
+                int.verify(seq, bearer(ksi), dir, covered, covered.len() * 8, mac)?;
+                let payload = &mut buf[data::HEADER_LEN..tag_start];
+                enc.apply(seq, bearer(ksi), dir, payload, payload.len() * 8)?;
+            }
+            SuiteCipher::Aes128Gcm(gcm) => {
+                let (head, rest) = buf.split_at_mut(data::HEADER_LEN);
+                let (payload, tag) = rest.split_at_mut(tag_start - data::HEADER_LEN);
+                let tag: &[u8; aes_gcm::TAG_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
+                gcm.open(&aes_gcm::nonce(dir, seq), head, payload, tag)?;
+            }
+        }
+        Ok(Opened { ksi, direction, seq, payload: data::HEADER_LEN..tag_start })
+    }
+
+    /// [`SuiteCipher::open_in_place`] guarded by a replay window, with RFC 8613
+    /// §7.4 semantics: the window is checked before anything is decrypted and
+    /// updated only after the tag verified.
+    ///
+    /// # Errors
+    /// [`Error::Replayed`] or [`Error::TooOld`] before any cryptography; then
+    /// as [`SuiteCipher::open_in_place`]. On any error neither `buf` nor
+    /// `window` changes.
+    pub fn open_with_window(&self, buf: &mut [u8], window: &mut ReplayWindow) -> Result<Opened, Error> {
+        let seq = DataPacket::new_checked(&buf[..])?.seq();
+        window.check(seq)?;
+        let opened = self.open_in_place(buf)?;
+        window.accept(seq)?;
+        Ok(opened)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(suite: Suite) -> SuiteCipher {
+        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite).unwrap().cipher()
+    }
+
+    #[test]
+    fn seal_then_open_gives_the_payload_back_for_both_suites() {
+        for suite in Suite::KNOWN {
+            let c = keys(*suite);
+            let mut buf = [0u8; 64];
+            let n = c.seal(Ksi(33), Direction::Downlink, 5, b"hello", &mut buf).unwrap();
+            assert_eq!(n, 9 + 5 + suite.tag_len());
+            assert_ne!(&buf[9..14], b"hello", "{suite}: payload must be encrypted");
+            let o = c.open_in_place(&mut buf[..n]).unwrap();
+            assert_eq!((o.ksi, o.direction, o.seq), (Ksi(33), Direction::Downlink, 5));
+            assert_eq!(&buf[o.payload], b"hello");
+        }
+    }
+
+    #[test]
+    fn suite_mismatch_is_rejected() {
+        let mut buf = [0u8; 64];
+        let n = keys(Suite::AES_128_GCM).seal(Ksi(1), Direction::Uplink, 0, b"x", &mut buf).unwrap();
+        assert_eq!(
+            keys(Suite::NEA2_NIA2).open_in_place(&mut buf[..n]),
+            Err(Error::SuiteMismatch { expected: Suite::NEA2_NIA2, got: Suite::AES_128_GCM })
+        );
+    }
+
+    #[test]
+    fn unknown_suite_has_no_keys() {
+        assert_eq!(
+            SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0; 32]), Suite(9)),
+            Err(Error::UnknownSuite(Suite(9)))
+        );
+    }
+}
