@@ -8,7 +8,10 @@ use subtle::ConstantTimeEq;
 
 use crate::kdf::{ControlKey, Ts33220Key};
 
-use super::{Error, KeyExpiredPacket, Message, MessageType, TriggerPacket, peek_type};
+use super::{
+    Error, KeyExpiredPacket, KeyExpiredRepr, Message, MessageType, TriggerPacket, TriggerRepr,
+    peek_type,
+};
 
 /// Octets of a control message's tag (HMAC-SHA-256 truncated to 128 bits).
 pub const TAG_LEN: usize = 16;
@@ -59,5 +62,35 @@ impl ControlAuth {
                 Err(Error::WrongType { expected: MessageType::DERIVE_TRIGGER, got })
             }
         }
+    }
+
+    /// Decodes a derive trigger, verifies its tag, and accepts it only if its
+    /// counter is above `last_counter` (the highest the receiver accepted).
+    ///
+    /// Checks run in that order and nothing is changed by a failure: the
+    /// caller stores the returned counter only on success.
+    ///
+    /// # Errors
+    /// Decoding errors, [`Error::BadTag`] for a forged trigger,
+    /// [`Error::StaleCounter`] for a replayed or old one.
+    pub fn open_trigger(&self, bytes: &[u8], last_counter: u64) -> Result<TriggerRepr, Error> {
+        let packet = TriggerPacket::new_checked(bytes)?;
+        let repr = TriggerRepr::parse(&packet)?;
+        packet.verify(self)?;
+        if repr.counter <= last_counter {
+            return Err(Error::StaleCounter { counter: repr.counter, last: last_counter });
+        }
+        Ok(repr)
+    }
+
+    /// Decodes a key-expired error and verifies its tag.
+    ///
+    /// # Errors
+    /// Decoding errors, [`Error::BadTag`] for a forged error.
+    pub fn open_key_expired(&self, bytes: &[u8]) -> Result<KeyExpiredRepr, Error> {
+        let packet = KeyExpiredPacket::new_checked(bytes)?;
+        let repr = KeyExpiredRepr::parse(&packet)?;
+        packet.verify(self)?;
+        Ok(repr)
     }
 }

@@ -99,6 +99,15 @@ pub enum Error {
     /// The authentication tag does not verify under the key given.
     #[error("bad tag: the message is not authentic under this key")]
     BadTag,
+    /// An authentic derive trigger whose counter is not above the last one
+    /// accepted: a replay or an old trigger.
+    #[error("stale trigger: counter {counter} is not above the last accepted {last}")]
+    StaleCounter {
+        /// The trigger's counter.
+        counter: u64,
+        /// The highest counter accepted before.
+        last: u64,
+    },
     /// An output buffer is too small for the message.
     #[error("buffer too small: needed {needed} octets, got {got}")]
     BufferTooSmall {
