@@ -9,5 +9,6 @@ extern crate alloc;
 extern crate std;
 
 pub mod kdf;
+pub mod endpoint;
 pub mod protect;
 pub mod wire;

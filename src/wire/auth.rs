@@ -23,6 +23,12 @@ pub struct ControlAuth {
     mac: Ts33220Key,
 }
 
+impl core::fmt::Debug for ControlAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ControlAuth(<redacted>)")
+    }
+}
+
 impl ControlAuth {
     /// Prepares the control key.
     #[must_use]
