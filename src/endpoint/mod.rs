@@ -33,8 +33,10 @@ mod table;
 mod ue;
 
 pub use eese::EeseSession;
-pub use snapshot::SnapshotError;
+pub use snapshot::{EESE_SNAPSHOT_LEN, SEQ_RESERVE, SnapshotError, UE_SNAPSHOT_LEN};
 pub use ue::{Sent, Ue};
+#[cfg(feature = "std")]
+pub use table::{EeseTable, TableSink};
 
 use crate::kdf::KdfProfile;
 
