@@ -6,6 +6,9 @@ use crate::wire::{
     Cause, ControlAuth, DataPacket, Direction, KeyExpiredRepr, Ksi, MessageType, peek_type,
 };
 
+use crate::protect::replay::ReplayWindow;
+use crate::protect::suite::SuiteKeys;
+
 use super::keyset::Keyset;
 use super::{Config, Event, Instant, RandSource, Reject, SendError, Sink};
 
@@ -30,9 +33,18 @@ pub(crate) struct Current {
 /// contact so the trigger can be repeated.
 #[derive(Clone, Debug)]
 pub(crate) struct Previous {
-    pub ks: Keyset,
+    pub ksi: Ksi,
+    pub counter: u64,
+    pub keys: SuiteKeys,
+    pub recv: ReplayWindow,
     pub until: Instant,
     pub expired: Option<Cause>,
+}
+
+impl Previous {
+    fn open(&mut self, buf: &mut [u8]) -> Result<crate::protect::suite::Opened, crate::protect::Error> {
+        self.keys.cipher().open_with_window(buf, &mut self.recv)
+    }
 }
 
 /// One UE's session at the EESE: its root, keysets, timers and counters.
@@ -48,8 +60,9 @@ pub struct EeseSession {
     pub(crate) counter: u64,
     pub(crate) current: Option<Current>,
     pub(crate) previous: Option<Previous>,
-    /// Repeat the current trigger at this time, `retx_left` more times.
-    pub(crate) retx_at: Option<Instant>,
+    /// Repeat the current trigger at this time, `retx_left` more times
+    /// ([`Instant::NEVER`]: no repetition pending).
+    pub(crate) retx_at: Instant,
     pub(crate) retx_left: u8,
     /// No answer to unauthenticated input before this time.
     pub(crate) quiet_until: Instant,
@@ -69,7 +82,7 @@ impl EeseSession {
             counter: 0,
             current: None,
             previous: None,
-            retx_at: None,
+            retx_at: Instant::NEVER,
             retx_left: 0,
             quiet_until: Instant(0),
             rand_pending: false,
@@ -155,7 +168,10 @@ impl EeseSession {
             },
         });
         self.previous = old.map(|c| Previous {
-            ks: c.ks,
+            ksi: c.ks.ksi,
+            counter: c.ks.counter,
+            keys: c.ks.keys,
+            recv: c.ks.recv,
             until: now.after(cfg.grace),
             expired: match c.state {
                 KeyState::Valid { .. } => None,
@@ -163,7 +179,7 @@ impl EeseSession {
             },
         });
         self.send_trigger(cfg, sink);
-        self.retx_at = Some(now.after(cfg.trigger_retransmit));
+        self.retx_at = now.after(cfg.trigger_retransmit);
         self.retx_left = cfg.trigger_attempts;
         sink.event(Event::Rekeyed { ksi, counter });
     }
@@ -189,7 +205,7 @@ impl EeseSession {
             && matches!(c.state, KeyState::Valid { .. })
         {
             c.state = KeyState::Expired(Cause::EXPIRED_BY_ENTERPRISE);
-            self.retx_at = None;
+            self.retx_at = Instant::NEVER;
             sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::EXPIRED_BY_ENTERPRISE });
         }
     }
@@ -199,7 +215,7 @@ impl EeseSession {
     pub fn replace_root(&mut self, root: RootKey, sink: &mut impl Sink) {
         self.root = root;
         self.previous = None;
-        self.retx_at = None;
+        self.retx_at = Instant::NEVER;
         self.rand_pending = false;
         if let Some(c) = self.current.take() {
             sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::ROOT_REPLACED });
@@ -277,7 +293,7 @@ impl EeseSession {
                 KeyState::Valid { .. } => {
                     let opened = c.ks.open(buf)?;
                     // Authentic data under the new keyset confirms the trigger.
-                    self.retx_at = None;
+                    self.retx_at = Instant::NEVER;
                     let soft = opened.seq >= cfg.soft_limit;
                     sink.event(Event::Data { ksi, seq: opened.seq, payload: &buf[opened.payload] });
                     if soft {
@@ -289,7 +305,7 @@ impl EeseSession {
                 KeyState::Expired(cause) => {
                     // TR step 3: prove the contact is the UE's, answer with the
                     // error, then rekey (step 4). The payload is not delivered.
-                    c.ks.authenticate(buf)?;
+                    c.ks.open(buf)?;
                     let counter = c.ks.counter;
                     self.send_error(cfg, ksi, cause, counter, sink);
                     self.rekey(now, cfg, rng, sink);
@@ -298,18 +314,18 @@ impl EeseSession {
             }
         }
 
-        if let Some(p) = self.previous.as_mut().filter(|p| p.ks.ksi == ksi && now < p.until) {
+        if let Some(p) = self.previous.as_mut().filter(|p| p.ksi == ksi && now < p.until) {
             match p.expired {
                 None => {
-                    let opened = p.ks.open(buf)?;
+                    let opened = p.open(buf)?;
                     sink.event(Event::Data { ksi, seq: opened.seq, payload: &buf[opened.payload] });
                     return Ok(());
                 }
                 Some(cause) => {
                     // The trigger was lost: the UE still uses the expired
                     // keyset. Answer again and repeat the same trigger.
-                    p.ks.authenticate(buf)?;
-                    let counter = p.ks.counter;
+                    p.open(buf)?;
+                    let counter = p.counter;
                     self.send_error(cfg, ksi, cause, counter, sink);
                     self.send_trigger(cfg, sink);
                     return Err(Reject::ExpiredKsi(ksi));
@@ -336,10 +352,8 @@ impl EeseSession {
             KeyState::Valid { deadline } => Some(deadline),
             KeyState::Expired(_) => None,
         });
-        [deadline, self.previous.as_ref().map(|p| p.until), self.retx_at]
-            .into_iter()
-            .flatten()
-            .min()
+        let retx = (self.retx_at != Instant::NEVER).then_some(self.retx_at);
+        [deadline, self.previous.as_ref().map(|p| p.until), retx].into_iter().flatten().min()
     }
 
     /// Runs the timers due at `now`: te2e expiry (TR step 2), the end of the
@@ -350,23 +364,31 @@ impl EeseSession {
             && deadline <= now
         {
             c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
-            self.retx_at = None;
+            self.retx_at = Instant::NEVER;
             sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::TE2E_EXPIRED });
         }
         if self.previous.as_ref().is_some_and(|p| p.until <= now) {
             self.previous = None;
         }
-        if let Some(at) = self.retx_at
-            && at <= now
-        {
+        if self.retx_at <= now {
             if self.retx_left == 0 {
-                self.retx_at = None;
+                self.retx_at = Instant::NEVER;
             } else {
                 self.retx_left -= 1;
                 self.send_trigger(cfg, sink);
                 let shift = cfg.trigger_attempts.saturating_sub(self.retx_left).min(16);
-                self.retx_at = Some(now.after(cfg.trigger_retransmit * (1u32 << shift)));
+                self.retx_at = now.after(cfg.trigger_retransmit * (1u32 << shift));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The per-session memory budget (docs/PERFORMANCE.md): a session's state
+    /// is at most 240 octets, so a table entry stays within 256.
+    #[test]
+    fn session_state_fits_its_memory_budget() {
+        assert!(core::mem::size_of::<super::EeseSession>() <= 240);
     }
 }

@@ -81,11 +81,4 @@ impl Keyset {
     pub fn open(&mut self, buf: &mut [u8]) -> Result<Opened, protect::Error> {
         self.keys.cipher().open_with_window(buf, &mut self.recv)
     }
-
-    /// Verifies without accepting the payload (for messages under an expired
-    /// keyset: proves the UE's contact before answering). Updates the window
-    /// so the same message is answered once.
-    pub fn authenticate(&mut self, buf: &mut [u8]) -> Result<(), protect::Error> {
-        self.open(buf).map(|_| ())
-    }
 }

@@ -46,6 +46,9 @@ use crate::kdf::KdfProfile;
 pub struct Instant(pub u64);
 
 impl Instant {
+    /// The instant that never comes (a timer that is not set).
+    pub const NEVER: Instant = Instant(u64::MAX);
+
     /// `ms` milliseconds after the epoch.
     #[must_use]
     pub const fn from_millis(ms: u64) -> Self {

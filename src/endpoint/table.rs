@@ -40,7 +40,8 @@ impl<Id, S: TableSink<Id>> Sink for ForUe<'_, Id, S> {
 
 struct Entry {
     session: EeseSession,
-    scheduled: Option<Instant>,
+    /// The time of this session's live heap entry ([`Instant::NEVER`]: none).
+    scheduled: Instant,
 }
 
 /// The EESE's sessions, one per UE, with a shared [`Config`].
@@ -54,7 +55,13 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     /// An empty table.
     #[must_use]
     pub fn new(cfg: Config) -> Self {
-        EeseTable { cfg, sessions: HashMap::new(), timers: BinaryHeap::new() }
+        Self::with_capacity(cfg, 0)
+    }
+
+    /// An empty table with room for `n` sessions without reallocating.
+    #[must_use]
+    pub fn with_capacity(cfg: Config, n: usize) -> Self {
+        EeseTable { cfg, sessions: HashMap::with_capacity(n), timers: BinaryHeap::with_capacity(n) }
     }
 
     /// The shared configuration.
@@ -86,7 +93,7 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     pub fn insert(&mut self, ue: Id, root: RootKey, te2e_secs: Option<u32>) {
         let mut session = EeseSession::new(root);
         session.set_te2e(te2e_secs.unwrap_or(0));
-        self.sessions.insert(ue, Entry { session, scheduled: None });
+        self.sessions.insert(ue, Entry { session, scheduled: Instant::NEVER });
     }
 
     /// Removes a UE's session.
@@ -115,11 +122,11 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         let entry = self.sessions.get_mut(ue)?;
         let mut out = ForUe { id: ue, sink };
         let r = f(&mut entry.session, &self.cfg, &mut out);
-        let next = entry.session.poll_timeout();
+        let next = entry.session.poll_timeout().unwrap_or(Instant::NEVER);
         if next != entry.scheduled {
             entry.scheduled = next;
-            if let Some(at) = next {
-                self.timers.push(Reverse((at, ue.clone())));
+            if next != Instant::NEVER {
+                self.timers.push(Reverse((next, ue.clone())));
             }
         }
         self.compact();
@@ -131,7 +138,8 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
             self.timers = self
                 .sessions
                 .iter()
-                .filter_map(|(id, e)| e.scheduled.map(|at| Reverse((at, id.clone()))))
+                .filter(|(_, e)| e.scheduled != Instant::NEVER)
+                .map(|(id, e)| Reverse((e.scheduled, id.clone())))
                 .collect();
         }
     }
@@ -194,7 +202,7 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id))) = self.timers.peek() {
             match self.sessions.get(id) {
-                Some(e) if e.scheduled == Some(*at) => return Some(*at),
+                Some(e) if e.scheduled == *at => return Some(*at),
                 _ => {
                     self.timers.pop();
                 }
@@ -211,9 +219,9 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
             }
             let Some(Reverse((at, id))) = self.timers.pop() else { break };
             let due = self.sessions.get_mut(&id).is_some_and(|e| {
-                let due = e.scheduled == Some(at);
+                let due = e.scheduled == at;
                 if due {
-                    e.scheduled = None;
+                    e.scheduled = Instant::NEVER;
                 }
                 due
             });
