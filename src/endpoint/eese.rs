@@ -198,6 +198,23 @@ impl EeseSession {
         }
     }
 
+    /// The UE (re)established the connection the keys travel over (the TR
+    /// assumes one exists; how it is set up is the caller's). The EESE starts
+    /// the contact: it repeats the current trigger, or makes a new keyset when
+    /// none is valid. The connection is not authenticated, so this answers at
+    /// most once per [`Config::unsolicited_interval`].
+    pub fn on_connect(&mut self, now: Instant, cfg: &Config, rng: &mut impl RandSource, sink: &mut impl Sink) {
+        if now < self.quiet_until {
+            return;
+        }
+        self.quiet_until = now.after(cfg.unsolicited_interval);
+        if matches!(&self.current, Some(c) if matches!(c.state, KeyState::Valid { .. })) {
+            self.send_trigger(cfg, sink);
+        } else {
+            self.rekey(now, cfg, rng, sink);
+        }
+    }
+
     /// The enterprise's "expire now" (TR §6.5.2.4): the current keyset stops
     /// at once; the next contact rekeys.
     pub fn expire_now(&mut self, sink: &mut impl Sink) {

@@ -188,6 +188,11 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         self.with(ue, sink, |s, cfg, out| s.provide_rand(now, cfg, rand, out));
     }
 
+    /// `ue` (re)established its connection: see [`EeseSession::on_connect`].
+    pub fn on_connect(&mut self, now: Instant, ue: &Id, rng: &mut impl RandSource, sink: &mut impl TableSink<Id>) {
+        self.with(ue, sink, |s, cfg, out| s.on_connect(now, cfg, rng, out));
+    }
+
     /// The enterprise's "expire now" for `ue`.
     pub fn expire_now(&mut self, ue: &Id, sink: &mut impl TableSink<Id>) {
         self.with(ue, sink, |s, _, out| s.expire_now(out));

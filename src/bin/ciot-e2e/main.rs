@@ -12,7 +12,10 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod cmd_algo;
+mod capture;
+mod cmd_demo;
 mod cmd_kdf;
+mod net;
 mod cmd_wire;
 
 /// Command-line front end of the ciot-e2e crate.
@@ -27,6 +30,8 @@ struct Cli {
 enum Command {
     /// The raw TS 33.220 Annex B.2 KDF: HMAC-SHA-256(key, FC || P0 || L0 || ...).
     Kdf(cmd_kdf::KdfArgs),
+    /// Run one UE and one EESE over UDP on loopback through the whole rekey cycle.
+    Demo(cmd_demo::DemoArgs),
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kdf(a) => cmd_kdf::kdf(&a),
+        Command::Demo(a) => cmd_demo::demo(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
         Command::Nia2(a) => cmd_algo::nia2(&a),
         Command::Nea2(a) => cmd_algo::nea2(&a),
