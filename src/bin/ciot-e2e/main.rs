@@ -15,6 +15,7 @@ mod cmd_algo;
 mod capture;
 mod cmd_demo;
 mod cmd_kdf;
+mod cmd_peer;
 mod net;
 mod cmd_wire;
 
@@ -32,6 +33,10 @@ enum Command {
     Kdf(cmd_kdf::KdfArgs),
     /// Run one UE and one EESE over UDP on loopback through the whole rekey cycle.
     Demo(cmd_demo::DemoArgs),
+    /// Run an EESE over UDP that echoes every payload (two-process mode).
+    Eese(cmd_peer::EeseArgs),
+    /// Run a UE over UDP that sends numbered payloads and waits for each echo.
+    Ue(cmd_peer::UeArgs),
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kdf(a) => cmd_kdf::kdf(&a),
         Command::Demo(a) => cmd_demo::demo(&a),
+        Command::Eese(a) => cmd_peer::eese(&a),
+        Command::Ue(a) => cmd_peer::ue(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
         Command::Nia2(a) => cmd_algo::nia2(&a),
         Command::Nea2(a) => cmd_algo::nea2(&a),
