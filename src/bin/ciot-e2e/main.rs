@@ -16,6 +16,7 @@ mod capture;
 mod cmd_demo;
 mod cmd_kdf;
 mod cmd_peer;
+mod cmd_protect;
 mod net;
 mod cmd_wire;
 
@@ -33,6 +34,10 @@ enum Command {
     Kdf(cmd_kdf::KdfArgs),
     /// Run one UE and one EESE over UDP on loopback through the whole rekey cycle.
     Demo(cmd_demo::DemoArgs),
+    /// Protect a payload as a data message under the keyset of --root and --rand.
+    Protect(cmd_protect::ProtectArgs),
+    /// Verify and decrypt a data message under the keyset of --root and --rand.
+    Unprotect(cmd_protect::UnprotectArgs),
     /// Run an EESE over UDP that echoes every payload (two-process mode).
     Eese(cmd_peer::EeseArgs),
     /// Run a UE over UDP that sends numbered payloads and waits for each echo.
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kdf(a) => cmd_kdf::kdf(&a),
         Command::Demo(a) => cmd_demo::demo(&a),
+        Command::Protect(a) => cmd_protect::protect(&a),
+        Command::Unprotect(a) => cmd_protect::unprotect(&a),
         Command::Eese(a) => cmd_peer::eese(&a),
         Command::Ue(a) => cmd_peer::ue(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
