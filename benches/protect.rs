@@ -11,17 +11,19 @@ use std::hint::black_box;
 use aes::Aes128;
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use cmac::{Cmac, Mac};
-use ctr::cipher::{InnerIvInit, StreamCipher};
 use ciot_e2e::kdf::{KdfProfile, KeySet};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{Direction, Ksi, Suite};
+use cmac::{Cmac, Mac};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ctr::cipher::{InnerIvInit, StreamCipher};
 
 const SIZES: [usize; 6] = [16, 32, 64, 256, 1024, 1400];
 
 fn ours(suite: Suite) -> SuiteCipher {
-    SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0x42; 32]), suite).unwrap().cipher()
+    SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0x42; 32]), suite)
+        .unwrap()
+        .cipher()
 }
 
 fn gcm(c: &mut Criterion) {
@@ -33,24 +35,42 @@ fn gcm(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         let mut buf = vec![0x5a; cipher.message_len(size)];
         g.bench_with_input(BenchmarkId::new("protect/ours", size), &size, |b, &n| {
-            b.iter(|| cipher.seal_in_place(Ksi(1), Direction::Uplink, 7, black_box(&mut buf), n).unwrap())
+            b.iter(|| {
+                cipher
+                    .seal_in_place(Ksi(1), Direction::Uplink, 7, black_box(&mut buf), n)
+                    .unwrap()
+            })
         });
         let mut payload = vec![0x5a; size];
         let aad = [0u8; 9];
         g.bench_with_input(BenchmarkId::new("protect/bare", size), &size, |b, _| {
-            b.iter(|| bare.encrypt_inout_detached(&nonce.into(), &aad, black_box(&mut payload[..]).into()).unwrap())
+            b.iter(|| {
+                bare.encrypt_inout_detached(&nonce.into(), &aad, black_box(&mut payload[..]).into())
+                    .unwrap()
+            })
         });
         let mut msg = vec![0u8; cipher.message_len(size)];
-        cipher.seal(Ksi(1), Direction::Uplink, 7, &vec![0x5a; size], &mut msg).unwrap();
+        cipher
+            .seal(Ksi(1), Direction::Uplink, 7, &vec![0x5a; size], &mut msg)
+            .unwrap();
         g.bench_with_input(BenchmarkId::new("unprotect/ours", size), &size, |b, _| {
-            b.iter_batched_ref(|| msg.clone(), |m| cipher.open_in_place(m).unwrap(), BatchSize::SmallInput)
+            b.iter_batched_ref(
+                || msg.clone(),
+                |m| cipher.open_in_place(m).unwrap(),
+                BatchSize::SmallInput,
+            )
         });
         let mut ct = vec![0x5a; size];
-        let tag = bare.encrypt_inout_detached(&nonce.into(), &aad, ct.as_mut_slice().into()).unwrap();
+        let tag = bare
+            .encrypt_inout_detached(&nonce.into(), &aad, ct.as_mut_slice().into())
+            .unwrap();
         g.bench_with_input(BenchmarkId::new("unprotect/bare", size), &size, |b, _| {
             b.iter_batched_ref(
                 || ct.clone(),
-                |m| bare.decrypt_inout_detached(&nonce.into(), &aad, m.as_mut_slice().into(), &tag).unwrap(),
+                |m| {
+                    bare.decrypt_inout_detached(&nonce.into(), &aad, m.as_mut_slice().into(), &tag)
+                        .unwrap()
+                },
                 BatchSize::SmallInput,
             )
         });
@@ -60,7 +80,12 @@ fn gcm(c: &mut Criterion) {
 
 type Ctr = ctr::Ctr64BE<Aes128>;
 
-fn bare_ctr_cmac(aes: &Aes128, mac: &Cmac<Aes128>, header: &[u8; 9], payload: &mut [u8]) -> [u8; 4] {
+fn bare_ctr_cmac(
+    aes: &Aes128,
+    mac: &Cmac<Aes128>,
+    header: &[u8; 9],
+    payload: &mut [u8],
+) -> [u8; 4] {
     let iv = [0u8; 16];
     let mut ctr = Ctr::from_core(ctr::CtrCore::inner_iv_init(aes.clone(), &iv.into()));
     ctr.apply_keystream(payload);
@@ -82,16 +107,26 @@ fn nea2_nia2(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         let mut buf = vec![0x5a; cipher.message_len(size)];
         g.bench_with_input(BenchmarkId::new("protect/ours", size), &size, |b, &n| {
-            b.iter(|| cipher.seal_in_place(Ksi(1), Direction::Uplink, 7, black_box(&mut buf), n).unwrap())
+            b.iter(|| {
+                cipher
+                    .seal_in_place(Ksi(1), Direction::Uplink, 7, black_box(&mut buf), n)
+                    .unwrap()
+            })
         });
         let mut payload = vec![0x5a; size];
         g.bench_with_input(BenchmarkId::new("protect/bare", size), &size, |b, _| {
             b.iter(|| bare_ctr_cmac(&aes, &mac, &header, black_box(&mut payload)))
         });
         let mut msg = vec![0u8; cipher.message_len(size)];
-        cipher.seal(Ksi(1), Direction::Uplink, 7, &vec![0x5a; size], &mut msg).unwrap();
+        cipher
+            .seal(Ksi(1), Direction::Uplink, 7, &vec![0x5a; size], &mut msg)
+            .unwrap();
         g.bench_with_input(BenchmarkId::new("unprotect/ours", size), &size, |b, _| {
-            b.iter_batched_ref(|| msg.clone(), |m| cipher.open_in_place(m).unwrap(), BatchSize::SmallInput)
+            b.iter_batched_ref(
+                || msg.clone(),
+                |m| cipher.open_in_place(m).unwrap(),
+                BatchSize::SmallInput,
+            )
         });
         // Bare unprotect does the same work as bare protect (MAC, then CTR).
         g.bench_with_input(BenchmarkId::new("unprotect/bare", size), &size, |b, _| {

@@ -46,7 +46,11 @@ impl TableSink<u32> for Quiet {
 }
 
 fn build(n: u32) -> EeseTable<u32> {
-    let cfg = Config { trigger_attempts: 0, te2e: Duration::from_secs(60), ..Config::default() };
+    let cfg = Config {
+        trigger_attempts: 0,
+        te2e: Duration::from_secs(60),
+        ..Config::default()
+    };
     let mut t = EeseTable::with_capacity(cfg, n as usize);
     let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
     let mut r = || Some(Rand([1; 16]));

@@ -42,11 +42,20 @@ fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     let mut t = [0u8; TriggerRepr::LEN];
     trigger().emit(&mut TriggerPacket::new_unchecked(&mut t[..]));
-    g.bench_function("trigger", |b| b.iter(|| Message::parse(black_box(&t[..])).is_ok()));
+    g.bench_function("trigger", |b| {
+        b.iter(|| Message::parse(black_box(&t[..])).is_ok())
+    });
     let mut k = [0u8; KeyExpiredRepr::LEN];
-    KeyExpiredRepr { ksi: Ksi(1), cause: Cause::TE2E_EXPIRED, counter: 42, tag: [9; 16] }
-        .emit(&mut KeyExpiredPacket::new_unchecked(&mut k[..]));
-    g.bench_function("key-expired", |b| b.iter(|| Message::parse(black_box(&k[..])).is_ok()));
+    KeyExpiredRepr {
+        ksi: Ksi(1),
+        cause: Cause::TE2E_EXPIRED,
+        counter: 42,
+        tag: [9; 16],
+    }
+    .emit(&mut KeyExpiredPacket::new_unchecked(&mut k[..]));
+    g.bench_function("key-expired", |b| {
+        b.iter(|| Message::parse(black_box(&k[..])).is_ok())
+    });
     for size in [16usize, 1024] {
         let m = data_message(size);
         g.bench_function(format!("data/{size}"), |b| {
@@ -63,7 +72,12 @@ fn emit(c: &mut Criterion) {
     g.bench_function("trigger", |b| {
         b.iter(|| black_box(&tr).emit(&mut TriggerPacket::new_unchecked(black_box(&mut t[..]))))
     });
-    let kr = KeyExpiredRepr { ksi: Ksi(1), cause: Cause::TE2E_EXPIRED, counter: 42, tag: [9; 16] };
+    let kr = KeyExpiredRepr {
+        ksi: Ksi(1),
+        cause: Cause::TE2E_EXPIRED,
+        counter: 42,
+        tag: [9; 16],
+    };
     let mut k = [0u8; KeyExpiredRepr::LEN];
     g.bench_function("key-expired", |b| {
         b.iter(|| black_box(&kr).emit(&mut KeyExpiredPacket::new_unchecked(black_box(&mut k[..]))))
@@ -71,12 +85,18 @@ fn emit(c: &mut Criterion) {
     let mut out = vec![0u8; 2048];
     for size in [16usize, 1024] {
         let m = data_message(size);
-        let Ok(Message::Data(r)) = Message::parse(&m) else { unreachable!() };
+        let Ok(Message::Data(r)) = Message::parse(&m) else {
+            unreachable!()
+        };
         g.bench_function(format!("data-header/{size}"), |b| {
             // The in-place path protect uses: header only, payload already in place.
             b.iter(|| {
-                DataPacket::new_unchecked(black_box(&mut out[..r.buffer_len()]))
-                    .set_header(r.ksi, r.direction, r.suite, r.seq)
+                DataPacket::new_unchecked(black_box(&mut out[..r.buffer_len()])).set_header(
+                    r.ksi,
+                    r.direction,
+                    r.suite,
+                    r.seq,
+                )
             })
         });
         g.bench_function(format!("data-copy/{size}"), |b| {

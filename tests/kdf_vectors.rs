@@ -25,11 +25,24 @@ fn ts33220_kdf_matches_every_published_vector() {
         let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
         let want = hex(&case["output"]);
         let got = kdf(&key, fc, &refs).unwrap();
-        assert_eq!(got.as_slice(), want.as_slice(), "vector {name}: key {}", hex::encode(&key));
+        assert_eq!(
+            got.as_slice(),
+            want.as_slice(),
+            "vector {name}: key {}",
+            hex::encode(&key)
+        );
         // The prepared (reused) key must give the same output twice.
         let prepared = Ts33220Key::new(&key);
-        assert_eq!(prepared.derive(fc, &refs).unwrap().as_slice(), want.as_slice(), "{name}");
-        assert_eq!(prepared.derive(fc, &refs).unwrap().as_slice(), want.as_slice(), "{name}");
+        assert_eq!(
+            prepared.derive(fc, &refs).unwrap().as_slice(),
+            want.as_slice(),
+            "{name}"
+        );
+        assert_eq!(
+            prepared.derive(fc, &refs).unwrap().as_slice(),
+            want.as_slice(),
+            "{name}"
+        );
     }
 }
 
@@ -47,7 +60,11 @@ fn s_string_of_every_vector_is_what_we_hash() {
         let params: Vec<Vec<u8>> = case["params"].as_array().unwrap().iter().map(hex).collect();
         let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
         let ours = kdf(&hex(&case["key"]), fc, &refs).unwrap();
-        assert_eq!(mac.finalize().into_bytes().as_slice(), ours.as_slice(), "{name}");
+        assert_eq!(
+            mac.finalize().into_bytes().as_slice(),
+            ours.as_slice(),
+            "{name}"
+        );
     }
 }
 

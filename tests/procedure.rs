@@ -45,7 +45,13 @@ impl Sink for Out {
 }
 
 fn root(seed: u8) -> RootKey {
-    int_key(KdfProfile::Ts33220, &CkIk::new(&Ck::from_bytes([seed; 16]), &Ik::from_bytes([seed ^ 0x5a; 16])))
+    int_key(
+        KdfProfile::Ts33220,
+        &CkIk::new(
+            &Ck::from_bytes([seed; 16]),
+            &Ik::from_bytes([seed ^ 0x5a; 16]),
+        ),
+    )
 }
 
 /// A deterministic local RAND source.
@@ -115,22 +121,31 @@ impl Pair {
 
     fn eese_send(&mut self, payload: &[u8], rng: &mut impl FnMut() -> Option<Rand>) {
         let mut out = Out::default();
-        let r = self.eese.send(self.now, &self.cfg, payload, &mut self.scratch, rng, &mut out);
+        let r = self.eese.send(
+            self.now,
+            &self.cfg,
+            payload,
+            &mut self.scratch,
+            rng,
+            &mut out,
+        );
         self.eese_out(out);
         r.unwrap();
     }
 
     /// Delivers one datagram to the UE.
-    fn to_ue(&mut self, mut d: Vec<u8>) {
+    fn deliver_to_ue(&mut self, mut d: Vec<u8>) {
         let mut out = Out::default();
-        self.ue.handle_datagram(self.now, &self.cfg, &mut d, &mut self.scratch, &mut out);
+        self.ue
+            .handle_datagram(self.now, &self.cfg, &mut d, &mut self.scratch, &mut out);
         self.ue_out(out);
     }
 
     /// Delivers one datagram to the EESE.
-    fn to_eese(&mut self, mut d: Vec<u8>, rng: &mut impl FnMut() -> Option<Rand>) {
+    fn deliver_to_eese(&mut self, mut d: Vec<u8>, rng: &mut impl FnMut() -> Option<Rand>) {
         let mut out = Out::default();
-        self.eese.handle_datagram(self.now, &self.cfg, &mut d, rng, &mut out);
+        self.eese
+            .handle_datagram(self.now, &self.cfg, &mut d, rng, &mut out);
         self.eese_out(out);
     }
 
@@ -138,10 +153,10 @@ impl Pair {
     fn flush(&mut self, rng: &mut impl FnMut() -> Option<Rand>) {
         while !self.up.is_empty() || !self.down.is_empty() {
             for d in std::mem::take(&mut self.down) {
-                self.to_ue(d);
+                self.deliver_to_ue(d);
             }
             for d in std::mem::take(&mut self.up) {
-                self.to_eese(d, rng);
+                self.deliver_to_eese(d, rng);
             }
         }
     }
@@ -163,7 +178,11 @@ impl Pair {
 }
 
 fn cfg() -> Config {
-    Config { te2e: Duration::from_secs(10), grace: Duration::from_secs(2), ..Config::default() }
+    Config {
+        te2e: Duration::from_secs(10),
+        grace: Duration::from_secs(2),
+        ..Config::default()
+    }
 }
 
 /// A pair with keyset 0 installed on both sides.
@@ -182,7 +201,13 @@ fn started() -> (Pair, impl FnMut() -> Option<Rand>) {
 fn full_tr_sequence_expiry_error_trigger_retransmission() {
     let (mut p, mut r) = started();
     // Data both ways under KSI 0.
-    assert_eq!(p.ue_send(b"up-1"), Sent::Now { ksi: Ksi(0), seq: 0 });
+    assert_eq!(
+        p.ue_send(b"up-1"),
+        Sent::Now {
+            ksi: Ksi(0),
+            seq: 0
+        }
+    );
     p.eese_send(b"down-1", &mut r);
     p.flush(&mut r);
     assert_eq!(p.take_eese(), [Ev::Data(0, b"up-1".to_vec())]);
@@ -196,16 +221,32 @@ fn full_tr_sequence_expiry_error_trigger_retransmission() {
     // Step 3: the UE's next contact gets the error; step 4: the trigger.
     p.ue_send(b"up-2");
     let d = p.up.pop().unwrap();
-    p.to_eese(d, &mut r);
-    assert_eq!(types(&p.down), [MessageType::KEY_EXPIRED, MessageType::DERIVE_TRIGGER]);
-    assert_eq!(p.take_eese(), [Ev::Rekeyed(1, 2), Ev::Rejected(Reject::ExpiredKsi(Ksi(0)))]);
+    p.deliver_to_eese(d, &mut r);
+    assert_eq!(
+        types(&p.down),
+        [MessageType::KEY_EXPIRED, MessageType::DERIVE_TRIGGER]
+    );
+    assert_eq!(
+        p.take_eese(),
+        [Ev::Rekeyed(1, 2), Ev::Rejected(Reject::ExpiredKsi(Ksi(0)))]
+    );
 
     // Step 5: the UE retransmits the held message under the new keyset.
     p.flush(&mut r);
-    assert_eq!(p.take_ue(), [Ev::Expired(0, Cause::TE2E_EXPIRED), Ev::Rekeyed(1, 2), Ev::Retransmitted(1)]);
+    assert_eq!(
+        p.take_ue(),
+        [
+            Ev::Expired(0, Cause::TE2E_EXPIRED),
+            Ev::Rekeyed(1, 2),
+            Ev::Retransmitted(1)
+        ]
+    );
     assert_eq!(p.take_eese(), [Ev::Data(1, b"up-2".to_vec())]);
     assert_eq!(p.ue.current(), Some((Ksi(1), 2, true)));
-    assert_eq!(p.ue.current_keys().map(|k| k.1.clone()), p.eese.current_keys().map(|k| k.1.clone()));
+    assert_eq!(
+        p.ue.current_keys().map(|k| k.1.clone()),
+        p.eese.current_keys().map(|k| k.1.clone())
+    );
 }
 
 #[test]
@@ -214,9 +255,15 @@ fn eese_initiated_contact_after_expiry_skips_the_error() {
     p.advance(Duration::from_secs(11));
     p.take_eese();
     p.eese_send(b"hello", &mut r);
-    assert_eq!(types(&p.down), [MessageType::DERIVE_TRIGGER, MessageType::DATA]);
+    assert_eq!(
+        types(&p.down),
+        [MessageType::DERIVE_TRIGGER, MessageType::DATA]
+    );
     p.flush(&mut r);
-    assert_eq!(p.take_ue(), [Ev::Rekeyed(1, 2), Ev::Data(1, b"hello".to_vec())]);
+    assert_eq!(
+        p.take_ue(),
+        [Ev::Rekeyed(1, 2), Ev::Data(1, b"hello".to_vec())]
+    );
 }
 
 #[test]
@@ -225,7 +272,7 @@ fn lost_trigger_is_recovered_by_the_next_contact() {
     p.advance(Duration::from_secs(10));
     p.ue_send(b"one");
     let d = p.up.pop().unwrap();
-    p.to_eese(d, &mut r);
+    p.deliver_to_eese(d, &mut r);
     // Both the error and the trigger are lost.
     p.down.clear();
     // The UE tries again under KSI 0: error and the same trigger again.
@@ -234,7 +281,10 @@ fn lost_trigger_is_recovered_by_the_next_contact() {
     assert_eq!(p.ue.current(), Some((Ksi(1), 2, true)));
     let ev = p.take_eese();
     assert!(ev.contains(&Ev::Data(1, b"two".to_vec())), "{ev:?}");
-    assert!(!ev.iter().any(|e| matches!(e, Ev::Data(0, _))), "nothing accepted under the expired keyset");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Ev::Data(0, _))),
+        "nothing accepted under the expired keyset"
+    );
 }
 
 #[test]
@@ -243,7 +293,7 @@ fn lost_trigger_after_error_is_repeated_by_the_eese_timer() {
     p.advance(Duration::from_secs(10));
     p.ue_send(b"one");
     let d = p.up.pop().unwrap();
-    p.to_eese(d, &mut r);
+    p.deliver_to_eese(d, &mut r);
     // The error arrives, the trigger is lost: the UE holds its message.
     let trigger = p.down.pop().unwrap();
     assert_eq!(peek_type(&trigger), Ok(MessageType::DERIVE_TRIGGER));
@@ -267,7 +317,7 @@ fn duplicate_trigger_is_idempotent() {
     p.flush(&mut r);
     p.take_ue();
     let before = p.ue.current();
-    p.to_ue(t);
+    p.deliver_to_ue(t);
     assert_eq!(p.ue.current(), before);
     assert!(p.take_ue().is_empty(), "a repeated trigger is not an error");
 }
@@ -281,18 +331,30 @@ fn data_reordered_across_a_rekey_is_accepted_in_the_grace_period() {
     p.flush(&mut r);
     p.ue_send(b"new");
     let new = p.up.pop().unwrap();
-    p.to_eese(new, &mut r);
-    p.to_eese(old.clone(), &mut r);
-    assert_eq!(p.take_eese()[1..], [Ev::Data(1, b"new".to_vec()), Ev::Data(0, b"old".to_vec())]);
+    p.deliver_to_eese(new, &mut r);
+    p.deliver_to_eese(old.clone(), &mut r);
+    assert_eq!(
+        p.take_eese()[1..],
+        [Ev::Data(1, b"new".to_vec()), Ev::Data(0, b"old".to_vec())]
+    );
     // A replay of the late message is refused; after the grace period the
     // old keyset is gone.
-    p.to_eese(old.clone(), &mut r);
-    assert!(matches!(p.take_eese()[..], [Ev::Rejected(Reject::Protect(_))]));
+    p.deliver_to_eese(old.clone(), &mut r);
+    assert!(matches!(
+        p.take_eese()[..],
+        [Ev::Rejected(Reject::Protect(_))]
+    ));
     p.advance(Duration::from_secs(3));
-    p.to_eese(old, &mut r);
+    p.deliver_to_eese(old, &mut r);
     assert_eq!(p.take_eese(), [Ev::Rejected(Reject::UnknownKsi(Ksi(0)))]);
     // And the UE never sends under the replaced keyset.
-    assert_eq!(p.ue_send(b"x"), Sent::Now { ksi: Ksi(1), seq: 1 });
+    assert_eq!(
+        p.ue_send(b"x"),
+        Sent::Now {
+            ksi: Ksi(1),
+            seq: 1
+        }
+    );
 }
 
 fn flip(mut d: Vec<u8>, at: usize) -> Vec<u8> {
@@ -307,18 +369,29 @@ fn forged_trigger_changes_nothing() {
     let t = p.down.pop().unwrap();
     let before = (p.ue.current(), p.ue.last_counter());
     for at in [2, 11, 12, 28, 29, 33, 40] {
-        p.to_ue(flip(t.clone(), at));
-        assert_eq!((p.ue.current(), p.ue.last_counter()), before, "flip at {at}");
+        p.deliver_to_ue(flip(t.clone(), at));
+        assert_eq!(
+            (p.ue.current(), p.ue.last_counter()),
+            before,
+            "flip at {at}"
+        );
     }
     let ev = p.take_ue();
     assert_eq!(ev.len(), 7);
-    assert!(ev.iter().all(|e| matches!(e, Ev::Rejected(Reject::Wire(_)))), "{ev:?}");
+    assert!(
+        ev.iter()
+            .all(|e| matches!(e, Ev::Rejected(Reject::Wire(_)))),
+        "{ev:?}"
+    );
     // A trigger made under another root.
     let mut other = EeseSession::new(root(9));
     let mut out = Out::default();
     other.rekey(p.now, &p.cfg, &mut rng(), &mut out);
-    p.to_ue(out.sent[0].clone());
-    assert_eq!(p.take_ue(), [Ev::Rejected(Reject::Wire(wire::Error::BadTag))]);
+    p.deliver_to_ue(out.sent[0].clone());
+    assert_eq!(
+        p.take_ue(),
+        [Ev::Rejected(Reject::Wire(wire::Error::BadTag))]
+    );
     assert_eq!((p.ue.current(), p.ue.last_counter()), before);
 }
 
@@ -332,8 +405,14 @@ fn replayed_old_trigger_changes_nothing() {
     p.flush(&mut r);
     p.take_ue();
     assert_eq!(p.ue.current(), Some((Ksi(2), 3, true)));
-    p.to_ue(first);
-    assert_eq!(p.take_ue(), [Ev::Rejected(Reject::Wire(wire::Error::StaleCounter { counter: 2, last: 3 }))]);
+    p.deliver_to_ue(first);
+    assert_eq!(
+        p.take_ue(),
+        [Ev::Rejected(Reject::Wire(wire::Error::StaleCounter {
+            counter: 2,
+            last: 3
+        }))]
+    );
     assert_eq!(p.ue.current(), Some((Ksi(2), 3, true)));
 }
 
@@ -343,16 +422,19 @@ fn forged_key_expired_error_changes_nothing() {
     p.advance(Duration::from_secs(10));
     p.ue_send(b"x");
     let d = p.up.pop().unwrap();
-    p.to_eese(d, &mut r);
+    p.deliver_to_eese(d, &mut r);
     let err = p.down.remove(0);
     p.down.clear();
     // Back to a fresh pair whose keyset 0 is valid: a forged error for it.
     let (mut q, _) = started();
     for at in [2, 8, 12, 28] {
-        q.to_ue(flip(err.clone(), at));
+        q.deliver_to_ue(flip(err.clone(), at));
         assert_eq!(q.ue.current(), Some((Ksi(0), 1, true)), "flip at {at}");
     }
-    assert_eq!(q.take_ue(), vec![Ev::Rejected(Reject::Wire(wire::Error::BadTag)); 4]);
+    assert_eq!(
+        q.take_ue(),
+        vec![Ev::Rejected(Reject::Wire(wire::Error::BadTag)); 4]
+    );
 }
 
 #[test]
@@ -362,7 +444,7 @@ fn replayed_error_of_an_older_generation_changes_nothing() {
     p.advance(Duration::from_secs(10));
     p.ue_send(b"x");
     let d = p.up.pop().unwrap();
-    p.to_eese(d, &mut r);
+    p.deliver_to_eese(d, &mut r);
     let old_err = p.down[0].clone();
     assert_eq!(peek_type(&old_err), Ok(MessageType::KEY_EXPIRED));
     p.flush(&mut r);
@@ -375,8 +457,14 @@ fn replayed_error_of_an_older_generation_changes_nothing() {
     p.take_ue();
     let before = p.ue.current();
     assert_eq!(before.map(|c| c.0), Some(Ksi(0)));
-    p.to_ue(old_err);
-    assert_eq!(p.take_ue(), [Ev::Rejected(Reject::StaleError { ksi: Ksi(0), counter: 1 })]);
+    p.deliver_to_ue(old_err);
+    assert_eq!(
+        p.take_ue(),
+        [Ev::Rejected(Reject::StaleError {
+            ksi: Ksi(0),
+            counter: 1
+        })]
+    );
     assert_eq!(p.ue.current(), before);
 }
 
@@ -386,12 +474,19 @@ fn expire_now_makes_the_next_contact_rekey_with_enterprise_cause() {
     let mut out = Out::default();
     p.eese.expire_now(&mut out);
     p.eese_out(out);
-    assert_eq!(p.take_eese(), [Ev::Expired(0, Cause::EXPIRED_BY_ENTERPRISE)]);
+    assert_eq!(
+        p.take_eese(),
+        [Ev::Expired(0, Cause::EXPIRED_BY_ENTERPRISE)]
+    );
     p.ue_send(b"after");
     p.flush(&mut r);
     assert_eq!(
         p.take_ue(),
-        [Ev::Expired(0, Cause::EXPIRED_BY_ENTERPRISE), Ev::Rekeyed(1, 2), Ev::Retransmitted(1)]
+        [
+            Ev::Expired(0, Cause::EXPIRED_BY_ENTERPRISE),
+            Ev::Rekeyed(1, 2),
+            Ev::Retransmitted(1)
+        ]
     );
     assert!(p.take_eese().contains(&Ev::Data(1, b"after".to_vec())));
 }
@@ -408,14 +503,20 @@ fn replaced_root_invalidates_every_keyset_of_the_old_root() {
     p.ue.replace_root(root(2), &mut Out::default());
     assert_eq!(p.ue.current(), None);
     // Data under the old root's keyset is not accepted.
-    p.to_eese(in_flight, &mut r);
-    assert!(matches!(p.take_eese()[..], [Ev::Rejected(Reject::UnknownKsi(Ksi(0)))]));
+    p.deliver_to_eese(in_flight, &mut r);
+    assert!(matches!(
+        p.take_eese()[..],
+        [Ev::Rejected(Reject::UnknownKsi(Ksi(0)))]
+    ));
     p.down.clear();
     // The EESE starts the new root's first keyset; the UE accepts it.
     p.eese_send(b"new root", &mut r);
     p.flush(&mut r);
     // KSIs start again under the new root; the counter keeps rising.
-    assert_eq!(p.take_ue(), [Ev::Rekeyed(0, 2), Ev::Data(0, b"new root".to_vec())]);
+    assert_eq!(
+        p.take_ue(),
+        [Ev::Rekeyed(0, 2), Ev::Data(0, b"new root".to_vec())]
+    );
 }
 
 #[test]
@@ -428,17 +529,23 @@ fn rand_from_the_emks_source() {
     assert!(p.eese.rand_pending());
     // Sending while the RAND is awaited is refused, not lost silently.
     let mut out = Out::default();
-    let err = p.eese.send(p.now, &p.cfg, b"x", &mut p.scratch, &mut none, &mut out);
+    let err = p
+        .eese
+        .send(p.now, &p.cfg, b"x", &mut p.scratch, &mut none, &mut out);
     assert_eq!(err, Err(ciot_e2e::endpoint::SendError::RandPending));
     assert!(out.events.is_empty(), "RandNeeded is asked once");
     // The EMKS answers.
     let mut out = Out::default();
-    p.eese.provide_rand(p.now, &p.cfg, Rand([0xee; 16]), &mut out);
+    p.eese
+        .provide_rand(p.now, &p.cfg, Rand([0xee; 16]), &mut out);
     p.eese_out(out);
     assert_eq!(p.take_eese(), [Ev::Rekeyed(0, 1)]);
     p.flush(&mut none);
     assert_eq!(p.take_ue(), [Ev::Rekeyed(0, 1)]);
-    assert_eq!(p.ue.current_keys().map(|k| k.0.clone()), Some(Rand([0xee; 16])));
+    assert_eq!(
+        p.ue.current_keys().map(|k| k.0.clone()),
+        Some(Rand([0xee; 16]))
+    );
 }
 
 #[test]
@@ -464,8 +571,11 @@ fn snapshot_and_restore_across_a_rekey() {
     assert_eq!(p.ue.current(), Some((Ksi(1), 2, true)));
     assert_eq!(p.ue.last_counter(), 2);
     // The restored UE cannot be rolled back by a replayed trigger...
-    p.to_ue(old_trigger);
-    assert!(p.take_ue().is_empty(), "the trigger of the keyset in use is a duplicate");
+    p.deliver_to_ue(old_trigger);
+    assert!(
+        p.take_ue().is_empty(),
+        "the trigger of the keyset in use is a duplicate"
+    );
     let mut q = started().0;
     let first = {
         let mut out = Out::default();
@@ -473,11 +583,20 @@ fn snapshot_and_restore_across_a_rekey() {
         q.eese.rekey(q.now, &q.cfg, &mut rng(), &mut out);
         out.sent[0].clone()
     };
-    p.to_ue(first);
-    assert!(matches!(p.take_ue()[..], [Ev::Rejected(Reject::Wire(wire::Error::StaleCounter { .. }))]));
+    p.deliver_to_ue(first);
+    assert!(matches!(
+        p.take_ue()[..],
+        [Ev::Rejected(Reject::Wire(wire::Error::StaleCounter { .. }))]
+    ));
     // ...and data keeps flowing: sequence numbers skip ahead, the EESE's
     // restored window accepts them and refuses replays of old ones.
-    assert_eq!(p.ue_send(b"c"), Sent::Now { ksi: Ksi(1), seq: 1 + ciot_e2e::endpoint::SEQ_RESERVE });
+    assert_eq!(
+        p.ue_send(b"c"),
+        Sent::Now {
+            ksi: Ksi(1),
+            seq: 1 + ciot_e2e::endpoint::SEQ_RESERVE
+        }
+    );
     p.flush(&mut r);
     assert_eq!(p.take_eese(), [Ev::Data(1, b"c".to_vec())]);
     // Corrupt snapshots are refused.
@@ -488,7 +607,10 @@ fn snapshot_and_restore_across_a_rekey() {
 
 #[test]
 fn soft_limit_triggers_a_rekey_before_the_sequence_space_runs_out() {
-    let mut p = Pair::new(Config { soft_limit: 3, ..cfg() });
+    let mut p = Pair::new(Config {
+        soft_limit: 3,
+        ..cfg()
+    });
     let mut r = rng();
     p.rekey(&mut r);
     p.flush(&mut r);
@@ -496,7 +618,11 @@ fn soft_limit_triggers_a_rekey_before_the_sequence_space_runs_out() {
         p.ue_send(&[i]);
         p.flush(&mut r);
     }
-    assert_eq!(p.ue.current(), Some((Ksi(1), 2, true)), "the EESE rekeyed at uplink seq 3");
+    assert_eq!(
+        p.ue.current(),
+        Some((Ksi(1), 2, true)),
+        "the EESE rekeyed at uplink seq 3"
+    );
     // The EESE's own downlink counter also rekeys at the soft limit.
     for _ in 0..4 {
         p.eese_send(b"d", &mut r);

@@ -15,22 +15,35 @@ const GOLDEN_GCM: &str = "0103010002000000007731df5429aa7684fb9c8d8c2a8ac4c0db48
 const GOLDEN_NEA2_NIA2: &str = "010301000100000000e2845c2d48647b88e4";
 
 fn cipher(suite: Suite) -> SuiteCipher {
-    let root = RootKey::new(RootKind::IntKey, RootBytes::from_slice(&hex::decode(ROOT).unwrap()).unwrap());
-    let keyset = PreparedRoot::new(&root, KdfProfile::Ts33220).keyset(&Rand::from_slice(&hex::decode(RAND).unwrap()).unwrap());
-    SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite).unwrap().cipher()
+    let root = RootKey::new(
+        RootKind::IntKey,
+        RootBytes::from_slice(&hex::decode(ROOT).unwrap()).unwrap(),
+    );
+    let keyset = PreparedRoot::new(&root, KdfProfile::Ts33220)
+        .keyset(&Rand::from_slice(&hex::decode(RAND).unwrap()).unwrap());
+    SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite)
+        .unwrap()
+        .cipher()
 }
 
 fn seal(suite: Suite, seq: u32, payload: &[u8]) -> Vec<u8> {
     let c = cipher(suite);
     let mut out = vec![0u8; c.message_len(payload.len())];
-    c.seal(Ksi(1), Direction::Uplink, seq, payload, &mut out).unwrap();
+    c.seal(Ksi(1), Direction::Uplink, seq, payload, &mut out)
+        .unwrap();
     out
 }
 
 #[test]
 fn golden_data_messages_match_the_format_doc() {
-    assert_eq!(hex::encode(seal(Suite::AES_128_GCM, 0, b"Hello")), GOLDEN_GCM);
-    assert_eq!(hex::encode(seal(Suite::NEA2_NIA2, 0, b"Hello")), GOLDEN_NEA2_NIA2);
+    assert_eq!(
+        hex::encode(seal(Suite::AES_128_GCM, 0, b"Hello")),
+        GOLDEN_GCM
+    );
+    assert_eq!(
+        hex::encode(seal(Suite::NEA2_NIA2, 0, b"Hello")),
+        GOLDEN_NEA2_NIA2
+    );
 }
 
 #[test]
@@ -43,9 +56,19 @@ fn flipping_any_bit_of_a_protected_message_makes_unprotect_fail_and_changes_noth
             m[bit / 8] ^= 1 << (bit % 8);
             let tampered = m.clone();
             let mut window = ReplayWindow::new();
-            assert!(c.open_with_window(&mut m, &mut window).is_err(), "{suite}: bit {bit} flip accepted");
-            assert_eq!(m, tampered, "{suite}: bit {bit}: buffer changed by a failed unprotect");
-            assert_eq!(window, ReplayWindow::new(), "{suite}: bit {bit}: window changed");
+            assert!(
+                c.open_with_window(&mut m, &mut window).is_err(),
+                "{suite}: bit {bit} flip accepted"
+            );
+            assert_eq!(
+                m, tampered,
+                "{suite}: bit {bit}: buffer changed by a failed unprotect"
+            );
+            assert_eq!(
+                window,
+                ReplayWindow::new(),
+                "{suite}: bit {bit}: window changed"
+            );
         }
     }
 }
@@ -56,17 +79,32 @@ fn replayed_and_old_messages_are_rejected_with_their_own_errors() {
         let c = cipher(suite);
         let mut w = ReplayWindow::new();
         let m0 = seal(suite, 0, b"zero");
-        assert!(c.open_with_window(&mut m0.clone(), &mut w).is_ok(), "sequence number 0 is accepted");
-        assert_eq!(c.open_with_window(&mut m0.clone(), &mut w), Err(Error::Replayed { seq: 0 }));
-        assert!(c.open_with_window(&mut seal(suite, 100, b"x"), &mut w).is_ok());
+        assert!(
+            c.open_with_window(&mut m0.clone(), &mut w).is_ok(),
+            "sequence number 0 is accepted"
+        );
+        assert_eq!(
+            c.open_with_window(&mut m0.clone(), &mut w),
+            Err(Error::Replayed { seq: 0 })
+        );
+        assert!(
+            c.open_with_window(&mut seal(suite, 100, b"x"), &mut w)
+                .is_ok()
+        );
         // 63 behind the highest is inside the window, once.
         let late = seal(suite, 37, b"late");
         assert!(c.open_with_window(&mut late.clone(), &mut w).is_ok());
-        assert_eq!(c.open_with_window(&mut late.clone(), &mut w), Err(Error::Replayed { seq: 37 }));
+        assert_eq!(
+            c.open_with_window(&mut late.clone(), &mut w),
+            Err(Error::Replayed { seq: 37 })
+        );
         // 64 behind is left of the window.
         assert_eq!(
             c.open_with_window(&mut seal(suite, 36, b"old"), &mut w),
-            Err(Error::TooOld { seq: 36, lowest: 37 })
+            Err(Error::TooOld {
+                seq: 36,
+                lowest: 37
+            })
         );
     }
 }
@@ -79,20 +117,48 @@ fn bin() -> Command {
 fn cli_protect_and_unprotect_agree_with_the_library() {
     for (suite, golden) in [("aes-128-gcm", GOLDEN_GCM), ("nea2-nia2", GOLDEN_NEA2_NIA2)] {
         let out = bin()
-            .args(["protect", "--root", ROOT, "--rand", RAND, "--ksi", "1", "--seq", "0"])
-            .args(["--direction", "uplink", "--suite", suite, "--payload", "48656c6c6f"])
+            .args([
+                "protect", "--root", ROOT, "--rand", RAND, "--ksi", "1", "--seq", "0",
+            ])
+            .args([
+                "--direction",
+                "uplink",
+                "--suite",
+                suite,
+                "--payload",
+                "48656c6c6f",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), golden);
-        let out = bin().args(["unprotect", "--root", ROOT, "--rand", RAND, "--message", golden]).output().unwrap();
+        let out = bin()
+            .args([
+                "unprotect",
+                "--root",
+                ROOT,
+                "--rand",
+                RAND,
+                "--message",
+                golden,
+            ])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "48656c6c6f");
         // A flipped tag bit: exit 2 and one line naming the problem.
         let mut bad = hex::decode(golden).unwrap();
         *bad.last_mut().unwrap() ^= 0x80;
         let out = bin()
-            .args(["unprotect", "--root", ROOT, "--rand", RAND, "--message", &hex::encode(bad)])
+            .args([
+                "unprotect",
+                "--root",
+                ROOT,
+                "--rand",
+                RAND,
+                "--message",
+                &hex::encode(bad),
+            ])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2));

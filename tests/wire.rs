@@ -1,7 +1,9 @@
 //! Wire format v1: golden bytes from docs/wire-format.md, view/Repr agreement,
 //! round trips of random Reprs, every error branch and every truncation.
 
-use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, int_key};
+use ciot_e2e::kdf::{
+    Ck, CkIk, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, int_key,
+};
 use ciot_e2e::wire::{
     Cause, ControlAuth, DataPacket, DataRepr, Direction, Error, FieldName, KeyExpiredPacket,
     KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Message, Suite, TriggerPacket, TriggerRepr,
@@ -49,17 +51,28 @@ fn golden_trigger_matches_the_format_doc() {
     assert_eq!(doc_trigger().emit_signed(&doc_auth(), &mut buf), Ok(50));
     assert_eq!(hex::encode(buf), GOLDEN_TRIGGER);
     let t = doc_auth().open_trigger(&buf, 0).unwrap();
-    assert_eq!((t.ksi, t.counter, t.lifetime, t.suite), (Ksi(1), 1, 3600, Suite::AES_128_GCM));
+    assert_eq!(
+        (t.ksi, t.counter, t.lifetime, t.suite),
+        (Ksi(1), 1, 3600, Suite::AES_128_GCM)
+    );
 }
 
 #[test]
 fn golden_key_expired_matches_the_format_doc() {
     let mut buf = [0u8; 29];
-    let repr = KeyExpiredRepr { ksi: Ksi(1), cause: Cause::TE2E_EXPIRED, counter: 1, tag: [0; 16] };
+    let repr = KeyExpiredRepr {
+        ksi: Ksi(1),
+        cause: Cause::TE2E_EXPIRED,
+        counter: 1,
+        tag: [0; 16],
+    };
     assert_eq!(repr.emit_signed(&doc_auth(), &mut buf), Ok(29));
     assert_eq!(hex::encode(buf), GOLDEN_KEY_EXPIRED);
     let got = doc_auth().open_key_expired(&buf).unwrap();
-    assert_eq!((got.ksi, got.cause, got.counter), (Ksi(1), Cause::TE2E_EXPIRED, 1));
+    assert_eq!(
+        (got.ksi, got.cause, got.counter),
+        (Ksi(1), Cause::TE2E_EXPIRED, 1)
+    );
 }
 
 #[test]
@@ -67,12 +80,18 @@ fn view_and_repr_agree_on_golden_messages() {
     let t = unhex(GOLDEN_TRIGGER);
     let p = TriggerPacket::new_checked(&t[..]).unwrap();
     let r = TriggerRepr::parse(&p).unwrap();
-    assert_eq!((p.ksi(), p.counter(), p.rand(), p.suite(), p.lifetime()), (r.ksi, r.counter, r.rand.clone(), r.suite, r.lifetime));
+    assert_eq!(
+        (p.ksi(), p.counter(), p.rand(), p.suite(), p.lifetime()),
+        (r.ksi, r.counter, r.rand.clone(), r.suite, r.lifetime)
+    );
     assert_eq!((p.kdf_code(), p.tag()), (r.profile.code(), &r.tag[..]));
     let k = unhex(GOLDEN_KEY_EXPIRED);
     let p = KeyExpiredPacket::new_checked(&k[..]).unwrap();
     let r = KeyExpiredRepr::parse(&p).unwrap();
-    assert_eq!((p.ksi(), p.cause(), p.counter(), p.tag()), (r.ksi, r.cause, r.counter, &r.tag[..]));
+    assert_eq!(
+        (p.ksi(), p.cause(), p.counter(), p.tag()),
+        (r.ksi, r.cause, r.counter, &r.tag[..])
+    );
 }
 
 /// A small deterministic generator for random Reprs (xorshift64*).
@@ -101,7 +120,11 @@ fn random_reprs_round_trip_through_emit_and_parse() {
                     ksi: Ksi(rng.next() as u8),
                     counter: rng.next(),
                     rand: Rand(rng.bytes()),
-                    profile: if rng.next() % 2 == 0 { KdfProfile::Ts33220 } else { KdfProfile::HkdfSha256 },
+                    profile: if rng.next() % 2 == 0 {
+                        KdfProfile::Ts33220
+                    } else {
+                        KdfProfile::HkdfSha256
+                    },
                     suite,
                     lifetime: (rng.next() as u32).max(1),
                     tag: rng.bytes(),
@@ -121,7 +144,11 @@ fn random_reprs_round_trip_through_emit_and_parse() {
                 };
                 let mut b = vec![0u8; r.buffer_len()];
                 r.emit(&mut KeyExpiredPacket::new_unchecked(&mut b[..]));
-                assert_eq!(Message::parse(&b).unwrap(), Message::KeyExpired(r), "case {i}");
+                assert_eq!(
+                    Message::parse(&b).unwrap(),
+                    Message::KeyExpired(r),
+                    "case {i}"
+                );
                 b
             }
             _ => {
@@ -131,7 +158,11 @@ fn random_reprs_round_trip_through_emit_and_parse() {
                 }
                 let r = DataRepr {
                     ksi: Ksi(rng.next() as u8),
-                    direction: if rng.next() % 2 == 0 { Direction::Uplink } else { Direction::Downlink },
+                    direction: if rng.next() % 2 == 0 {
+                        Direction::Uplink
+                    } else {
+                        Direction::Downlink
+                    },
                     suite,
                     seq: rng.next() as u32,
                     ciphertext: &payload[..len],
@@ -161,18 +192,38 @@ fn golden_data() -> Vec<u8> {
 
 #[test]
 fn every_truncation_of_every_message_is_reported_as_truncated() {
-    for (name, full) in [("trigger", unhex(GOLDEN_TRIGGER)), ("key-expired", unhex(GOLDEN_KEY_EXPIRED))] {
+    for (name, full) in [
+        ("trigger", unhex(GOLDEN_TRIGGER)),
+        ("key-expired", unhex(GOLDEN_KEY_EXPIRED)),
+    ] {
         for n in 0..full.len() {
             let needed = if n < 2 { 4 } else { full.len() };
-            assert_eq!(Message::parse(&full[..n]), Err(Error::Truncated { needed, got: n }), "{name} cut at {n}");
+            assert_eq!(
+                Message::parse(&full[..n]),
+                Err(Error::Truncated { needed, got: n }),
+                "{name} cut at {n}"
+            );
         }
     }
     let data = golden_data();
     for n in 0..9 + 16 {
-        let needed = if n < 2 { 4 } else if n < 9 { 9 } else { 25 };
-        assert_eq!(Message::parse(&data[..n]), Err(Error::Truncated { needed, got: n }), "data cut at {n}");
+        let needed = if n < 2 {
+            4
+        } else if n < 9 {
+            9
+        } else {
+            25
+        };
+        assert_eq!(
+            Message::parse(&data[..n]),
+            Err(Error::Truncated { needed, got: n }),
+            "data cut at {n}"
+        );
     }
-    assert!(Message::parse(&data[..25]).is_ok(), "header + tag alone is an empty payload");
+    assert!(
+        Message::parse(&data[..25]).is_ok(),
+        "header + tag alone is an empty payload"
+    );
 }
 
 #[test]
@@ -196,10 +247,22 @@ fn rejects_unknown_type() {
 fn rejects_trailing_data_after_control_messages() {
     let mut t = unhex(GOLDEN_TRIGGER);
     t.push(0);
-    assert_eq!(Message::parse(&t), Err(Error::TrailingData { expected: 50, got: 51 }));
+    assert_eq!(
+        Message::parse(&t),
+        Err(Error::TrailingData {
+            expected: 50,
+            got: 51
+        })
+    );
     let mut k = unhex(GOLDEN_KEY_EXPIRED);
     k.push(0);
-    assert_eq!(Message::parse(&k), Err(Error::TrailingData { expected: 29, got: 30 }));
+    assert_eq!(
+        Message::parse(&k),
+        Err(Error::TrailingData {
+            expected: 29,
+            got: 30
+        })
+    );
 }
 
 #[test]
@@ -209,7 +272,10 @@ fn rejects_reserved_flags_in_control_messages() {
         t[3] = 1 << bit;
         assert_eq!(
             Message::parse(&t),
-            Err(Error::Malformed { field: FieldName::Flags, value: 1 << bit })
+            Err(Error::Malformed {
+                field: FieldName::Flags,
+                value: 1 << bit
+            })
         );
     }
 }
@@ -218,7 +284,13 @@ fn rejects_reserved_flags_in_control_messages() {
 fn rejects_oversized_data_message() {
     let mut m = golden_data();
     m.resize(MAX_MESSAGE_LEN + 1, 0);
-    assert_eq!(Message::parse(&m), Err(Error::BadLength { max: MAX_MESSAGE_LEN, got: MAX_MESSAGE_LEN + 1 }));
+    assert_eq!(
+        Message::parse(&m),
+        Err(Error::BadLength {
+            max: MAX_MESSAGE_LEN,
+            got: MAX_MESSAGE_LEN + 1
+        })
+    );
     m.truncate(MAX_MESSAGE_LEN);
     assert!(Message::parse(&m).is_ok());
 }
@@ -228,11 +300,20 @@ fn views_reject_other_message_types() {
     let k = unhex(GOLDEN_KEY_EXPIRED);
     assert_eq!(
         TriggerPacket::new_checked(&k[..]),
-        Err(Error::WrongType { expected: ciot_e2e::wire::MessageType::DERIVE_TRIGGER, got: ciot_e2e::wire::MessageType::KEY_EXPIRED })
+        Err(Error::WrongType {
+            expected: ciot_e2e::wire::MessageType::DERIVE_TRIGGER,
+            got: ciot_e2e::wire::MessageType::KEY_EXPIRED
+        })
     );
     let t = unhex(GOLDEN_TRIGGER);
-    assert!(matches!(DataPacket::new_checked(&t[..]), Err(Error::WrongType { .. })));
-    assert!(matches!(KeyExpiredPacket::new_checked(&t[..]), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        DataPacket::new_checked(&t[..]),
+        Err(Error::WrongType { .. })
+    ));
+    assert!(matches!(
+        KeyExpiredPacket::new_checked(&t[..]),
+        Err(Error::WrongType { .. })
+    ));
 }
 
 #[test]
@@ -249,20 +330,28 @@ fn forged_trigger_is_detected_by_verification() {
         KdfProfile::Ts33220,
     );
     let mut buf = [0u8; 50];
-    doc_trigger().emit_signed(&ControlAuth::new(&other.control_key()), &mut buf).unwrap();
+    doc_trigger()
+        .emit_signed(&ControlAuth::new(&other.control_key()), &mut buf)
+        .unwrap();
     assert_eq!(auth.open_trigger(&buf, 0), Err(Error::BadTag));
     // Same root octets, other kind (domain separation of control keys).
     let as_e2m = PreparedRoot::new(
         &RootKey::new(RootKind::E2mKey, RootBytes::from_bytes(*doc_root_bytes())),
         KdfProfile::Ts33220,
     );
-    assert_eq!(ControlAuth::new(&as_e2m.control_key()).open_trigger(&good, 0), Err(Error::BadTag));
+    assert_eq!(
+        ControlAuth::new(&as_e2m.control_key()).open_trigger(&good, 0),
+        Err(Error::BadTag)
+    );
 }
 
 fn doc_root_bytes() -> &'static [u8; 32] {
     static B: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     B.get_or_init(|| {
-        <[u8; 32]>::try_from(unhex("780e78ce2cc0714f3ebad7b93bd66c70551bd795a1195d23c9a548d23682ad57").as_slice()).unwrap()
+        <[u8; 32]>::try_from(
+            unhex("780e78ce2cc0714f3ebad7b93bd66c70551bd795a1195d23c9a548d23682ad57").as_slice(),
+        )
+        .unwrap()
     })
 }
 
@@ -272,8 +361,20 @@ fn replayed_trigger_is_detected_by_verification() {
     let good = unhex(GOLDEN_TRIGGER);
     assert!(auth.open_trigger(&good, 0).is_ok());
     // Once counter 1 was accepted, the same bytes (or any older) are stale.
-    assert_eq!(auth.open_trigger(&good, 1), Err(Error::StaleCounter { counter: 1, last: 1 }));
-    assert_eq!(auth.open_trigger(&good, 7), Err(Error::StaleCounter { counter: 1, last: 7 }));
+    assert_eq!(
+        auth.open_trigger(&good, 1),
+        Err(Error::StaleCounter {
+            counter: 1,
+            last: 1
+        })
+    );
+    assert_eq!(
+        auth.open_trigger(&good, 7),
+        Err(Error::StaleCounter {
+            counter: 1,
+            last: 7
+        })
+    );
 }
 
 #[test]
@@ -287,16 +388,29 @@ fn forged_key_expired_is_detected_by_verification() {
 #[test]
 fn data_payload_is_borrowed_not_copied() {
     let m = golden_data();
-    let Message::Data(d) = Message::parse(&m).unwrap() else { panic!("not data") };
+    let Message::Data(d) = Message::parse(&m).unwrap() else {
+        panic!("not data")
+    };
     assert_eq!(d.ciphertext.as_ptr(), m[9..].as_ptr());
     assert_eq!(d.tag.as_ptr(), m[14..].as_ptr());
 }
 
 #[test]
 fn errors_read_as_sentences() {
-    assert_eq!(Error::Truncated { needed: 50, got: 20 }.to_string(), "truncated: needed 50 octets, got 20");
     assert_eq!(
-        Error::Malformed { field: FieldName::Suite, value: 9 }.to_string(),
+        Error::Truncated {
+            needed: 50,
+            got: 20
+        }
+        .to_string(),
+        "truncated: needed 50 octets, got 20"
+    );
+    assert_eq!(
+        Error::Malformed {
+            field: FieldName::Suite,
+            value: 9
+        }
+        .to_string(),
         "malformed suite: value 0x9 is not allowed"
     );
     assert_eq!(format!("{:?}", Suite(0x09)), "Suite(0x09)");

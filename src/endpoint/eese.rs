@@ -42,7 +42,10 @@ pub(crate) struct Previous {
 }
 
 impl Previous {
-    fn open(&mut self, buf: &mut [u8]) -> Result<crate::protect::suite::Opened, crate::protect::Error> {
+    fn open(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<crate::protect::suite::Opened, crate::protect::Error> {
         self.keys.cipher().open_with_window(buf, &mut self.recv)
     }
 }
@@ -111,9 +114,13 @@ impl EeseSession {
     /// is still valid.
     #[must_use]
     pub fn current(&self) -> Option<(Ksi, u64, bool)> {
-        self.current
-            .as_ref()
-            .map(|c| (c.ks.ksi, c.ks.counter, matches!(c.state, KeyState::Valid { .. })))
+        self.current.as_ref().map(|c| {
+            (
+                c.ks.ksi,
+                c.ks.counter,
+                matches!(c.state, KeyState::Valid { .. }),
+            )
+        })
     }
 
     /// The current keyset's suite keys (for tests and key logs).
@@ -130,7 +137,13 @@ impl EeseSession {
 
     /// Starts a new keyset now (TR step 4): takes a RAND from `rng` (or asks
     /// for one with [`Event::RandNeeded`]), derives, sends the trigger.
-    pub fn rekey(&mut self, now: Instant, cfg: &Config, rng: &mut impl RandSource, sink: &mut impl Sink) {
+    pub fn rekey(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        rng: &mut impl RandSource,
+        sink: &mut impl Sink,
+    ) {
         match rng.rand() {
             Some(rand) => self.install(now, cfg, rand, sink),
             None => {
@@ -153,8 +166,15 @@ impl EeseSession {
     fn install(&mut self, now: Instant, cfg: &Config, rand: Rand, sink: &mut impl Sink) {
         let ksi = self.current.as_ref().map_or(Ksi(0), |c| c.ks.ksi.next());
         let counter = self.counter.saturating_add(1);
-        let Ok(ks) = Keyset::derive(&self.root, ksi, counter, rand, cfg.profile, cfg.suite, cfg.soft_limit)
-        else {
+        let Ok(ks) = Keyset::derive(
+            &self.root,
+            ksi,
+            counter,
+            rand,
+            cfg.profile,
+            cfg.suite,
+            cfg.soft_limit,
+        ) else {
             // Only an unknown configured suite fails; nothing changes then.
             return;
         };
@@ -192,7 +212,12 @@ impl EeseSession {
 
     fn send_error(&self, cfg: &Config, ksi: Ksi, cause: Cause, counter: u64, sink: &mut impl Sink) {
         let mut buf = [0u8; KeyExpiredRepr::LEN];
-        let repr = KeyExpiredRepr { ksi, cause, counter, tag: [0; 16] };
+        let repr = KeyExpiredRepr {
+            ksi,
+            cause,
+            counter,
+            tag: [0; 16],
+        };
         if repr.emit_signed(&self.auth(cfg), &mut buf).is_ok() {
             sink.transmit(&buf);
         }
@@ -203,7 +228,13 @@ impl EeseSession {
     /// the contact: it repeats the current trigger, or makes a new keyset when
     /// none is valid. The connection is not authenticated, so this answers at
     /// most once per [`Config::unsolicited_interval`].
-    pub fn on_connect(&mut self, now: Instant, cfg: &Config, rng: &mut impl RandSource, sink: &mut impl Sink) {
+    pub fn on_connect(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        rng: &mut impl RandSource,
+        sink: &mut impl Sink,
+    ) {
         if now < self.quiet_until {
             return;
         }
@@ -223,7 +254,10 @@ impl EeseSession {
         {
             c.state = KeyState::Expired(Cause::EXPIRED_BY_ENTERPRISE);
             self.retx_at = Instant::NEVER;
-            sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::EXPIRED_BY_ENTERPRISE });
+            sink.event(Event::KeysExpired {
+                ksi: c.ks.ksi,
+                cause: Cause::EXPIRED_BY_ENTERPRISE,
+            });
         }
     }
 
@@ -235,7 +269,10 @@ impl EeseSession {
         self.retx_at = Instant::NEVER;
         self.rand_pending = false;
         if let Some(c) = self.current.take() {
-            sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::ROOT_REPLACED });
+            sink.event(Event::KeysExpired {
+                ksi: c.ks.ksi,
+                cause: Cause::ROOT_REPLACED,
+            });
         }
     }
 
@@ -261,7 +298,11 @@ impl EeseSession {
         if !usable {
             self.rekey(now, cfg, rng, sink);
         }
-        let Some(c) = self.current.as_mut().filter(|c| matches!(c.state, KeyState::Valid { .. })) else {
+        let Some(c) = self
+            .current
+            .as_mut()
+            .filter(|c| matches!(c.state, KeyState::Valid { .. }))
+        else {
             return Err(SendError::RandPending);
         };
         let (seq, len) = c.ks.seal(Direction::Downlink, payload, scratch)?;
@@ -312,7 +353,11 @@ impl EeseSession {
                     // Authentic data under the new keyset confirms the trigger.
                     self.retx_at = Instant::NEVER;
                     let soft = opened.seq >= cfg.soft_limit;
-                    sink.event(Event::Data { ksi, seq: opened.seq, payload: &buf[opened.payload] });
+                    sink.event(Event::Data {
+                        ksi,
+                        seq: opened.seq,
+                        payload: &buf[opened.payload],
+                    });
                     if soft {
                         // Key-use soft limit: renew before the sequence space runs out.
                         self.rekey(now, cfg, rng, sink);
@@ -331,11 +376,19 @@ impl EeseSession {
             }
         }
 
-        if let Some(p) = self.previous.as_mut().filter(|p| p.ksi == ksi && now < p.until) {
+        if let Some(p) = self
+            .previous
+            .as_mut()
+            .filter(|p| p.ksi == ksi && now < p.until)
+        {
             match p.expired {
                 None => {
                     let opened = p.open(buf)?;
-                    sink.event(Event::Data { ksi, seq: opened.seq, payload: &buf[opened.payload] });
+                    sink.event(Event::Data {
+                        ksi,
+                        seq: opened.seq,
+                        payload: &buf[opened.payload],
+                    });
                     return Ok(());
                 }
                 Some(cause) => {
@@ -370,7 +423,10 @@ impl EeseSession {
             KeyState::Expired(_) => None,
         });
         let retx = (self.retx_at != Instant::NEVER).then_some(self.retx_at);
-        [deadline, self.previous.as_ref().map(|p| p.until), retx].into_iter().flatten().min()
+        [deadline, self.previous.as_ref().map(|p| p.until), retx]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the timers due at `now`: te2e expiry (TR step 2), the end of the
@@ -382,7 +438,10 @@ impl EeseSession {
         {
             c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
             self.retx_at = Instant::NEVER;
-            sink.event(Event::KeysExpired { ksi: c.ks.ksi, cause: Cause::TE2E_EXPIRED });
+            sink.event(Event::KeysExpired {
+                ksi: c.ks.ksi,
+                cause: Cause::TE2E_EXPIRED,
+            });
         }
         if self.previous.as_ref().is_some_and(|p| p.until <= now) {
             self.previous = None;

@@ -68,9 +68,12 @@ impl Keyset {
         let cipher = self.keys.cipher();
         let needed = cipher.message_len(payload.len());
         if out.len() < needed {
-            return Err(protect::Error::BufferTooSmall { needed, got: out.len() });
+            return Err(protect::Error::BufferTooSmall {
+                needed,
+                got: out.len(),
+            });
         }
-        let mut next = self.send.clone();
+        let mut next = self.send;
         let seq = next.next()?;
         let len = cipher.seal(self.ksi, direction, seq, payload, out)?;
         self.send = next;

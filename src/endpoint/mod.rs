@@ -34,9 +34,9 @@ mod ue;
 
 pub use eese::EeseSession;
 pub use snapshot::{EESE_SNAPSHOT_LEN, SEQ_RESERVE, SnapshotError, UE_SNAPSHOT_LEN};
-pub use ue::{Sent, Ue};
 #[cfg(feature = "std")]
 pub use table::{EeseTable, TableSink};
+pub use ue::{Sent, Ue};
 
 use crate::kdf::KdfProfile;
 
@@ -64,7 +64,10 @@ impl Instant {
     /// This instant plus `d` (saturating).
     #[must_use]
     pub fn after(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        Instant(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 

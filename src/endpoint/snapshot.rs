@@ -99,7 +99,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
-        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(SnapshotError::Truncated)?;
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(SnapshotError::Truncated)?;
         self.rest = rest;
         Ok(*head)
     }
@@ -120,14 +123,19 @@ impl<'a> Reader<'a> {
         }
     }
     fn end(&self) -> Result<(), SnapshotError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(SnapshotError::TrailingData) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(SnapshotError::TrailingData)
+        }
     }
 
     fn keyset(&mut self, root: &RootKey, soft_limit: u32) -> Result<Keyset, SnapshotError> {
         let ksi = Ksi(self.u8()?);
         let counter = self.u64()?;
         let rand = Rand(self.take()?);
-        let profile = KdfProfile::from_code(self.u8()?).ok_or(SnapshotError::Corrupt("kdf profile"))?;
+        let profile =
+            KdfProfile::from_code(self.u8()?).ok_or(SnapshotError::Corrupt("kdf profile"))?;
         let suite = Suite(self.u8()?);
         let next = self.u32()?;
         let highest = self.u32()?;
@@ -135,7 +143,11 @@ impl<'a> Reader<'a> {
         let bitmap = self.u64()?;
         let mut ks = Keyset::derive(root, ksi, counter, rand, profile, suite, soft_limit)
             .map_err(|_| SnapshotError::Corrupt("suite"))?;
-        let next = if next == u32::MAX { None } else { next.checked_add(SEQ_RESERVE) };
+        let next = if next == u32::MAX {
+            None
+        } else {
+            next.checked_add(SEQ_RESERVE)
+        };
         ks.send = SendCounter::restore(next, soft_limit);
         ks.recv = ReplayWindow::restore(has_highest.then_some(highest), bitmap)
             .map_err(|_| SnapshotError::Corrupt("replay window"))?;
@@ -144,7 +156,11 @@ impl<'a> Reader<'a> {
 }
 
 fn check_magic(r: &mut Reader<'_>, magic: &[u8; 4]) -> Result<(), SnapshotError> {
-    if &r.take::<4>()? == magic { Ok(()) } else { Err(SnapshotError::BadMagic) }
+    if &r.take::<4>()? == magic {
+        Ok(())
+    } else {
+        Err(SnapshotError::BadMagic)
+    }
 }
 
 impl<const HOLD: usize> Ue<HOLD> {
@@ -228,10 +244,14 @@ impl EeseSession {
         if r.flag("keyset flag")? {
             let ks = r.keyset(&s.root, cfg.soft_limit)?;
             if ks.counter > s.counter {
-                return Err(SnapshotError::Corrupt("keyset counter above session counter"));
+                return Err(SnapshotError::Corrupt(
+                    "keyset counter above session counter",
+                ));
             }
             let state = match r.u8()? {
-                0 => KeyState::Valid { deadline: Instant(r.u64()?) },
+                0 => KeyState::Valid {
+                    deadline: Instant(r.u64()?),
+                },
                 cause => {
                     let _ = r.u64()?;
                     let cause = Cause(cause);

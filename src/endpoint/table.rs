@@ -61,7 +61,11 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     /// An empty table with room for `n` sessions without reallocating.
     #[must_use]
     pub fn with_capacity(cfg: Config, n: usize) -> Self {
-        EeseTable { cfg, sessions: HashMap::with_capacity(n), timers: BinaryHeap::with_capacity(n) }
+        EeseTable {
+            cfg,
+            sessions: HashMap::with_capacity(n),
+            timers: BinaryHeap::with_capacity(n),
+        }
     }
 
     /// The shared configuration.
@@ -93,7 +97,13 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     pub fn insert(&mut self, ue: Id, root: RootKey, te2e_secs: Option<u32>) {
         let mut session = EeseSession::new(root);
         session.set_te2e(te2e_secs.unwrap_or(0));
-        self.sessions.insert(ue, Entry { session, scheduled: Instant::NEVER });
+        self.sessions.insert(
+            ue,
+            Entry {
+                session,
+                scheduled: Instant::NEVER,
+            },
+        );
     }
 
     /// Removes a UE's session.
@@ -155,7 +165,9 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         sink: &mut impl TableSink<Id>,
     ) {
         if self
-            .with(ue, sink, |s, cfg, out| s.handle_datagram(now, cfg, buf, rng, out))
+            .with(ue, sink, |s, cfg, out| {
+                s.handle_datagram(now, cfg, buf, rng, out)
+            })
             .is_none()
         {
             sink.event(ue, Event::Rejected(Reject::NoSession));
@@ -175,21 +187,41 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         rng: &mut impl RandSource,
         sink: &mut impl TableSink<Id>,
     ) -> Option<Result<(Ksi, u32), SendError>> {
-        self.with(ue, sink, |s, cfg, out| s.send(now, cfg, payload, scratch, rng, out))
+        self.with(ue, sink, |s, cfg, out| {
+            s.send(now, cfg, payload, scratch, rng, out)
+        })
     }
 
     /// Starts a new keyset for `ue` now.
-    pub fn rekey(&mut self, now: Instant, ue: &Id, rng: &mut impl RandSource, sink: &mut impl TableSink<Id>) {
+    pub fn rekey(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        rng: &mut impl RandSource,
+        sink: &mut impl TableSink<Id>,
+    ) {
         self.with(ue, sink, |s, cfg, out| s.rekey(now, cfg, rng, out));
     }
 
     /// Hands in a RAND from the EMKS for `ue`.
-    pub fn provide_rand(&mut self, now: Instant, ue: &Id, rand: Rand, sink: &mut impl TableSink<Id>) {
+    pub fn provide_rand(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        rand: Rand,
+        sink: &mut impl TableSink<Id>,
+    ) {
         self.with(ue, sink, |s, cfg, out| s.provide_rand(now, cfg, rand, out));
     }
 
     /// `ue` (re)established its connection: see [`EeseSession::on_connect`].
-    pub fn on_connect(&mut self, now: Instant, ue: &Id, rng: &mut impl RandSource, sink: &mut impl TableSink<Id>) {
+    pub fn on_connect(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        rng: &mut impl RandSource,
+        sink: &mut impl TableSink<Id>,
+    ) {
         self.with(ue, sink, |s, cfg, out| s.on_connect(now, cfg, rng, out));
     }
 
@@ -222,7 +254,9 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, id))) = self.timers.pop() else { break };
+            let Some(Reverse((at, id))) = self.timers.pop() else {
+                break;
+            };
             let due = self.sessions.get_mut(&id).is_some_and(|e| {
                 let due = e.scheduled == at;
                 if due {

@@ -104,7 +104,12 @@ impl<const HOLD: usize> Ue<HOLD> {
             current: None,
             previous: None,
             expired: false,
-            held: Held { buf: [0; HOLD], len: 0, sent_under: None, waiting: false },
+            held: Held {
+                buf: [0; HOLD],
+                len: 0,
+                sent_under: None,
+                waiting: false,
+            },
             profile: cfg.profile,
         }
     }
@@ -112,7 +117,9 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// KSI and counter of the keyset in use, and whether it is still usable.
     #[must_use]
     pub fn current(&self) -> Option<(Ksi, u64, bool)> {
-        self.current.as_ref().map(|k| (k.ksi, k.counter, !self.expired))
+        self.current
+            .as_ref()
+            .map(|k| (k.ksi, k.counter, !self.expired))
     }
 
     /// The current keyset's suite keys (for tests and key logs).
@@ -131,7 +138,13 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// The trigger counter starts again, since no trigger of the old root
     /// verifies under the new control key.
     pub fn replace_root(&mut self, root: RootKey, sink: &mut impl Sink) {
-        *self = Self::with_config(root, &Config { profile: self.profile, ..Config::default() });
+        *self = Self::with_config(
+            root,
+            &Config {
+                profile: self.profile,
+                ..Config::default()
+            },
+        );
         let _ = sink;
     }
 
@@ -142,11 +155,19 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// # Errors
     /// [`SendError::Protect`] when `scratch` is too small or the payload too
     /// long; the payload is then neither sent nor held.
-    pub fn send(&mut self, payload: &[u8], scratch: &mut [u8], sink: &mut impl Sink) -> Result<Sent, SendError> {
+    pub fn send(
+        &mut self,
+        payload: &[u8],
+        scratch: &mut [u8],
+        sink: &mut impl Sink,
+    ) -> Result<Sent, SendError> {
         let kept = payload.len() <= HOLD;
         let Some(ks) = self.current.as_mut().filter(|_| !self.expired) else {
             if !kept {
-                return Err(SendError::Protect(crate::protect::Error::PayloadTooLong { len: payload.len(), max: HOLD }));
+                return Err(SendError::Protect(crate::protect::Error::PayloadTooLong {
+                    len: payload.len(),
+                    max: HOLD,
+                }));
             }
             self.hold(payload, None, true);
             return Ok(Sent::Held);
@@ -185,7 +206,9 @@ impl<const HOLD: usize> Ue<HOLD> {
         if !self.held.waiting || self.expired {
             return;
         }
-        let Some(ks) = self.current.as_mut() else { return };
+        let Some(ks) = self.current.as_mut() else {
+            return;
+        };
         let payload = &self.held.buf[..self.held.len];
         if let Ok((seq, len)) = ks.seal(Direction::Uplink, payload, scratch) {
             sink.transmit(&scratch[..len]);
@@ -260,9 +283,14 @@ impl<const HOLD: usize> Ue<HOLD> {
         let old = self.current.replace(ks);
         // In-flight data under a keyset replaced while valid is still accepted
         // for the grace period; an expired one is dropped.
-        self.previous = old.filter(|_| !self.expired).map(|k| (k, now.after(cfg.grace)));
+        self.previous = old
+            .filter(|_| !self.expired)
+            .map(|k| (k, now.after(cfg.grace)));
         self.expired = false;
-        sink.event(Event::Rekeyed { ksi: trigger.ksi, counter: trigger.counter });
+        sink.event(Event::Rekeyed {
+            ksi: trigger.ksi,
+            counter: trigger.counter,
+        });
         self.retransmit_held(scratch, sink);
         Ok(())
     }
@@ -270,17 +298,26 @@ impl<const HOLD: usize> Ue<HOLD> {
     fn on_key_expired(&mut self, buf: &[u8], sink: &mut impl Sink) -> Result<(), Reject> {
         let err = self.auth.open_key_expired(buf)?;
         let Some(ks) = self.current.as_ref() else {
-            return Err(Reject::StaleError { ksi: err.ksi, counter: err.counter });
+            return Err(Reject::StaleError {
+                ksi: err.ksi,
+                counter: err.counter,
+            });
         };
         // The error must name the keyset in use, and a generation no older
         // than it (te2e-expired and expired-by-enterprise carry the refused
         // keyset's counter; unknown-ksi and root-replaced the EESE's latest).
         if err.ksi != ks.ksi || err.counter < ks.counter {
-            return Err(Reject::StaleError { ksi: err.ksi, counter: err.counter });
+            return Err(Reject::StaleError {
+                ksi: err.ksi,
+                counter: err.counter,
+            });
         }
         if !self.expired {
             self.expired = true;
-            sink.event(Event::KeysExpired { ksi: err.ksi, cause: err.cause });
+            sink.event(Event::KeysExpired {
+                ksi: err.ksi,
+                cause: err.cause,
+            });
         }
         // TR step 5: the message refused under this keyset goes out again
         // once the trigger for the next one arrives.
@@ -290,7 +327,12 @@ impl<const HOLD: usize> Ue<HOLD> {
         Ok(())
     }
 
-    fn on_data(&mut self, now: Instant, buf: &mut [u8], sink: &mut impl Sink) -> Result<(), Reject> {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        sink: &mut impl Sink,
+    ) -> Result<(), Reject> {
         let packet = DataPacket::new_checked(&buf[..])?;
         if packet.direction() != Direction::Downlink {
             return Err(Reject::WrongDirection);
@@ -307,7 +349,11 @@ impl<const HOLD: usize> Ue<HOLD> {
             _ => return Err(Reject::UnknownKsi(ksi)),
         };
         let opened = ks.open(buf)?;
-        sink.event(Event::Data { ksi, seq: opened.seq, payload: &buf[opened.payload] });
+        sink.event(Event::Data {
+            ksi,
+            seq: opened.seq,
+            payload: &buf[opened.payload],
+        });
         Ok(())
     }
 
@@ -319,7 +365,11 @@ impl<const HOLD: usize> Ue<HOLD> {
 
     /// Ends the previous keyset's grace period when due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.previous.as_ref().is_some_and(|(_, until)| *until <= now) {
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
             self.previous = None;
         }
     }

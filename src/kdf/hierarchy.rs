@@ -80,7 +80,15 @@ const fn control_key_s(kind: RootKind) -> [u8; 4] {
 }
 
 const fn alg_key_s(alg: Algorithm) -> [u8; 7] {
-    [FC_ALG_KEY, alg.distinguisher(), 0x00, 0x01, alg.identity(), 0x00, 0x01]
+    [
+        FC_ALG_KEY,
+        alg.distinguisher(),
+        0x00,
+        0x01,
+        alg.identity(),
+        0x00,
+        0x01,
+    ]
 }
 
 /// `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")` (TR 33.863 §6.5.2.1), the

@@ -6,9 +6,8 @@
 //! The S string is streamed into the MAC: no parameter is copied and nothing
 //! allocates, whatever the parameters' lengths.
 
-use hkdf::HmacImpl;
-use hmac::Hmac;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::Error;
 
@@ -79,14 +78,13 @@ pub const MAX_PARAM_LEN: usize = u16::MAX as usize;
 ///
 /// # Errors
 /// [`Error::ParamTooLong`] when a parameter exceeds [`MAX_PARAM_LEN`].
-pub(crate) fn encode_s(
-    fc: Fc,
-    params: &[&[u8]],
-    mut sink: impl FnMut(&[u8]),
-) -> Result<(), Error> {
+pub(crate) fn encode_s(fc: Fc, params: &[&[u8]], mut sink: impl FnMut(&[u8])) -> Result<(), Error> {
     for (index, p) in params.iter().enumerate() {
         if p.len() > MAX_PARAM_LEN {
-            return Err(Error::ParamTooLong { index, len: p.len() });
+            return Err(Error::ParamTooLong {
+                index,
+                len: p.len(),
+            });
         }
     }
     sink(fc.as_bytes());
@@ -120,21 +118,123 @@ pub fn kdf(key: &[u8], fc: Fc, params: &[&[u8]]) -> Result<[u8; 32], Error> {
 
 /// A TS 33.220 KDF key with HMAC's inner and outer pads already absorbed.
 ///
-/// Deriving from it costs the compressions of S and of the inner digest only
-/// (two SHA-256 compressions for an S of up to 55 octets) instead of four.
-/// The keyed state is zeroized on drop.
-#[derive(Clone)]
+/// HMAC-SHA-256 (RFC 2104) keeps two SHA-256 chaining values, one after the
+/// block `K ⊕ ipad` and one after `K ⊕ opad`. Deriving from them costs the
+/// compressions of S and of the inner digest only (two SHA-256 compressions
+/// for an S of up to 55 octets, every S of the crate's hierarchy) instead of
+/// four. The chaining values are zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Ts33220Key {
-    mac: Hmac<Sha256>,
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+/// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 block size; also the HMAC key block (RFC 2104 §2: B = 64).
+const BLOCK: usize = 64;
+
+/// The SHA-256 length field: the message length in bits, 64 bits big endian,
+/// in the last eight octets of the last block (FIPS 180-4 §5.1.1).
+const LEN_FIELD: usize = BLOCK - 8;
+
+/// One compression of `block` into `state`.
+fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
+    sha2::block_api::compress256(state, core::slice::from_ref(block));
+}
+
+/// SHA-256 state words as the big-endian digest octets.
+fn digest_octets(state: &[u32; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+/// SHA-256 of a message whose first block (the keyed pad) is already in
+/// `state`, fed in chunks; counts octets for the final padding. Zeroized on
+/// drop, also when a derivation is refused half way.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct Stream {
+    state: [u32; 8],
+    block: [u8; BLOCK],
+    fill: usize,
+    /// Octets hashed so far, the keyed pad block included.
+    len: u64,
+}
+
+impl Stream {
+    fn new(state: [u32; 8]) -> Self {
+        Stream {
+            state,
+            block: [0; BLOCK],
+            fill: 0,
+            len: BLOCK as u64,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        while !data.is_empty() {
+            let take = data.len().min(BLOCK - self.fill);
+            let (head, rest) = data.split_at(take);
+            self.block[self.fill..self.fill + take].copy_from_slice(head);
+            self.fill += take;
+            data = rest;
+            if self.fill == BLOCK {
+                compress(&mut self.state, &self.block);
+                self.fill = 0;
+            }
+        }
+    }
+
+    /// FIPS 180-4 §5.1.1 padding: `0x80`, zeros, the 64-bit bit length.
+    fn finish(&mut self) -> [u32; 8] {
+        self.block[self.fill] = 0x80;
+        self.block[self.fill + 1..].fill(0);
+        if self.fill >= LEN_FIELD {
+            compress(&mut self.state, &self.block);
+            self.block.fill(0);
+        }
+        self.block[LEN_FIELD..].copy_from_slice(&(self.len * 8).to_be_bytes());
+        compress(&mut self.state, &self.block);
+        self.state
+    }
 }
 
 impl Ts33220Key {
     /// Absorbs `key` (any length, TS 33.220 uses 256 bits) into a reusable state.
     #[must_use]
     pub fn new(key: &[u8]) -> Self {
-        Ts33220Key {
-            mac: <Hmac<Sha256> as HmacImpl>::new_from_slice(key),
+        // RFC 2104 §2: a key longer than B is first hashed; then it is padded
+        // with zeros to B octets and XORed with ipad (0x36) / opad (0x5c).
+        let mut pad = [0u8; BLOCK];
+        if key.len() > BLOCK {
+            let mut digest: [u8; 32] = Sha256::digest(key).into();
+            pad[..32].copy_from_slice(&digest);
+            digest.zeroize();
+        } else {
+            pad[..key.len()].copy_from_slice(key);
         }
+        pad.iter_mut().for_each(|b| *b ^= 0x36);
+        let mut inner = SHA256_IV;
+        compress(&mut inner, &pad);
+        pad.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
+        let mut outer = SHA256_IV;
+        compress(&mut outer, &pad);
+        pad.zeroize();
+        Ts33220Key { inner, outer }
     }
 
     /// Derives `HMAC-SHA-256(key, S)` for the given FC and parameters.
@@ -142,16 +242,49 @@ impl Ts33220Key {
     /// # Errors
     /// [`Error::ParamTooLong`] when a parameter is longer than 65535 octets.
     pub fn derive(&self, fc: Fc, params: &[&[u8]]) -> Result<[u8; 32], Error> {
-        let mut mac = self.mac.clone();
-        encode_s(fc, params, |chunk| HmacImpl::update(&mut mac, chunk))?;
-        Ok(HmacImpl::finalize(mac).into())
+        let mut stream = Stream::new(self.inner);
+        encode_s(fc, params, |chunk| stream.update(chunk))?;
+        let mut inner = stream.finish();
+        let out = self.outer_hash(&inner);
+        inner.zeroize();
+        Ok(out)
     }
 
     /// `HMAC-SHA-256(key, s)` for an S string that is already encoded.
     pub(crate) fn mac(&self, s: &[u8]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        HmacImpl::update(&mut mac, s);
-        HmacImpl::finalize(mac).into()
+        if s.len() >= LEN_FIELD {
+            let mut stream = Stream::new(self.inner);
+            stream.update(s);
+            let mut inner = stream.finish();
+            let out = self.outer_hash(&inner);
+            inner.zeroize();
+            return out;
+        }
+        // The hot path: S and its padding fill one block.
+        let mut block = [0u8; BLOCK];
+        block[..s.len()].copy_from_slice(s);
+        block[s.len()] = 0x80;
+        block[LEN_FIELD..].copy_from_slice(&((BLOCK + s.len()) as u64 * 8).to_be_bytes());
+        let mut inner = self.inner;
+        compress(&mut inner, &block);
+        let out = self.outer_hash(&inner);
+        inner.zeroize();
+        out
+    }
+
+    /// The outer hash `H(K ⊕ opad || inner digest)`: one compression.
+    fn outer_hash(&self, inner: &[u32; 8]) -> [u8; 32] {
+        let mut block = [0u8; BLOCK];
+        for (o, w) in block.chunks_exact_mut(4).zip(inner) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        block[32] = 0x80;
+        // 64 octets of pad + 32 of inner digest = 768 bits.
+        block[LEN_FIELD..].copy_from_slice(&((BLOCK + 32) as u64 * 8).to_be_bytes());
+        let mut state = self.outer;
+        compress(&mut state, &block);
+        block[..32].zeroize();
+        digest_octets(&state)
     }
 }
 
@@ -167,10 +300,19 @@ mod tests {
 
     #[test]
     fn two_octet_fc_needs_ff_escape() {
-        assert_eq!(Fc::from_octets(&[0xff, 0x01]).map(|f| f.as_bytes().len()), Ok(2));
-        assert_eq!(Fc::from_octets(&[0x10, 0x01]), Err(Error::BadFcLength { len: 2 }));
+        assert_eq!(
+            Fc::from_octets(&[0xff, 0x01]).map(|f| f.as_bytes().len()),
+            Ok(2)
+        );
+        assert_eq!(
+            Fc::from_octets(&[0x10, 0x01]),
+            Err(Error::BadFcLength { len: 2 })
+        );
         assert_eq!(Fc::from_octets(&[]), Err(Error::BadFcLength { len: 0 }));
-        assert_eq!(Fc::from_octets(&[1, 2, 3]), Err(Error::BadFcLength { len: 3 }));
+        assert_eq!(
+            Fc::from_octets(&[1, 2, 3]),
+            Err(Error::BadFcLength { len: 3 })
+        );
     }
 
     #[test]
@@ -186,13 +328,45 @@ mod tests {
     }
 
     #[test]
+    fn prepared_key_equals_the_hmac_crate_for_every_length() {
+        // Every key-length class (short, one block, hashed) and every S length
+        // across the one-block/two-block boundary (55/56) and beyond.
+        use hmac::{Hmac, KeyInit, Mac};
+        let data: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        for key_len in [0, 1, 16, 32, 63, 64, 65, 100, 200] {
+            let key = &data[..key_len];
+            let ours = Ts33220Key::new(key);
+            for s_len in 0..200 {
+                let s = &data[200 - s_len..];
+                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+                mac.update(s);
+                let want: [u8; 32] = mac.finalize().into_bytes().into();
+                assert_eq!(ours.mac(s), want, "key {key_len} octets, S {s_len} octets");
+                // The same S through the streaming path, split in two chunks.
+                let mut stream = Stream::new(ours.inner);
+                stream.update(&s[..s_len / 3]);
+                stream.update(&s[s_len / 3..]);
+                let inner = stream.finish();
+                assert_eq!(
+                    ours.outer_hash(&inner),
+                    want,
+                    "streamed, key {key_len}, S {s_len}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn param_of_65535_octets_is_accepted_and_65536_rejected() {
         static BIG: [u8; 65536] = [0u8; 65536];
         let fc = Fc::new(0x10).unwrap();
         assert!(kdf(&[1; 32], fc, &[&BIG[..65535]]).is_ok());
         assert_eq!(
             kdf(&[1; 32], fc, &[&[], &BIG[..]]),
-            Err(Error::ParamTooLong { index: 1, len: 65536 })
+            Err(Error::ParamTooLong {
+                index: 1,
+                len: 65536
+            })
         );
     }
 }

@@ -22,10 +22,10 @@ use core::ops::Range;
 use crate::kdf::{AlgKey, Algorithm, KdfProfile, KeySet, alg_key};
 use crate::wire::{DataPacket, Direction, Ksi, MAX_MESSAGE_LEN, Suite, data};
 
+use super::Error;
 use super::aes_gcm::{self, Gcm};
 use super::nea2_nia2::{MAC_LEN, Nea2, Nia2};
 use super::replay::ReplayWindow;
-use super::Error;
 
 /// The algorithm keys of one keyset for its suite: the compact form a
 /// session stores (zeroized on drop). [`SuiteKeys::cipher`] expands them.
@@ -54,7 +54,11 @@ impl SuiteKeys {
                 enc: alg_key(profile, keyset, Algorithm::Nea2),
                 int: alg_key(profile, keyset, Algorithm::Nia2),
             }),
-            Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(profile, keyset, Algorithm::Aes128Gcm))),
+            Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(
+                profile,
+                keyset,
+                Algorithm::Aes128Gcm,
+            ))),
             other => Err(Error::UnknownSuite(other)),
         }
     }
@@ -72,9 +76,10 @@ impl SuiteKeys {
     #[must_use]
     pub fn cipher(&self) -> SuiteCipher {
         match self {
-            SuiteKeys::Nea2Nia2 { enc, int } => {
-                SuiteCipher::Nea2Nia2 { enc: Nea2::new(enc), int: Nia2::new(int) }
-            }
+            SuiteKeys::Nea2Nia2 { enc, int } => SuiteCipher::Nea2Nia2 {
+                enc: Nea2::new(enc),
+                int: Nia2::new(int),
+            },
             SuiteKeys::Aes128Gcm(k) => SuiteCipher::Aes128Gcm(Gcm::new(k)),
         }
     }
@@ -96,6 +101,9 @@ pub struct Opened {
 /// A keyset's suite with its keys expanded: protects and unprotects data
 /// messages in place, without allocating.
 #[derive(Clone)]
+// Built on the stack for one message (or held by one session); boxing the
+// larger variant would put an allocation on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum SuiteCipher {
     /// 128-NEA2 + 128-NIA2.
     Nea2Nia2 {
@@ -153,10 +161,15 @@ impl SuiteCipher {
     ) -> Result<usize, Error> {
         let len = self.message_len(payload_len);
         if len > MAX_MESSAGE_LEN {
-            return Err(Error::PayloadTooLong { len: payload_len, max: MAX_MESSAGE_LEN - (len - payload_len) });
+            return Err(Error::PayloadTooLong {
+                len: payload_len,
+                max: MAX_MESSAGE_LEN - (len - payload_len),
+            });
         }
         let got = buf.len();
-        let msg = buf.get_mut(..len).ok_or(Error::BufferTooSmall { needed: len, got })?;
+        let msg = buf
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len, got })?;
         let mut packet = DataPacket::new_unchecked(msg);
         packet.set_header(ksi, direction, self.suite(), seq);
         let dir = direction.bit();
@@ -210,9 +223,13 @@ impl SuiteCipher {
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, Error> {
         let packet = DataPacket::new_checked(&buf[..])?;
         if packet.suite() != self.suite() {
-            return Err(Error::SuiteMismatch { expected: self.suite(), got: packet.suite() });
+            return Err(Error::SuiteMismatch {
+                expected: self.suite(),
+                got: packet.suite(),
+            });
         }
-        let (ksi, direction, seq, len) = (packet.ksi(), packet.direction(), packet.seq(), packet.len());
+        let (ksi, direction, seq, len) =
+            (packet.ksi(), packet.direction(), packet.seq(), packet.len());
         let dir = direction.bit();
         let tag_start = len - self.suite().tag_len();
         match self {
@@ -230,7 +247,12 @@ impl SuiteCipher {
                 gcm.open(&aes_gcm::nonce(dir, seq), head, payload, tag)?;
             }
         }
-        Ok(Opened { ksi, direction, seq, payload: data::HEADER_LEN..tag_start })
+        Ok(Opened {
+            ksi,
+            direction,
+            seq,
+            payload: data::HEADER_LEN..tag_start,
+        })
     }
 
     /// [`SuiteCipher::open_in_place`] guarded by a replay window, with RFC 8613
@@ -241,7 +263,11 @@ impl SuiteCipher {
     /// [`Error::Replayed`] or [`Error::TooOld`] before any cryptography; then
     /// as [`SuiteCipher::open_in_place`]. On any error neither `buf` nor
     /// `window` changes.
-    pub fn open_with_window(&self, buf: &mut [u8], window: &mut ReplayWindow) -> Result<Opened, Error> {
+    pub fn open_with_window(
+        &self,
+        buf: &mut [u8],
+        window: &mut ReplayWindow,
+    ) -> Result<Opened, Error> {
         let seq = DataPacket::new_checked(&buf[..])?.seq();
         window.check(seq)?;
         let opened = self.open_in_place(buf)?;
@@ -255,7 +281,9 @@ mod tests {
     use super::*;
 
     fn keys(suite: Suite) -> SuiteCipher {
-        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite).unwrap().cipher()
+        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite)
+            .unwrap()
+            .cipher()
     }
 
     #[test]
@@ -263,11 +291,16 @@ mod tests {
         for suite in Suite::KNOWN {
             let c = keys(*suite);
             let mut buf = [0u8; 64];
-            let n = c.seal(Ksi(33), Direction::Downlink, 5, b"hello", &mut buf).unwrap();
+            let n = c
+                .seal(Ksi(33), Direction::Downlink, 5, b"hello", &mut buf)
+                .unwrap();
             assert_eq!(n, 9 + 5 + suite.tag_len());
             assert_ne!(&buf[9..14], b"hello", "{suite}: payload must be encrypted");
             let o = c.open_in_place(&mut buf[..n]).unwrap();
-            assert_eq!((o.ksi, o.direction, o.seq), (Ksi(33), Direction::Downlink, 5));
+            assert_eq!(
+                (o.ksi, o.direction, o.seq),
+                (Ksi(33), Direction::Downlink, 5)
+            );
             assert_eq!(&buf[o.payload], b"hello");
         }
     }
@@ -275,10 +308,15 @@ mod tests {
     #[test]
     fn suite_mismatch_is_rejected() {
         let mut buf = [0u8; 64];
-        let n = keys(Suite::AES_128_GCM).seal(Ksi(1), Direction::Uplink, 0, b"x", &mut buf).unwrap();
+        let n = keys(Suite::AES_128_GCM)
+            .seal(Ksi(1), Direction::Uplink, 0, b"x", &mut buf)
+            .unwrap();
         assert_eq!(
             keys(Suite::NEA2_NIA2).open_in_place(&mut buf[..n]),
-            Err(Error::SuiteMismatch { expected: Suite::NEA2_NIA2, got: Suite::AES_128_GCM })
+            Err(Error::SuiteMismatch {
+                expected: Suite::NEA2_NIA2,
+                got: Suite::AES_128_GCM
+            })
         );
     }
 

@@ -33,7 +33,9 @@ impl ControlAuth {
     /// Prepares the control key.
     #[must_use]
     pub fn new(key: &ControlKey) -> Self {
-        ControlAuth { mac: Ts33220Key::new(key.as_bytes()) }
+        ControlAuth {
+            mac: Ts33220Key::new(key.as_bytes()),
+        }
     }
 
     /// The tag for the covered octets.
@@ -50,7 +52,11 @@ impl ControlAuth {
     /// # Errors
     /// [`Error::BadTag`] when it does not match.
     pub fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
-        if bool::from(self.tag(covered).ct_eq(tag)) { Ok(()) } else { Err(Error::BadTag) }
+        if bool::from(self.tag(covered).ct_eq(tag)) {
+            Ok(())
+        } else {
+            Err(Error::BadTag)
+        }
     }
 
     /// Decodes a control message and verifies its tag.
@@ -65,7 +71,10 @@ impl ControlAuth {
             got => {
                 // Surface a malformed data message's own error first.
                 Message::parse(bytes)?;
-                Err(Error::WrongType { expected: MessageType::DERIVE_TRIGGER, got })
+                Err(Error::WrongType {
+                    expected: MessageType::DERIVE_TRIGGER,
+                    got,
+                })
             }
         }
     }
@@ -84,7 +93,10 @@ impl ControlAuth {
         let repr = TriggerRepr::parse(&packet)?;
         packet.verify(self)?;
         if repr.counter <= last_counter {
-            return Err(Error::StaleCounter { counter: repr.counter, last: last_counter });
+            return Err(Error::StaleCounter {
+                counter: repr.counter,
+                last: last_counter,
+            });
         }
         Ok(repr)
     }

@@ -16,7 +16,7 @@
 //! payload. The suite octet is in clear so that anyone can find the tag.
 
 use super::{
-    Direction, Error, Field, FieldName, FLAG_DOWNLINK, Ksi, MAX_MESSAGE_LEN, MessageType, Suite,
+    Direction, Error, FLAG_DOWNLINK, Field, FieldName, Ksi, MAX_MESSAGE_LEN, MessageType, Suite,
     array, header, peek_type, write_header,
 };
 
@@ -60,25 +60,43 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
         let bytes = buffer.as_ref();
         let got = peek_type(bytes)?;
         if got != MessageType::DATA {
-            return Err(Error::WrongType { expected: MessageType::DATA, got });
+            return Err(Error::WrongType {
+                expected: MessageType::DATA,
+                got,
+            });
         }
         if bytes.len() < HEADER_LEN {
-            return Err(Error::Truncated { needed: HEADER_LEN, got: bytes.len() });
+            return Err(Error::Truncated {
+                needed: HEADER_LEN,
+                got: bytes.len(),
+            });
         }
         if bytes.len() > MAX_MESSAGE_LEN {
-            return Err(Error::BadLength { max: MAX_MESSAGE_LEN, got: bytes.len() });
+            return Err(Error::BadLength {
+                max: MAX_MESSAGE_LEN,
+                got: bytes.len(),
+            });
         }
         let flags = bytes[header::FLAGS];
         if flags & !FLAG_DOWNLINK != 0 {
-            return Err(Error::Malformed { field: FieldName::Flags, value: u64::from(flags) });
+            return Err(Error::Malformed {
+                field: FieldName::Flags,
+                value: u64::from(flags),
+            });
         }
         let suite = Suite(bytes[field::SUITE]);
         if !suite.is_known() {
-            return Err(Error::Malformed { field: FieldName::Suite, value: u64::from(suite.0) });
+            return Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: u64::from(suite.0),
+            });
         }
         let needed = HEADER_LEN + suite.tag_len();
         if bytes.len() < needed {
-            return Err(Error::Truncated { needed, got: bytes.len() });
+            return Err(Error::Truncated {
+                needed,
+                got: bytes.len(),
+            });
         }
         Ok(DataPacket { buffer })
     }
@@ -155,7 +173,11 @@ impl<'a, T: AsRef<[u8]> + ?Sized> DataPacket<&'a T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> DataPacket<T> {
     /// Writes the common header, the suite and the sequence number.
     pub fn set_header(&mut self, ksi: Ksi, direction: Direction, suite: Suite, seq: u32) {
-        let flags = if direction == Direction::Downlink { FLAG_DOWNLINK } else { 0 };
+        let flags = if direction == Direction::Downlink {
+            FLAG_DOWNLINK
+        } else {
+            0
+        };
         let bytes = self.buffer.as_mut();
         write_header(bytes, MessageType::DATA, ksi, flags);
         bytes[field::SUITE] = suite.0;
@@ -228,17 +250,28 @@ impl<'a> DataRepr<'a> {
     /// [`Error::BadLength`] over [`MAX_MESSAGE_LEN`], [`Error::BufferTooSmall`].
     pub fn emit_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
         if !self.suite.is_known() {
-            return Err(Error::Malformed { field: FieldName::Suite, value: u64::from(self.suite.0) });
+            return Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: u64::from(self.suite.0),
+            });
         }
         if self.tag.len() != self.suite.tag_len() {
-            return Err(Error::Malformed { field: FieldName::TagLength, value: self.tag.len() as u64 });
+            return Err(Error::Malformed {
+                field: FieldName::TagLength,
+                value: self.tag.len() as u64,
+            });
         }
         let len = self.buffer_len();
         if len > MAX_MESSAGE_LEN {
-            return Err(Error::BadLength { max: MAX_MESSAGE_LEN, got: len });
+            return Err(Error::BadLength {
+                max: MAX_MESSAGE_LEN,
+                got: len,
+            });
         }
         let got = buf.len();
-        let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall { needed: len, got })?;
+        let out = buf
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len, got })?;
         self.emit(&mut DataPacket::new_unchecked(out));
         Ok(len)
     }
@@ -301,12 +334,21 @@ mod tests {
     fn rejects_reserved_flag_bits_and_unknown_suite() {
         let mut m = MSG;
         m[3] = 0x02;
-        assert_eq!(DataPacket::new_checked(&m[..]), Err(Error::Malformed { field: FieldName::Flags, value: 2 }));
+        assert_eq!(
+            DataPacket::new_checked(&m[..]),
+            Err(Error::Malformed {
+                field: FieldName::Flags,
+                value: 2
+            })
+        );
         let mut m = MSG;
         m[4] = 0x7f;
         assert_eq!(
             DataPacket::new_checked(&m[..]),
-            Err(Error::Malformed { field: FieldName::Suite, value: 0x7f })
+            Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: 0x7f
+            })
         );
     }
 
@@ -314,7 +356,13 @@ mod tests {
     fn rejects_message_shorter_than_suite_tag() {
         let mut m = [0u8; 9 + 15];
         m[..9].copy_from_slice(&[0x01, 0x03, 0, 0, 0x02, 0, 0, 0, 0]);
-        assert_eq!(DataPacket::new_checked(&m[..]), Err(Error::Truncated { needed: 25, got: 24 }));
+        assert_eq!(
+            DataPacket::new_checked(&m[..]),
+            Err(Error::Truncated {
+                needed: 25,
+                got: 24
+            })
+        );
     }
 
     #[test]
@@ -328,8 +376,20 @@ mod tests {
             tag: &[0; 4],
         };
         let mut buf = [0u8; 64];
-        assert_eq!(r.emit_into(&mut buf), Err(Error::Malformed { field: FieldName::TagLength, value: 4 }));
+        assert_eq!(
+            r.emit_into(&mut buf),
+            Err(Error::Malformed {
+                field: FieldName::TagLength,
+                value: 4
+            })
+        );
         let r = DataRepr { tag: &[0; 16], ..r };
-        assert_eq!(r.emit_into(&mut buf[..26]), Err(Error::BufferTooSmall { needed: 27, got: 26 }));
+        assert_eq!(
+            r.emit_into(&mut buf[..26]),
+            Err(Error::BufferTooSmall {
+                needed: 27,
+                got: 26
+            })
+        );
     }
 }

@@ -51,7 +51,11 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        check_control(buffer.as_ref(), MessageType::KEY_EXPIRED, KeyExpiredRepr::LEN)?;
+        check_control(
+            buffer.as_ref(),
+            MessageType::KEY_EXPIRED,
+            KeyExpiredRepr::LEN,
+        )?;
         Ok(KeyExpiredPacket { buffer })
     }
 
@@ -148,7 +152,10 @@ impl KeyExpiredRepr {
     pub fn parse<T: AsRef<[u8]>>(packet: &KeyExpiredPacket<T>) -> Result<Self, Error> {
         let cause = packet.cause();
         if !cause.is_known() {
-            return Err(Error::Malformed { field: FieldName::Cause, value: u64::from(cause.0) });
+            return Err(Error::Malformed {
+                field: FieldName::Cause,
+                value: u64::from(cause.0),
+            });
         }
         Ok(KeyExpiredRepr {
             ksi: packet.ksi(),
@@ -180,9 +187,10 @@ impl KeyExpiredRepr {
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`KeyExpiredRepr::LEN`].
     pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
         let got = buf.len();
-        let buf = buf
-            .get_mut(..Self::LEN)
-            .ok_or(Error::BufferTooSmall { needed: Self::LEN, got })?;
+        let buf = buf.get_mut(..Self::LEN).ok_or(Error::BufferTooSmall {
+            needed: Self::LEN,
+            got,
+        })?;
         let mut packet = KeyExpiredPacket::new_unchecked(buf);
         self.emit(&mut packet);
         packet.sign(auth);
@@ -202,7 +210,12 @@ mod tests {
     ];
 
     fn repr() -> KeyExpiredRepr {
-        KeyExpiredRepr { ksi: Ksi(7), cause: Cause::TE2E_EXPIRED, counter: 5, tag: [0xa5; 16] }
+        KeyExpiredRepr {
+            ksi: Ksi(7),
+            cause: Cause::TE2E_EXPIRED,
+            counter: 5,
+            tag: [0xa5; 16],
+        }
     }
 
     #[test]
@@ -218,7 +231,10 @@ mod tests {
         let mut buf = [0xa5u8; 29];
         buf[..13].copy_from_slice(&UNSIGNED);
         let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
-        assert_eq!((p.ksi(), p.cause(), p.counter()), (Ksi(7), Cause::TE2E_EXPIRED, 5));
+        assert_eq!(
+            (p.ksi(), p.cause(), p.counter()),
+            (Ksi(7), Cause::TE2E_EXPIRED, 5)
+        );
         assert_eq!(KeyExpiredRepr::parse(&p), Ok(repr()));
     }
 
@@ -230,7 +246,10 @@ mod tests {
         let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(
             KeyExpiredRepr::parse(&p),
-            Err(Error::Malformed { field: FieldName::Cause, value: 5 })
+            Err(Error::Malformed {
+                field: FieldName::Cause,
+                value: 5
+            })
         );
     }
 }

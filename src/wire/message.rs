@@ -67,7 +67,9 @@ impl<'a> Message<'a> {
         if let Message::Data(r) = self {
             return r.emit_into(buf);
         }
-        let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall { needed: len, got })?;
+        let out = buf
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len, got })?;
         match self {
             Message::Trigger(r) => r.emit(&mut TriggerPacket::new_unchecked(out)),
             Message::KeyExpired(r) => r.emit(&mut KeyExpiredPacket::new_unchecked(out)),

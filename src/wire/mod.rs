@@ -239,7 +239,11 @@ impl Direction {
     /// The direction for a bit (only the lowest bit counts).
     #[must_use]
     pub const fn from_bit(bit: u8) -> Direction {
-        if bit & 1 == 0 { Direction::Uplink } else { Direction::Downlink }
+        if bit & 1 == 0 {
+            Direction::Uplink
+        } else {
+            Direction::Downlink
+        }
     }
 
     /// The other direction.
@@ -267,15 +271,17 @@ impl Direction {
 /// [`Error::Truncated`] under two octets, [`Error::UnknownVersion`],
 /// [`Error::UnknownType`].
 pub fn peek_type(bytes: &[u8]) -> Result<MessageType, Error> {
-    let version = *bytes.first().ok_or(Error::Truncated { needed: header::LEN, got: 0 })?;
+    let version = *bytes.first().ok_or(Error::Truncated {
+        needed: header::LEN,
+        got: 0,
+    })?;
     if version != VERSION {
         return Err(Error::UnknownVersion(version));
     }
-    let ty = MessageType(
-        *bytes
-            .get(header::TYPE)
-            .ok_or(Error::Truncated { needed: header::LEN, got: bytes.len() })?,
-    );
+    let ty = MessageType(*bytes.get(header::TYPE).ok_or(Error::Truncated {
+        needed: header::LEN,
+        got: bytes.len(),
+    })?);
     if !ty.is_known() {
         return Err(Error::UnknownType(ty.0));
     }
@@ -290,14 +296,23 @@ fn check_control(bytes: &[u8], ty: MessageType, len: usize) -> Result<(), Error>
         return Err(Error::WrongType { expected: ty, got });
     }
     if bytes.len() < len {
-        return Err(Error::Truncated { needed: len, got: bytes.len() });
+        return Err(Error::Truncated {
+            needed: len,
+            got: bytes.len(),
+        });
     }
     if bytes.len() > len {
-        return Err(Error::TrailingData { expected: len, got: bytes.len() });
+        return Err(Error::TrailingData {
+            expected: len,
+            got: bytes.len(),
+        });
     }
     let flags = bytes[header::FLAGS];
     if flags != 0 {
-        return Err(Error::Malformed { field: FieldName::Flags, value: u64::from(flags) });
+        return Err(Error::Malformed {
+            field: FieldName::Flags,
+            value: u64::from(flags),
+        });
     }
     Ok(())
 }

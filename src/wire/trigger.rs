@@ -63,7 +63,11 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        check_control(buffer.as_ref(), MessageType::DERIVE_TRIGGER, TriggerRepr::LEN)?;
+        check_control(
+            buffer.as_ref(),
+            MessageType::DERIVE_TRIGGER,
+            TriggerRepr::LEN,
+        )?;
         Ok(TriggerPacket { buffer })
     }
 
@@ -196,15 +200,23 @@ impl TriggerRepr {
     /// lifetime.
     pub fn parse<T: AsRef<[u8]>>(packet: &TriggerPacket<T>) -> Result<Self, Error> {
         let kdf = packet.kdf_code();
-        let profile = KdfProfile::from_code(kdf)
-            .ok_or(Error::Malformed { field: FieldName::KdfProfile, value: u64::from(kdf) })?;
+        let profile = KdfProfile::from_code(kdf).ok_or(Error::Malformed {
+            field: FieldName::KdfProfile,
+            value: u64::from(kdf),
+        })?;
         let suite = packet.suite();
         if !suite.is_known() {
-            return Err(Error::Malformed { field: FieldName::Suite, value: u64::from(suite.0) });
+            return Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: u64::from(suite.0),
+            });
         }
         let lifetime = packet.lifetime();
         if lifetime == 0 {
-            return Err(Error::Malformed { field: FieldName::Lifetime, value: 0 });
+            return Err(Error::Malformed {
+                field: FieldName::Lifetime,
+                value: 0,
+            });
         }
         Ok(TriggerRepr {
             ksi: packet.ksi(),
@@ -242,9 +254,10 @@ impl TriggerRepr {
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`TriggerRepr::LEN`].
     pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
         let got = buf.len();
-        let buf = buf
-            .get_mut(..Self::LEN)
-            .ok_or(Error::BufferTooSmall { needed: Self::LEN, got })?;
+        let buf = buf.get_mut(..Self::LEN).ok_or(Error::BufferTooSmall {
+            needed: Self::LEN,
+            got,
+        })?;
         let mut packet = TriggerPacket::new_unchecked(buf);
         self.emit(&mut packet);
         packet.sign(auth);
@@ -310,7 +323,10 @@ mod tests {
         let a = auth();
         let mut buf = [0u8; 50];
         repr().emit_signed(&a, &mut buf).unwrap();
-        assert_eq!(TriggerPacket::new_checked(&buf[..]).unwrap().verify(&a), Ok(()));
+        assert_eq!(
+            TriggerPacket::new_checked(&buf[..]).unwrap().verify(&a),
+            Ok(())
+        );
         for bit in 0..50 * 8 {
             let mut forged = buf;
             forged[bit / 8] ^= 1 << (bit % 8);
@@ -328,18 +344,30 @@ mod tests {
         let p = TriggerPacket::new_checked(&b[..]).unwrap();
         assert_eq!(
             TriggerRepr::parse(&p),
-            Err(Error::Malformed { field: FieldName::KdfProfile, value: 9 })
+            Err(Error::Malformed {
+                field: FieldName::KdfProfile,
+                value: 9
+            })
         );
         let mut b = buf;
         b[field::SUITE] = 0;
         let p = TriggerPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(TriggerRepr::parse(&p), Err(Error::Malformed { field: FieldName::Suite, value: 0 }));
+        assert_eq!(
+            TriggerRepr::parse(&p),
+            Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: 0
+            })
+        );
         let mut b = buf;
         b[field::LIFETIME].copy_from_slice(&[0; 4]);
         let p = TriggerPacket::new_checked(&b[..]).unwrap();
         assert_eq!(
             TriggerRepr::parse(&p),
-            Err(Error::Malformed { field: FieldName::Lifetime, value: 0 })
+            Err(Error::Malformed {
+                field: FieldName::Lifetime,
+                value: 0
+            })
         );
     }
 
@@ -348,7 +376,10 @@ mod tests {
         let mut buf = [0u8; 49];
         assert_eq!(
             repr().emit_signed(&auth(), &mut buf),
-            Err(Error::BufferTooSmall { needed: 50, got: 49 })
+            Err(Error::BufferTooSmall {
+                needed: 50,
+                got: 49
+            })
         );
     }
 }

@@ -11,8 +11,13 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
 /// Parses hex of an exact length in octets.
 pub fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], String> {
     let v = hex_bytes(s).map_err(|e| format!("--{what}: {e}"))?;
-    <[u8; N]>::try_from(v.as_slice())
-        .map_err(|_| format!("--{what} must be {N} octets ({} hex digits), got {} octets", 2 * N, v.len()))
+    <[u8; N]>::try_from(v.as_slice()).map_err(|_| {
+        format!(
+            "--{what} must be {N} octets ({} hex digits), got {} octets",
+            2 * N,
+            v.len()
+        )
+    })
 }
 
 /// `--kdf 3gpp|hkdf`.

@@ -23,12 +23,22 @@ impl Recorder {
     }
 
     /// Records one datagram.
-    pub fn datagram(&mut self, _: &Clock, _: SocketAddr, _: SocketAddr, _: &[u8]) -> Result<(), Failure> {
+    pub fn datagram(
+        &mut self,
+        _: &Clock,
+        _: SocketAddr,
+        _: SocketAddr,
+        _: &[u8],
+    ) -> Result<(), Failure> {
         Ok(())
     }
 
     /// Records the keys of a keyset now in use.
-    pub fn keys(&mut self, _: Option<(Ksi, u64, bool)>, _: Option<(&Rand, &SuiteKeys)>) -> Result<(), Failure> {
+    pub fn keys(
+        &mut self,
+        _: Option<(Ksi, u64, bool)>,
+        _: Option<(&Rand, &SuiteKeys)>,
+    ) -> Result<(), Failure> {
         Ok(())
     }
 

@@ -77,7 +77,8 @@ impl Demo {
             match item {
                 Item::Datagram(d) => {
                     self.say("EESE → UE", &describe(&d));
-                    self.recorder.datagram(&self.clock, self.eese_addr, ue, &d)?;
+                    self.recorder
+                        .datagram(&self.clock, self.eese_addr, ue, &d)?;
                     self.eese_sock.send_to(&d, ue).map_err(io("send"))?;
                 }
                 Item::Event(ev) => {
@@ -89,13 +90,25 @@ impl Demo {
                             }
                         }
                         Ev::Data { payload, .. } => {
-                            self.at_eese.push(String::from_utf8_lossy(payload).into_owned());
+                            self.at_eese
+                                .push(String::from_utf8_lossy(payload).into_owned());
                             let echo = [b"echo: ".as_slice(), payload].concat();
                             let now = self.clock.now();
                             let mut more = Collect::default();
-                            match self.table.send(now, &ue, &echo, &mut self.scratch, &mut self.rng, &mut more) {
+                            match self.table.send(
+                                now,
+                                &ue,
+                                &echo,
+                                &mut self.scratch,
+                                &mut self.rng,
+                                &mut more,
+                            ) {
                                 Some(Ok(_)) => queue.extend(more.items),
-                                other => return Err(Failure::rejected(format!("EESE could not echo: {other:?}"))),
+                                other => {
+                                    return Err(Failure::rejected(format!(
+                                        "EESE could not echo: {other:?}"
+                                    )));
+                                }
                             }
                         }
                         _ => {}
@@ -111,14 +124,21 @@ impl Demo {
             match item {
                 Item::Datagram(d) => {
                     self.say("UE → EESE", &describe(&d));
-                    self.recorder.datagram(&self.clock, self.ue_addr, self.eese_addr, &d)?;
-                    self.ue_sock.send_to(&d, self.eese_addr).map_err(io("send"))?;
+                    self.recorder
+                        .datagram(&self.clock, self.ue_addr, self.eese_addr, &d)?;
+                    self.ue_sock
+                        .send_to(&d, self.eese_addr)
+                        .map_err(io("send"))?;
                 }
                 Item::Event(ev) => {
                     self.say("UE", &ev.describe());
                     match &ev {
-                        Ev::Data { payload, .. } => self.at_ue.push(String::from_utf8_lossy(payload).into_owned()),
-                        Ev::Rekeyed { .. } => self.recorder.keys(self.ue.current(), self.ue.current_keys())?,
+                        Ev::Data { payload, .. } => self
+                            .at_ue
+                            .push(String::from_utf8_lossy(payload).into_owned()),
+                        Ev::Rekeyed { .. } => self
+                            .recorder
+                            .keys(self.ue.current(), self.ue.current_keys())?,
                         _ => {}
                     }
                 }
@@ -138,10 +158,14 @@ impl Demo {
                 let mut out = Collect::default();
                 let now = self.clock.now();
                 if n == 0 {
-                    self.say("UE → EESE", "(connect: empty datagram, the UE opens its connection)");
+                    self.say(
+                        "UE → EESE",
+                        "(connect: empty datagram, the UE opens its connection)",
+                    );
                     self.table.on_connect(now, &from, &mut self.rng, &mut out);
                 } else {
-                    self.table.handle_datagram(now, &from, &mut buf[..n], &mut self.rng, &mut out);
+                    self.table
+                        .handle_datagram(now, &from, &mut buf[..n], &mut self.rng, &mut out);
                 }
                 self.flush_eese(out)?;
             }
@@ -149,7 +173,8 @@ impl Demo {
                 idle = false;
                 let mut out = Collect::default();
                 let now = self.clock.now();
-                self.ue.handle_datagram(now, &self.cfg, &mut buf[..n], &mut self.scratch, &mut out);
+                self.ue
+                    .handle_datagram(now, &self.cfg, &mut buf[..n], &mut self.scratch, &mut out);
                 self.flush_ue(out)?;
             }
             let now = self.clock.now();
@@ -185,7 +210,14 @@ impl Demo {
         let now = self.clock.now();
         self.say("EESE app", &format!("sends {payload:?}"));
         let ue = self.ue_addr;
-        match self.table.send(now, &ue, payload.as_bytes(), &mut self.scratch, &mut self.rng, &mut out) {
+        match self.table.send(
+            now,
+            &ue,
+            payload.as_bytes(),
+            &mut self.scratch,
+            &mut self.rng,
+            &mut out,
+        ) {
             Some(Ok(_)) => self.flush_eese(out),
             other => Err(Failure::rejected(format!("EESE send: {other:?}"))),
         }
@@ -241,7 +273,9 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         a.te2e, cfg.suite
     );
 
-    d.step("1. The UE connects; the EESE derives keyset KSI 0 from a fresh RAND and sends the trigger");
+    d.step(
+        "1. The UE connects; the EESE derives keyset KSI 0 from a fresh RAND and sends the trigger",
+    );
     d.ue_sock.send_to(&[], eese_addr).map_err(io("send"))?;
     d.run_for(200)?;
 
@@ -251,7 +285,10 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     d.eese_send("config: interval=60s")?;
     d.run_for(100)?;
 
-    d.step(&format!("3. te2e ({} s) runs out at the EESE, which flags the keys invalid", a.te2e));
+    d.step(&format!(
+        "3. te2e ({} s) runs out at the EESE, which flags the keys invalid",
+        a.te2e
+    ));
     d.run_for(u64::from(a.te2e) * 1000 + 200)?;
 
     d.step("4. The UE's next contact gets the key-expired error, then a new trigger; the UE rekeys and retransmits its held message");
@@ -275,9 +312,18 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         "echo: report: all well",
     ];
     println!("\n== Result");
-    println!("EESE received {}/{} payloads, UE received {}/{}", d.at_eese.len(), want_eese.len(), d.at_ue.len(), want_ue.len());
+    println!(
+        "EESE received {}/{} payloads, UE received {}/{}",
+        d.at_eese.len(),
+        want_eese.len(),
+        d.at_ue.len(),
+        want_ue.len()
+    );
     if d.at_eese == want_eese && d.at_ue == want_ue {
-        println!("every payload arrived, across {} keysets", d.ue.last_counter());
+        println!(
+            "every payload arrived, across {} keysets",
+            d.ue.last_counter()
+        );
         Ok(())
     } else {
         Err(Failure::rejected(format!(

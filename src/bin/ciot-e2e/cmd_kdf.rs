@@ -77,7 +77,12 @@ pub fn derive(c: &DeriveCommand) -> Result<(), Failure> {
             let root = kdf::int_key((*kdf).into(), &CkIk::new(&ck, &ik));
             println!("{}", hex::encode(root.key().as_bytes()));
         }
-        DeriveCommand::Keyset { root, rand, root_kind, kdf } => {
+        DeriveCommand::Keyset {
+            root,
+            rand,
+            root_kind,
+            kdf,
+        } => {
             let root = RootKey::new(
                 (*root_kind).into(),
                 RootBytes::from_bytes(hex_array("root", root).map_err(Failure::usage)?),

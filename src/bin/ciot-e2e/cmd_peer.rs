@@ -77,20 +77,29 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
 }
 
 fn config(te2e: u32) -> Config {
-    Config { te2e: Duration::from_secs(u64::from(te2e.max(1))), grace: Duration::from_secs(2), ..Config::default() }
+    Config {
+        te2e: Duration::from_secs(u64::from(te2e.max(1))),
+        grace: Duration::from_secs(2),
+        ..Config::default()
+    }
 }
 
 /// Runs `ciot-e2e eese`.
 pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
     let sock = UdpSocket::bind(a.listen).map_err(io("bind"))?;
-    sock.set_read_timeout(Some(Duration::from_millis(10))).map_err(io("socket"))?;
+    sock.set_read_timeout(Some(Duration::from_millis(10)))
+        .map_err(io("socket"))?;
     let clock = Clock::start();
     let mut table = EeseTable::new(config(a.te2e));
     let mut rng = OsRand;
     let mut scratch = vec![0u8; 65_536];
     let mut buf = vec![0u8; 65_536];
-    println!("eese: listening on {}, te2e {} s", sock.local_addr().map_err(io("socket"))?, a.te2e);
+    println!(
+        "eese: listening on {}, te2e {} s",
+        sock.local_addr().map_err(io("socket"))?,
+        a.te2e
+    );
     let stop = a.exit_after.map(|s| Duration::from_secs(s).as_millis());
     loop {
         if stop.is_some_and(|s| u128::from(clock.now().as_millis()) >= s) {
@@ -113,7 +122,11 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
                     table.handle_datagram(now, &from, &mut buf[..n], &mut rng, &mut out);
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(io("receive")(e)),
         }
         let now = clock.now();
@@ -131,7 +144,9 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
                     if let Ev::Data { payload, .. } = ev {
                         let echo = [b"echo: ".as_slice(), &payload].concat();
                         let mut more = Collect::default();
-                        if let Some(Err(e)) = table.send(clock.now(), &ue, &echo, &mut scratch, &mut rng, &mut more) {
+                        if let Some(Err(e)) =
+                            table.send(clock.now(), &ue, &echo, &mut scratch, &mut rng, &mut more)
+                        {
                             println!("[{:8.3}s] {ue}: echo not sent: {e}", clock.secs());
                         }
                         queue.extend(more.items);
@@ -146,9 +161,15 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
 pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
     let cfg = config(3600);
-    let sock = UdpSocket::bind(if a.connect.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).map_err(io("bind"))?;
+    let sock = UdpSocket::bind(if a.connect.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .map_err(io("bind"))?;
     sock.connect(a.connect).map_err(io("connect"))?;
-    sock.set_read_timeout(Some(Duration::from_millis(5))).map_err(io("socket"))?;
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .map_err(io("socket"))?;
     let clock = Clock::start();
     let mut ue: Ue<2048> = Ue::with_config(root, &cfg);
     let mut scratch = vec![0u8; 65_536];
@@ -181,7 +202,10 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                             if payload == want.as_bytes() {
                                 echoed += 1;
                                 got = true;
-                                println!("echo {i}: {} (KSI {ksi})", String::from_utf8_lossy(&payload));
+                                println!(
+                                    "echo {i}: {} (KSI {ksi})",
+                                    String::from_utf8_lossy(&payload)
+                                );
                             }
                         }
                         Item::Event(Ev::Rekeyed { .. }) => rekeys += 1,
@@ -195,8 +219,14 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                     continue 'retry;
                 }
                 match sock.recv(&mut buf) {
-                    Ok(n) => ue.handle_datagram(clock.now(), &cfg, &mut buf[..n], &mut scratch, &mut out),
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Ok(n) => {
+                        ue.handle_datagram(clock.now(), &cfg, &mut buf[..n], &mut scratch, &mut out)
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                     Err(e) => return Err(io("receive")(e)),
                 }
                 ue.handle_timeout(clock.now());
@@ -204,6 +234,17 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
         }
         std::thread::sleep(Duration::from_millis(a.interval_ms));
     }
-    println!("echoed {echoed}/{} across {} rekeys", a.count, rekeys.saturating_sub(1));
-    if echoed == a.count { Ok(()) } else { Err(Failure::rejected(format!("only {echoed} of {} echoed", a.count))) }
+    println!(
+        "echoed {echoed}/{} across {} rekeys",
+        a.count,
+        rekeys.saturating_sub(1)
+    );
+    if echoed == a.count {
+        Ok(())
+    } else {
+        Err(Failure::rejected(format!(
+            "only {echoed} of {} echoed",
+            a.count
+        )))
+    }
 }

@@ -69,10 +69,19 @@ pub struct UnprotectArgs {
     root_kind: RootKindArg,
 }
 
-fn cipher(root: &str, kind: RootKindArg, kdf: KdfArg, rand: &str, suite: Suite) -> Result<SuiteCipher, Failure> {
-    let keyset = prepared_root(root, kind, kdf)?
-        .keyset(&ciot_e2e::kdf::Rand(hex_array("rand", rand).map_err(Failure::usage)?));
-    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite).map_err(|e| Failure::rejected(e.to_string()))?.cipher())
+fn cipher(
+    root: &str,
+    kind: RootKindArg,
+    kdf: KdfArg,
+    rand: &str,
+    suite: Suite,
+) -> Result<SuiteCipher, Failure> {
+    let keyset = prepared_root(root, kind, kdf)?.keyset(&ciot_e2e::kdf::Rand(
+        hex_array("rand", rand).map_err(Failure::usage)?,
+    ));
+    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite)
+        .map_err(|e| Failure::rejected(e.to_string()))?
+        .cipher())
 }
 
 /// Runs `ciot-e2e protect`.
@@ -94,12 +103,15 @@ pub fn protect(a: &ProtectArgs) -> Result<(), Failure> {
 /// Runs `ciot-e2e unprotect`: exit 2 with a one-line reason on a bad tag or
 /// a malformed message.
 pub fn unprotect(a: &UnprotectArgs) -> Result<(), Failure> {
-    let mut msg = hex_bytes(&a.message).map_err(|e| Failure::rejected(format!("--message: {e}")))?;
+    let mut msg =
+        hex_bytes(&a.message).map_err(|e| Failure::rejected(format!("--message: {e}")))?;
     let suite = DataPacket::new_checked(&msg[..])
         .map_err(|e| Failure::rejected(format!("malformed data message: {e}")))?
         .suite();
     let c = cipher(&a.root, a.root_kind, a.kdf, &a.rand, suite)?;
-    let opened = c.open_in_place(&mut msg).map_err(|e| Failure::rejected(e.to_string()))?;
+    let opened = c
+        .open_in_place(&mut msg)
+        .map_err(|e| Failure::rejected(e.to_string()))?;
     println!("{}", hex::encode(&msg[opened.payload]));
     Ok(())
 }

@@ -145,7 +145,14 @@ pub struct DecodeArgs {
 pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
     let mut buf = [0u8; TriggerRepr::LEN];
     let len = match c {
-        EncodeCommand::Trigger { root, ksi, rand, counter, lifetime, suite } => {
+        EncodeCommand::Trigger {
+            root,
+            ksi,
+            rand,
+            counter,
+            lifetime,
+            suite,
+        } => {
             if *lifetime == 0 {
                 return Err(Failure::usage("--lifetime must be at least 1 second"));
             }
@@ -161,10 +168,20 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
             }
             .emit_signed(&auth, &mut buf)
         }
-        EncodeCommand::KeyExpired { root, ksi, cause, counter } => {
+        EncodeCommand::KeyExpired {
+            root,
+            ksi,
+            cause,
+            counter,
+        } => {
             let auth = ControlAuth::new(&root.prepared()?.control_key());
-            KeyExpiredRepr { ksi: Ksi(*ksi), cause: (*cause).into(), counter: *counter, tag: [0; 16] }
-                .emit_signed(&auth, &mut buf)
+            KeyExpiredRepr {
+                ksi: Ksi(*ksi),
+                cause: (*cause).into(),
+                counter: *counter,
+                tag: [0; 16],
+            }
+            .emit_signed(&auth, &mut buf)
         }
     }
     .map_err(|e| Failure::usage(e.to_string()))?;
@@ -175,8 +192,16 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
 /// The fields of a decoded message, in wire order, as (name, JSON value, text).
 pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, String)> {
     let mut out = vec![
-        ("version", json!(bytes[header::VERSION]), bytes[header::VERSION].to_string()),
-        ("type", json!(msg.message_type().name()), format!("{:?} ({:#04x})", msg.message_type(), msg.message_type().0)),
+        (
+            "version",
+            json!(bytes[header::VERSION]),
+            bytes[header::VERSION].to_string(),
+        ),
+        (
+            "type",
+            json!(msg.message_type().name()),
+            format!("{:?} ({:#04x})", msg.message_type(), msg.message_type().0),
+        ),
     ];
     match msg {
         Message::Trigger(t) => {
@@ -185,24 +210,52 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
                 ("ksi", json!(t.ksi.0), t.ksi.to_string()),
                 ("counter", json!(t.counter), t.counter.to_string()),
                 ("rand", json!(hex::encode(t.rand.0)), hex::encode(t.rand.0)),
-                ("kdf", json!(p.name()), format!("{} ({:#04x})", p.name(), p.code())),
-                ("suite", json!(t.suite.name()), format!("{} ({:#04x})", t.suite, t.suite.0)),
+                (
+                    "kdf",
+                    json!(p.name()),
+                    format!("{} ({:#04x})", p.name(), p.code()),
+                ),
+                (
+                    "suite",
+                    json!(t.suite.name()),
+                    format!("{} ({:#04x})", t.suite, t.suite.0),
+                ),
                 ("lifetime", json!(t.lifetime), format!("{} s", t.lifetime)),
                 ("tag", json!(hex::encode(t.tag)), hex::encode(t.tag)),
             ]);
         }
         Message::KeyExpired(k) => out.extend([
             ("ksi", json!(k.ksi.0), k.ksi.to_string()),
-            ("cause", json!(k.cause.name()), format!("{} ({:#04x})", k.cause, k.cause.0)),
+            (
+                "cause",
+                json!(k.cause.name()),
+                format!("{} ({:#04x})", k.cause, k.cause.0),
+            ),
             ("counter", json!(k.counter), k.counter.to_string()),
             ("tag", json!(hex::encode(k.tag)), hex::encode(k.tag)),
         ]),
         Message::Data(d) => out.extend([
             ("ksi", json!(d.ksi.0), d.ksi.to_string()),
-            ("direction", json!(d.direction.name()), d.direction.name().to_string()),
-            ("suite", json!(d.suite.name()), format!("{} ({:#04x})", d.suite, d.suite.0)),
+            (
+                "direction",
+                json!(d.direction.name()),
+                d.direction.name().to_string(),
+            ),
+            (
+                "suite",
+                json!(d.suite.name()),
+                format!("{} ({:#04x})", d.suite, d.suite.0),
+            ),
             ("seq", json!(d.seq), d.seq.to_string()),
-            ("ciphertext", json!(hex::encode(d.ciphertext)), format!("{} ({} octets)", hex::encode(d.ciphertext), d.ciphertext.len())),
+            (
+                "ciphertext",
+                json!(hex::encode(d.ciphertext)),
+                format!(
+                    "{} ({} octets)",
+                    hex::encode(d.ciphertext),
+                    d.ciphertext.len()
+                ),
+            ),
             ("tag", json!(hex::encode(d.tag)), hex::encode(d.tag)),
         ]),
     }
@@ -212,7 +265,8 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
 /// Runs `ciot-e2e decode`.
 pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
     let bytes = hex_bytes(&a.hex).map_err(Failure::rejected)?;
-    let msg = Message::parse(&bytes).map_err(|e| Failure::rejected(format!("malformed message: {e}")))?;
+    let msg =
+        Message::parse(&bytes).map_err(|e| Failure::rejected(format!("malformed message: {e}")))?;
     let tag_ok = match &a.root {
         None => None,
         Some(root) => {
@@ -243,14 +297,17 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
             (Some(true), _, _) => println!("  tag check: valid under the given root"),
             (Some(false), _, _) => println!("  tag check: INVALID under the given root"),
             (None, Message::Data(_), Some(_)) => {
-                println!("  tag check: not done (a data tag needs the keyset: use `ciot-e2e unprotect`)")
+                println!(
+                    "  tag check: not done (a data tag needs the keyset: use `ciot-e2e unprotect`)"
+                )
             }
             _ => {}
         }
     }
     match tag_ok {
-        Some(false) => Err(Failure::rejected("bad tag: the message is not authentic under this root")),
+        Some(false) => Err(Failure::rejected(
+            "bad tag: the message is not authentic under this root",
+        )),
         _ => Ok(()),
     }
 }
-

@@ -31,7 +31,11 @@ impl Clock {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
     /// A payload arrived.
-    Data { ksi: Ksi, seq: u32, payload: Vec<u8> },
+    Data {
+        ksi: Ksi,
+        seq: u32,
+        payload: Vec<u8>,
+    },
     /// New keyset in use.
     Rekeyed { ksi: Ksi, counter: u64 },
     /// Keyset expired.
@@ -47,7 +51,11 @@ pub enum Ev {
 impl Ev {
     fn from(e: Event<'_>) -> Option<Self> {
         Some(match e {
-            Event::Data { ksi, seq, payload } => Ev::Data { ksi, seq, payload: payload.to_vec() },
+            Event::Data { ksi, seq, payload } => Ev::Data {
+                ksi,
+                seq,
+                payload: payload.to_vec(),
+            },
             Event::Rekeyed { ksi, counter } => Ev::Rekeyed { ksi, counter },
             Event::KeysExpired { ksi, cause } => Ev::Expired { ksi, cause },
             Event::RandNeeded => Ev::RandNeeded,
@@ -61,9 +69,14 @@ impl Ev {
     pub fn describe(&self) -> String {
         match self {
             Ev::Data { ksi, seq, payload } => {
-                format!("received {:?} (KSI {ksi}, seq {seq})", String::from_utf8_lossy(payload))
+                format!(
+                    "received {:?} (KSI {ksi}, seq {seq})",
+                    String::from_utf8_lossy(payload)
+                )
             }
-            Ev::Rekeyed { ksi, counter } => format!("now using keyset KSI {ksi} (trigger counter {counter})"),
+            Ev::Rekeyed { ksi, counter } => {
+                format!("now using keyset KSI {ksi} (trigger counter {counter})")
+            }
             Ev::Expired { ksi, cause } => format!("keyset KSI {ksi} expired ({cause})"),
             Ev::RandNeeded => "needs a RAND from the EMKS".into(),
             Ev::Retransmitted { ksi, seq } => {
@@ -129,7 +142,10 @@ pub fn describe(bytes: &[u8]) -> String {
             t.lifetime
         ),
         Ok(Message::KeyExpired(k)) => {
-            format!("key-expired     KSI {} refused: {} (counter {})", k.ksi, k.cause, k.counter)
+            format!(
+                "key-expired     KSI {} refused: {} (counter {})",
+                k.ksi, k.cause, k.counter
+            )
         }
         Ok(Message::Data(d)) => format!(
             "data            KSI {}, seq {}, {}, {} octets protected",

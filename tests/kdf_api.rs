@@ -1,0 +1,441 @@
+//! The public API of `ciot_e2e::kdf` from a user's side: every error branch,
+//! domain separation between root kinds and profiles, and the handling of
+//! secrets (no key octets in `Debug`, constant-time equality, zeroize on drop
+//! checked by the compiler).
+
+use ciot_e2e::kdf::{
+    self, AlgKey, Algorithm, Ck, CkIk, ControlKey, Error, Fc, HkdfKey, Ik, KdfProfile, KeySet,
+    MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey, RootKind, Ts33220Key, parse_root_kind,
+};
+use subtle::ConstantTimeEq;
+
+const KINDS: [RootKind; 3] = [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey];
+const PROFILES: [KdfProfile; 2] = [KdfProfile::Ts33220, KdfProfile::HkdfSha256];
+const ALGS: [Algorithm; 3] = [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm];
+
+// Compile-time: every secret type zeroizes its octets when dropped. Removing
+// `ZeroizeOnDrop` from any of them makes this file fail to compile.
+const _: () = {
+    const fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    assert_zeroize_on_drop::<Ck>();
+    assert_zeroize_on_drop::<Ik>();
+    assert_zeroize_on_drop::<CkIk>();
+    assert_zeroize_on_drop::<RootBytes>();
+    assert_zeroize_on_drop::<KeySet>();
+    assert_zeroize_on_drop::<AlgKey>();
+    assert_zeroize_on_drop::<ControlKey>();
+    assert_zeroize_on_drop::<Rand>();
+};
+
+fn root(kind: RootKind, octets: [u8; 32]) -> RootKey {
+    RootKey::new(kind, RootBytes::from_bytes(octets))
+}
+
+// ---- error branches -------------------------------------------------------
+
+#[test]
+fn lone_ff_fc_is_reserved() {
+    assert_eq!(Fc::new(0xff), Err(Error::ReservedFc));
+    assert_eq!(Fc::from_octets(&[0xff]), Err(Error::ReservedFc));
+    assert!(Fc::new(0xfe).is_ok());
+}
+
+#[test]
+fn fc_of_wrong_length_is_refused() {
+    assert_eq!(Fc::from_octets(&[]), Err(Error::BadFcLength { len: 0 }));
+    assert_eq!(
+        Fc::from_octets(&[0xff, 0x01, 0x02]),
+        Err(Error::BadFcLength { len: 3 })
+    );
+    // Two octets are only the escape form `ff || FC2`.
+    assert_eq!(
+        Fc::from_octets(&[0x10, 0x01]),
+        Err(Error::BadFcLength { len: 2 })
+    );
+    assert_eq!(Fc::from_octets(&[0xff, 0x01]), Ok(Fc::extended(0x01)));
+    assert_eq!(Fc::extended(0x01).as_bytes(), &[0xff, 0x01]);
+}
+
+#[test]
+fn parameter_longer_than_65535_octets_is_refused() {
+    let big = vec![0u8; MAX_PARAM_LEN + 1];
+    let fc = Fc::new(0x90).unwrap();
+    assert_eq!(
+        kdf::kdf(&[1; 32], fc, &[b"ok", &big]),
+        Err(Error::ParamTooLong {
+            index: 1,
+            len: 65536
+        })
+    );
+    assert_eq!(
+        Ts33220Key::new(&[1; 32]).derive(fc, &[&big]),
+        Err(Error::ParamTooLong {
+            index: 0,
+            len: 65536
+        })
+    );
+    assert!(kdf::kdf(&[1; 32], fc, &[&big[..MAX_PARAM_LEN]]).is_ok());
+}
+
+#[test]
+fn keys_of_wrong_length_are_refused() {
+    let buf = [0x42u8; 33];
+    assert_eq!(
+        Ck::from_slice(&buf[..15]),
+        Err(Error::BadKeyLength {
+            expected: 16,
+            got: 15
+        })
+    );
+    assert_eq!(
+        Ik::from_slice(&buf[..17]),
+        Err(Error::BadKeyLength {
+            expected: 16,
+            got: 17
+        })
+    );
+    assert_eq!(
+        CkIk::from_slice(&buf[..16]),
+        Err(Error::BadKeyLength {
+            expected: 32,
+            got: 16
+        })
+    );
+    assert_eq!(
+        RootBytes::from_slice(&buf),
+        Err(Error::BadKeyLength {
+            expected: 32,
+            got: 33
+        })
+    );
+    assert_eq!(
+        KeySet::from_slice(&[]),
+        Err(Error::BadKeyLength {
+            expected: 32,
+            got: 0
+        })
+    );
+    assert_eq!(
+        AlgKey::from_slice(&buf[..32]),
+        Err(Error::BadKeyLength {
+            expected: 16,
+            got: 32
+        })
+    );
+    assert_eq!(
+        ControlKey::from_slice(&buf[..31]),
+        Err(Error::BadKeyLength {
+            expected: 32,
+            got: 31
+        })
+    );
+    // The right lengths are accepted and keep the octets.
+    assert_eq!(Ck::from_slice(&buf[..16]).unwrap().as_bytes(), &[0x42; 16]);
+    assert_eq!(
+        RootBytes::from_slice(&buf[..32]).unwrap().as_bytes(),
+        &[0x42; 32]
+    );
+}
+
+#[test]
+fn rand_must_be_128_bits() {
+    assert_eq!(
+        Rand::from_slice(&[7; 15]),
+        Err(Error::BadRandLength { got: 15 })
+    );
+    assert_eq!(
+        Rand::from_slice(&[7; 17]),
+        Err(Error::BadRandLength { got: 17 })
+    );
+    assert_eq!(Rand::from_slice(&[]), Err(Error::BadRandLength { got: 0 }));
+    assert_eq!(Rand::from_slice(&[7; 16]), Ok(Rand([7; 16])));
+}
+
+#[test]
+fn unknown_root_kind_code_is_refused() {
+    for code in [0x00, 0x04, 0x7f, 0xff] {
+        assert_eq!(RootKind::from_code(code), Err(Error::UnknownRootKind(code)));
+    }
+    for kind in KINDS {
+        assert_eq!(RootKind::from_code(kind.code()), Ok(kind));
+    }
+}
+
+#[test]
+fn unknown_root_kind_name_is_refused() {
+    for name in ["", "int_key", "INT-KEY", "e2m", "e2e-keyset"] {
+        assert_eq!(
+            parse_root_kind(name),
+            Err(Error::UnknownRootKindName),
+            "{name:?}"
+        );
+    }
+    for kind in KINDS {
+        assert_eq!(parse_root_kind(kind.name()), Ok(kind));
+    }
+}
+
+#[test]
+fn every_error_displays_as_one_actionable_line() {
+    let all = [
+        Error::ReservedFc,
+        Error::BadFcLength { len: 3 },
+        Error::ParamTooLong {
+            index: 2,
+            len: 70000,
+        },
+        Error::BadKeyLength {
+            expected: 32,
+            got: 31,
+        },
+        Error::BadRandLength { got: 15 },
+        Error::UnknownRootKind(0x09),
+        Error::UnknownRootKindName,
+    ];
+    for e in all {
+        let msg = e.to_string();
+        assert!(!msg.is_empty() && !msg.contains('\n'), "{e:?}: {msg:?}");
+    }
+    assert!(
+        Error::ParamTooLong {
+            index: 2,
+            len: 70000
+        }
+        .to_string()
+        .contains("70000")
+    );
+    assert!(
+        Error::BadKeyLength {
+            expected: 32,
+            got: 31
+        }
+        .to_string()
+        .contains("31")
+    );
+    assert!(Error::UnknownRootKind(0x09).to_string().contains("0x09"));
+}
+
+// ---- profiles --------------------------------------------------------------
+
+#[test]
+fn profile_codes_and_names_round_trip() {
+    for p in PROFILES {
+        assert_eq!(KdfProfile::from_code(p.code()), Some(p));
+    }
+    assert_eq!(KdfProfile::from_code(0x00), None);
+    assert_eq!(KdfProfile::from_code(0x03), None);
+    assert_eq!(KdfProfile::Ts33220.name(), "3gpp");
+    assert_eq!(KdfProfile::HkdfSha256.name(), "hkdf");
+    assert_eq!(KdfProfile::default(), KdfProfile::Ts33220);
+}
+
+#[test]
+fn hkdf_profile_is_hkdf_with_the_s_string_as_info() {
+    // The keyset of the HKDF profile is HKDF-SHA-256(salt = none, IKM = root,
+    // info = S, L = 32), computed here with the hkdf crate directly.
+    let octets = [0x3c; 32];
+    let rand = Rand([0x5a; 16]);
+    for kind in KINDS {
+        let mut s = vec![kdf::FC_KEYSET, kind.code(), 0x00, 0x01];
+        s.extend_from_slice(&rand.0);
+        s.extend_from_slice(&[0x00, 0x10]);
+        let mut want = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &octets)
+            .expand(&s, &mut want)
+            .unwrap();
+        let got = PreparedRoot::new(&root(kind, octets), KdfProfile::HkdfSha256).keyset(&rand);
+        assert_eq!(got.as_bytes(), &want, "{kind:?}");
+        assert_eq!(HkdfKey::new(&octets).expand(&s), want);
+    }
+}
+
+// ---- domain separation -----------------------------------------------------
+
+#[test]
+fn same_root_octets_of_three_kinds_give_three_keysets_and_control_keys() {
+    let octets = [0x77; 32];
+    let rand = Rand([0x01; 16]);
+    for profile in PROFILES {
+        let prepared: Vec<PreparedRoot> = KINDS
+            .iter()
+            .map(|&k| PreparedRoot::new(&root(k, octets), profile))
+            .collect();
+        let keysets: Vec<KeySet> = prepared.iter().map(|p| p.keyset(&rand)).collect();
+        let controls: Vec<ControlKey> = prepared.iter().map(PreparedRoot::control_key).collect();
+        for i in 0..3 {
+            assert_eq!(prepared[i].kind(), KINDS[i]);
+            assert_eq!(prepared[i].profile(), profile);
+            for j in i + 1..3 {
+                assert_ne!(
+                    keysets[i], keysets[j],
+                    "{profile:?}: keysets of {i} and {j}"
+                );
+                assert_ne!(
+                    controls[i], controls[j],
+                    "{profile:?}: control keys of {i} and {j}"
+                );
+            }
+            // A control key is never a keyset of the same root.
+            assert_ne!(controls[i].as_bytes(), keysets[i].as_bytes());
+        }
+    }
+}
+
+#[test]
+fn the_two_profiles_derive_different_keys() {
+    let ck_ik = CkIk::new(&Ck::from_bytes([0x11; 16]), &Ik::from_bytes([0x22; 16]));
+    let a = kdf::int_key(KdfProfile::Ts33220, &ck_ik);
+    let b = kdf::int_key(KdfProfile::HkdfSha256, &ck_ik);
+    assert_ne!(a, b);
+    let rand = Rand([0x09; 16]);
+    for kind in KINDS {
+        let r = root(kind, [0x33; 32]);
+        let k3 = kdf::keyset(KdfProfile::Ts33220, &r, &rand);
+        let kh = kdf::keyset(KdfProfile::HkdfSha256, &r, &rand);
+        assert_ne!(k3, kh, "{kind:?}");
+        let c3 = PreparedRoot::new(&r, KdfProfile::Ts33220).control_key();
+        let ch = PreparedRoot::new(&r, KdfProfile::HkdfSha256).control_key();
+        assert_ne!(c3, ch, "{kind:?}");
+        for alg in ALGS {
+            assert_ne!(
+                kdf::alg_key(KdfProfile::Ts33220, &k3, alg),
+                kdf::alg_key(KdfProfile::HkdfSha256, &k3, alg),
+                "{kind:?} {alg:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn algorithm_keys_are_bound_to_their_algorithm() {
+    let keyset = KeySet::from_bytes([0x5e; 32]);
+    for profile in PROFILES {
+        let keys: Vec<AlgKey> = ALGS
+            .iter()
+            .map(|&a| kdf::alg_key(profile, &keyset, a))
+            .collect();
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], keys[2]);
+        assert_ne!(keys[1], keys[2]);
+    }
+}
+
+#[test]
+fn algorithm_key_is_the_low_128_bits_of_the_kdf_output() {
+    let keyset = KeySet::from_bytes([0x5e; 32]);
+    for alg in ALGS {
+        let full = kdf::kdf(
+            keyset.as_bytes(),
+            Fc::new(kdf::FC_ALG_KEY).unwrap(),
+            &[&[alg.distinguisher()], &[alg.identity()]],
+        )
+        .unwrap();
+        assert_eq!(
+            kdf::alg_key(KdfProfile::Ts33220, &keyset, alg).as_bytes(),
+            &full[16..]
+        );
+    }
+}
+
+#[test]
+fn int_key_is_the_kdf_of_ck_ik_and_the_label() {
+    let ck = Ck::from_bytes([0x11; 16]);
+    let ik = Ik::from_bytes([0x22; 16]);
+    let ck_ik = CkIk::new(&ck, &ik);
+    assert_eq!(&ck_ik.as_bytes()[..16], ck.as_bytes());
+    assert_eq!(&ck_ik.as_bytes()[16..], ik.as_bytes());
+    let want = kdf::kdf(
+        ck_ik.as_bytes(),
+        Fc::new(kdf::FC_INT_KEY).unwrap(),
+        &[kdf::INT_KEY_LABEL],
+    )
+    .unwrap();
+    let root = kdf::int_key(KdfProfile::Ts33220, &ck_ik);
+    assert_eq!(root.kind(), RootKind::IntKey);
+    assert_eq!(root.key().as_bytes(), &want);
+}
+
+// ---- secrets ---------------------------------------------------------------
+
+/// True when `text` shows `byte` as two hex digits or as a decimal number.
+fn shows_octet(text: &str, byte: u8) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains(&format!("{byte:02x}{byte:02x}")) || text.contains(&byte.to_string())
+}
+
+#[test]
+fn debug_of_secret_types_prints_no_key_octets() {
+    const B: u8 = 0xa7; // 167
+    let printed = [
+        format!("{:?}", Ck::from_bytes([B; 16])),
+        format!("{:?}", Ik::from_bytes([B; 16])),
+        format!("{:?}", CkIk::from_bytes([B; 32])),
+        format!("{:?}", RootBytes::from_bytes([B; 32])),
+        format!("{:?}", root(RootKind::E2mKey, [B; 32])),
+        format!("{:?}", KeySet::from_bytes([B; 32])),
+        format!("{:?}", AlgKey::from_bytes([B; 16])),
+        format!("{:?}", ControlKey::from_bytes([B; 32])),
+        format!(
+            "{:?}",
+            kdf::alg_key(KdfProfile::Ts33220, &KeySet::from_bytes([B; 32]), ALGS[0])
+        ),
+    ];
+    for p in &printed {
+        assert!(!shows_octet(p, B), "Debug leaks key octets: {p}");
+        assert!(p.contains("redacted"), "{p}");
+    }
+    // The self-check of the check: it does see octets when they are there.
+    assert!(shows_octet(&format!("{:?}", [B; 4]), B));
+    // RAND travels in clear, so its Debug shows it.
+    assert_eq!(
+        format!("{:?}", Rand([0xab; 16])),
+        format!("Rand({})", "ab".repeat(16))
+    );
+}
+
+#[test]
+fn constant_time_equality_is_equality() {
+    let a = KeySet::from_bytes([0x10; 32]);
+    assert_eq!(a, KeySet::from_bytes([0x10; 32]));
+    assert!(bool::from(a.ct_eq(&KeySet::from_bytes([0x10; 32]))));
+    for i in [0, 15, 31] {
+        let mut other = [0x10; 32];
+        other[i] ^= 0x01;
+        let b = KeySet::from_bytes(other);
+        assert_ne!(a, b, "differs at octet {i}");
+        assert!(!bool::from(a.ct_eq(&b)));
+    }
+    assert_eq!(AlgKey::from_bytes([1; 16]), AlgKey::from_bytes([1; 16]));
+    assert_ne!(AlgKey::from_bytes([1; 16]), AlgKey::from_bytes([2; 16]));
+    assert_ne!(
+        ControlKey::from_bytes([0; 32]),
+        ControlKey::from_bytes([0xff; 32])
+    );
+    assert_eq!(Rand([4; 16]), Rand([4; 16]));
+    assert_ne!(Rand([4; 16]), Rand([5; 16]));
+    assert!(bool::from(Rand([4; 16]).ct_eq(&Rand([4; 16]))));
+    // Root keys compare kind and octets.
+    assert_eq!(
+        root(RootKind::IntKey, [3; 32]),
+        root(RootKind::IntKey, [3; 32])
+    );
+    assert_ne!(
+        root(RootKind::IntKey, [3; 32]),
+        root(RootKind::E2mKey, [3; 32])
+    );
+    assert_ne!(
+        root(RootKind::IntKey, [3; 32]),
+        root(RootKind::IntKey, [4; 32])
+    );
+}
+
+#[test]
+fn zeroize_clears_the_octets() {
+    use zeroize::Zeroize;
+    let mut k = KeySet::from_bytes([0x99; 32]);
+    k.zeroize();
+    assert_eq!(k.as_bytes(), &[0; 32]);
+    let mut r = Rand([0x99; 16]);
+    r.zeroize();
+    assert_eq!(r.0, [0; 16]);
+}
