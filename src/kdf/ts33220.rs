@@ -252,20 +252,30 @@ impl Ts33220Key {
 
     /// `HMAC-SHA-256(key, s)` for an S string that is already encoded.
     pub(crate) fn mac(&self, s: &[u8]) -> [u8; 32] {
-        if s.len() >= LEN_FIELD {
+        self.mac2(s, &[])
+    }
+
+    /// `HMAC-SHA-256(key, a || b)` without concatenating `a` and `b` first.
+    pub(crate) fn mac2(&self, a: &[u8], b: &[u8]) -> [u8; 32] {
+        let n = a.len() + b.len();
+        if n >= LEN_FIELD {
             let mut stream = Stream::new(self.inner);
-            stream.update(s);
+            stream.update(a);
+            stream.update(b);
             let mut inner = stream.finish();
             let out = self.outer_hash(&inner);
             inner.zeroize();
             return out;
         }
-        // The hot path: S and its padding fill one block.
+        // The hot path: the message and its padding fill one block.
         let mut block = [0u8; BLOCK];
-        block[..s.len()].copy_from_slice(s);
-        block[s.len()] = 0x80;
-        block[LEN_FIELD..].copy_from_slice(&((BLOCK + s.len()) as u64 * 8).to_be_bytes());
+        block[..a.len()].copy_from_slice(a);
+        block[a.len()..n].copy_from_slice(b);
+        block[n] = 0x80;
+        block[LEN_FIELD..].copy_from_slice(&((BLOCK + n) as u64 * 8).to_be_bytes());
         let mut inner = self.inner;
+        // The block holds only the message (S strings are public); the inner
+        // digest is key-derived and is cleared below.
         compress(&mut inner, &block);
         let out = self.outer_hash(&inner);
         inner.zeroize();
