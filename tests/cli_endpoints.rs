@@ -1,0 +1,130 @@
+//! The runnable endpoints: `demo` shows the whole TR cycle and exits 0; the
+//! two-process `eese`/`ue` run echoes every payload across rekeys.
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ciot-e2e"))
+}
+
+const CK: &str = "0123456789abcdeffedcba9876543210";
+const IK: &str = "00112233445566778899aabbccddeeff";
+
+#[test]
+fn demo_runs_the_whole_cycle_and_exits_0() {
+    let out = bin().args(["demo", "--te2e", "1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The TR steps, in order.
+    let steps = [
+        "derive-trigger  KSI 0",
+        "keyset KSI 0 expired (te2e-expired)",
+        "key-expired     KSI 0 refused: te2e-expired",
+        "derive-trigger  KSI 1",
+        "retransmitted the held message under KSI 1",
+        "received \"temperature=21.7\" (KSI 1",
+        "keyset KSI 1 expired (te2e-expired)",
+        "derive-trigger  KSI 2",
+        "received \"command: report now\" (KSI 2",
+        "every payload arrived",
+    ];
+    let mut at = 0;
+    for s in steps {
+        let found = text[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("missing {s:?} after offset {at}:\n{text}"));
+        at += found + s.len();
+    }
+    // The EESE-initiated contact after the second expiry sends no error.
+    let after_second_expiry = &text[text.find("keyset KSI 1 expired").unwrap()..];
+    assert!(
+        !after_second_expiry.contains("key-expired     KSI 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_processes_echo_every_payload_across_rekeys() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut eese = bin()
+        .args([
+            "eese",
+            "--listen",
+            &listen,
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+            "--te2e",
+            "1",
+            "--exit-after",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = bin()
+        .args([
+            "ue",
+            "--connect",
+            &listen,
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+            "--count",
+            "12",
+            "--interval-ms",
+            "250",
+        ])
+        .output()
+        .unwrap();
+    let _ = eese.kill();
+    let _ = eese.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("echoed 12/12 across "), "{last}");
+    let rekeys: u32 = last
+        .trim_start_matches("echoed 12/12 across ")
+        .trim_end_matches(" rekeys")
+        .parse()
+        .unwrap();
+    assert!(rekeys >= 1, "{last}");
+}
+
+#[test]
+fn ue_without_an_eese_fails_with_a_clear_error() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bin()
+        .args([
+            "ue",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+        ])
+        .args(["--count", "1", "--timeout-ms", "50"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
