@@ -40,6 +40,8 @@ use core::fmt;
 use core::ops::Range;
 
 mod auth;
+#[cfg(feature = "alloc")]
+mod buf;
 pub mod data;
 mod error;
 pub mod key_expired;
