@@ -8,7 +8,11 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod kdf;
+#[cfg(feature = "std")]
+pub mod dissect;
 pub mod endpoint;
+pub mod kdf;
+#[cfg(feature = "std")]
+pub mod keylog;
 pub mod protect;
 pub mod wire;

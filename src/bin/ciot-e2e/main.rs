@@ -11,14 +11,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
-mod cmd_algo;
 mod capture;
+mod cmd_algo;
 mod cmd_demo;
+mod cmd_dissect;
+mod cmd_genpcap;
 mod cmd_kdf;
 mod cmd_peer;
 mod cmd_protect;
-mod net;
 mod cmd_wire;
+mod net;
 
 /// Command-line front end of the ciot-e2e crate.
 #[derive(Parser)]
@@ -54,6 +56,10 @@ enum Command {
     Encode(cmd_wire::EncodeCommand),
     /// Decode any message from hex and print every field; --root also checks a control tag.
     Decode(cmd_wire::DecodeArgs),
+    /// Dissect every message of a pcap or pcapng capture (UDP port 33863, --port, USER0).
+    Dissect(cmd_dissect::DissectArgs),
+    /// Write a synthetic capture of every message type, some malformed.
+    GenPcap(cmd_genpcap::GenPcapArgs),
 }
 
 /// A command's failure: the message for stderr and the exit code.
@@ -67,12 +73,18 @@ pub struct Failure {
 impl Failure {
     /// Bad command-line input (exit 1).
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), code: 1 }
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
     }
 
     /// Input the protocol rejects: malformed message, bad tag (exit 2).
     pub fn rejected(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), code: 2 }
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
     }
 }
 
@@ -90,6 +102,8 @@ fn main() -> ExitCode {
         Command::Nea2(a) => cmd_algo::nea2(&a),
         Command::Encode(c) => cmd_wire::encode(&c),
         Command::Decode(a) => cmd_wire::decode(&a),
+        Command::Dissect(a) => cmd_dissect::dissect(&a),
+        Command::GenPcap(a) => cmd_genpcap::gen_pcap(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

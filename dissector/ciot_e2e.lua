@@ -1,0 +1,260 @@
+-- Wireshark dissector for the CIoT end-to-end security protocol of
+-- 3GPP TR 33.863 as the ciot-e2e crate puts it on the wire (docs/wire-format.md).
+--
+-- Same fields, abbreviations, offsets and findings as the crate's lax
+-- dissector (`ciot_e2e::dissect`, `ciot-e2e dissect --json`); ci/tshark.sh
+-- checks that they agree packet by packet. Registered on UDP port 33863
+-- (preference "UDP port") and on the USER0 link type (DLT 147).
+--
+-- Load: tshark -X lua_script:dissector/ciot_e2e.lua -r capture.pcap
+-- or copy it into Wireshark's personal Lua plugins folder (see README.md).
+
+local VERSION = 1
+local DEFAULT_PORT = 33863
+local MAX_MESSAGE_LEN = 65507
+local TRIGGER_LEN = 50
+local KEY_EXPIRED_LEN = 29
+local DATA_HEADER_LEN = 9
+
+local p = Proto("ciot_e2e", "CIoT end-to-end security (TR 33.863)")
+
+local types = { [1] = "derive-trigger", [2] = "key-expired", [3] = "data" }
+local suites = { [1] = "nea2-nia2", [2] = "aes-128-gcm" }
+local tag_lens = { [1] = 4, [2] = 16 }
+local kdfs = { [1] = "3gpp", [2] = "hkdf" }
+local causes = {
+  [1] = "te2e-expired", [2] = "expired-by-enterprise", [3] = "unknown-ksi", [4] = "root-replaced",
+}
+local directions = { [0] = "uplink", [1] = "downlink" }
+
+local f = {
+  version = ProtoField.uint8("ciot_e2e.version", "Version", base.DEC),
+  type = ProtoField.uint8("ciot_e2e.type", "Type", base.HEX, types),
+  ksi = ProtoField.uint8("ciot_e2e.ksi", "KSI", base.DEC),
+  flags = ProtoField.uint8("ciot_e2e.flags", "Flags", base.HEX),
+  direction = ProtoField.uint8("ciot_e2e.flags.direction", "Direction", base.DEC, directions, 0x01),
+  reserved_data = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xfe),
+  reserved_control = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xff),
+  trigger_counter = ProtoField.uint64("ciot_e2e.trigger.counter", "Trigger counter", base.DEC),
+  trigger_rand = ProtoField.bytes("ciot_e2e.trigger.rand", "RAND"),
+  trigger_kdf = ProtoField.uint8("ciot_e2e.trigger.kdf", "KDF profile", base.HEX, kdfs),
+  trigger_suite = ProtoField.uint8("ciot_e2e.trigger.suite", "Suite", base.HEX, suites),
+  trigger_lifetime = ProtoField.uint32("ciot_e2e.trigger.lifetime", "Lifetime (s)", base.DEC),
+  trigger_tag = ProtoField.bytes("ciot_e2e.trigger.tag", "Tag"),
+  ke_cause = ProtoField.uint8("ciot_e2e.key_expired.cause", "Cause", base.HEX, causes),
+  ke_counter = ProtoField.uint64("ciot_e2e.key_expired.counter", "Counter", base.DEC),
+  ke_tag = ProtoField.bytes("ciot_e2e.key_expired.tag", "Tag"),
+  data_suite = ProtoField.uint8("ciot_e2e.data.suite", "Suite", base.HEX, suites),
+  data_seq = ProtoField.uint32("ciot_e2e.data.seq", "Sequence number", base.DEC),
+  data_payload = ProtoField.bytes("ciot_e2e.data.payload", "Protected payload"),
+  data_tag = ProtoField.bytes("ciot_e2e.data.tag", "Tag"),
+  trailing = ProtoField.bytes("ciot_e2e.trailing", "Trailing octets"),
+  body = ProtoField.bytes("ciot_e2e.body", "Undissected octets"),
+}
+p.fields = {
+  f.version, f.type, f.ksi, f.flags, f.direction, f.reserved_data, f.reserved_control,
+  f.trigger_counter, f.trigger_rand, f.trigger_kdf, f.trigger_suite, f.trigger_lifetime,
+  f.trigger_tag, f.ke_cause, f.ke_counter, f.ke_tag, f.data_suite, f.data_seq,
+  f.data_payload, f.data_tag, f.trailing, f.body,
+}
+
+local function expert_field(kind, text)
+  return ProtoExpert.new("ciot_e2e.expert." .. kind, text, expert.group.MALFORMED, expert.severity.ERROR)
+end
+
+local e = {
+  truncated = expert_field("truncated", "Truncated message"),
+  unknown_version = expert_field("unknown_version", "Unknown protocol version"),
+  unknown_type = expert_field("unknown_type", "Unknown message type"),
+  reserved_bits = expert_field("reserved_bits", "Reserved flag bits set"),
+  unknown_suite = expert_field("unknown_suite", "Unknown suite"),
+  unknown_kdf = expert_field("unknown_kdf", "Unknown KDF profile"),
+  unknown_cause = expert_field("unknown_cause", "Unknown cause"),
+  zero_lifetime = expert_field("zero_lifetime", "Zero lifetime"),
+  trailing_data = expert_field("trailing_data", "Trailing data"),
+  bad_length = expert_field("bad_length", "Message too long"),
+}
+p.experts = {
+  e.truncated, e.unknown_version, e.unknown_type, e.reserved_bits, e.unknown_suite,
+  e.unknown_kdf, e.unknown_cause, e.zero_lifetime, e.trailing_data, e.bad_length,
+}
+
+p.prefs.port = Pref.uint("UDP port", DEFAULT_PORT, "UDP port of the CIoT end-to-end security protocol")
+
+-- The same sentences as the crate's wire::Error Display.
+local function truncated(root, needed, got)
+  root:add_proto_expert_info(e.truncated, string.format("truncated: needed %d octets, got %d", needed, got))
+end
+
+local function malformed(root, ef, field, value)
+  root:add_proto_expert_info(ef, string.format("malformed %s: value 0x%x is not allowed", field, value))
+end
+
+-- A field is shown only when all its octets are there.
+local function add(tree, field, tvb, offset, len)
+  if offset + len <= tvb:len() then
+    return tree:add(field, tvb(offset, len))
+  end
+  return nil
+end
+
+local function rest(root, tvb, from)
+  if tvb:len() > from then
+    root:add(f.body, tvb(from, tvb:len() - from))
+  end
+end
+
+local function control_flags(root, flags_item, tvb)
+  if flags_item == nil then return end
+  flags_item:add(f.reserved_control, tvb(3, 1))
+  local flags = tvb(3, 1):uint()
+  if flags ~= 0 then
+    malformed(root, e.reserved_bits, "flags", flags)
+  end
+end
+
+local function fixed_length(root, tvb, len)
+  local got = tvb:len()
+  if got < len then
+    truncated(root, len, got)
+  elseif got > len then
+    root:add(f.trailing, tvb(len, got - len))
+    root:add_proto_expert_info(e.trailing_data,
+      string.format("trailing data: message is %d octets, got %d", len, got))
+  end
+end
+
+local function trigger(root, tvb)
+  local len = tvb:len()
+  add(root, f.trigger_counter, tvb, 4, 8)
+  add(root, f.trigger_rand, tvb, 12, 16)
+  if len > 28 then
+    root:add(f.trigger_kdf, tvb(28, 1))
+    local kdf = tvb(28, 1):uint()
+    if kdfs[kdf] == nil then malformed(root, e.unknown_kdf, "kdf profile", kdf) end
+  end
+  if len > 29 then
+    root:add(f.trigger_suite, tvb(29, 1))
+    local suite = tvb(29, 1):uint()
+    if suites[suite] == nil then malformed(root, e.unknown_suite, "suite", suite) end
+  end
+  if add(root, f.trigger_lifetime, tvb, 30, 4) and tvb(30, 4):uint() == 0 then
+    malformed(root, e.zero_lifetime, "lifetime", 0)
+  end
+  add(root, f.trigger_tag, tvb, 34, 16)
+  fixed_length(root, tvb, TRIGGER_LEN)
+end
+
+local function key_expired(root, tvb)
+  if tvb:len() > 4 then
+    root:add(f.ke_cause, tvb(4, 1))
+    local cause = tvb(4, 1):uint()
+    if causes[cause] == nil then malformed(root, e.unknown_cause, "cause", cause) end
+  end
+  add(root, f.ke_counter, tvb, 5, 8)
+  add(root, f.ke_tag, tvb, 13, 16)
+  fixed_length(root, tvb, KEY_EXPIRED_LEN)
+end
+
+local function data(root, flags_item, tvb)
+  local len = tvb:len()
+  if flags_item ~= nil then
+    flags_item:add(f.direction, tvb(3, 1))
+    flags_item:add(f.reserved_data, tvb(3, 1))
+    local flags = tvb(3, 1):uint()
+    if bit.band(flags, 0xfe) ~= 0 then malformed(root, e.reserved_bits, "flags", flags) end
+  end
+  local suite = nil
+  if len > 4 then
+    suite = tvb(4, 1):uint()
+    root:add(f.data_suite, tvb(4, 1))
+    if suites[suite] == nil then malformed(root, e.unknown_suite, "suite", suite) end
+  end
+  add(root, f.data_seq, tvb, 5, 4)
+  if len < DATA_HEADER_LEN then
+    truncated(root, DATA_HEADER_LEN, len)
+    return
+  end
+  local tag_len = tag_lens[suite]
+  if tag_len == nil then
+    rest(root, tvb, DATA_HEADER_LEN)
+    return
+  end
+  if len < DATA_HEADER_LEN + tag_len then
+    truncated(root, DATA_HEADER_LEN + tag_len, len)
+    rest(root, tvb, DATA_HEADER_LEN)
+    return
+  end
+  if len > MAX_MESSAGE_LEN then
+    root:add_proto_expert_info(e.bad_length,
+      string.format("bad length: %d octets exceeds the maximum of %d", len, MAX_MESSAGE_LEN))
+  end
+  root:add(f.data_payload, tvb(DATA_HEADER_LEN, len - tag_len - DATA_HEADER_LEN))
+  root:add(f.data_tag, tvb(len - tag_len, tag_len))
+end
+
+function p.dissector(tvb, pinfo, tree)
+  local len = tvb:len()
+  pinfo.cols.protocol = "CIOT_E2E"
+  local root = tree:add(p, tvb())
+  if len == 0 then
+    truncated(root, 4, 0)
+    pinfo.cols.info = "empty"
+    return 0
+  end
+  root:add(f.version, tvb(0, 1))
+  local version = tvb(0, 1):uint()
+  if version ~= VERSION then
+    root:add_proto_expert_info(e.unknown_version,
+      string.format("unknown protocol version %d (this crate speaks version 1)", version))
+    rest(root, tvb, 1)
+    pinfo.cols.info = "unknown version " .. version
+    return len
+  end
+  if len < 2 then
+    truncated(root, 4, len)
+    pinfo.cols.info = "truncated"
+    return len
+  end
+  local ty = tvb(1, 1):uint()
+  root:add(f.type, tvb(1, 1))
+  add(root, f.ksi, tvb, 2, 1)
+  local flags_item = add(root, f.flags, tvb, 3, 1)
+  pinfo.cols.info = types[ty] or string.format("unknown type 0x%02x", ty)
+  if ty == 1 then
+    control_flags(root, flags_item, tvb)
+    trigger(root, tvb)
+  elseif ty == 2 then
+    control_flags(root, flags_item, tvb)
+    key_expired(root, tvb)
+  elseif ty == 3 then
+    data(root, flags_item, tvb)
+  else
+    root:add_proto_expert_info(e.unknown_type, string.format("unknown message type 0x%02x", ty))
+    if len < 4 then truncated(root, 4, len) end
+    rest(root, tvb, 4)
+  end
+  return len
+end
+
+local registered_port = nil
+
+local function register()
+  local udp = DissectorTable.get("udp.port")
+  if registered_port ~= nil then udp:remove(registered_port, p) end
+  registered_port = p.prefs.port
+  udp:add(registered_port, p)
+  -- USER0 frames are whole messages. The user_dlt dissector claims USER0
+  -- too, so this runs again at init, after every handoff.
+  DissectorTable.get("wtap_encap"):add(wtap_encaps.USER0, p)
+end
+
+function p.prefs_changed()
+  register()
+end
+
+function p.init()
+  DissectorTable.get("wtap_encap"):add(wtap_encaps.USER0, p)
+end
+
+register()

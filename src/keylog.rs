@@ -1,0 +1,366 @@
+//! Key log: the data-protection keys of each keyset, written to a text file
+//! so that an analyzer can decrypt a capture (like TLS's `SSLKEYLOGFILE`).
+//! The format is documented in `docs/keylog.md`:
+//!
+//! ```text
+//! # ciot-e2e key log
+//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> aes-128-gcm <key>
+//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> nea2-nia2 <enc key> <int key>
+//! ```
+//!
+//! **A key log defeats the protection of every message it covers.** It is
+//! never written unless a caller asks with [`KeyLogFile::create_insecure`]
+//! or [`KeyLogWriter::new_insecure`]; nothing in the crate enables it by
+//! configuration or environment.
+//!
+//! ```
+//! use ciot_e2e::keylog::{KeyLog, KeyLogWriter};
+//! use ciot_e2e::kdf::{AlgKey, Rand};
+//! use ciot_e2e::protect::suite::SuiteKeys;
+//! use ciot_e2e::wire::Ksi;
+//!
+//! let keys = SuiteKeys::Aes128Gcm(AlgKey::from_bytes([7; 16]));
+//! let mut w = KeyLogWriter::new_insecure(Vec::new());
+//! w.append(Ksi(1), Some(1), &Rand([0x42; 16]), &keys)?;
+//! let text = String::from_utf8(w.into_inner()).unwrap();
+//! let log = KeyLog::parse(&text)?;
+//! assert_eq!(log.entries()[0].keys, keys);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::string::String;
+use std::vec::Vec;
+
+use crate::kdf::{AlgKey, Rand};
+use crate::protect::suite::{SuiteCipher, SuiteKeys};
+use crate::wire::{Ksi, Suite};
+
+/// The label that starts every keyset line.
+pub const LABEL: &str = "CIOT_E2E_KEYSET";
+
+/// The first line a writer puts in an empty file.
+pub const HEADER: &str = "# ciot-e2e key log v1: see docs/keylog.md. SECRET: decrypts traffic.";
+
+/// One keyset of a key log.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeyLogEntry {
+    /// The keyset's KSI.
+    pub ksi: Ksi,
+    /// The trigger counter that installed it, when the writer knew it.
+    pub counter: Option<u64>,
+    /// The keyset's RAND.
+    pub rand: Rand,
+    /// Its algorithm keys (which name the suite).
+    pub keys: SuiteKeys,
+}
+
+/// Why a key log could not be read: the line (from 1) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key log line {line}: {reason}")]
+pub struct KeyLogError {
+    /// Line number, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Formats one keyset line (without the newline).
+#[must_use]
+pub fn format_line(ksi: Ksi, counter: Option<u64>, rand: &Rand, keys: &SuiteKeys) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(160);
+    let _ = write!(s, "{LABEL} {} ", ksi.0);
+    match counter {
+        Some(c) => {
+            let _ = write!(s, "{c}");
+        }
+        None => s.push('-'),
+    }
+    s.push(' ');
+    hex_into(&mut s, &rand.0);
+    let _ = write!(s, " {}", keys.suite());
+    match keys {
+        SuiteKeys::Nea2Nia2 { enc, int } => {
+            s.push(' ');
+            hex_into(&mut s, enc.as_bytes());
+            s.push(' ');
+            hex_into(&mut s, int.as_bytes());
+        }
+        SuiteKeys::Aes128Gcm(k) => {
+            s.push(' ');
+            hex_into(&mut s, k.as_bytes());
+        }
+    }
+    s
+}
+
+fn hex_into(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
+fn unhex<const N: usize>(what: &str, s: &str) -> Result<[u8; N], String> {
+    let digits = s.as_bytes();
+    if digits.len() != 2 * N {
+        return Err(std::format!(
+            "{what} must be {} hex digits, got {}",
+            2 * N,
+            digits.len()
+        ));
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let hi = nibble(pair[0]).ok_or_else(|| std::format!("{what} is not hex: {s:?}"))?;
+        let lo = nibble(pair[1]).ok_or_else(|| std::format!("{what} is not hex: {s:?}"))?;
+        *o = (hi << 4) | lo;
+    }
+    Ok(out)
+}
+
+/// Parses one keyset line (its words after the label).
+fn parse_entry(words: &[&str]) -> Result<KeyLogEntry, String> {
+    let [ksi, counter, rand, suite, keys @ ..] = words else {
+        return Err("expected: KSI, counter, RAND, suite, key(s)".into());
+    };
+    let ksi = ksi
+        .parse::<u8>()
+        .map_err(|_| std::format!("KSI must be 0-255, got {ksi:?}"))?;
+    let counter = match *counter {
+        "-" => None,
+        c => Some(
+            c.parse::<u64>()
+                .map_err(|_| std::format!("counter must be a number or -, got {c:?}"))?,
+        ),
+    };
+    let rand = Rand(unhex::<16>("RAND", rand)?);
+    let keys = match (Suite::from_name(suite), keys) {
+        (Some(Suite::NEA2_NIA2), [enc, int]) => SuiteKeys::Nea2Nia2 {
+            enc: AlgKey::from_bytes(unhex::<16>("NEA2 key", enc)?),
+            int: AlgKey::from_bytes(unhex::<16>("NIA2 key", int)?),
+        },
+        (Some(Suite::AES_128_GCM), [key]) => {
+            SuiteKeys::Aes128Gcm(AlgKey::from_bytes(unhex::<16>("AES-128-GCM key", key)?))
+        }
+        (Some(s), k) => {
+            return Err(std::format!(
+                "suite {s} takes {} key(s), got {}",
+                if s == Suite::NEA2_NIA2 { 2 } else { 1 },
+                k.len()
+            ));
+        }
+        (None, _) => {
+            return Err(std::format!(
+                "unknown suite {suite:?} (nea2-nia2 or aes-128-gcm)"
+            ));
+        }
+    };
+    Ok(KeyLogEntry {
+        ksi: Ksi(ksi),
+        counter,
+        rand,
+        keys,
+    })
+}
+
+/// A key log read into memory, indexed by KSI, with each keyset's ciphers
+/// expanded once.
+#[derive(Clone, Default)]
+pub struct KeyLog {
+    entries: Vec<KeyLogEntry>,
+    ciphers: Vec<SuiteCipher>,
+    /// Entry indices per KSI, newest first.
+    by_ksi: Vec<Vec<usize>>,
+}
+
+impl core::fmt::Debug for KeyLog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "KeyLog({} keysets)", self.entries.len())
+    }
+}
+
+impl KeyLog {
+    /// An empty key log.
+    #[must_use]
+    pub fn new() -> Self {
+        KeyLog {
+            entries: Vec::new(),
+            ciphers: Vec::new(),
+            by_ksi: std::vec![Vec::new(); 256],
+        }
+    }
+
+    /// Parses a key log. Blank lines and lines starting with `#` are
+    /// skipped, and so are lines with another label (room for future
+    /// kinds of entries).
+    ///
+    /// # Errors
+    /// [`KeyLogError`] naming the first bad keyset line.
+    pub fn parse(text: &str) -> Result<Self, KeyLogError> {
+        let mut log = KeyLog::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words: Vec<&str> = line.split_ascii_whitespace().collect();
+            if words.first() != Some(&LABEL) {
+                continue;
+            }
+            let entry = parse_entry(&words[1..]).map_err(|reason| KeyLogError {
+                line: i + 1,
+                reason,
+            })?;
+            log.push(entry);
+        }
+        Ok(log)
+    }
+
+    /// Reads and parses a key log file.
+    ///
+    /// # Errors
+    /// The read error, or the parse error as `InvalidData`.
+    pub fn read(path: &Path) -> io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Self::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Adds a keyset.
+    pub fn push(&mut self, entry: KeyLogEntry) {
+        if self.by_ksi.len() < 256 {
+            self.by_ksi = std::vec![Vec::new(); 256];
+        }
+        let i = self.entries.len();
+        self.ciphers.push(entry.keys.cipher());
+        if let Some(slot) = self.by_ksi.get_mut(usize::from(entry.ksi.0)) {
+            slot.insert(0, i);
+        }
+        self.entries.push(entry);
+    }
+
+    /// Every keyset, in file order.
+    #[must_use]
+    pub fn entries(&self) -> &[KeyLogEntry] {
+        &self.entries
+    }
+
+    /// Whether the log holds no keyset.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The keysets for a KSI and suite, newest first: after the KSI wrapped
+    /// around several may share it, so try each until a tag verifies.
+    pub fn candidates(&self, ksi: Ksi, suite: Suite) -> impl Iterator<Item = &KeyLogEntry> + '_ {
+        self.indices(ksi, suite).filter_map(|i| self.entries.get(i))
+    }
+
+    /// The expanded ciphers of [`KeyLog::candidates`].
+    pub fn ciphers(&self, ksi: Ksi, suite: Suite) -> impl Iterator<Item = &SuiteCipher> + '_ {
+        self.indices(ksi, suite).filter_map(|i| self.ciphers.get(i))
+    }
+
+    fn indices(&self, ksi: Ksi, suite: Suite) -> impl Iterator<Item = usize> + '_ {
+        self.by_ksi
+            .get(usize::from(ksi.0))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(move |&i| self.entries.get(i).is_some_and(|e| e.keys.suite() == suite))
+    }
+}
+
+/// Writes key log lines to any writer, one line per keyset, flushed at once.
+#[derive(Debug)]
+pub struct KeyLogWriter<W: Write> {
+    w: W,
+}
+
+impl<W: Write> KeyLogWriter<W> {
+    /// A key log writer. The name says it: whoever reads the output can
+    /// decrypt every message of the keysets written.
+    pub fn new_insecure(w: W) -> Self {
+        KeyLogWriter { w }
+    }
+
+    /// Writes one keyset: call it on `Event::Rekeyed` with the endpoint's
+    /// `current_keys()`.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn append(
+        &mut self,
+        ksi: Ksi,
+        counter: Option<u64>,
+        rand: &Rand,
+        keys: &SuiteKeys,
+    ) -> io::Result<()> {
+        let mut line = format_line(ksi, counter, rand, keys);
+        line.push('\n');
+        self.w.write_all(line.as_bytes())?;
+        self.w.flush()
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// A key log file, opened for appending.
+#[derive(Debug)]
+pub struct KeyLogFile {
+    w: KeyLogWriter<File>,
+}
+
+impl KeyLogFile {
+    /// Opens `path` for appending (creating it, readable by its owner only
+    /// on Unix) and writes [`HEADER`] if it is empty. Insecure by design:
+    /// the file decrypts the traffic of every keyset appended.
+    ///
+    /// # Errors
+    /// Open and write errors.
+    pub fn create_insecure(path: &Path) -> io::Result<Self> {
+        let mut opts = OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(path)?;
+        if file.metadata()?.len() == 0 {
+            writeln!(file, "{HEADER}")?;
+        }
+        Ok(KeyLogFile {
+            w: KeyLogWriter::new_insecure(file),
+        })
+    }
+
+    /// Appends one keyset (see [`KeyLogWriter::append`]).
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn append(
+        &mut self,
+        ksi: Ksi,
+        counter: Option<u64>,
+        rand: &Rand,
+        keys: &SuiteKeys,
+    ) -> io::Result<()> {
+        self.w.append(ksi, counter, rand, keys)
+    }
+}
