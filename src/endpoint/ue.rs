@@ -181,6 +181,9 @@ impl<const HOLD: usize> Ue<HOLD> {
                 } else {
                     self.held.len = 0;
                     self.held.waiting = false;
+                    // Nothing is held now: a key-expired error for this KSI
+                    // must not resend the emptied buffer.
+                    self.held.sent_under = None;
                 }
                 Ok(Sent::Now { ksi, seq })
             }
