@@ -128,3 +128,55 @@ fn ue_without_an_eese_fails_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn demo_capture_decrypts_with_its_key_log() {
+    let dir = std::env::temp_dir().join(format!("ciot-e2e-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pcap, keys) = (dir.join("demo.pcap"), dir.join("demo.keys"));
+    let out = bin()
+        .args(["demo", "--te2e", "1", "--pcap"])
+        .arg(&pcap)
+        .arg("--keylog")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .arg("dissect")
+        .arg(&pcap)
+        .arg("--json")
+        .arg("--keylog")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let s = &summary["summary"];
+    assert_eq!(s["malformed"], 0, "{s}");
+    assert_eq!(s["types"]["derive-trigger"], 3, "{s}");
+    assert_eq!(s["types"]["key-expired"], 1, "{s}");
+    let data = s["types"]["data"].as_u64().unwrap();
+    assert!(data >= 8, "{s}");
+    assert_eq!(
+        s["decrypted"].as_u64(),
+        Some(data),
+        "every data message decrypts: {s}"
+    );
+    assert_eq!(s["bad_tag"], 0, "{s}");
+    // The plaintexts are the demo's payloads.
+    assert!(
+        text.contains(&hex::encode("temperature=21.7")),
+        "retransmitted payload decrypted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
