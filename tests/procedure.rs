@@ -606,6 +606,38 @@ fn snapshot_and_restore_across_a_rekey() {
 }
 
 #[test]
+fn eese_restored_from_a_snapshot_older_than_its_last_rekey_stays_in_step() {
+    let (mut p, mut r) = started();
+    let mut esnap = [0u8; ciot_e2e::endpoint::EESE_SNAPSHOT_LEN];
+    let en = p.eese.snapshot(&mut esnap).unwrap();
+    // A rekey after the snapshot: the UE accepts counter 2.
+    p.rekey(&mut r);
+    p.flush(&mut r);
+    assert_eq!(p.ue.current(), Some((Ksi(1), 2, true)));
+    p.take_ue();
+    // The EESE crashes and comes back from the older snapshot.
+    p.eese = EeseSession::restore(root(1), &p.cfg, &esnap[..en]).unwrap();
+    // Its next trigger must be above what the UE accepted, or the two would
+    // hold different keysets under the same counter.
+    p.eese_send(b"after restore", &mut r);
+    p.advance(Duration::from_secs(11));
+    p.eese_send(b"after restore", &mut r);
+    p.flush(&mut r);
+    let ev = p.take_ue();
+    assert!(
+        ev.contains(&Ev::Data(1, b"after restore".to_vec())),
+        "{ev:?}"
+    );
+    let (ksi, counter, _) = p.ue.current().unwrap();
+    assert!(counter > 2 + 1000, "counter {counter}");
+    assert_eq!(
+        p.ue.current_keys().map(|k| k.1.clone()),
+        p.eese.current_keys().map(|k| k.1.clone()),
+        "KSI {ksi}: same generation, same keys"
+    );
+}
+
+#[test]
 fn soft_limit_triggers_a_rekey_before_the_sequence_space_runs_out() {
     let mut p = Pair::new(Config {
         soft_limit: 3,

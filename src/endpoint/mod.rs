@@ -33,7 +33,9 @@ mod table;
 mod ue;
 
 pub use eese::EeseSession;
-pub use snapshot::{EESE_SNAPSHOT_LEN, SEQ_RESERVE, SnapshotError, UE_SNAPSHOT_LEN};
+pub use snapshot::{
+    COUNTER_RESERVE, EESE_SNAPSHOT_LEN, SEQ_RESERVE, SnapshotError, UE_SNAPSHOT_LEN,
+};
 #[cfg(feature = "std")]
 pub use table::{EeseTable, TableSink};
 pub use ue::{Sent, Ue};

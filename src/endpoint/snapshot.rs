@@ -15,7 +15,10 @@
 //!
 //! Restoring skips [`SEQ_RESERVE`] sequence numbers ahead of the snapshot:
 //! numbers used after the snapshot was taken are never used again, as long
-//! as a snapshot is taken at least every `SEQ_RESERVE` sends. Previous
+//! as a snapshot is taken at least every `SEQ_RESERVE` sends. An EESE also
+//! skips [`COUNTER_RESERVE`] trigger counters, so its next trigger is above
+//! any it issued after the snapshot. A UE must snapshot after every rekey
+//! (its accepted counter is what stops a replayed trigger). Previous
 //! keysets in their grace period and a held UE message are not kept.
 
 use crate::kdf::{KdfProfile, Rand, RootKey};
@@ -28,6 +31,12 @@ use super::{Config, EeseSession, Instant, Ue};
 
 /// Sequence numbers skipped on restore (see the module docs).
 pub const SEQ_RESERVE: u32 = 4096;
+
+/// Trigger counters an EESE skips on restore, so a trigger issued after the
+/// snapshot was taken (and accepted by the UE) is never issued again with
+/// other contents. Take an EESE snapshot at least every `COUNTER_RESERVE`
+/// rekeys.
+pub const COUNTER_RESERVE: u64 = 1024;
 
 const UE_MAGIC: &[u8; 4] = b"CEU1";
 const EESE_MAGIC: &[u8; 4] = b"CEE1";
@@ -239,11 +248,12 @@ impl EeseSession {
         let mut r = Reader { rest: snapshot };
         check_magic(&mut r, EESE_MAGIC)?;
         let mut s = EeseSession::new(root);
-        s.counter = r.u64()?;
+        let counter = r.u64()?;
+        s.counter = counter.saturating_add(COUNTER_RESERVE);
         s.te2e_secs = r.u32()?;
         if r.flag("keyset flag")? {
             let ks = r.keyset(&s.root, cfg.soft_limit)?;
-            if ks.counter > s.counter {
+            if ks.counter > counter {
                 return Err(SnapshotError::Corrupt(
                     "keyset counter above session counter",
                 ));
