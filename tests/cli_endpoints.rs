@@ -146,11 +146,23 @@ fn demo_capture_decrypts_with_its_key_log() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The EESE uses port 33863 unless another process holds it; the demo's
+    // first line says which.
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let port = first
+        .split("EESE on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no EESE address in {first:?}"))
+        .to_owned();
     let out = bin()
         .arg("dissect")
         .arg(&pcap)
-        .arg("--json")
-        .arg("--keylog")
+        .args(["--json", "--port", &port, "--keylog"])
         .arg(&keys)
         .output()
         .unwrap();
@@ -163,6 +175,10 @@ fn demo_capture_decrypts_with_its_key_log() {
     let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let s = &summary["summary"];
     assert_eq!(s["malformed"], 0, "{s}");
+    assert!(
+        s["messages"].as_u64() > Some(0),
+        "port {port} from {first:?}: {s}"
+    );
     assert_eq!(s["types"]["derive-trigger"], 3, "{s}");
     assert_eq!(s["types"]["key-expired"], 1, "{s}");
     let data = s["types"]["data"].as_u64().unwrap();

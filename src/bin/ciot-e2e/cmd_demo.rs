@@ -62,11 +62,11 @@ fn bind_loopback(port: u16) -> std::io::Result<UdpSocket> {
 
 impl Demo {
     fn say(&self, who: &str, line: &str) {
-        println!("[{:6.3}s] {who:<10} {line}", self.clock.secs());
+        crate::outln!("[{:6.3}s] {who:<10} {line}", self.clock.secs());
     }
 
     fn step(&self, title: &str) {
-        println!("\n== {title}");
+        crate::outln!("\n== {title}");
     }
 
     /// Sends what the EESE produced, reports its events and lets its
@@ -268,9 +268,10 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         at_eese: vec![],
         recorder: Recorder::open(a.pcap.as_deref(), a.keylog.as_deref())?,
     };
-    println!(
+    crate::outln!(
         "ciot-e2e demo: EESE on {eese_addr}, UE on {ue_addr}, te2e {} s, suite {}",
-        a.te2e, cfg.suite
+        a.te2e,
+        cfg.suite
     );
 
     d.step(
@@ -311,8 +312,8 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         "command: report now",
         "echo: report: all well",
     ];
-    println!("\n== Result");
-    println!(
+    crate::outln!("\n== Result");
+    crate::outln!(
         "EESE received {}/{} payloads, UE received {}/{}",
         d.at_eese.len(),
         want_eese.len(),
@@ -320,7 +321,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         want_ue.len()
     );
     if d.at_eese == want_eese && d.at_ue == want_ue {
-        println!(
+        crate::outln!(
             "every payload arrived, across {} keysets",
             d.ue.last_counter()
         );

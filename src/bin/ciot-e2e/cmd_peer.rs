@@ -95,7 +95,7 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
     let mut rng = OsRand;
     let mut scratch = vec![0u8; 65_536];
     let mut buf = vec![0u8; 65_536];
-    println!(
+    crate::outln!(
         "eese: listening on {}, te2e {} s",
         sock.local_addr().map_err(io("socket"))?,
         a.te2e
@@ -140,14 +140,14 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
                     sock.send_to(&d, ue).map_err(io("send"))?;
                 }
                 Item::Event(ev) => {
-                    println!("[{:8.3}s] {ue}: {}", clock.secs(), ev.describe());
+                    crate::outln!("[{:8.3}s] {ue}: {}", clock.secs(), ev.describe());
                     if let Ev::Data { payload, .. } = ev {
                         let echo = [b"echo: ".as_slice(), &payload].concat();
                         let mut more = Collect::default();
                         if let Some(Err(e)) =
                             table.send(clock.now(), &ue, &echo, &mut scratch, &mut rng, &mut more)
                         {
-                            println!("[{:8.3}s] {ue}: echo not sent: {e}", clock.secs());
+                            crate::outln!("[{:8.3}s] {ue}: echo not sent: {e}", clock.secs());
                         }
                         queue.extend(more.items);
                     }
@@ -202,7 +202,7 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                             if payload == want.as_bytes() {
                                 echoed += 1;
                                 got = true;
-                                println!(
+                                crate::outln!(
                                     "echo {i}: {} (KSI {ksi})",
                                     String::from_utf8_lossy(&payload)
                                 );
@@ -234,7 +234,7 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
         }
         std::thread::sleep(Duration::from_millis(a.interval_ms));
     }
-    println!(
+    crate::outln!(
         "echoed {echoed}/{} across {} rekeys",
         a.count,
         rekeys.saturating_sub(1)

@@ -17,6 +17,7 @@ mod cmd_demo;
 mod cmd_dissect;
 mod cmd_genpcap;
 mod cmd_kdf;
+mod cmd_loadtest;
 mod cmd_peer;
 mod cmd_protect;
 mod cmd_wire;
@@ -44,6 +45,8 @@ enum Command {
     Eese(cmd_peer::EeseArgs),
     /// Run a UE over UDP that sends numbered payloads and waits for each echo.
     Ue(cmd_peer::UeArgs),
+    /// Load test: one EESE and many UEs over loopback UDP with loss, reordering and hostile input.
+    Loadtest(cmd_loadtest::LoadtestArgs),
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
@@ -60,6 +63,21 @@ enum Command {
     Dissect(cmd_dissect::DissectArgs),
     /// Write a synthetic capture of every message type, some malformed.
     GenPcap(cmd_genpcap::GenPcapArgs),
+}
+
+/// Prints one line to stdout like `println!`, but ends the process quietly
+/// (exit 0) when stdout was closed (`ciot-e2e demo | head`) instead of
+/// panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
 }
 
 /// A command's failure: the message for stderr and the exit code.
@@ -97,6 +115,7 @@ fn main() -> ExitCode {
         Command::Unprotect(a) => cmd_protect::unprotect(&a),
         Command::Eese(a) => cmd_peer::eese(&a),
         Command::Ue(a) => cmd_peer::ue(&a),
+        Command::Loadtest(a) => cmd_loadtest::loadtest(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
         Command::Nia2(a) => cmd_algo::nia2(&a),
         Command::Nea2(a) => cmd_algo::nea2(&a),
