@@ -36,6 +36,15 @@ impl PreparedKey {
         }
     }
 
+    /// The 256-bit output for an S string of a size known at compile time
+    /// (the hot path: no copy call).
+    pub(crate) fn derive_fixed<const N: usize>(&self, s: &[u8; N]) -> [u8; 32] {
+        match self {
+            PreparedKey::Ts33220(k) => k.mac_fixed(s, None),
+            PreparedKey::Hkdf(k) => k.expand_fixed(s),
+        }
+    }
+
     /// The 256-bit output for an encoded S string.
     pub(crate) fn derive_s(&self, s: &[u8]) -> [u8; 32] {
         match self {
@@ -153,7 +162,7 @@ impl PreparedRoot {
     /// as a parameter for domain separation.
     #[must_use]
     pub fn keyset(&self, rand: &Rand) -> KeySet {
-        KeySet::from_bytes(self.key.derive_s(&keyset_s(self.kind, &rand.0)))
+        KeySet::from_bytes(self.key.derive_fixed(&keyset_s(self.kind, &rand.0)))
     }
 
     /// The key that authenticates control messages (trigger, key-expired).
@@ -280,6 +289,20 @@ mod tests {
         };
         for fc in [FC_INT_KEY, FC_KEYSET, FC_CONTROL_KEY, FC_ALG_KEY] {
             assert!(!allocated(fc), "FC {fc:#04x} is allocated by 3GPP");
+        }
+    }
+
+    #[test]
+    fn hkdf_keyset_equals_the_hkdf_crate() {
+        for kind in [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey] {
+            let root = RootKey::new(kind, RootBytes::from_bytes([0x3c; 32]));
+            let rand = Rand([0xa7; 16]);
+            let ours = PreparedRoot::new(&root, KdfProfile::HkdfSha256).keyset(&rand);
+            let mut want = [0u8; 32];
+            hkdf::Hkdf::<sha2::Sha256>::new(None, root.key().as_bytes())
+                .expand(&keyset_s(kind, &rand.0), &mut want)
+                .unwrap();
+            assert_eq!(ours.as_bytes(), &want, "{kind:?}");
         }
     }
 

@@ -38,4 +38,9 @@ impl HkdfKey {
     pub fn expand(&self, info: &[u8]) -> [u8; 32] {
         self.prk.mac2(info, &[0x01])
     }
+
+    /// [`HkdfKey::expand`] for an `info` whose size is known at compile time.
+    pub(crate) fn expand_fixed<const N: usize>(&self, info: &[u8; N]) -> [u8; 32] {
+        self.prk.mac_fixed(info, Some(0x01))
+    }
 }

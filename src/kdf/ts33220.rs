@@ -255,6 +255,32 @@ impl Ts33220Key {
         self.mac2(s, &[])
     }
 
+    /// `HMAC-SHA-256(key, m || t)` for a short message `m` of a size known at
+    /// compile time and an optional trailing octet `t` (HKDF's counter):
+    /// the padded block is built at fixed offsets, with no copy call.
+    pub(crate) fn mac_fixed<const N: usize>(&self, m: &[u8; N], t: Option<u8>) -> [u8; 32] {
+        const {
+            assert!(
+                N < LEN_FIELD - 1,
+                "one block holds the message and its padding"
+            )
+        };
+        let mut block = [0u8; BLOCK];
+        let mut n = N;
+        block[..N].copy_from_slice(m);
+        if let Some(t) = t {
+            block[N] = t;
+            n += 1;
+        }
+        block[n] = 0x80;
+        block[LEN_FIELD..].copy_from_slice(&((BLOCK + n) as u64 * 8).to_be_bytes());
+        let mut inner = self.inner;
+        compress(&mut inner, &block);
+        let out = self.outer_hash(&inner);
+        inner.zeroize();
+        out
+    }
+
     /// `HMAC-SHA-256(key, a || b)` without concatenating `a` and `b` first.
     pub(crate) fn mac2(&self, a: &[u8], b: &[u8]) -> [u8; 32] {
         let n = a.len() + b.len();
