@@ -11,6 +11,8 @@ extern crate std;
 #[cfg(feature = "std")]
 pub mod dissect;
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod kdf;
 #[cfg(feature = "std")]
 pub mod keylog;

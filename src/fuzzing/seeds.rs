@@ -1,0 +1,678 @@
+//! The seed corpus, built from the crate itself so that it stays valid as the
+//! format evolves. `tests/fuzz_corpus.rs` checks that `fuzz/corpus/` holds
+//! every seed and rewrites them when asked (`CIOT_E2E_WRITE_SEEDS=1`).
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use crate::kdf::{KdfProfile, KeySet, Rand};
+use crate::protect::suite::SuiteKeys;
+use crate::wire::{
+    Cause, ControlAuth, Direction, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite, TriggerRepr, data,
+};
+
+use super::endpoint::{Op as E, Side};
+use super::kdf::Input;
+use super::reader::Writer;
+use super::unprotect::{Mutation, Op as U};
+use super::wire::fixed_auth;
+
+/// A seed: the target it feeds, a file name, the octets.
+pub type Seed = (&'static str, String, Vec<u8>);
+
+/// Every seed of every target.
+#[must_use]
+pub fn all() -> Vec<Seed> {
+    let mut out = Vec::new();
+    for (name, bytes) in messages() {
+        out.push(("decode_any", name.clone(), bytes.clone()));
+        out.push(("repr_roundtrip", name, bytes));
+    }
+    for which in 0u8..4 {
+        let bytes: Vec<u8> = core::iter::once(which)
+            .chain((0u8..96).map(|i| i.wrapping_mul(37) ^ which))
+            .collect();
+        out.push(("repr_roundtrip", format!("pattern-{which}"), bytes));
+    }
+    for (name, bytes) in unprotect_scripts() {
+        out.push(("unprotect", name, bytes));
+    }
+    for (name, bytes) in kdf_inputs() {
+        out.push(("kdf", name, bytes));
+    }
+    for (name, bytes) in endpoint_scripts() {
+        out.push(("endpoint", name, bytes));
+    }
+    out
+}
+
+fn trigger(auth: &ControlAuth, profile: KdfProfile, suite: Suite, lifetime: u32) -> Vec<u8> {
+    let r = TriggerRepr {
+        ksi: Ksi(1),
+        counter: 1,
+        rand: Rand([0x42; 16]),
+        profile,
+        suite,
+        lifetime,
+        tag: [0; 16],
+    };
+    let mut buf = [0u8; TriggerRepr::LEN];
+    r.emit_signed(auth, &mut buf).expect("exact buffer");
+    buf.to_vec()
+}
+
+fn data_msg(suite: Suite, dir: Direction, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let c = SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0x77; 32]), suite)
+        .expect("known")
+        .cipher();
+    let mut buf = vec![0u8; c.message_len(payload.len())];
+    c.seal(Ksi(3), dir, seq, payload, &mut buf)
+        .expect("exact buffer");
+    buf
+}
+
+/// Valid messages of every type and their edge cases.
+fn messages() -> Vec<(String, Vec<u8>)> {
+    let auth = fixed_auth();
+    let mut out = Vec::new();
+    for profile in [KdfProfile::Ts33220, KdfProfile::HkdfSha256] {
+        for suite in Suite::KNOWN {
+            out.push((
+                format!("trigger-{}-{}", profile.name(), suite),
+                trigger(&auth, profile, *suite, 3600),
+            ));
+        }
+    }
+    let t = trigger(&auth, KdfProfile::Ts33220, Suite::AES_128_GCM, 1);
+    out.push(("trigger-lifetime-1".to_string(), t.clone()));
+    out.push((
+        "trigger-lifetime-0".to_string(),
+        trigger(&auth, KdfProfile::Ts33220, Suite::NEA2_NIA2, 0),
+    ));
+    out.push(("trigger-truncated".to_string(), t[..t.len() - 1].to_vec()));
+    out.push(("trigger-trailing".to_string(), [&t[..], &[0]].concat()));
+    let mut bad = t.clone();
+    bad[3] = 0x80;
+    out.push(("trigger-flags".to_string(), bad));
+    let mut bad = t.clone();
+    bad[28] = 0x03;
+    out.push(("trigger-unknown-kdf".to_string(), bad));
+    let mut bad = t;
+    bad[29] = 0x00;
+    out.push(("trigger-unknown-suite".to_string(), bad));
+
+    for cause in Cause::KNOWN {
+        let r = KeyExpiredRepr {
+            ksi: Ksi(7),
+            cause: *cause,
+            counter: u64::MAX,
+            tag: [0; 16],
+        };
+        let mut buf = [0u8; KeyExpiredRepr::LEN];
+        r.emit_signed(&auth, &mut buf).expect("exact buffer");
+        out.push((format!("key-expired-{cause}"), buf.to_vec()));
+    }
+    let mut bad = out.last().expect("pushed").1.clone();
+    bad[4] = 0x05;
+    out.push(("key-expired-unknown-cause".to_string(), bad));
+
+    for suite in Suite::KNOWN {
+        for dir in [Direction::Uplink, Direction::Downlink] {
+            out.push((
+                format!("data-{suite}-{}", dir.name()),
+                data_msg(*suite, dir, 5, b"hello"),
+            ));
+        }
+        let empty = data_msg(*suite, Direction::Uplink, u32::MAX, b"");
+        out.push((format!("data-{suite}-empty"), empty.clone()));
+        out.push((
+            format!("data-{suite}-short-tag"),
+            empty[..empty.len() - 1].to_vec(),
+        ));
+    }
+    let max = MAX_MESSAGE_LEN - data::HEADER_LEN - Suite::NEA2_NIA2.tag_len();
+    out.push((
+        "data-max-len".to_string(),
+        data_msg(Suite::NEA2_NIA2, Direction::Uplink, 0, &vec![0; max]),
+    ));
+    let mut over = data_msg(Suite::NEA2_NIA2, Direction::Uplink, 0, &vec![0; max]);
+    over.push(0);
+    out.push(("data-over-max-len".to_string(), over));
+    let mut bad = data_msg(Suite::AES_128_GCM, Direction::Downlink, 1, b"x");
+    bad[3] = 0x03;
+    out.push(("data-reserved-flag".to_string(), bad));
+    out.push(("empty".to_string(), Vec::new()));
+    out.push(("version-only".to_string(), vec![0x01]));
+    out.push(("unknown-version".to_string(), vec![0x02, 0x01, 0, 0]));
+    out.push(("unknown-type".to_string(), vec![0x01, 0x04, 0, 0]));
+    out.push((
+        "data-header-only".to_string(),
+        vec![0x01, 0x03, 0, 0, 0x01, 0, 0, 0, 0],
+    ));
+    out
+}
+
+fn script<'a>(ops: impl IntoIterator<Item = U<'a>>) -> Vec<u8> {
+    let mut w = Writer::default();
+    for op in ops {
+        op.write(&mut w);
+    }
+    w.0
+}
+
+fn unprotect_scripts() -> Vec<(String, Vec<u8>)> {
+    let flip = Mutation {
+        kind: 0,
+        pos: 77,
+        val: 0,
+    };
+    let mut out = Vec::new();
+    for c in 0u8..4 {
+        out.push((
+            format!("seal-open-{c}"),
+            script([
+                U::Seal {
+                    c,
+                    ksi: 1,
+                    downlink: false,
+                    seq: 0,
+                    payload: b"hello",
+                },
+                U::OpenSealed { c, idx: 0 },
+                U::OpenSealed { c, idx: 0 },
+                U::OpenSealed { c: c ^ 1, idx: 0 },
+                U::OpenSealed { c: c ^ 2, idx: 0 },
+                U::Seal {
+                    c,
+                    ksi: 33,
+                    downlink: true,
+                    seq: 100,
+                    payload: b"",
+                },
+                U::OpenSealed { c, idx: 1 },
+                U::OpenMutated {
+                    c,
+                    idx: 1,
+                    mutation: flip,
+                },
+            ]),
+        ));
+        out.push((
+            format!("window-{c}"),
+            script([
+                U::Seal {
+                    c,
+                    ksi: 2,
+                    downlink: true,
+                    seq: 10,
+                    payload: b"a",
+                },
+                U::Seal {
+                    c,
+                    ksi: 2,
+                    downlink: true,
+                    seq: 80,
+                    payload: b"b",
+                },
+                U::Seal {
+                    c,
+                    ksi: 2,
+                    downlink: true,
+                    seq: 17,
+                    payload: b"c",
+                },
+                U::Seal {
+                    c,
+                    ksi: 2,
+                    downlink: true,
+                    seq: u32::MAX,
+                    payload: b"d",
+                },
+                U::OpenSealed { c, idx: 0 },
+                U::OpenSealed { c, idx: 1 },
+                U::OpenSealed { c, idx: 0 },
+                U::OpenSealed { c, idx: 2 },
+                U::OpenSealed { c, idx: 3 },
+                U::OpenSealed { c, idx: 2 },
+            ]),
+        ));
+    }
+    for kind in 0u8..5 {
+        out.push((
+            format!("mutate-{kind}"),
+            script([
+                U::Seal {
+                    c: 1,
+                    ksi: 9,
+                    downlink: false,
+                    seq: 7,
+                    payload: b"payload under test",
+                },
+                U::OpenMutated {
+                    c: 1,
+                    idx: 0,
+                    mutation: Mutation {
+                        kind,
+                        pos: 3,
+                        val: 0xff,
+                    },
+                },
+                U::OpenMutated {
+                    c: 1,
+                    idx: 0,
+                    mutation: Mutation {
+                        kind,
+                        pos: 20,
+                        val: 0x01,
+                    },
+                },
+                U::OpenSealed { c: 1, idx: 0 },
+            ]),
+        ));
+    }
+    // The largest payload NEA2/NIA2 takes, and one octet more.
+    let max = vec![0x5a; MAX_MESSAGE_LEN - data::HEADER_LEN - Suite::NEA2_NIA2.tag_len()];
+    out.push((
+        "payload-limit".to_string(),
+        script([
+            U::Seal {
+                c: 0,
+                ksi: 0,
+                downlink: false,
+                seq: 1,
+                payload: &max,
+            },
+            U::Seal {
+                c: 0,
+                ksi: 0,
+                downlink: false,
+                seq: 2,
+                payload: &[&max[..], &[0]].concat(),
+            },
+            U::OpenSealed { c: 0, idx: 0 },
+        ]),
+    ));
+    let raw = data_msg(Suite::NEA2_NIA2, Direction::Uplink, 5, b"hello");
+    out.push((
+        "raw".to_string(),
+        script([
+            U::OpenRaw { c: 0, bytes: &raw },
+            U::OpenRaw {
+                c: 0,
+                bytes: &raw[..9],
+            },
+        ]),
+    ));
+    out.push((
+        "restore".to_string(),
+        script([
+            U::Restore {
+                highest: None,
+                bitmap: 0,
+            },
+            U::Restore {
+                highest: None,
+                bitmap: 1,
+            },
+            U::Restore {
+                highest: Some(0),
+                bitmap: 1,
+            },
+            U::Restore {
+                highest: Some(0),
+                bitmap: 3,
+            },
+            U::Restore {
+                highest: Some(62),
+                bitmap: u64::MAX >> 1,
+            },
+            U::Restore {
+                highest: Some(62),
+                bitmap: u64::MAX,
+            },
+            U::Restore {
+                highest: Some(63),
+                bitmap: u64::MAX,
+            },
+            U::Restore {
+                highest: Some(u32::MAX),
+                bitmap: 0x8000_0000_0000_0001,
+            },
+        ]),
+    ));
+    out
+}
+
+fn kdf_inputs() -> Vec<(String, Vec<u8>)> {
+    // RFC 5448 Appendix C test case 1: CK'||IK', FC 0x20, "WLAN", SQN xor AK.
+    let rfc5448_key = [
+        0x53, 0x49, 0xfb, 0xe0, 0x98, 0x64, 0x9f, 0x94, 0x8f, 0x5d, 0x2e, 0x97, 0x3a, 0x81, 0xc0,
+        0x0f, 0x97, 0x44, 0x87, 0x1a, 0xd3, 0x2b, 0xf9, 0xbb, 0xd1, 0xdd, 0x5c, 0xe5, 0x4e, 0x3e,
+        0x2e, 0x5a,
+    ];
+    let base = Input {
+        key: &rfc5448_key,
+        fc: &[0x20],
+        params: vec![b"WLAN", &[0xbb, 0x52, 0xe9, 0x1c, 0x74, 0x7a]],
+        kind: 1,
+        root: [7; 32],
+        rand: [0x42; 16],
+        ck_ik: [0x11; 32],
+        ..Input::default()
+    };
+    let long_key = [0x0bu8; 100];
+    let block = [0xa5u8; 60];
+    let cases: Vec<(&str, Input<'_>)> = vec![
+        ("rfc5448", base.clone()),
+        (
+            "fc-two-octets",
+            Input {
+                fc: &[0xff, 0x01],
+                text: b"ff01",
+                ..base.clone()
+            },
+        ),
+        (
+            "fc-reserved",
+            Input {
+                fc: &[0xff],
+                ..base.clone()
+            },
+        ),
+        (
+            "fc-empty",
+            Input {
+                fc: &[],
+                ..base.clone()
+            },
+        ),
+        (
+            "fc-three-octets",
+            Input {
+                fc: &[0xff, 1, 2],
+                ..base.clone()
+            },
+        ),
+        (
+            "fc-two-not-ff",
+            Input {
+                fc: &[0x10, 0x01],
+                ..base.clone()
+            },
+        ),
+        (
+            "long-key",
+            Input {
+                key: &long_key,
+                ..base.clone()
+            },
+        ),
+        (
+            "empty-key-no-params",
+            Input {
+                key: &[],
+                params: vec![],
+                ..base.clone()
+            },
+        ),
+        (
+            "s-one-block-edge",
+            Input {
+                params: vec![&block[..52]],
+                ..base.clone()
+            },
+        ),
+        (
+            "s-two-blocks",
+            Input {
+                params: vec![&block[..53], &block],
+                ..base.clone()
+            },
+        ),
+        (
+            "param-too-long",
+            Input {
+                flags: 1,
+                long_at: 1,
+                ..base.clone()
+            },
+        ),
+        (
+            "hkdf-e2m-key",
+            Input {
+                profile: 1,
+                kind: 3,
+                text: b"e2m-keyset",
+                ..base.clone()
+            },
+        ),
+        (
+            "unknown-kind",
+            Input {
+                kind: 9,
+                text: b"int-key",
+                ..base.clone()
+            },
+        ),
+        (
+            "name-suite",
+            Input {
+                text: b"aes-128-gcm",
+                ..base.clone()
+            },
+        ),
+        (
+            "name-cause",
+            Input {
+                text: b" te2e-expired ",
+                ..base.clone()
+            },
+        ),
+        (
+            "name-type",
+            Input {
+                text: b"derive-trigger",
+                ..base.clone()
+            },
+        ),
+        (
+            "hex-root",
+            Input {
+                text: &[b'a'; 64],
+                ..base.clone()
+            },
+        ),
+        (
+            "hex-rand",
+            Input {
+                text: b"000102030405060708090A0B0C0D0E0F",
+                ..base.clone()
+            },
+        ),
+        (
+            "not-utf8",
+            Input {
+                text: &[0xff, 0xfe, b'i'],
+                ..base
+            },
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, input)| {
+            let mut w = Writer::default();
+            input.write(&mut w);
+            (name.to_string(), w.0)
+        })
+        .collect()
+}
+
+fn endpoint_scripts() -> Vec<(String, Vec<u8>)> {
+    // Config octets: [profile | suite << 1, te2e, grace, soft limit, retransmit, interval].
+    let configs: [(&str, [u8; 6]); 4] = [
+        ("gcm", [0x02, 4, 25, 0x80, 0x24, 50]),
+        ("nea2", [0x00, 2, 10, 0x80, 0x13, 0]),
+        ("hkdf-gcm-soft", [0x03, 8, 50, 3, 0x35, 25]),
+        ("hkdf-nea2-nograce", [0x01, 1, 0, 1, 0x00, 255]),
+    ];
+    let flip = Mutation {
+        kind: 0,
+        pos: 100,
+        val: 0,
+    };
+    let scripts: [(&str, Vec<E<'_>>); 9] = [
+        (
+            "hello",
+            vec![
+                E::Connect,
+                E::Deliver(Side::ToUe, 0),
+                E::UeSend(b"up"),
+                E::Deliver(Side::ToEese, 0),
+                E::EeseSend(b"down"),
+                E::Deliver(Side::ToUe, 0),
+            ],
+        ),
+        (
+            "expire-and-resend",
+            vec![
+                E::Connect,
+                E::Flush,
+                E::UeSend(b"one"),
+                E::Flush,
+                E::ExpireNow,
+                E::UeSend(b"two"),
+                E::Flush,
+                E::Flush,
+                E::EeseSend(b"three"),
+                E::Flush,
+            ],
+        ),
+        (
+            "te2e-timeout",
+            vec![
+                E::Connect,
+                E::Flush,
+                E::Advance {
+                    secs: true,
+                    amount: 20,
+                },
+                E::UeSend(b"late"),
+                E::Flush,
+                E::Flush,
+                E::AdvanceToTimer,
+                E::AdvanceToTimer,
+                E::Flush,
+            ],
+        ),
+        (
+            "rand-pending",
+            vec![
+                E::RandAvailable(false),
+                E::Connect,
+                E::EeseSend(b"x"),
+                E::ProvideRand([9; 8]),
+                E::RandAvailable(true),
+                E::Flush,
+                E::UeSend(b"y"),
+                E::Flush,
+            ],
+        ),
+        (
+            "replace-root",
+            vec![
+                E::Connect,
+                E::Flush,
+                E::UeSend(b"a"),
+                E::ReplaceRoot,
+                E::Flush,
+                E::Replay(Side::ToUe, 0),
+                E::Connect,
+                E::Flush,
+                E::UeSend(b"b"),
+                E::Flush,
+            ],
+        ),
+        (
+            "lossy",
+            vec![
+                E::Connect,
+                E::Drop(Side::ToUe, 0),
+                E::AdvanceToTimer,
+                E::Duplicate(Side::ToUe, 0),
+                E::Deliver(Side::ToUe, 0),
+                E::UeSend(b"p"),
+                E::UeSend(b"q"),
+                E::Deliver(Side::ToEese, 1),
+                E::Deliver(Side::ToEese, 0),
+                E::Replay(Side::ToEese, 0),
+            ],
+        ),
+        (
+            "forgeries",
+            vec![
+                E::Connect,
+                E::Mutate(Side::ToUe, 0, flip),
+                E::Reflect(Side::ToUe, 0),
+                E::Flush,
+                E::UeSend(b"z"),
+                E::Mutate(Side::ToEese, 0, flip),
+                E::Reflect(Side::ToEese, 0),
+                E::MutateOld(
+                    Side::ToUe,
+                    0,
+                    Mutation {
+                        kind: 3,
+                        pos: 2,
+                        val: 9,
+                    },
+                ),
+                E::Forge(Side::ToEese, &[1, 3, 0, 0, 2]),
+                E::Flush,
+            ],
+        ),
+        (
+            "rekey-grace",
+            vec![
+                E::Connect,
+                E::Flush,
+                E::UeSend(b"old"),
+                E::ExpireNow,
+                E::Connect,
+                E::EeseSend(b"new"),
+                E::Flush,
+                E::Advance {
+                    secs: false,
+                    amount: 500,
+                },
+                E::Replay(Side::ToEese, 0),
+            ],
+        ),
+        (
+            "held-too-long",
+            vec![
+                E::UeSend(&[0x61; 40]),
+                E::Connect,
+                E::Flush,
+                E::UeSend(&[0x62; 60]),
+                E::ExpireNow,
+                E::UeSend(b"short"),
+                E::Flush,
+                E::Flush,
+                E::Flush,
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (cname, cfg) in configs {
+        for (sname, ops) in &scripts {
+            let mut w = Writer::default();
+            w.raw(&cfg);
+            for op in ops {
+                op.write(&mut w);
+            }
+            out.push((format!("{sname}-{cname}"), w.0));
+        }
+    }
+    out
+}

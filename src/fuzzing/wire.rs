@@ -1,0 +1,314 @@
+//! Wire-format targets: decoding any octets, and Repr round trips.
+
+use std::vec;
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use crate::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
+use crate::wire::{
+    self, ControlAuth, DataPacket, DataRepr, Error, FieldName, KeyExpiredPacket, KeyExpiredRepr,
+    Message, MessageType, Suite, TriggerPacket, TriggerRepr, data, peek_type,
+};
+
+/// A fixed control key, for signing and verifying in the targets.
+pub(crate) fn fixed_auth() -> ControlAuth {
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x5a; 32]));
+    ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key())
+}
+
+/// Any octets through [`Message::parse`].
+///
+/// Oracle: parsing never panics; when it succeeds, `emit_into` into a buffer of
+/// `buffer_len()` octets gives exactly the input (the format is canonical), a
+/// buffer one octet short is refused, the view of the message type agrees
+/// with the Repr field by field, and `peek_type` names the same type. When it
+/// fails, the type's own view/Repr path fails with the same error.
+pub fn decode_any(bytes: &[u8]) {
+    let auth = fixed_auth();
+    // Must not panic, whatever it answers: tags are random here.
+    let _ = auth.verify_message(bytes);
+    let _ = auth.open_trigger(bytes, 0);
+    let _ = auth.open_key_expired(bytes);
+
+    let msg = match Message::parse(bytes) {
+        Ok(msg) => msg,
+        Err(e) => {
+            if let Ok(ty) = peek_type(bytes) {
+                assert_eq!(
+                    Some(e),
+                    view_error(ty, bytes),
+                    "parse and view disagree on {bytes:02x?}"
+                );
+            }
+            return;
+        }
+    };
+    assert_eq!(peek_type(bytes), Ok(msg.message_type()));
+    assert_eq!(msg.buffer_len(), bytes.len(), "buffer_len of {msg:?}");
+
+    let mut out = vec![0xa5u8; bytes.len()];
+    assert_eq!(msg.emit_into(&mut out), Ok(bytes.len()));
+    assert_eq!(out, bytes, "re-encoding {msg:?} is not canonical");
+    let mut bigger = vec![0xa5u8; bytes.len() + 3];
+    assert_eq!(msg.emit_into(&mut bigger), Ok(bytes.len()));
+    assert_eq!(&bigger[..bytes.len()], bytes);
+    assert_eq!(
+        &bigger[bytes.len()..],
+        &[0xa5; 3],
+        "emit_into wrote past its length"
+    );
+    let short = bytes.len() - 1;
+    assert!(
+        matches!(
+            msg.emit_into(&mut out[..short]),
+            Err(Error::BufferTooSmall { .. })
+        ),
+        "emit_into accepted a buffer one octet short"
+    );
+
+    match &msg {
+        Message::Trigger(r) => {
+            let p = TriggerPacket::new_checked(bytes).expect("parsed trigger fails its view");
+            assert_eq!(
+                (
+                    p.ksi(),
+                    p.counter(),
+                    &p.rand(),
+                    p.kdf_code(),
+                    p.suite(),
+                    p.lifetime(),
+                    p.tag()
+                ),
+                (
+                    r.ksi,
+                    r.counter,
+                    &r.rand,
+                    r.profile.code(),
+                    r.suite,
+                    r.lifetime,
+                    &r.tag[..]
+                )
+            );
+            assert_eq!(p.covered(), &bytes[..bytes.len() - wire::CONTROL_TAG_LEN]);
+            assert_eq!(TriggerRepr::parse(&p).as_ref(), Ok(r));
+        }
+        Message::KeyExpired(r) => {
+            let p =
+                KeyExpiredPacket::new_checked(bytes).expect("parsed key-expired fails its view");
+            assert_eq!(
+                (p.ksi(), p.cause(), p.counter(), p.tag()),
+                (r.ksi, r.cause, r.counter, &r.tag[..])
+            );
+            assert!(r.cause.is_known());
+            assert_eq!(KeyExpiredRepr::parse(&p).as_ref(), Ok(r));
+        }
+        Message::Data(r) => {
+            let p = DataPacket::new_checked(bytes).expect("parsed data fails its view");
+            assert_eq!(
+                (
+                    p.ksi(),
+                    p.direction(),
+                    p.suite(),
+                    p.seq(),
+                    p.ciphertext(),
+                    p.tag()
+                ),
+                (r.ksi, r.direction, r.suite, r.seq, r.ciphertext, r.tag)
+            );
+            assert_eq!((p.len(), p.is_empty()), (bytes.len(), false));
+            assert_eq!(p.header(), &bytes[..data::HEADER_LEN]);
+            assert_eq!(r.tag.len(), r.suite.tag_len());
+            assert!(r.suite.is_known());
+            // The mutable view splits the same way.
+            let mut copy = bytes.to_vec();
+            let mut view = DataPacket::new_unchecked(&mut copy[..]);
+            let (head, payload, tag) = view.split_mut();
+            assert_eq!((head, &*payload, &*tag), (p.header(), r.ciphertext, r.tag));
+        }
+    }
+}
+
+/// What the type's own view and Repr say about `bytes`.
+fn view_error(ty: MessageType, bytes: &[u8]) -> Option<Error> {
+    match ty {
+        MessageType::DERIVE_TRIGGER => TriggerPacket::new_checked(bytes)
+            .and_then(|p| TriggerRepr::parse(&p))
+            .err(),
+        MessageType::KEY_EXPIRED => KeyExpiredPacket::new_checked(bytes)
+            .and_then(|p| KeyExpiredRepr::parse(&p))
+            .err(),
+        _ => DataPacket::new_checked(bytes)
+            .and_then(|p| DataRepr::parse(&p))
+            .err(),
+    }
+}
+
+/// An arbitrary Repr → emit → parse.
+///
+/// Oracle: parse gives the Repr back (a trigger with lifetime 0 is the one
+/// Repr the format refuses, with `Malformed(Lifetime)`); a signed control
+/// message verifies and opens, and any single bit flip makes it fail; a data
+/// Repr whose tag length or suite does not fit is refused by `emit_into`
+/// rather than written.
+pub fn repr_roundtrip(bytes: &[u8]) {
+    let mut u = Unstructured::new(bytes);
+    let Ok(which) = u.int_in_range(0u8..=3) else {
+        return;
+    };
+    let flip: u16 = u.arbitrary().unwrap_or(0);
+    match which {
+        0 => {
+            if let Ok(r) = TriggerRepr::arbitrary(&mut u) {
+                trigger_roundtrip(&r, flip);
+            }
+        }
+        1 => {
+            if let Ok(r) = KeyExpiredRepr::arbitrary(&mut u) {
+                key_expired_roundtrip(&r, flip);
+            }
+        }
+        2 => {
+            if let Ok(r) = DataRepr::arbitrary(&mut u) {
+                data_roundtrip(&r);
+            }
+        }
+        _ => data_misfit(&mut u),
+    }
+}
+
+fn trigger_roundtrip(r: &TriggerRepr, flip: u16) {
+    let mut buf = [0u8; TriggerRepr::LEN];
+    assert_eq!(
+        Message::Trigger(r.clone()).emit_into(&mut buf),
+        Ok(TriggerRepr::LEN)
+    );
+    let parsed = Message::parse(&buf);
+    if r.lifetime == 0 {
+        assert_eq!(
+            parsed,
+            Err(Error::Malformed {
+                field: FieldName::Lifetime,
+                value: 0
+            })
+        );
+        return;
+    }
+    assert_eq!(parsed, Ok(Message::Trigger(r.clone())));
+
+    let auth = fixed_auth();
+    assert_eq!(r.emit_signed(&auth, &mut buf), Ok(TriggerRepr::LEN));
+    assert_eq!(auth.verify_message(&buf), Ok(()));
+    let opened = auth.open_trigger(&buf, r.counter.wrapping_sub(1));
+    if r.counter == 0 {
+        assert_eq!(
+            opened,
+            Err(Error::StaleCounter {
+                counter: 0,
+                last: u64::MAX
+            })
+        );
+    } else {
+        let signed = TriggerRepr {
+            tag: auth.tag(&buf[..trigger::COVERED]),
+            ..r.clone()
+        };
+        assert_eq!(opened, Ok(signed));
+    }
+    assert_eq!(
+        auth.open_trigger(&buf, r.counter),
+        Err(Error::StaleCounter {
+            counter: r.counter,
+            last: r.counter
+        })
+    );
+    let bit = usize::from(flip) % (TriggerRepr::LEN * 8);
+    buf[bit / 8] ^= 1 << (bit % 8);
+    assert!(
+        auth.open_trigger(&buf, 0).is_err(),
+        "trigger with bit {bit} flipped opened"
+    );
+}
+
+mod trigger {
+    pub(super) const COVERED: usize = crate::wire::trigger::field::TAG.start;
+}
+
+fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
+    let mut buf = [0u8; KeyExpiredRepr::LEN];
+    assert_eq!(
+        Message::KeyExpired(*r).emit_into(&mut buf),
+        Ok(KeyExpiredRepr::LEN)
+    );
+    assert_eq!(Message::parse(&buf), Ok(Message::KeyExpired(*r)));
+    let auth = fixed_auth();
+    assert_eq!(r.emit_signed(&auth, &mut buf), Ok(KeyExpiredRepr::LEN));
+    let covered = crate::wire::key_expired::field::TAG.start;
+    let signed = KeyExpiredRepr {
+        tag: auth.tag(&buf[..covered]),
+        ..*r
+    };
+    assert_eq!(auth.open_key_expired(&buf), Ok(signed));
+    let bit = usize::from(flip) % (KeyExpiredRepr::LEN * 8);
+    buf[bit / 8] ^= 1 << (bit % 8);
+    assert!(
+        auth.open_key_expired(&buf).is_err(),
+        "key-expired with bit {bit} flipped opened"
+    );
+}
+
+fn data_roundtrip(r: &DataRepr<'_>) {
+    let len = r.buffer_len();
+    let mut buf = vec![0xa5u8; len + 1];
+    assert_eq!(r.emit_into(&mut buf), Ok(len));
+    assert_eq!(buf[len], 0xa5, "emit_into wrote past its length");
+    assert_eq!(Message::parse(&buf[..len]), Ok(Message::Data(*r)));
+    assert_eq!(
+        Message::Data(*r).emit_into(&mut buf[..len - 1]),
+        Err(Error::BufferTooSmall {
+            needed: len,
+            got: len - 1
+        })
+    );
+}
+
+/// Data Reprs that do not fit the format: any suite octet, any tag length.
+fn data_misfit(u: &mut Unstructured<'_>) {
+    let (Ok(suite), Ok(tag_len), Ok(ciphertext)) = (
+        u.arbitrary::<u8>(),
+        u.int_in_range(0usize..=20),
+        u.arbitrary::<&[u8]>(),
+    ) else {
+        return;
+    };
+    let tag = [0x11u8; 20];
+    let r = DataRepr {
+        ksi: wire::Ksi(u.arbitrary().unwrap_or(0)),
+        direction: wire::Direction::from_bit(u.arbitrary().unwrap_or(0)),
+        suite: Suite(suite),
+        seq: u.arbitrary().unwrap_or(0),
+        ciphertext,
+        tag: &tag[..tag_len],
+    };
+    let mut buf = vec![0u8; r.buffer_len()];
+    let got = r.emit_into(&mut buf);
+    if !r.suite.is_known() {
+        assert_eq!(
+            got,
+            Err(Error::Malformed {
+                field: FieldName::Suite,
+                value: u64::from(suite)
+            })
+        );
+    } else if tag_len != r.suite.tag_len() {
+        assert_eq!(
+            got,
+            Err(Error::Malformed {
+                field: FieldName::TagLength,
+                value: tag_len as u64
+            })
+        );
+    } else {
+        assert_eq!(got, Ok(buf.len()));
+        assert_eq!(Message::parse(&buf), Ok(Message::Data(r)));
+    }
+}
