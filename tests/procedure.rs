@@ -500,7 +500,9 @@ fn replaced_root_invalidates_every_keyset_of_the_old_root() {
     p.eese.replace_root(root(2), &mut out);
     p.eese_out(out);
     assert_eq!(p.take_eese(), [Ev::Expired(0, Cause::ROOT_REPLACED)]);
-    p.ue.replace_root(root(2), &mut Out::default());
+    let mut out = Out::default();
+    p.ue.replace_root(root(2), &mut out);
+    assert_eq!(out.events, [Ev::Expired(0, Cause::ROOT_REPLACED)]);
     assert_eq!(p.ue.current(), None);
     // Data under the old root's keyset is not accepted.
     p.deliver_to_eese(in_flight, &mut r);

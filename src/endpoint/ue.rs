@@ -136,16 +136,22 @@ impl<const HOLD: usize> Ue<HOLD> {
 
     /// A new root after a new AKA run: every keyset of the old root is gone.
     /// The trigger counter starts again, since no trigger of the old root
-    /// verifies under the new control key.
+    /// verifies under the new control key. Reports [`Event::KeysExpired`]
+    /// with cause root-replaced for the keyset that was in use, as the EESE
+    /// does.
     pub fn replace_root(&mut self, root: RootKey, sink: &mut impl Sink) {
-        *self = Self::with_config(
-            root,
-            &Config {
-                profile: self.profile,
-                ..Config::default()
-            },
-        );
-        let _ = sink;
+        let lost = self.current.as_ref().map(|k| k.ksi);
+        let cfg = Config {
+            profile: self.profile,
+            ..Config::default()
+        };
+        *self = Self::with_config(root, &cfg);
+        if let Some(ksi) = lost {
+            sink.event(Event::KeysExpired {
+                ksi,
+                cause: crate::wire::Cause::ROOT_REPLACED,
+            });
+        }
     }
 
     /// Sends a payload. With a usable keyset it goes out now; otherwise it is

@@ -512,10 +512,20 @@ impl World {
                     .replace_root(root(&self.seed, self.epoch), &mut rec);
                 self.eese_done(rec);
                 let mut rec = Rec::default();
+                let lost = self.ue.current().map(|(ksi, _, _)| ksi);
                 self.ue.replace_root(root(&self.seed, self.epoch), &mut rec);
+                // The only thing said: the keyset in use is gone.
+                let expected: Vec<Ev> = lost
+                    .map(|ksi| Ev::KeysExpired {
+                        ksi,
+                        cause: Cause::ROOT_REPLACED,
+                    })
+                    .into_iter()
+                    .collect();
+                assert_eq!(rec.ev, expected, "UE root replacement events");
+                assert!(rec.tx.is_empty(), "UE root replacement sends nothing");
                 self.held = None;
                 self.ue_model = Model::default();
-                self.ue_done(rec);
                 assert_eq!((self.ue.current(), self.ue.last_counter()), (None, 0));
             }
             Op::RandAvailable(a) => self.emks.available = a,
