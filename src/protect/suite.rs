@@ -221,38 +221,9 @@ impl SuiteCipher {
     /// the message names another suite, [`Error::BadTag`]. On any error `buf`
     /// is unchanged.
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, Error> {
-        let packet = DataPacket::new_checked(&buf[..])?;
-        if packet.suite() != self.suite() {
-            return Err(Error::SuiteMismatch {
-                expected: self.suite(),
-                got: packet.suite(),
-            });
-        }
-        let (ksi, direction, seq, len) =
-            (packet.ksi(), packet.direction(), packet.seq(), packet.len());
-        let dir = direction.bit();
-        let tag_start = len - self.suite().tag_len();
-        match self {
-            SuiteCipher::Nea2Nia2 { enc, int } => {
-                let (covered, tag) = buf.split_at(tag_start);
-                let mac: &[u8; MAC_LEN] = tag.try_into().map_err(|_| Error::BadTag)?;
-                int.verify(seq, bearer(ksi), dir, covered, covered.len() * 8, mac)?;
-                let payload = &mut buf[data::HEADER_LEN..tag_start];
-                enc.apply(seq, bearer(ksi), dir, payload, payload.len() * 8)?;
-            }
-            SuiteCipher::Aes128Gcm(gcm) => {
-                let (head, rest) = buf.split_at_mut(data::HEADER_LEN);
-                let (payload, tag) = rest.split_at_mut(tag_start - data::HEADER_LEN);
-                let tag: &[u8; aes_gcm::TAG_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
-                gcm.open(&aes_gcm::nonce(dir, seq), head, payload, tag)?;
-            }
-        }
-        Ok(Opened {
-            ksi,
-            direction,
-            seq,
-            payload: data::HEADER_LEN..tag_start,
-        })
+        let opened = Self::header(buf)?;
+        self.open_parsed(buf, &opened)?;
+        Ok(opened)
     }
 
     /// [`SuiteCipher::open_in_place`] guarded by a replay window, with RFC 8613
@@ -268,11 +239,53 @@ impl SuiteCipher {
         buf: &mut [u8],
         window: &mut ReplayWindow,
     ) -> Result<Opened, Error> {
-        let seq = DataPacket::new_checked(&buf[..])?.seq();
-        window.check(seq)?;
-        let opened = self.open_in_place(buf)?;
-        window.accept(seq)?;
+        let opened = Self::header(buf)?;
+        window.check(opened.seq)?;
+        self.open_parsed(buf, &opened)?;
+        window.accept(opened.seq)?;
         Ok(opened)
+    }
+
+    /// Checks the data message's header once and reads what opening needs.
+    fn header(buf: &[u8]) -> Result<Opened, Error> {
+        let packet = DataPacket::new_checked(buf)?;
+        let tag_start = packet.len() - packet.suite().tag_len();
+        Ok(Opened {
+            ksi: packet.ksi(),
+            direction: packet.direction(),
+            seq: packet.seq(),
+            payload: data::HEADER_LEN..tag_start,
+        })
+    }
+
+    /// Verifies and decrypts a message whose header [`SuiteCipher::header`]
+    /// checked; `buf` is unchanged on error.
+    fn open_parsed(&self, buf: &mut [u8], h: &Opened) -> Result<(), Error> {
+        // `header` checked the message is long enough for its suite's tag.
+        let got = Suite(buf[data::field::SUITE]);
+        if got != self.suite() {
+            return Err(Error::SuiteMismatch {
+                expected: self.suite(),
+                got,
+            });
+        }
+        let (dir, seq, tag_start) = (h.direction.bit(), h.seq, h.payload.end);
+        match self {
+            SuiteCipher::Nea2Nia2 { enc, int } => {
+                let (covered, tag) = buf.split_at(tag_start);
+                let mac: &[u8; MAC_LEN] = tag.try_into().map_err(|_| Error::BadTag)?;
+                int.verify(seq, bearer(h.ksi), dir, covered, covered.len() * 8, mac)?;
+                let payload = &mut buf[h.payload.clone()];
+                enc.apply(seq, bearer(h.ksi), dir, payload, payload.len() * 8)?;
+            }
+            SuiteCipher::Aes128Gcm(gcm) => {
+                let (head, rest) = buf.split_at_mut(data::HEADER_LEN);
+                let (payload, tag) = rest.split_at_mut(tag_start - data::HEADER_LEN);
+                let tag: &[u8; aes_gcm::TAG_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
+                gcm.open(&aes_gcm::nonce(dir, seq), head, payload, tag)?;
+            }
+        }
+        Ok(())
     }
 }
 
