@@ -39,8 +39,9 @@ impl HkdfKey {
         self.prk.mac2(info, &[0x01])
     }
 
-    /// [`HkdfKey::expand`] for an `info` whose size is known at compile time.
-    pub(crate) fn expand_fixed<const N: usize>(&self, info: &[u8; N]) -> [u8; 32] {
-        self.prk.mac_fixed(info, Some(0x01))
+    /// [`HkdfKey::expand`] for an `info` that the caller has laid out, with
+    /// the counter octet `0x01` and the SHA-256 padding, as one block.
+    pub(crate) fn expand_block(&self, block: &[u8; 64]) -> [u8; 32] {
+        self.prk.mac_block(block)
     }
 }

@@ -11,8 +11,25 @@ use super::Error;
 macro_rules! secret_bytes {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Zeroize, ZeroizeOnDrop)]
+        #[derive(Clone)]
         pub struct $name([u8; $len]);
+
+        // By hand rather than derived: the slice form clears the key with a
+        // few wide stores behind an optimization barrier, where the derived
+        // array form issues one volatile store per octet.
+        impl Zeroize for $name {
+            fn zeroize(&mut self) {
+                self.0.as_mut_slice().zeroize();
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                self.zeroize();
+            }
+        }
+
+        impl ZeroizeOnDrop for $name {}
 
         impl $name {
             /// Length in octets.

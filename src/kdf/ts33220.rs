@@ -246,39 +246,13 @@ impl Ts33220Key {
         encode_s(fc, params, |chunk| stream.update(chunk))?;
         let mut inner = stream.finish();
         let out = self.outer_hash(&inner);
-        inner.zeroize();
+        inner.as_mut_slice().zeroize();
         Ok(out)
     }
 
     /// `HMAC-SHA-256(key, s)` for an S string that is already encoded.
     pub(crate) fn mac(&self, s: &[u8]) -> [u8; 32] {
         self.mac2(s, &[])
-    }
-
-    /// `HMAC-SHA-256(key, m || t)` for a short message `m` of a size known at
-    /// compile time and an optional trailing octet `t` (HKDF's counter):
-    /// the padded block is built at fixed offsets, with no copy call.
-    pub(crate) fn mac_fixed<const N: usize>(&self, m: &[u8; N], t: Option<u8>) -> [u8; 32] {
-        const {
-            assert!(
-                N < LEN_FIELD - 1,
-                "one block holds the message and its padding"
-            )
-        };
-        let mut block = [0u8; BLOCK];
-        let mut n = N;
-        block[..N].copy_from_slice(m);
-        if let Some(t) = t {
-            block[N] = t;
-            n += 1;
-        }
-        block[n] = 0x80;
-        block[LEN_FIELD..].copy_from_slice(&((BLOCK + n) as u64 * 8).to_be_bytes());
-        let mut inner = self.inner;
-        compress(&mut inner, &block);
-        let out = self.outer_hash(&inner);
-        inner.zeroize();
-        out
     }
 
     /// `HMAC-SHA-256(key, a || b)` without concatenating `a` and `b` first.
@@ -290,7 +264,7 @@ impl Ts33220Key {
             stream.update(b);
             let mut inner = stream.finish();
             let out = self.outer_hash(&inner);
-            inner.zeroize();
+            inner.as_mut_slice().zeroize();
             return out;
         }
         // The hot path: the message and its padding fill one block.
@@ -304,24 +278,60 @@ impl Ts33220Key {
         // digest is key-derived and is cleared below.
         compress(&mut inner, &block);
         let out = self.outer_hash(&inner);
-        inner.zeroize();
+        inner.as_mut_slice().zeroize();
+        out
+    }
+
+    /// `HMAC-SHA-256(key, m)` for a message `m` that the caller has laid out,
+    /// with its SHA-256 padding for a 64-octet prefix (the keyed pad), as the
+    /// one block `block` (see [`one_block_len_bits`]).
+    #[inline]
+    pub(crate) fn mac_block(&self, block: &[u8; BLOCK]) -> [u8; 32] {
+        let mut inner = self.inner;
+        compress(&mut inner, block);
+        let out = self.outer_hash(&inner);
+        inner.as_mut_slice().zeroize();
         out
     }
 
     /// The outer hash `H(K ⊕ opad || inner digest)`: one compression.
+    #[inline]
     fn outer_hash(&self, inner: &[u32; 8]) -> [u8; 32] {
-        let mut block = [0u8; BLOCK];
+        // The padding half comes from a template and the digest half is
+        // written over the other, each 16-octet lane by one store: the
+        // compress function's loads then take the stored data as it is,
+        // where octet-wise stores would make them wait.
+        let mut block = OUTER_TEMPLATE;
         for (o, w) in block.chunks_exact_mut(4).zip(inner) {
             o.copy_from_slice(&w.to_be_bytes());
         }
-        block[32] = 0x80;
-        // 64 octets of pad + 32 of inner digest = 768 bits.
-        block[LEN_FIELD..].copy_from_slice(&((BLOCK + 32) as u64 * 8).to_be_bytes());
         let mut state = self.outer;
         compress(&mut state, &block);
         block[..32].zeroize();
         digest_octets(&state)
     }
+}
+
+/// The outer hash's last block with everything but the inner digest: `0x80`
+/// after the 32 digest octets and the length of pad + digest, 96 octets =
+/// 768 bits.
+const OUTER_TEMPLATE: [u8; BLOCK] = {
+    let mut b = [0u8; BLOCK];
+    b[32] = 0x80;
+    let bits = ((BLOCK + 32) as u64 * 8).to_be_bytes();
+    let mut i = 0;
+    while i < 8 {
+        b[LEN_FIELD + i] = bits[i];
+        i += 1;
+    }
+    b
+};
+
+/// The length field for a message of `n` octets that follows the keyed pad
+/// block and fits, with `0x80`, in one block: `(64 + n) · 8` bits.
+pub(crate) const fn one_block_len_bits(n: usize) -> u64 {
+    assert!(n < LEN_FIELD, "one block holds the message and its padding");
+    (BLOCK + n) as u64 * 8
 }
 
 #[cfg(test)]
