@@ -88,15 +88,22 @@ const fn keyset_s(kind: RootKind, rand: &[u8; 16]) -> [u8; 22] {
 fn keyset_block(kind: RootKind, rand: &[u8; 16], hkdf_counter: bool) -> [u8; 64] {
     // Octets 0..4: FC, P0 = root kind, L0 = 0x0001; P1 = RAND from octet 4.
     let head = u32::from_le_bytes([FC_KEYSET, kind.code(), 0x00, 0x01]);
-    // Octets 20..24: L1 = 0x0010, then the trailer and 0x80, or 0x80 alone.
-    let (tail, n) = if hkdf_counter {
-        ([0x00, 0x10, 0x01, 0x80], 23)
+    // Octets 20..24: L1 = 0x0010, then the trailer and 0x80, or 0x80 alone;
+    // the message is S (22 octets) and the trailer.
+    let (tail, bits) = if hkdf_counter {
+        (
+            [0x00, 0x10, 0x01, 0x80],
+            const { ts33220::one_block_len_bits(23) },
+        )
     } else {
-        ([0x00, 0x10, 0x80, 0x00], 22)
+        (
+            [0x00, 0x10, 0x80, 0x00],
+            const { ts33220::one_block_len_bits(22) },
+        )
     };
     let [lane0, lane1] = rand_lanes(head, rand, u32::from_le_bytes(tail));
     // Octets 32..56 are zero; the length field ends the block.
-    let lane3 = u128::from(ts33220::one_block_len_bits(n)).swap_bytes();
+    let lane3 = u128::from(bits).swap_bytes();
     let lanes: [[u8; 16]; 4] = [lane0, lane1, [0; 16], lane3.to_le_bytes()];
     let mut block = [0u8; 64];
     for (o, lane) in block.chunks_exact_mut(16).zip(lanes) {

@@ -267,19 +267,14 @@ impl Ts33220Key {
             inner.as_mut_slice().zeroize();
             return out;
         }
-        // The hot path: the message and its padding fill one block.
+        // A short message: it and its padding fill one block. The block holds
+        // only the message (S strings are public).
         let mut block = [0u8; BLOCK];
         block[..a.len()].copy_from_slice(a);
         block[a.len()..n].copy_from_slice(b);
         block[n] = 0x80;
-        block[LEN_FIELD..].copy_from_slice(&((BLOCK + n) as u64 * 8).to_be_bytes());
-        let mut inner = self.inner;
-        // The block holds only the message (S strings are public); the inner
-        // digest is key-derived and is cleared below.
-        compress(&mut inner, &block);
-        let out = self.outer_hash(&inner);
-        inner.as_mut_slice().zeroize();
-        out
+        block[LEN_FIELD..].copy_from_slice(&one_block_len_bits(n).to_be_bytes());
+        self.mac_block(&block)
     }
 
     /// `HMAC-SHA-256(key, m)` for a message `m` that the caller has laid out,
@@ -294,7 +289,8 @@ impl Ts33220Key {
         out
     }
 
-    /// The outer hash `H(K ⊕ opad || inner digest)`: one compression.
+    /// The outer hash `H(K ⊕ opad || inner digest)`: one compression. The
+    /// inner digest is key-derived; the callers clear their copy of it.
     #[inline]
     fn outer_hash(&self, inner: &[u32; 8]) -> [u8; 32] {
         // The padding half comes from a template and the digest half is
