@@ -14,7 +14,9 @@
 //!
 //! Goal (issue 2): ours ≤ 1.25 × two-compressions, and clearly faster than
 //! naive. Run with `cargo bench --bench kdf`; the figures are in
-//! `docs/PERFORMANCE.md`.
+//! `docs/PERFORMANCE.md`. `RUSTFLAGS='--cfg sha2_backend="soft"'` measures
+//! the same with sha2's portable compress function, as a CPU without SHA
+//! extensions runs it.
 
 use std::hint::black_box;
 
