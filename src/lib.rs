@@ -8,13 +8,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(feature = "std")]
-pub mod dissect;
 pub mod endpoint;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod kdf;
-#[cfg(feature = "std")]
-pub mod keylog;
 pub mod protect;
 pub mod wire;

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ciot_e2e::fuzzing::repr_roundtrip(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ciot_e2e_testkit::fuzzing::repr_roundtrip(data));

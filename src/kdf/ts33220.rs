@@ -251,7 +251,7 @@ impl Ts33220Key {
     }
 
     /// `HMAC-SHA-256(key, s)` for an S string that is already encoded.
-    pub(crate) fn mac(&self, s: &[u8]) -> [u8; 32] {
+    pub fn mac(&self, s: &[u8]) -> [u8; 32] {
         self.mac2(s, &[])
     }
 

@@ -4,11 +4,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 use std::vec::Vec;
 
-use crate::kdf::{KdfProfile, KeySet};
-use crate::protect::Error;
-use crate::protect::replay::{ReplayWindow, WINDOW};
-use crate::protect::suite::{SuiteCipher, SuiteKeys};
-use crate::wire::{DataPacket, Direction, Ksi, Suite};
+use ciot_e2e::kdf::{KdfProfile, KeySet};
+use ciot_e2e::protect::Error;
+use ciot_e2e::protect::replay::{ReplayWindow, WINDOW};
+use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
+use ciot_e2e::wire::{DataPacket, Direction, Ksi, Suite};
 
 use super::reader::{Reader, Writer};
 
@@ -276,7 +276,7 @@ pub fn unprotect(bytes: &[u8]) {
                 let len = cipher.message_len(payload.len());
                 let mut out = std::vec![0u8; len];
                 let sealed_len = cipher.seal(Ksi(ksi), dir, seq, payload, &mut out);
-                if len > crate::wire::MAX_MESSAGE_LEN {
+                if len > ciot_e2e::wire::MAX_MESSAGE_LEN {
                     assert!(
                         matches!(sealed_len, Err(Error::PayloadTooLong { .. })),
                         "{sealed_len:?}"
@@ -286,7 +286,7 @@ pub fn unprotect(bytes: &[u8]) {
                 assert_eq!(sealed_len, Ok(len));
                 // seal_in_place agrees with seal.
                 let mut again = std::vec![0u8; len];
-                again[crate::wire::data::HEADER_LEN..][..payload.len()].copy_from_slice(payload);
+                again[ciot_e2e::wire::data::HEADER_LEN..][..payload.len()].copy_from_slice(payload);
                 assert_eq!(
                     cipher.seal_in_place(Ksi(ksi), dir, seq, &mut again, payload.len()),
                     Ok(len)
@@ -425,7 +425,7 @@ fn assert_sealed(
     c: usize,
     msg: &[u8],
     opened: &[u8],
-    o: &crate::protect::suite::Opened,
+    o: &ciot_e2e::protect::suite::Opened,
     expected: Option<&Vec<u8>>,
 ) {
     let plain = &opened[o.payload.clone()];

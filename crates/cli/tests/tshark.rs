@@ -37,7 +37,7 @@ fn tshark_available() -> bool {
 }
 
 fn lua_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("dissector/ciot_e2e.lua")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dissector/ciot_e2e.lua")
 }
 
 fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {

@@ -57,7 +57,8 @@ fn refused(args: &[&str]) -> String {
 }
 
 fn vectors() -> Value {
-    serde_json::from_str(include_str!("data/kdf.json")).expect("tests/data/kdf.json parses")
+    serde_json::from_str(include_str!("../../../tests/data/kdf.json"))
+        .expect("tests/data/kdf.json parses")
 }
 
 fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {

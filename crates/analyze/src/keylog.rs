@@ -14,7 +14,7 @@
 //! configuration or environment.
 //!
 //! ```
-//! use ciot_e2e::keylog::{KeyLog, KeyLogWriter};
+//! use ciot_e2e_analyze::keylog::{KeyLog, KeyLogWriter};
 //! use ciot_e2e::kdf::{AlgKey, Rand};
 //! use ciot_e2e::protect::suite::SuiteKeys;
 //! use ciot_e2e::wire::Ksi;
@@ -34,9 +34,9 @@ use std::path::Path;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::kdf::{AlgKey, Rand};
-use crate::protect::suite::{SuiteCipher, SuiteKeys};
-use crate::wire::{Ksi, Suite};
+use ciot_e2e::kdf::{AlgKey, Rand};
+use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
+use ciot_e2e::wire::{Ksi, Suite};
 
 /// The label that starts every keyset line.
 pub const LABEL: &str = "CIOT_E2E_KEYSET";

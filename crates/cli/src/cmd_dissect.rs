@@ -4,11 +4,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use ciot_e2e::dissect::pcap::{CaptureError, CaptureReader, Frame, link_name};
-use ciot_e2e::dissect::udp::{Found, find_message};
-use ciot_e2e::dissect::{Dissection, Field, Shown, Value};
-use ciot_e2e::keylog::KeyLog;
 use ciot_e2e::wire::{DEFAULT_PORT, MessageType};
+use ciot_e2e_analyze::dissect::pcap::{CaptureError, CaptureReader, Frame, link_name};
+use ciot_e2e_analyze::dissect::udp::{Found, find_message};
+use ciot_e2e_analyze::dissect::{Dissection, Field, Shown, Value};
+use ciot_e2e_analyze::keylog::KeyLog;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 

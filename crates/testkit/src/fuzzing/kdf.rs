@@ -6,12 +6,12 @@ use std::vec::Vec;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::kdf::{
+use ciot_e2e::kdf::{
     self, Algorithm, Ck, CkIk, Error, FC_ALG_KEY, FC_CONTROL_KEY, FC_INT_KEY, FC_KEYSET, Fc,
     INT_KEY_LABEL, Ik, KdfProfile, KeySet, MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey,
     RootKind, Ts33220Key,
 };
-use crate::wire::{Cause, MessageType, Suite};
+use ciot_e2e::wire::{Cause, MessageType, Suite};
 
 use super::reader::{Reader, Writer};
 
@@ -279,7 +279,6 @@ fn names(text: &[u8]) {
             }
         }
     }
-    #[cfg(feature = "cli")]
     if let Ok(octets) = hex::decode(s.trim()) {
         // The tool's `--fc`, `--root`, `--rand` values after hex decoding.
         assert!(hex::encode(&octets).eq_ignore_ascii_case(s.trim()));

@@ -6,9 +6,9 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
-use crate::kdf::{KdfProfile, KeySet, Rand};
-use crate::protect::suite::SuiteKeys;
-use crate::wire::{
+use ciot_e2e::kdf::{KdfProfile, KeySet, Rand};
+use ciot_e2e::protect::suite::SuiteKeys;
+use ciot_e2e::wire::{
     Cause, ControlAuth, Direction, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite, TriggerRepr, data,
 };
 

@@ -6,11 +6,11 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use ciot_e2e::dissect::pcap::UdpPcapWriter;
 use ciot_e2e::kdf::Rand;
-use ciot_e2e::keylog::KeyLogFile;
 use ciot_e2e::protect::suite::SuiteKeys;
 use ciot_e2e::wire::Ksi;
+use ciot_e2e_analyze::dissect::pcap::UdpPcapWriter;
+use ciot_e2e_analyze::keylog::KeyLogFile;
 
 use crate::Failure;
 use crate::net::Clock;

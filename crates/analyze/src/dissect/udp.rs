@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::vec::Vec;
 
-use crate::wire::MAX_MESSAGE_LEN;
+use ciot_e2e::wire::MAX_MESSAGE_LEN;
 
 /// Link-layer types (LINKTYPE_* values of pcap and pcapng) this module reads.
 pub mod link {

@@ -7,13 +7,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ciot_e2e::dissect::pcap::{PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter};
 use ciot_e2e::kdf::{AlgKey, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
-use ciot_e2e::keylog::KeyLogFile;
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{
     Cause, ControlAuth, DEFAULT_PORT, Direction, KeyExpiredRepr, Ksi, Suite, TriggerRepr,
 };
+use ciot_e2e_analyze::dissect::pcap::{PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter};
+use ciot_e2e_analyze::keylog::KeyLogFile;
 use clap::Args;
 
 use crate::Failure;

@@ -1,14 +1,12 @@
 //! `ciot-e2e nia2` and `ciot-e2e nea2` on every published 128-NIA2 / 128-NEA2
 //! vector, and their error cases. A failure names the vector.
 
-#![cfg(feature = "cli")]
-
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn vectors() -> Value {
-    serde_json::from_str(include_str!("data/nea2-nia2.json"))
+    serde_json::from_str(include_str!("../../../tests/data/nea2-nia2.json"))
         .expect("tests/data/nea2-nia2.json parses")
 }
 

@@ -5,7 +5,7 @@
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};
 //! use std::time::Duration;
-//! use ciot_e2e::dissect::pcap::{CaptureReader, UdpPcapWriter};
+//! use ciot_e2e_analyze::dissect::pcap::{CaptureReader, UdpPcapWriter};
 //!
 //! let mut w = UdpPcapWriter::new(Vec::new())?;
 //! let ue = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 50000);

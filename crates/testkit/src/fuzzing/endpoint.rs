@@ -6,9 +6,9 @@ use sha2::Digest;
 use std::collections::HashSet;
 use std::vec::Vec;
 
-use crate::endpoint::{Config, EeseSession, Event, Instant, RandSource, Reject, Sent, Sink, Ue};
-use crate::kdf::{KdfProfile, Rand, RootBytes, RootKey, RootKind};
-use crate::wire::{Cause, Ksi, Message, Suite};
+use ciot_e2e::endpoint::{Config, EeseSession, Event, Instant, RandSource, Reject, Sent, Sink, Ue};
+use ciot_e2e::kdf::{KdfProfile, Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::wire::{Cause, Ksi, Message, Suite};
 
 use super::reader::{Reader, Writer};
 use super::unprotect::Mutation;
@@ -192,7 +192,7 @@ pub(crate) fn read_config(r: &mut Reader<'_>) -> Config {
         soft_limit: if b[3] < 0x80 {
             u32::from(b[3])
         } else {
-            crate::protect::replay::DEFAULT_SOFT_LIMIT
+            ciot_e2e::protect::replay::DEFAULT_SOFT_LIMIT
         },
         trigger_retransmit: Duration::from_millis(u64::from(b[4] % 16) * 100 + 100),
         trigger_attempts: (b[4] >> 4) & 7,
@@ -248,6 +248,7 @@ impl Sink for Rec {
             Event::RandNeeded => Ev::RandNeeded,
             Event::Retransmitted { ksi, seq } => Ev::Retransmitted { ksi, seq },
             Event::Rejected(r) => Ev::Rejected(r),
+            _ => return,
         });
     }
 }
@@ -636,7 +637,7 @@ impl World {
     ) -> (
         Option<(Ksi, u64, bool)>,
         u64,
-        Option<(Rand, crate::protect::suite::SuiteKeys)>,
+        Option<(Rand, ciot_e2e::protect::suite::SuiteKeys)>,
     ) {
         let keys = self.ue.current_keys().map(|(r, k)| (r.clone(), k.clone()));
         (self.ue.current(), self.ue.last_counter(), keys)
@@ -648,7 +649,7 @@ impl World {
     ) -> (
         Option<(Ksi, u64, bool)>,
         bool,
-        Option<(Rand, crate::protect::suite::SuiteKeys)>,
+        Option<(Rand, ciot_e2e::protect::suite::SuiteKeys)>,
     ) {
         let keys = self
             .eese

@@ -1,5 +1,5 @@
 //! Replays the fuzz corpus, saved crashes and regressions through the fuzz
-//! targets' own functions (`ciot_e2e::fuzzing`), so a regression fails
+//! targets' own functions (`ciot_e2e_testkit::fuzzing`), so a regression fails
 //! `cargo test` on stable without a fuzzer.
 //!
 //! - `fuzz/corpus/<target>/*`: seeds and whatever the fuzzers kept;
@@ -8,17 +8,16 @@
 //!   test below.
 //!
 //! `CIOT_E2E_WRITE_SEEDS=1 cargo test --test fuzz_corpus` rewrites the seeds
-//! from `ciot_e2e::fuzzing::seeds`.
-#![cfg(feature = "fuzzing")]
+//! from `ciot_e2e_testkit::fuzzing::seeds`.
 
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-use ciot_e2e::fuzzing::{self, TARGETS};
+use ciot_e2e_testkit::fuzzing::{self, TARGETS};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn target(name: &str) -> fn(&[u8]) {

@@ -4,8 +4,8 @@ use std::vec;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
-use crate::wire::{
+use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
+use ciot_e2e::wire::{
     self, ControlAuth, DataPacket, DataRepr, Error, FieldName, KeyExpiredPacket, KeyExpiredRepr,
     Message, MessageType, Suite, TriggerPacket, TriggerRepr, data, peek_type,
 };
@@ -230,7 +230,7 @@ fn trigger_roundtrip(r: &TriggerRepr, flip: u16) {
 }
 
 mod trigger {
-    pub(super) const COVERED: usize = crate::wire::trigger::field::TAG.start;
+    pub(super) const COVERED: usize = ciot_e2e::wire::trigger::field::TAG.start;
 }
 
 fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
@@ -242,7 +242,7 @@ fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
     assert_eq!(Message::parse(&buf), Ok(Message::KeyExpired(*r)));
     let auth = fixed_auth();
     assert_eq!(r.emit_signed(&auth, &mut buf), Ok(KeyExpiredRepr::LEN));
-    let covered = crate::wire::key_expired::field::TAG.start;
+    let covered = ciot_e2e::wire::key_expired::field::TAG.start;
     let signed = KeyExpiredRepr {
         tag: auth.tag(&buf[..covered]),
         ..*r

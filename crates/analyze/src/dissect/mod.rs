@@ -1,7 +1,7 @@
 //! Lax dissection for packet analyzers: every field of any octets, with its
 //! position, raw value and display value, plus findings for what is wrong.
 //!
-//! Unlike [`crate::wire::Message::parse`], which rejects a message at the
+//! Unlike [`ciot_e2e::wire::Message::parse`], which rejects a message at the
 //! first error, [`Dissection::run`] shows as much as it can: every complete
 //! field before a truncation, the header of a message of unknown type, the
 //! fields around a reserved bit or an unknown code point. It never panics
@@ -18,7 +18,7 @@
 //! verdict are added as generated fields.
 //!
 //! ```
-//! use ciot_e2e::dissect::Dissection;
+//! use ciot_e2e_analyze::dissect::Dissection;
 //!
 //! // A derive trigger cut after 20 octets: the header and the counter are
 //! // shown, RAND is not complete, and one finding says why.
@@ -35,14 +35,13 @@ use std::fmt;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use crate::kdf::KdfProfile;
 use crate::keylog::KeyLog;
-use crate::wire::{
+use ciot_e2e::kdf::KdfProfile;
+use ciot_e2e::wire::{
     self, Cause, Direction, Error, FLAG_DOWNLINK, FieldName, MAX_MESSAGE_LEN, MessageType, Suite,
     data, header, key_expired, trigger,
 };
 
-#[cfg(feature = "cli")]
 pub mod pcap;
 pub mod udp;
 

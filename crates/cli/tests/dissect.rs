@@ -5,15 +5,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::process::Command;
 use std::time::Duration;
 
-use ciot_e2e::dissect::pcap::{
-    CaptureError, CaptureReader, PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter,
-};
-use ciot_e2e::dissect::udp::{find_message, link};
-use ciot_e2e::dissect::{Dissection, FindingKind, Value};
 use ciot_e2e::kdf::{AlgKey, Rand};
-use ciot_e2e::keylog::{KeyLog, KeyLogFile, KeyLogWriter};
 use ciot_e2e::protect::suite::SuiteKeys;
 use ciot_e2e::wire::{Direction, Ksi, MessageType};
+use ciot_e2e_analyze::dissect::pcap::{
+    CaptureError, CaptureReader, PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter,
+};
+use ciot_e2e_analyze::dissect::udp::{find_message, link};
+use ciot_e2e_analyze::dissect::{Dissection, FindingKind, Value};
+use ciot_e2e_analyze::keylog::{KeyLog, KeyLogFile, KeyLogWriter};
 
 /// docs/wire-format.md, "Derive trigger".
 const TRIGGER: &str = "01010100\
