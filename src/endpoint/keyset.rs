@@ -19,7 +19,8 @@ pub(crate) struct Keyset {
 }
 
 impl Keyset {
-    /// Derives the keyset `KDF(root, RAND)` and its suite keys.
+    /// Derives `e2eKEYSET = KDF(root, RAND)` and its suite keys, bound to the
+    /// trigger counter.
     pub fn derive(
         root: &RootKey,
         ksi: Ksi,
@@ -35,16 +36,16 @@ impl Keyset {
             counter,
             rand,
             profile,
-            keys: SuiteKeys::derive(profile, &keyset, suite)?,
+            keys: SuiteKeys::derive(profile, &keyset, suite, counter)?,
             send: SendCounter::with_soft_limit(soft_limit),
             recv: ReplayWindow::new(),
         })
     }
 
-    /// The trigger that installs this keyset, signed.
-    pub fn trigger(&self, auth: &ControlAuth, lifetime_secs: u32) -> [u8; TriggerRepr::LEN] {
-        let mut buf = [0u8; TriggerRepr::LEN];
-        let repr = TriggerRepr {
+    /// The trigger that installs this keyset, signed, with `lifetime_secs`
+    /// of te2e left.
+    pub fn trigger(&self, auth: &ControlAuth, lifetime_secs: u32, out: &mut [u8]) -> Option<usize> {
+        TriggerRepr {
             ksi: self.ksi,
             counter: self.counter,
             rand: self.rand.clone(),
@@ -52,10 +53,14 @@ impl Keyset {
             suite: self.keys.suite(),
             lifetime: lifetime_secs.max(1),
             tag: [0; 16],
-        };
-        // The buffer is exactly TriggerRepr::LEN octets, all emit_signed needs.
-        let _ = repr.emit_signed(auth, &mut buf);
-        buf
+        }
+        .emit_signed(auth, out)
+        .ok()
+    }
+
+    /// The sequence number the next seal uses (`None`: all used).
+    pub fn next_seq(&self) -> Option<u32> {
+        self.send.peek()
     }
 
     /// Protects `payload` into `out` under the next sequence number.
@@ -83,5 +88,12 @@ impl Keyset {
     /// Verifies and decrypts `buf` in place, guarded by the replay window.
     pub fn open(&mut self, buf: &mut [u8]) -> Result<Opened, protect::Error> {
         self.keys.cipher().open_with_window(buf, &mut self.recv)
+    }
+
+    /// Verifies and decrypts `buf` in place with no replay window: for a
+    /// keyset whose window is unknown (restored), only to learn whether the
+    /// message is authentic. Nothing is recorded.
+    pub fn authenticate(&self, buf: &mut [u8]) -> Result<Opened, protect::Error> {
+        self.keys.cipher().open_in_place(buf)
     }
 }

@@ -1,279 +1,242 @@
-//! Snapshot and restore of the state that must survive a restart, so a
-//! rebooted endpoint can be neither rolled back nor replayed.
+//! The bytes an endpoint asks its caller to store, and restore from them.
 //!
-//! The format holds no key: keys are derived again from the root (which the
-//! caller keeps, as it kept it before) and the RAND. All integers big endian.
+//! `docs/SECURITY.md` states the contract these serve. A snapshot holds no
+//! key: keys are derived again from the root (which the caller keeps) and
+//! the RAND. All integers are big endian.
 //!
 //! ```text
-//! UE  (magic "CEU1"):  magic(4) last_counter(8) keyset-flag(1) [keyset] expired(1)
-//! EESE (magic "CEE1"): magic(4) counter(8) te2e(4) keyset-flag(1) [keyset]
-//!                      state(1: 0 valid, else the expiry cause) deadline_ms(8)
-//! keyset (44 octets):  ksi(1) counter(8) rand(16) kdf(1) suite(1)
-//!                      next_seq(4, 0xffffffff = none left) highest(4) has_highest(1) bitmap(8)
+//! UE   (magic "CEU2"): magic(4) root-check(4) last_counter(8) hello_limit(8)
+//!                      keyset-flag(1) [ksi(1) counter(8) rand(16) kdf(1) suite(1)
+//!                      send_limit(8) deadline_ms(8)] checksum(4)
+//! EESE (magic "CEE2"): magic(4) root-check(4) counter(8) te2e_secs(4, 0: default)
+//!                      hello_seen(8, 0: none, else seq + 1)
+//!                      keyset-flag(1) [ksi(1) counter(8) rand(16) kdf(1) suite(1)
+//!                      state(1: 0 valid, else the expiry cause) deadline_ms(8)]
+//!                      checksum(4)
 //! ```
-//! keyset-flag is 0 (no keyset, nothing follows for it) or 1.
 //!
-//! Restoring skips [`SEQ_RESERVE`] sequence numbers ahead of the snapshot:
-//! numbers used after the snapshot was taken are never used again, as long
-//! as a snapshot is taken at least every `SEQ_RESERVE` sends. An EESE also
-//! skips [`COUNTER_RESERVE`] trigger counters, so its next trigger is above
-//! any it issued after the snapshot. A UE must snapshot after every rekey
-//! (its accepted counter is what stops a replayed trigger). Previous
-//! keysets in their grace period and a held UE message are not kept.
+//! keyset-flag is 0 (nothing follows for it) or 1. root-check is the first
+//! four octets of the control tag over `"ciot-e2e snapshot"`, so a snapshot
+//! restored with another root is refused; checksum is the first four octets
+//! of SHA-256 over everything before it, so a torn write is refused.
 
-use crate::kdf::{KdfProfile, Rand, RootKey};
-use crate::protect::replay::{ReplayWindow, SendCounter};
-use crate::wire::{Cause, Ksi, Suite};
+use nom::bytes::complete::take;
+use nom::combinator::{all_consuming, cond};
+use nom::number::complete::{be_u8, be_u32, be_u64};
+use nom::{IResult, Parser};
+use sha2::{Digest, Sha256};
 
-use super::eese::{Current, KeyState};
-use super::keyset::Keyset;
-use super::{Config, EeseSession, Instant, Ue};
-
-/// Sequence numbers skipped on restore (see the module docs).
-pub const SEQ_RESERVE: u32 = 4096;
-
-/// Trigger counters an EESE skips on restore, so a trigger issued after the
-/// snapshot was taken (and accepted by the UE) is never issued again with
-/// other contents. Take an EESE snapshot at least every `COUNTER_RESERVE`
-/// rekeys.
-pub const COUNTER_RESERVE: u64 = 1024;
-
-const UE_MAGIC: &[u8; 4] = b"CEU1";
-const EESE_MAGIC: &[u8; 4] = b"CEE1";
-const KEYSET_LEN: usize = 44;
+use crate::kdf::{KdfProfile, Rand};
+use crate::wire::{ControlAuth, Ksi, Suite};
 
 /// Largest UE snapshot in octets.
-pub const UE_SNAPSHOT_LEN: usize = 4 + 8 + 1 + KEYSET_LEN + 1;
+pub const UE_SNAPSHOT_LEN: usize = 4 + 4 + 8 + 8 + 1 + KEYSET_LEN + 8 + 8 + 4;
 /// Largest EESE session snapshot in octets.
-pub const EESE_SNAPSHOT_LEN: usize = 4 + 8 + 4 + 1 + KEYSET_LEN + 1 + 8;
+pub const EESE_SNAPSHOT_LEN: usize = 4 + 4 + 8 + 4 + 8 + 1 + KEYSET_LEN + 1 + 8 + 4;
 
-/// Why a snapshot could not be written or restored.
+/// Trigger counters an EESE skips on restore: insurance for a restore from a
+/// snapshot older than the contract allows (a backup), so its next trigger is
+/// still above any it issued. The UE's hello heals the rest.
+pub const COUNTER_RESERVE: u64 = 1024;
+
+pub(crate) const UE_MAGIC: &[u8; 4] = b"CEU2";
+pub(crate) const EESE_MAGIC: &[u8; 4] = b"CEE2";
+/// ksi, counter, rand, kdf, suite.
+const KEYSET_LEN: usize = 1 + 8 + 16 + 1 + 1;
+const CHECK: &[u8] = b"ciot-e2e snapshot";
+
+/// Why a snapshot could not be restored. Nothing is built then.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
-    /// The output buffer is too small.
-    #[error("snapshot buffer too small: needed {needed} octets, got {got}")]
-    BufferTooSmall {
-        /// Octets needed.
-        needed: usize,
-        /// Octets given.
-        got: usize,
-    },
-    /// The snapshot ends early.
-    #[error("snapshot truncated")]
-    Truncated,
+    /// The snapshot ends early, or has octets after its end.
+    #[error("snapshot has the wrong length for its contents")]
+    BadLength,
     /// Not a snapshot of this kind and version.
     #[error("not a snapshot of this kind (bad magic)")]
     BadMagic,
+    /// The checksum does not match: a torn or damaged write.
+    #[error("snapshot checksum does not match (torn or damaged write)")]
+    BadChecksum,
+    /// Written for another root.
+    #[error("snapshot was written for another root")]
+    WrongRoot,
     /// A field holds an impossible value.
     #[error("corrupt snapshot: bad {0}")]
     Corrupt(&'static str),
-    /// Octets after the end.
-    #[error("snapshot has trailing octets")]
-    TrailingData,
 }
 
-struct Writer<'a> {
+/// A keyset as snapshots carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeysetRecord {
+    pub ksi: Ksi,
+    pub counter: u64,
+    pub rand: Rand,
+    pub profile: KdfProfile,
+    pub suite: Suite,
+}
+
+/// A UE snapshot's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UeRecord {
+    pub last_counter: u64,
+    pub hello_limit: u64,
+    /// The keyset, its send limit and its deadline.
+    pub keyset: Option<(KeysetRecord, u64, u64)>,
+}
+
+/// An EESE session snapshot's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EeseRecord {
+    pub counter: u64,
+    pub te2e_secs: u32,
+    pub hello_seen: Option<u32>,
+    /// The keyset, its state octet and its deadline.
+    pub keyset: Option<(KeysetRecord, u8, u64)>,
+}
+
+pub(crate) fn root_check(auth: &ControlAuth) -> [u8; 4] {
+    let t = auth.tag(CHECK);
+    [t[0], t[1], t[2], t[3]]
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 4] {
+    let d = Sha256::digest(bytes);
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// Appends fields to a buffer the caller sized.
+pub(crate) struct Writer<'a> {
     buf: &'a mut [u8],
     pos: usize,
 }
 
-impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+impl<'a> Writer<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
+
+    /// Writes `bytes`; the buffer is at least the snapshot's largest size,
+    /// which callers check before writing.
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> &mut Self {
         let end = self.pos + bytes.len();
-        let got = self.buf.len();
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(SnapshotError::BufferTooSmall { needed: end, got })?
-            .copy_from_slice(bytes);
+        if let Some(slot) = self.buf.get_mut(self.pos..end) {
+            slot.copy_from_slice(bytes);
+        }
         self.pos = end;
-        Ok(())
+        self
     }
 
-    fn keyset(&mut self, ks: &Keyset) -> Result<(), SnapshotError> {
-        self.put(&[ks.ksi.0])?;
-        self.put(&ks.counter.to_be_bytes())?;
-        self.put(&ks.rand.0)?;
-        self.put(&[ks.profile.code(), ks.keys.suite().0])?;
-        self.put(&ks.send.peek().unwrap_or(u32::MAX).to_be_bytes())?;
-        self.put(&ks.recv.highest().unwrap_or(0).to_be_bytes())?;
-        self.put(&[u8::from(ks.recv.highest().is_some())])?;
-        self.put(&ks.recv.bitmap().to_be_bytes())
+    pub(crate) fn keyset(&mut self, k: &KeysetRecord) -> &mut Self {
+        self.put(&[k.ksi.0])
+            .put(&k.counter.to_be_bytes())
+            .put(&k.rand.0)
+            .put(&[k.profile.code(), k.suite.0])
+    }
+
+    /// Appends the checksum; returns the snapshot's length.
+    pub(crate) fn finish(&mut self) -> usize {
+        let sum = checksum(self.buf.get(..self.pos).unwrap_or(&[]));
+        self.put(&sum);
+        self.pos
     }
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
+fn keyset(input: &[u8]) -> IResult<&[u8], KeysetRecord> {
+    let (rest, (ksi, counter, rand, kdf, suite)) =
+        (be_u8, be_u64, take(16usize), be_u8, be_u8).parse(input)?;
+    let mut r = [0u8; 16];
+    r.copy_from_slice(rand);
+    // An unknown profile is a corrupt snapshot; mapped by the caller.
+    let profile = KdfProfile::from_code(kdf).unwrap_or_default();
+    let record = KeysetRecord {
+        ksi: Ksi(ksi),
+        counter,
+        rand: Rand(r),
+        profile,
+        suite: Suite(suite),
+    };
+    if KdfProfile::from_code(kdf).is_none() || !record.suite.is_known() {
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        )));
+    }
+    Ok((rest, record))
 }
 
-impl<'a> Reader<'a> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
-        let (head, rest) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(SnapshotError::Truncated)?;
-        self.rest = rest;
-        Ok(*head)
-    }
-    fn u8(&mut self) -> Result<u8, SnapshotError> {
-        Ok(self.take::<1>()?[0])
-    }
-    fn u32(&mut self) -> Result<u32, SnapshotError> {
-        Ok(u32::from_be_bytes(self.take()?))
-    }
-    fn u64(&mut self) -> Result<u64, SnapshotError> {
-        Ok(u64::from_be_bytes(self.take()?))
-    }
-    fn flag(&mut self, what: &'static str) -> Result<bool, SnapshotError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(SnapshotError::Corrupt(what)),
-        }
-    }
-    fn end(&self) -> Result<(), SnapshotError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(SnapshotError::TrailingData)
-        }
-    }
-
-    fn keyset(&mut self, root: &RootKey, soft_limit: u32) -> Result<Keyset, SnapshotError> {
-        let ksi = Ksi(self.u8()?);
-        let counter = self.u64()?;
-        let rand = Rand(self.take()?);
-        let profile =
-            KdfProfile::from_code(self.u8()?).ok_or(SnapshotError::Corrupt("kdf profile"))?;
-        let suite = Suite(self.u8()?);
-        let next = self.u32()?;
-        let highest = self.u32()?;
-        let has_highest = self.flag("window flag")?;
-        let bitmap = self.u64()?;
-        let mut ks = Keyset::derive(root, ksi, counter, rand, profile, suite, soft_limit)
-            .map_err(|_| SnapshotError::Corrupt("suite"))?;
-        let next = if next == u32::MAX {
-            None
-        } else {
-            next.checked_add(SEQ_RESERVE)
-        };
-        ks.send = SendCounter::restore(next, soft_limit);
-        ks.recv = ReplayWindow::restore(has_highest.then_some(highest), bitmap)
-            .map_err(|_| SnapshotError::Corrupt("replay window"))?;
-        Ok(ks)
+fn flag(input: &[u8]) -> IResult<&[u8], bool> {
+    let (rest, f) = be_u8(input)?;
+    match f {
+        0 => Ok((rest, false)),
+        1 => Ok((rest, true)),
+        _ => Err(nom::Err::Failure(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        ))),
     }
 }
 
-fn check_magic(r: &mut Reader<'_>, magic: &[u8; 4]) -> Result<(), SnapshotError> {
-    if &r.take::<4>()? == magic {
-        Ok(())
-    } else {
-        Err(SnapshotError::BadMagic)
+/// Checks the framing every snapshot shares (magic, checksum, root) and
+/// returns the body between the root check and the checksum.
+fn frame<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 4],
+    auth: &ControlAuth,
+) -> Result<&'a [u8], SnapshotError> {
+    if bytes.len() < 12 {
+        return Err(SnapshotError::BadLength);
+    }
+    let (covered, sum) = bytes.split_at(bytes.len() - 4);
+    if &covered[..4] != magic {
+        return Err(SnapshotError::BadMagic);
+    }
+    if checksum(covered) != sum {
+        return Err(SnapshotError::BadChecksum);
+    }
+    if covered[4..8] != root_check(auth) {
+        return Err(SnapshotError::WrongRoot);
+    }
+    Ok(&covered[8..])
+}
+
+fn corrupt(e: nom::Err<nom::error::Error<&[u8]>>) -> SnapshotError {
+    match e {
+        nom::Err::Failure(_) => SnapshotError::Corrupt("field value"),
+        _ => SnapshotError::BadLength,
     }
 }
 
-impl<const HOLD: usize> Ue<HOLD> {
-    /// Writes the UE's persistent state into `out`; returns its length (at
-    /// most [`UE_SNAPSHOT_LEN`]).
-    ///
-    /// # Errors
-    /// [`SnapshotError::BufferTooSmall`].
-    pub fn snapshot(&self, out: &mut [u8]) -> Result<usize, SnapshotError> {
-        let mut w = Writer { buf: out, pos: 0 };
-        w.put(UE_MAGIC)?;
-        w.put(&self.last_counter.to_be_bytes())?;
-        match &self.current {
-            Some(ks) => {
-                w.put(&[1])?;
-                w.keyset(ks)?;
-            }
-            None => w.put(&[0])?,
-        }
-        w.put(&[u8::from(self.expired)])?;
-        Ok(w.pos)
-    }
-
-    /// Rebuilds a UE from its root and a snapshot.
-    ///
-    /// # Errors
-    /// [`SnapshotError`] for a snapshot that is truncated, of another kind, or
-    /// corrupt; nothing is built then.
-    pub fn restore(root: RootKey, cfg: &Config, snapshot: &[u8]) -> Result<Self, SnapshotError> {
-        let mut r = Reader { rest: snapshot };
-        check_magic(&mut r, UE_MAGIC)?;
-        let mut ue = Self::with_config(root, cfg);
-        ue.last_counter = r.u64()?;
-        if r.flag("keyset flag")? {
-            ue.current = Some(r.keyset(&ue.root, u32::MAX)?);
-        }
-        ue.expired = r.flag("expired flag")?;
-        r.end()?;
-        Ok(ue)
-    }
+pub(crate) fn parse_ue(bytes: &[u8], auth: &ControlAuth) -> Result<UeRecord, SnapshotError> {
+    let body = frame(bytes, UE_MAGIC, auth)?;
+    let (rest, (last_counter, hello_limit, has)) =
+        (be_u64, be_u64, flag).parse(body).map_err(corrupt)?;
+    let (_, keyset) = all_consuming(cond(has, (keyset, be_u64, be_u64)))
+        .parse(rest)
+        .map_err(corrupt)?;
+    Ok(UeRecord {
+        last_counter,
+        hello_limit,
+        keyset,
+    })
 }
 
-impl EeseSession {
-    /// Writes the session's persistent state into `out`; returns its length
-    /// (at most [`EESE_SNAPSHOT_LEN`]).
-    ///
-    /// # Errors
-    /// [`SnapshotError::BufferTooSmall`].
-    pub fn snapshot(&self, out: &mut [u8]) -> Result<usize, SnapshotError> {
-        let mut w = Writer { buf: out, pos: 0 };
-        w.put(EESE_MAGIC)?;
-        w.put(&self.counter.to_be_bytes())?;
-        w.put(&self.te2e_secs.to_be_bytes())?;
-        match &self.current {
-            Some(c) => {
-                w.put(&[1])?;
-                w.keyset(&c.ks)?;
-                let (state, deadline) = match c.state {
-                    KeyState::Valid { deadline } => (0, deadline.0),
-                    KeyState::Expired(cause) => (cause.0, 0),
-                };
-                w.put(&[state])?;
-                w.put(&deadline.to_be_bytes())?;
-            }
-            None => w.put(&[0])?,
-        }
-        Ok(w.pos)
-    }
-
-    /// Rebuilds a session from its root and a snapshot.
-    ///
-    /// # Errors
-    /// [`SnapshotError`] for a snapshot that is truncated, of another kind, or
-    /// corrupt; nothing is built then.
-    pub fn restore(root: RootKey, cfg: &Config, snapshot: &[u8]) -> Result<Self, SnapshotError> {
-        let mut r = Reader { rest: snapshot };
-        check_magic(&mut r, EESE_MAGIC)?;
-        let mut s = EeseSession::new(root);
-        let counter = r.u64()?;
-        s.counter = counter.saturating_add(COUNTER_RESERVE);
-        s.te2e_secs = r.u32()?;
-        if r.flag("keyset flag")? {
-            let ks = r.keyset(&s.root, cfg.soft_limit)?;
-            if ks.counter > counter {
-                return Err(SnapshotError::Corrupt(
-                    "keyset counter above session counter",
-                ));
-            }
-            let state = match r.u8()? {
-                0 => KeyState::Valid {
-                    deadline: Instant(r.u64()?),
-                },
-                cause => {
-                    let _ = r.u64()?;
-                    let cause = Cause(cause);
-                    if !cause.is_known() {
-                        return Err(SnapshotError::Corrupt("expiry cause"));
-                    }
-                    KeyState::Expired(cause)
-                }
-            };
-            s.current = Some(Current { ks, state });
-        }
-        r.end()?;
-        Ok(s)
-    }
+pub(crate) fn parse_eese(bytes: &[u8], auth: &ControlAuth) -> Result<EeseRecord, SnapshotError> {
+    let body = frame(bytes, EESE_MAGIC, auth)?;
+    let (rest, (counter, te2e_secs, hello_seen, has)) = (be_u64, be_u32, be_u64, flag)
+        .parse(body)
+        .map_err(corrupt)?;
+    let (_, keyset) = all_consuming(cond(has, (keyset, be_u8, be_u64)))
+        .parse(rest)
+        .map_err(corrupt)?;
+    let hello_seen = match hello_seen {
+        0 => None,
+        n => Some(u32::try_from(n - 1).map_err(|_| SnapshotError::Corrupt("hello seq"))?),
+    };
+    Ok(EeseRecord {
+        counter,
+        te2e_secs,
+        hello_seen,
+        keyset,
+    })
 }

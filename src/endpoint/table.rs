@@ -1,76 +1,112 @@
-//! The EESE's table of UE sessions with one timer queue.
+//! The EESE's table of UE sessions: one timer heap, the effects of all
+//! sessions polled in one place.
 //!
 //! Sessions live in a hash map keyed by a UE identifier; their next timers
 //! live in one binary heap, so finding the next due timer is O(1) and
-//! scheduling or expiring one is O(log n). No thread or task per UE. A
-//! session's heap entry is replaced lazily: an entry whose time no longer
-//! matches the session's schedule is skipped when it surfaces, and the heap is
-//! rebuilt when stale entries outnumber the sessions.
+//! scheduling one is O(log n). A session's heap entry is replaced lazily: an
+//! entry whose time no longer matches the session's schedule is skipped when
+//! it surfaces, and the heap is rebuilt when stale entries outnumber the
+//! sessions. No thread or task per UE.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
+use std::time::Duration;
+use std::vec::Vec;
 
 use crate::kdf::{Rand, RootKey};
-use crate::wire::Ksi;
+use crate::protect::suite::SuiteKeys;
+use crate::wire::{HelloPacket, MessageType, peek_type};
 
-use super::{Config, EeseSession, Event, Instant, RandSource, Reject, SendError, Sink};
+use super::config::EeseConfig;
+use super::eese::{Env, EventSink, Session, SessionStatus};
+use super::effects::{
+    Datagram, Event, OsRand, Persist, RandSource, Received, Reject, Sealed, SendError, Transmit,
+    UnknownPersist,
+};
+use super::snapshot::SnapshotError;
+use super::time::Instant;
 
-/// Where the table puts what its sessions have to say, per UE.
-pub trait TableSink<Id> {
-    /// Send a datagram to this UE.
-    fn transmit(&mut self, ue: &Id, datagram: &[u8]);
-    /// Report an event of this UE's session.
-    fn event(&mut self, ue: &Id, event: Event<'_>);
-}
-
-struct ForUe<'a, Id, S> {
-    id: &'a Id,
-    sink: &'a mut S,
-}
-
-impl<Id, S: TableSink<Id>> Sink for ForUe<'_, Id, S> {
-    fn transmit(&mut self, datagram: &[u8]) {
-        self.sink.transmit(self.id, datagram);
-    }
-    fn event(&mut self, event: Event<'_>) {
-        self.sink.event(self.id, event);
-    }
-}
+/// Payloads a session keeps while a new keyset is being made for it.
+pub const QUEUED_PER_UE: usize = 16;
+/// Unpolled events the table keeps; past it the oldest goes.
+pub const EVENT_CAPACITY: usize = 1 << 16;
 
 struct Entry {
-    session: EeseSession,
+    session: Session,
     /// The time of this session's live heap entry ([`Instant::NEVER`]: none).
     scheduled: Instant,
+    in_persist: bool,
+    in_transmit: bool,
+    /// Payloads waiting for the keyset their send started.
+    queued: VecDeque<Vec<u8>>,
+    /// Last authentic datagram from this UE.
+    last_active: Instant,
 }
 
-/// The EESE's sessions, one per UE, with a shared [`Config`].
-pub struct EeseTable<Id> {
-    cfg: Config,
+struct Sink<'a, Id> {
+    id: &'a Id,
+    q: &'a mut VecDeque<(Id, Event)>,
+    lost: &'a mut u64,
+}
+
+impl<Id: Clone> EventSink for Sink<'_, Id> {
+    fn push(&mut self, e: Event) {
+        if self.q.len() >= EVENT_CAPACITY {
+            self.q.pop_front();
+            *self.lost += 1;
+        }
+        self.q.push_back((self.id.clone(), e));
+    }
+}
+
+/// What [`EeseTable::send`] did with a payload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendOutcome {
+    /// Sealed into the caller's buffer: transmit it.
+    Sent(Sealed),
+    /// A new keyset is being made first (its snapshot, then its trigger):
+    /// the payload goes out through [`EeseTable::poll_transmit`] after them.
+    Queued,
+}
+
+/// The EESE's sessions, one per UE, with their configuration and RAND source.
+pub struct EeseTable<Id, R = OsRand> {
+    cfg: EeseConfig,
+    rng: R,
     sessions: HashMap<Id, Entry>,
     timers: BinaryHeap<Reverse<(Instant, Id)>>,
+    to_persist: VecDeque<Id>,
+    to_transmit: VecDeque<Id>,
+    events: VecDeque<(Id, Event)>,
+    events_lost: u64,
 }
 
-impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
+impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
     /// An empty table.
     #[must_use]
-    pub fn new(cfg: Config) -> Self {
-        Self::with_capacity(cfg, 0)
+    pub fn new(cfg: EeseConfig, rng: R) -> Self {
+        Self::with_capacity(cfg, rng, 0)
     }
 
     /// An empty table with room for `n` sessions without reallocating.
     #[must_use]
-    pub fn with_capacity(cfg: Config, n: usize) -> Self {
+    pub fn with_capacity(cfg: EeseConfig, rng: R, n: usize) -> Self {
         EeseTable {
             cfg,
+            rng,
             sessions: HashMap::with_capacity(n),
             timers: BinaryHeap::with_capacity(n),
+            to_persist: VecDeque::new(),
+            to_transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            events_lost: 0,
         }
     }
 
-    /// The shared configuration.
+    /// The configuration.
     #[must_use]
-    pub const fn config(&self) -> &Config {
+    pub const fn config(&self) -> &EeseConfig {
         &self.cfg
     }
 
@@ -86,64 +122,158 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         self.sessions.is_empty()
     }
 
+    /// Whether a session exists for `ue`.
+    #[must_use]
+    pub fn contains(&self, ue: &Id) -> bool {
+        self.sessions.contains_key(ue)
+    }
+
     /// Timer entries in the queue, stale ones included (for measurements).
     #[must_use]
     pub fn queued_timers(&self) -> usize {
         self.timers.len()
     }
 
+    /// Events dropped because they were not polled in time.
+    #[must_use]
+    pub const fn events_lost(&self) -> u64 {
+        self.events_lost
+    }
+
+    /// The UE identifiers, in no order.
+    pub fn ids(&self) -> impl Iterator<Item = &Id> {
+        self.sessions.keys()
+    }
+
     /// Adds (or replaces) a UE's session with its root and, optionally, its
-    /// own te2e in seconds.
-    pub fn insert(&mut self, ue: Id, root: RootKey, te2e_secs: Option<u32>) {
-        let mut session = EeseSession::new(root);
-        session.set_te2e(te2e_secs.unwrap_or(0));
+    /// own te2e. It has no keyset until the UE's hello or the first send.
+    pub fn insert(&mut self, ue: Id, root: RootKey, te2e: Option<Duration>) {
+        self.put(ue, Session::new(root, te2e), Instant(0));
+    }
+
+    /// Rebuilds a UE's session from its root and last snapshot (after the
+    /// EESE restarted). Its keyset is retired: nothing under it is delivered
+    /// or sent, and the UE's next authentic contact (or the next send) starts
+    /// a new keyset.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] for a damaged snapshot or one of another root; the
+    /// table is unchanged then.
+    pub fn restore(&mut self, ue: Id, root: RootKey, snapshot: &[u8]) -> Result<(), SnapshotError> {
+        let s = Session::restore(&self.cfg, root, snapshot)?;
+        self.put(ue, s, Instant(0));
+        Ok(())
+    }
+
+    fn put(&mut self, ue: Id, session: Session, now: Instant) {
         self.sessions.insert(
-            ue,
+            ue.clone(),
             Entry {
                 session,
                 scheduled: Instant::NEVER,
+                in_persist: false,
+                in_transmit: false,
+                queued: VecDeque::new(),
+                last_active: now,
             },
         );
+        self.touch(&ue);
     }
 
     /// Removes a UE's session.
-    pub fn remove(&mut self, ue: &Id) -> Option<EeseSession> {
-        self.sessions.remove(ue).map(|e| e.session)
+    pub fn remove(&mut self, ue: &Id) -> bool {
+        self.sessions.remove(ue).is_some()
     }
 
-    /// A UE's session.
+    /// A session as the enterprise may see it (no key material).
     #[must_use]
-    pub fn get(&self, ue: &Id) -> Option<&EeseSession> {
-        self.sessions.get(ue).map(|e| &e.session)
+    pub fn status(&self, now: Instant, ue: &Id) -> Option<SessionStatus> {
+        self.sessions
+            .get(ue)
+            .map(|e| e.session.status(now, &self.cfg))
     }
 
-    /// KSI of a UE's current keyset.
+    /// The current keyset's RAND and suite keys (for key logs and tests).
     #[must_use]
-    pub fn ksi(&self, ue: &Id) -> Option<Ksi> {
-        self.get(ue).and_then(|s| s.current()).map(|(k, _, _)| k)
+    pub fn current_keys(&self, ue: &Id) -> Option<(&Rand, &SuiteKeys)> {
+        self.sessions
+            .get(ue)?
+            .session
+            .current
+            .as_ref()
+            .map(|c| (&c.ks.rand, &c.ks.keys))
     }
 
-    fn with<R, S: TableSink<Id>>(
+    /// When `ue` last sent something authentic.
+    #[must_use]
+    pub fn last_active(&self, ue: &Id) -> Option<Instant> {
+        self.sessions.get(ue).map(|e| e.last_active)
+    }
+
+    /// The session that has been quiet longest (O(n); for evicting one when
+    /// the table is full).
+    #[must_use]
+    pub fn least_recently_active(&self) -> Option<&Id> {
+        self.sessions
+            .iter()
+            .min_by_key(|(_, e)| e.last_active)
+            .map(|(id, _)| id)
+    }
+
+    /// Runs `f` on a session with its environment, then reschedules it.
+    fn with<T>(
         &mut self,
         ue: &Id,
-        sink: &mut S,
-        f: impl FnOnce(&mut EeseSession, &Config, &mut ForUe<'_, Id, S>) -> R,
-    ) -> Option<R> {
-        let entry = self.sessions.get_mut(ue)?;
-        let mut out = ForUe { id: ue, sink };
-        let r = f(&mut entry.session, &self.cfg, &mut out);
-        let next = entry.session.poll_timeout().unwrap_or(Instant::NEVER);
-        if next != entry.scheduled {
-            entry.scheduled = next;
+        f: impl FnOnce(&mut Session, &mut Env<'_>, &mut Entry2<'_>) -> T,
+    ) -> Option<T> {
+        let EeseTable {
+            cfg,
+            rng,
+            sessions,
+            events,
+            events_lost,
+            ..
+        } = self;
+        let entry = sessions.get_mut(ue)?;
+        let mut sink = Sink {
+            id: ue,
+            q: events,
+            lost: events_lost,
+        };
+        let mut env = Env {
+            cfg,
+            rng,
+            events: &mut sink,
+        };
+        let mut rest = Entry2 {
+            queued: &mut entry.queued,
+            last_active: &mut entry.last_active,
+        };
+        let r = f(&mut entry.session, &mut env, &mut rest);
+        self.touch(ue);
+        Some(r)
+    }
+
+    /// Puts a session on the lists and in the heap as its state asks.
+    fn touch(&mut self, ue: &Id) {
+        let Some(e) = self.sessions.get_mut(ue) else {
+            return;
+        };
+        let next = e.session.poll_timeout().unwrap_or(Instant::NEVER);
+        if next != e.scheduled {
+            e.scheduled = next;
             if next != Instant::NEVER {
                 self.timers.push(Reverse((next, ue.clone())));
             }
         }
-        self.compact();
-        Some(r)
-    }
-
-    fn compact(&mut self) {
+        if e.session.dirty && e.session.inflight.is_none() && !e.in_persist {
+            e.in_persist = true;
+            self.to_persist.push_back(ue.clone());
+        }
+        if (e.session.wants_transmit() || !e.queued.is_empty()) && !e.in_transmit {
+            e.in_transmit = true;
+            self.to_transmit.push_back(ue.clone());
+        }
         if self.timers.len() > 2 * self.sessions.len() + 1024 {
             self.timers = self
                 .sessions
@@ -154,85 +284,221 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
         }
     }
 
-    /// Feeds a datagram from `ue`. An unknown UE gets
-    /// `Event::Rejected(Reject::NoSession)`.
+    /// Handles a hello: the UE it names is looked up with `resolve` (its
+    /// table key and root), its tag verified with that root, and only then
+    /// is a session created (or the existing one used). Unauthenticated
+    /// hellos leave nothing behind.
+    ///
+    /// # Errors
+    /// [`Reject::UnknownUe`] when `resolve` knows no such UE; the rest as
+    /// [`EeseTable::handle_datagram`].
+    pub fn handle_hello(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        resolve: impl FnOnce(&[u8]) -> Option<(Id, RootKey)>,
+    ) -> Result<(Id, Received), Reject> {
+        if peek_type(buf)? != MessageType::HELLO {
+            return Err(Reject::Unexpected(peek_type(buf)?));
+        }
+        let packet = HelloPacket::new_checked(&buf[..])?;
+        let (id, root) = resolve(packet.id()).ok_or(Reject::UnknownUe)?;
+        if !self.sessions.contains_key(&id) {
+            // Verify before any state exists for this UE.
+            let mut s = Session::new(root, None);
+            packet.verify(&s.auth(&self.cfg))?;
+            s.dirty = true;
+            self.put(id.clone(), s, now);
+        }
+        let r = self.handle_datagram(now, &id, buf)?;
+        Ok((id, r))
+    }
+
+    /// Handles a datagram from `ue` (found by the caller, e.g. by address):
+    /// data is decrypted in place and returned; a hello is answered with a
+    /// trigger (polled).
+    ///
+    /// # Errors
+    /// [`Reject::NoSession`] for an unknown UE; the [`Reject`] the session
+    /// gives otherwise.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         ue: &Id,
         buf: &mut [u8],
-        rng: &mut impl RandSource,
-        sink: &mut impl TableSink<Id>,
-    ) {
-        if self
-            .with(ue, sink, |s, cfg, out| {
-                s.handle_datagram(now, cfg, buf, rng, out)
-            })
-            .is_none()
-        {
-            sink.event(ue, Event::Rejected(Reject::NoSession));
-        }
+    ) -> Result<Received, Reject> {
+        self.with(ue, |s, env, e| {
+            let r = s.handle_datagram(now, env, buf);
+            if r.is_ok() {
+                *e.last_active = now;
+            }
+            r
+        })
+        .unwrap_or(Err(Reject::NoSession))
     }
 
-    /// Sends a payload to `ue` (rekeying first when its keyset expired).
+    /// Sends a payload to `ue`: sealed into `out` when its keyset allows
+    /// ([`SendOutcome::Sent`]: transmit it), else kept while a new keyset is
+    /// made first (TR 33.863 §6.5.2.3 step 3 skipped: the EESE starts the
+    /// contact, trigger first) and handed out by [`EeseTable::poll_transmit`].
     ///
     /// # Errors
-    /// As [`EeseSession::send`]; `None` when there is no such UE.
+    /// [`SendError::NoSession`]; [`SendError::Busy`] when
+    /// [`QUEUED_PER_UE`] payloads already wait; [`SendError::RandPending`]
+    /// while a RAND from the EMKS is awaited (the payload is kept);
+    /// [`SendError::BufferTooSmall`], [`SendError::PayloadTooLong`].
     pub fn send(
         &mut self,
         now: Instant,
         ue: &Id,
         payload: &[u8],
-        scratch: &mut [u8],
-        rng: &mut impl RandSource,
-        sink: &mut impl TableSink<Id>,
-    ) -> Option<Result<(Ksi, u32), SendError>> {
-        self.with(ue, sink, |s, cfg, out| {
-            s.send(now, cfg, payload, scratch, rng, out)
+        out: &mut [u8],
+    ) -> Result<SendOutcome, SendError> {
+        self.with(ue, |s, env, e| {
+            if !e.queued.is_empty() {
+                // Keep the order: behind the ones already waiting.
+                if e.queued.len() >= QUEUED_PER_UE {
+                    return Err(SendError::Busy);
+                }
+                e.queued.push_back(payload.to_vec());
+                return Ok(SendOutcome::Queued);
+            }
+            match s.send(now, env, payload, out) {
+                Ok(sealed) => Ok(SendOutcome::Sent(sealed)),
+                Err(SendError::EffectsPending) => {
+                    e.queued.push_back(payload.to_vec());
+                    Ok(SendOutcome::Queued)
+                }
+                Err(SendError::RandPending) => {
+                    e.queued.push_back(payload.to_vec());
+                    Err(SendError::RandPending)
+                }
+                Err(other) => Err(other),
+            }
         })
+        .unwrap_or(Err(SendError::NoSession))
+    }
+
+    /// The next snapshot to store, with the UE it belongs to; `out` holds
+    /// [`EESE_SNAPSHOT_LEN`](super::EESE_SNAPSHOT_LEN) octets. Store it as
+    /// that UE's (replacing the previous one), then call
+    /// [`EeseTable::persisted`].
+    pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<(Id, Persist)> {
+        while let Some(id) = self.to_persist.pop_front() {
+            let Some(e) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            e.in_persist = false;
+            if let Some(p) = e.session.poll_persist(&self.cfg, out) {
+                return Some((id, p));
+            }
+        }
+        None
+    }
+
+    /// `ue`'s snapshot of `persist` is durable: what it covers may go out.
+    ///
+    /// # Errors
+    /// [`UnknownPersist`] when it is not the snapshot last polled for `ue`.
+    pub fn persisted(&mut self, ue: &Id, persist: Persist) -> Result<(), UnknownPersist> {
+        let g = persist.generation();
+        let r = self
+            .sessions
+            .get_mut(ue)
+            .map_or(Err(UnknownPersist(g)), |e| e.session.persisted(persist));
+        self.touch(ue);
+        r
+    }
+
+    /// The next datagram to send, with the UE it goes to: a key-expired
+    /// error or a trigger, or a payload that waited for its keyset. `out`
+    /// must hold the largest payload plus 25 octets.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(Id, Transmit)> {
+        while let Some(id) = self.to_transmit.pop_front() {
+            let got = self.with(&id, |s, env, e| {
+                if let Some(t) = s.poll_transmit(now, env, out) {
+                    return Some(t);
+                }
+                let payload = e.queued.front()?;
+                match s.send(now, env, payload, out) {
+                    Ok(sealed) => {
+                        e.queued.pop_front();
+                        Some(Transmit {
+                            len: sealed.len,
+                            what: Datagram::Data {
+                                ksi: sealed.ksi,
+                                counter: sealed.counter,
+                                seq: sealed.seq,
+                                retransmission: false,
+                            },
+                        })
+                    }
+                    // Waits for a snapshot, a trigger or a RAND: `touch`
+                    // brings the session back when one of them happens.
+                    Err(SendError::EffectsPending | SendError::RandPending) => None,
+                    Err(_) => {
+                        // Cannot be sent at all (too long for `out`): dropped.
+                        e.queued.pop_front();
+                        None
+                    }
+                }
+            });
+            if let Some(e) = self.sessions.get_mut(&id) {
+                e.in_transmit = false;
+            }
+            if let Some(Some(t)) = got {
+                // More may follow from this session.
+                self.touch(&id);
+                return Some((id, t));
+            }
+            // Nothing now: the session waits for a snapshot, a trigger or a
+            // RAND, and `touch` brings it back when one of them happens.
+        }
+        None
+    }
+
+    /// The next event, with the UE it concerns.
+    pub fn poll_event(&mut self) -> Option<(Id, Event)> {
+        self.events.pop_front()
     }
 
     /// Starts a new keyset for `ue` now.
-    pub fn rekey(
-        &mut self,
-        now: Instant,
-        ue: &Id,
-        rng: &mut impl RandSource,
-        sink: &mut impl TableSink<Id>,
-    ) {
-        self.with(ue, sink, |s, cfg, out| s.rekey(now, cfg, rng, out));
+    pub fn rekey(&mut self, now: Instant, ue: &Id) {
+        self.with(ue, |s, env, _| {
+            s.advance(now, env);
+            s.rekey(now, env, true);
+        });
     }
 
     /// Hands in a RAND from the EMKS for `ue`.
-    pub fn provide_rand(
-        &mut self,
-        now: Instant,
-        ue: &Id,
-        rand: Rand,
-        sink: &mut impl TableSink<Id>,
-    ) {
-        self.with(ue, sink, |s, cfg, out| s.provide_rand(now, cfg, rand, out));
+    pub fn provide_rand(&mut self, now: Instant, ue: &Id, rand: Rand) {
+        self.with(ue, |s, env, _| s.provide_rand(now, env, rand));
     }
 
-    /// `ue` (re)established its connection: see [`EeseSession::on_connect`].
-    pub fn on_connect(
-        &mut self,
-        now: Instant,
-        ue: &Id,
-        rng: &mut impl RandSource,
-        sink: &mut impl TableSink<Id>,
-    ) {
-        self.with(ue, sink, |s, cfg, out| s.on_connect(now, cfg, rng, out));
+    /// The enterprise's "expire now" for `ue` (TR §6.5.2.4).
+    pub fn expire_now(&mut self, now: Instant, ue: &Id) -> bool {
+        self.with(ue, |s, env, _| s.expire_now(now, env)).is_some()
     }
 
-    /// The enterprise's "expire now" for `ue`.
-    pub fn expire_now(&mut self, ue: &Id, sink: &mut impl TableSink<Id>) {
-        self.with(ue, sink, |s, _, out| s.expire_now(out));
+    /// The enterprise's "expire now" for every UE; returns how many sessions.
+    pub fn expire_all(&mut self, now: Instant) -> usize {
+        let ids: Vec<Id> = self.sessions.keys().cloned().collect();
+        for id in &ids {
+            self.expire_now(now, id);
+        }
+        ids.len()
+    }
+
+    /// Sets `ue`'s te2e (`None`: the configured default), from its next
+    /// keyset on.
+    pub fn set_te2e(&mut self, ue: &Id, te2e: Option<Duration>) -> bool {
+        self.with(ue, |s, _, _| s.set_te2e(te2e)).is_some()
     }
 
     /// A new root for `ue` (new AKA run).
-    pub fn replace_root(&mut self, ue: &Id, root: RootKey, sink: &mut impl TableSink<Id>) {
-        self.with(ue, sink, |s, _, out| s.replace_root(root, out));
+    pub fn replace_root(&mut self, ue: &Id, root: RootKey) -> bool {
+        self.with(ue, |s, env, _| s.replace_root(env, root))
+            .is_some()
     }
 
     /// When [`EeseTable::handle_timeout`] must next run, if ever.
@@ -249,7 +515,7 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
     }
 
     /// Runs every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl TableSink<Id>) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -265,8 +531,14 @@ impl<Id: Hash + Eq + Ord + Clone> EeseTable<Id> {
                 due
             });
             if due {
-                self.with(&id, sink, |s, cfg, out| s.handle_timeout(now, cfg, out));
+                self.with(&id, |s, env, _| s.advance(now, env));
             }
         }
     }
+}
+
+/// The parts of an entry a session call may touch beside the session.
+struct Entry2<'a> {
+    queued: &'a mut VecDeque<Vec<u8>>,
+    last_active: &'a mut Instant,
 }

@@ -14,7 +14,7 @@ pub const FC_INT_KEY: u8 = 0x90;
 pub const FC_KEYSET: u8 = 0x91;
 /// FC of the control-message key `KDF(root, root kind)`.
 pub const FC_CONTROL_KEY: u8 = 0x92;
-/// FC of an algorithm key `KDF(e2eKEYSET, distinguisher, identity)`.
+/// FC of an algorithm key `KDF(e2eKEYSET, distinguisher, identity, counter)`.
 pub const FC_ALG_KEY: u8 = 0x93;
 
 /// P0 of the `e2e_int_key` derivation (TR 33.863 §6.5.2.1).
@@ -164,7 +164,10 @@ const fn control_key_s(kind: RootKind) -> [u8; 4] {
     [FC_CONTROL_KEY, kind.code(), 0x00, 0x01]
 }
 
-const fn alg_key_s(alg: Algorithm) -> [u8; 7] {
+/// P2 of an algorithm key: the trigger counter of the keyset, so two keysets
+/// never share algorithm keys even when a RAND source repeats a RAND.
+const fn alg_key_s(alg: Algorithm, counter: u64) -> [u8; 17] {
+    let c = counter.to_be_bytes();
     [
         FC_ALG_KEY,
         alg.distinguisher(),
@@ -173,6 +176,16 @@ const fn alg_key_s(alg: Algorithm) -> [u8; 7] {
         alg.identity(),
         0x00,
         0x01,
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        c[4],
+        c[5],
+        c[6],
+        c[7],
+        0x00,
+        0x08,
     ]
 }
 
@@ -295,11 +308,14 @@ impl Algorithm {
     }
 }
 
-/// The 128-bit key for `alg` out of a keyset: the 128 least significant bits
-/// of `KDF(e2eKEYSET, distinguisher, identity)` (as TS 33.401 A.7 truncates).
+/// The 128-bit key for `alg` out of the keyset that trigger `counter`
+/// installed: the 128 least significant bits of
+/// `KDF(e2eKEYSET, distinguisher, identity, counter)` (as TS 33.401 A.7
+/// truncates). The counter makes the key unique per trigger: a RAND that
+/// comes twice gives the same e2eKEYSET but never the same algorithm key.
 #[must_use]
-pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm) -> AlgKey {
-    let mut out = PreparedKey::new(profile, keyset.as_bytes()).derive_s(&alg_key_s(alg));
+pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm, counter: u64) -> AlgKey {
+    let mut out = PreparedKey::new(profile, keyset.as_bytes()).derive_s(&alg_key_s(alg, counter));
     let mut low = [0u8; 16];
     low.copy_from_slice(&out[16..]);
     out.zeroize();
@@ -347,8 +363,11 @@ mod tests {
             assert_eq!(&s[..n], &control_key_s(kind));
         }
         for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-            let (s, n) = encoded(FC_ALG_KEY, &[&[alg.distinguisher()], &[alg.identity()]]);
-            assert_eq!(&s[..n], &alg_key_s(alg));
+            for counter in [0, 1, 0x0102_0304_0506_0708, u64::MAX] {
+                let c = u64::to_be_bytes(counter);
+                let (s, n) = encoded(FC_ALG_KEY, &[&[alg.distinguisher()], &[alg.identity()], &c]);
+                assert_eq!(&s[..n], &alg_key_s(alg, counter));
+            }
         }
     }
 

@@ -43,21 +43,27 @@ pub enum SuiteKeys {
 }
 
 impl SuiteKeys {
-    /// Derives the suite's keys from a keyset (algorithm-bound, see
-    /// `docs/key-hierarchy.md`).
+    /// Derives the suite's keys from the keyset trigger `counter` installed
+    /// (algorithm- and counter-bound, see `docs/key-hierarchy.md`).
     ///
     /// # Errors
     /// [`Error::UnknownSuite`] for a suite this version does not define.
-    pub fn derive(profile: KdfProfile, keyset: &KeySet, suite: Suite) -> Result<Self, Error> {
+    pub fn derive(
+        profile: KdfProfile,
+        keyset: &KeySet,
+        suite: Suite,
+        counter: u64,
+    ) -> Result<Self, Error> {
         match suite {
             Suite::NEA2_NIA2 => Ok(SuiteKeys::Nea2Nia2 {
-                enc: alg_key(profile, keyset, Algorithm::Nea2),
-                int: alg_key(profile, keyset, Algorithm::Nia2),
+                enc: alg_key(profile, keyset, Algorithm::Nea2, counter),
+                int: alg_key(profile, keyset, Algorithm::Nia2, counter),
             }),
             Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(
                 profile,
                 keyset,
                 Algorithm::Aes128Gcm,
+                counter,
             ))),
             other => Err(Error::UnknownSuite(other)),
         }
@@ -294,7 +300,7 @@ mod tests {
     use super::*;
 
     fn keys(suite: Suite) -> SuiteCipher {
-        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite)
+        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite, 1)
             .unwrap()
             .cipher()
     }
@@ -336,7 +342,12 @@ mod tests {
     #[test]
     fn unknown_suite_has_no_keys() {
         assert_eq!(
-            SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0; 32]), Suite(9)),
+            SuiteKeys::derive(
+                KdfProfile::Ts33220,
+                &KeySet::from_bytes([0; 32]),
+                Suite(9),
+                1
+            ),
             Err(Error::UnknownSuite(Suite(9)))
         );
     }

@@ -1,4 +1,4 @@
-//! Authentication of control messages (derive trigger, key-expired error).
+//! Authentication of control messages (derive trigger, key-expired error, hello).
 //!
 //! `tag = first 16 octets of HMAC-SHA-256(control key, every octet before the tag)`.
 //! The control key comes from the root (`kdf::PreparedRoot::control_key`), so
@@ -9,8 +9,8 @@ use subtle::ConstantTimeEq;
 use crate::kdf::{ControlKey, Ts33220Key};
 
 use super::{
-    Error, KeyExpiredPacket, KeyExpiredRepr, Message, MessageType, TriggerPacket, TriggerRepr,
-    peek_type,
+    Error, HelloPacket, HelloRepr, KeyExpiredPacket, KeyExpiredRepr, Message, MessageType,
+    TriggerPacket, TriggerRepr, peek_type,
 };
 
 /// Octets of a control message's tag (HMAC-SHA-256 truncated to 128 bits).
@@ -68,6 +68,7 @@ impl ControlAuth {
         match peek_type(bytes)? {
             MessageType::DERIVE_TRIGGER => TriggerPacket::new_checked(bytes)?.verify(self),
             MessageType::KEY_EXPIRED => KeyExpiredPacket::new_checked(bytes)?.verify(self),
+            MessageType::HELLO => HelloPacket::new_checked(bytes)?.verify(self),
             got => {
                 // Surface a malformed data message's own error first.
                 Message::parse(bytes)?;
@@ -99,6 +100,17 @@ impl ControlAuth {
             });
         }
         Ok(repr)
+    }
+
+    /// Decodes a hello and verifies its tag. Whether it is fresh (its seq
+    /// above the last one seen) is the receiver's to check.
+    ///
+    /// # Errors
+    /// Decoding errors, [`Error::BadTag`] for a forged hello.
+    pub fn open_hello<'a>(&self, bytes: &'a [u8]) -> Result<HelloRepr<'a>, Error> {
+        let packet = HelloPacket::new_checked(bytes)?;
+        packet.verify(self)?;
+        HelloRepr::parse(&packet)
     }
 
     /// Decodes a key-expired error and verifies its tag.

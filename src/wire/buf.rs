@@ -82,6 +82,7 @@ mod tests {
             ksi: Ksi(3),
             cause: Cause::UNKNOWN_KSI,
             counter: 9,
+            refused: Some(4),
             tag: [0; 16],
         };
         assert_eq!(

@@ -20,6 +20,12 @@ pub enum FieldName {
     Cause,
     /// Data message: MAC/tag length does not match the suite.
     TagLength,
+    /// Key-expired error: a sequence number without the NAMED flag.
+    Seq,
+    /// Hello: the UE identifier's length is not 1..=64.
+    IdLength,
+    /// Hello: a padding octet is not zero.
+    Padding,
 }
 
 impl FieldName {
@@ -33,6 +39,9 @@ impl FieldName {
             FieldName::Lifetime => "lifetime",
             FieldName::Cause => "cause",
             FieldName::TagLength => "tag length",
+            FieldName::Seq => "seq",
+            FieldName::IdLength => "identifier length",
+            FieldName::Padding => "padding",
         }
     }
 }
@@ -59,7 +68,7 @@ pub enum Error {
         got: usize,
     },
     /// The version octet is not one this crate speaks.
-    #[error("unknown protocol version {0} (this crate speaks version 1)")]
+    #[error("unknown protocol version {0} (this crate speaks version 2)")]
     UnknownVersion(u8),
     /// The type octet names no message of this version.
     #[error("unknown message type {0:#04x}")]

@@ -1,25 +1,35 @@
-//! The key-expired error (EESE → UE): the EESE refused a KSI.
+//! The key-expired error (EESE → UE): the EESE refused a KSI, and possibly
+//! names the one message it refused.
 //!
 //! ```text
 //!  0       1       2       3
 //! +-------+-------+-------+-------+
-//! |version| type  |  KSI  | flags |   type 0x02, KSI = the refused one, flags 0
-//! +-------+-------+-------+-------+
-//! | cause |   trigger counter of the refused keyset (u64 BE; 0 if none)
+//! |version| type  |  KSI  | flags |   type 0x02, KSI = the refused one,
+//! +-------+-------+-------+-------+   flags bit 0 = NAMED, bits 1-7 zero
+//! | cause |   trigger counter of the refused keyset (u64 BE)
 //! +-------+                       +
 //! |                       +-------+
-//! |                       |  tag (16): HMAC-SHA-256(control key, octets 0..13)[..16]
-//! +-----------------------+
-//! ```                                 29 octets in all
+//! |                       | seq of the refused message (u32 BE; 0 unless NAMED)
+//! +-------+-------+-------+       +
+//! |       |  tag (16): HMAC-SHA-256(control key, octets 0..17)[..16]
+//! +-------+
+//! ```                                 33 octets in all
 //!
 //! The counter binds the error to one generation of the KSI, so an old error
-//! replayed after the KSI wrapped around names a stale generation.
+//! replayed after the KSI wrapped around names a stale generation. NAMED says
+//! the EESE authenticated the message `(KSI, counter, seq)`, found it fresh,
+//! and did not deliver it: the UE may send that payload again under the next
+//! keyset (TR 33.863 §6.5.2.3 step 5). Without NAMED the UE sends nothing
+//! again: the message may have been delivered.
 
 use super::auth::TAG_LEN;
 use super::{
-    Cause, ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, check_control, header,
+    Cause, ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header,
     write_header,
 };
+
+/// Flag bit 0 of a key-expired error: the seq field names the refused message.
+pub const FLAG_NAMED: u8 = 0x01;
 
 /// Field offsets of the key-expired error.
 pub mod field {
@@ -28,8 +38,10 @@ pub mod field {
     pub const CAUSE: usize = 4;
     /// Trigger counter of the refused keyset, u64 big endian.
     pub const COUNTER: Field = 5..13;
+    /// Sequence number of the refused message, u32 big endian (flag NAMED).
+    pub const SEQ: Field = 13..17;
     /// Authentication tag.
-    pub const TAG: Field = 13..29;
+    pub const TAG: Field = 17..33;
 }
 
 /// A key-expired error viewed in place.
@@ -49,14 +61,26 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     ///
     /// # Errors
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
-    /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
+    /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`]
+    /// (a reserved flag bit, or a seq without NAMED).
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        check_control(
-            buffer.as_ref(),
+        let bytes = buffer.as_ref();
+        control::check_header(
+            bytes,
             MessageType::KEY_EXPIRED,
             KeyExpiredRepr::LEN,
+            FLAG_NAMED,
         )?;
-        Ok(KeyExpiredPacket { buffer })
+        control::check_exact(bytes, KeyExpiredRepr::LEN)?;
+        let packet = KeyExpiredPacket { buffer };
+        if !packet.named() && packet.seq() != 0 {
+            // One encoding per message: an unnamed error carries seq 0.
+            return Err(Error::Malformed {
+                field: FieldName::Seq,
+                value: u64::from(packet.seq()),
+            });
+        }
+        Ok(packet)
     }
 
     /// The underlying buffer.
@@ -69,6 +93,11 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
         Ksi(self.buffer.as_ref()[header::KSI])
     }
 
+    /// Whether the error names the refused message (flag NAMED).
+    pub fn named(&self) -> bool {
+        self.buffer.as_ref()[header::FLAGS] & FLAG_NAMED != 0
+    }
+
     /// Cause code (open: may be unknown).
     pub fn cause(&self) -> Cause {
         Cause(self.buffer.as_ref()[field::CAUSE])
@@ -79,14 +108,19 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
         u64::from_be_bytes(array(self.buffer.as_ref(), field::COUNTER))
     }
 
+    /// The seq field (the refused message's sequence number when NAMED).
+    pub fn seq(&self) -> u32 {
+        u32::from_be_bytes(array(self.buffer.as_ref(), field::SEQ))
+    }
+
     /// The authentication tag.
     pub fn tag(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::TAG]
+        control::tag(self.buffer.as_ref())
     }
 
     /// The octets the tag covers.
     pub fn covered(&self) -> &[u8] {
-        &self.buffer.as_ref()[..field::TAG.start]
+        control::covered(self.buffer.as_ref())
     }
 
     /// Verifies the tag with the control key.
@@ -94,14 +128,15 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// # Errors
     /// [`Error::BadTag`] when the error was not made with this key.
     pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
-        auth.verify(self.covered(), self.tag())
+        control::verify(self.buffer.as_ref(), auth)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> KeyExpiredPacket<T> {
     /// Writes the header for an error refusing this KSI.
-    pub fn set_header(&mut self, ksi: Ksi) {
-        write_header(self.buffer.as_mut(), MessageType::KEY_EXPIRED, ksi, 0);
+    pub fn set_header(&mut self, ksi: Ksi, named: bool) {
+        let flags = if named { FLAG_NAMED } else { 0 };
+        write_header(self.buffer.as_mut(), MessageType::KEY_EXPIRED, ksi, flags);
     }
 
     /// Sets the cause.
@@ -114,15 +149,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> KeyExpiredPacket<T> {
         self.buffer.as_mut()[field::COUNTER].copy_from_slice(&counter.to_be_bytes());
     }
 
+    /// Sets the seq field.
+    pub fn set_seq(&mut self, seq: u32) {
+        self.buffer.as_mut()[field::SEQ].copy_from_slice(&seq.to_be_bytes());
+    }
+
     /// Sets the tag octets as given.
     pub fn set_tag(&mut self, tag: &[u8; TAG_LEN]) {
-        self.buffer.as_mut()[field::TAG].copy_from_slice(tag);
+        control::set_tag(self.buffer.as_mut(), tag);
     }
 
     /// Computes the tag over the octets before it and writes it.
     pub fn sign(&mut self, auth: &ControlAuth) {
-        let tag = auth.tag(self.covered());
-        self.set_tag(&tag);
+        control::sign(self.buffer.as_mut(), auth);
     }
 }
 
@@ -135,8 +174,11 @@ pub struct KeyExpiredRepr {
     pub ksi: Ksi,
     /// Why it was refused.
     pub cause: Cause,
-    /// Trigger counter of the refused keyset (0 when the EESE has none).
+    /// Trigger counter of the refused keyset.
     pub counter: u64,
+    /// The refused message's sequence number, when the EESE names it: it
+    /// authenticated the message, found it fresh and did not deliver it.
+    pub refused: Option<u32>,
     /// Authentication tag as carried.
     pub tag: [u8; TAG_LEN],
 }
@@ -161,7 +203,8 @@ impl KeyExpiredRepr {
             ksi: packet.ksi(),
             cause,
             counter: packet.counter(),
-            tag: array(packet.buffer.as_ref(), field::TAG),
+            refused: packet.named().then(|| packet.seq()),
+            tag: control::tag_array(packet.buffer.as_ref()),
         })
     }
 
@@ -174,9 +217,10 @@ impl KeyExpiredRepr {
     /// Writes every field, the carried tag included (see [`KeyExpiredRepr::emit_signed`]
     /// to compute the tag instead).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut KeyExpiredPacket<T>) {
-        packet.set_header(self.ksi);
+        packet.set_header(self.ksi, self.refused.is_some());
         packet.set_cause(self.cause);
         packet.set_counter(self.counter);
+        packet.set_seq(self.refused.unwrap_or(0));
         packet.set_tag(&self.tag);
     }
 
@@ -186,15 +230,9 @@ impl KeyExpiredRepr {
     /// # Errors
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`KeyExpiredRepr::LEN`].
     pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
-        let got = buf.len();
-        let buf = buf.get_mut(..Self::LEN).ok_or(Error::BufferTooSmall {
-            needed: Self::LEN,
-            got,
-        })?;
-        let mut packet = KeyExpiredPacket::new_unchecked(buf);
-        self.emit(&mut packet);
-        packet.sign(auth);
-        Ok(Self::LEN)
+        control::emit_signed(buf, Self::LEN, auth, |out| {
+            self.emit(&mut KeyExpiredPacket::new_unchecked(out));
+        })
     }
 }
 
@@ -203,10 +241,11 @@ mod tests {
     use super::*;
 
     #[rustfmt::skip]
-    const UNSIGNED: [u8; 13] = [
-        0x01, 0x02, 0x07, 0x00,
+    const UNSIGNED: [u8; 17] = [
+        0x02, 0x02, 0x07, 0x01,
         0x01,
         0, 0, 0, 0, 0, 0, 0, 0x05,
+        0, 0, 0x01, 0x02,
     ];
 
     fn repr() -> KeyExpiredRepr {
@@ -214,6 +253,7 @@ mod tests {
             ksi: Ksi(7),
             cause: Cause::TE2E_EXPIRED,
             counter: 5,
+            refused: Some(0x0102),
             tag: [0xa5; 16],
         }
     }
@@ -222,33 +262,63 @@ mod tests {
     fn construct_writes_every_octet() {
         let mut buf = [0xa5u8; KeyExpiredRepr::LEN];
         repr().emit(&mut KeyExpiredPacket::new_unchecked(&mut buf[..]));
-        assert_eq!(&buf[..13], &UNSIGNED);
-        assert_eq!(&buf[13..], &[0xa5; 16]);
+        assert_eq!(&buf[..17], &UNSIGNED);
+        assert_eq!(&buf[17..], &[0xa5; 16]);
     }
 
     #[test]
     fn deconstruct_reads_every_field() {
-        let mut buf = [0xa5u8; 29];
-        buf[..13].copy_from_slice(&UNSIGNED);
+        let mut buf = [0xa5u8; 33];
+        buf[..17].copy_from_slice(&UNSIGNED);
         let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(
-            (p.ksi(), p.cause(), p.counter()),
-            (Ksi(7), Cause::TE2E_EXPIRED, 5)
+            (p.ksi(), p.cause(), p.counter(), p.named(), p.seq()),
+            (Ksi(7), Cause::TE2E_EXPIRED, 5, true, 0x0102)
         );
         assert_eq!(KeyExpiredRepr::parse(&p), Ok(repr()));
     }
 
     #[test]
-    fn rejects_unknown_cause() {
-        let mut buf = [0u8; 29];
-        buf[..13].copy_from_slice(&UNSIGNED);
-        buf[field::CAUSE] = 0x05;
+    fn unnamed_error_carries_seq_zero_and_no_other() {
+        let unnamed = KeyExpiredRepr {
+            refused: None,
+            ..repr()
+        };
+        let mut buf = [0xa5u8; 33];
+        unnamed.emit(&mut KeyExpiredPacket::new_unchecked(&mut buf[..]));
+        assert_eq!(buf[3], 0);
+        assert_eq!(&buf[13..17], &[0; 4]);
+        let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(KeyExpiredRepr::parse(&p), Ok(unnamed));
+        buf[16] = 1;
+        assert_eq!(
+            KeyExpiredPacket::new_checked(&buf[..]),
+            Err(Error::Malformed {
+                field: FieldName::Seq,
+                value: 1
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_cause_and_reserved_flags() {
+        let mut buf = [0u8; 33];
+        buf[..17].copy_from_slice(&UNSIGNED);
+        buf[field::CAUSE] = 0x06;
         let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(
             KeyExpiredRepr::parse(&p),
             Err(Error::Malformed {
                 field: FieldName::Cause,
-                value: 5
+                value: 6
+            })
+        );
+        buf[header::FLAGS] = 0x03;
+        assert_eq!(
+            KeyExpiredPacket::new_checked(&buf[..]),
+            Err(Error::Malformed {
+                field: FieldName::Flags,
+                value: 3
             })
         );
     }

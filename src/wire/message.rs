@@ -1,11 +1,11 @@
 //! Decoding any message: dispatch on the type octet.
 
 use super::{
-    DataPacket, DataRepr, Error, KeyExpiredPacket, KeyExpiredRepr, MessageType, TriggerPacket,
-    TriggerRepr, peek_type,
+    DataPacket, DataRepr, Error, HelloPacket, HelloRepr, KeyExpiredPacket, KeyExpiredRepr,
+    MessageType, TriggerPacket, TriggerRepr, peek_type,
 };
 
-/// Any message of wire format v1, decoded.
+/// Any message of wire format v2, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A derive trigger.
@@ -14,6 +14,8 @@ pub enum Message<'a> {
     KeyExpired(KeyExpiredRepr),
     /// A data message (payload and tag borrowed from the input).
     Data(DataRepr<'a>),
+    /// A hello (the identifier borrowed from the input).
+    Hello(HelloRepr<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -31,6 +33,9 @@ impl<'a> Message<'a> {
                 KeyExpiredRepr::parse(&KeyExpiredPacket::new_checked(bytes)?)
                     .map(Message::KeyExpired)
             }
+            MessageType::HELLO => {
+                HelloRepr::parse(&HelloPacket::new_checked(bytes)?).map(Message::Hello)
+            }
             _ => DataRepr::parse(&DataPacket::new_checked(bytes)?).map(Message::Data),
         }
     }
@@ -42,6 +47,7 @@ impl<'a> Message<'a> {
             Message::Trigger(_) => MessageType::DERIVE_TRIGGER,
             Message::KeyExpired(_) => MessageType::KEY_EXPIRED,
             Message::Data(_) => MessageType::DATA,
+            Message::Hello(_) => MessageType::HELLO,
         }
     }
 
@@ -52,6 +58,7 @@ impl<'a> Message<'a> {
             Message::Trigger(r) => r.buffer_len(),
             Message::KeyExpired(r) => r.buffer_len(),
             Message::Data(r) => r.buffer_len(),
+            Message::Hello(r) => r.buffer_len(),
         }
     }
 
@@ -64,6 +71,14 @@ impl<'a> Message<'a> {
     pub fn emit_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let len = self.buffer_len();
         let got = buf.len();
+        if let Message::Hello(r) = self
+            && !(1..=super::hello::MAX_ID_LEN).contains(&r.id.len())
+        {
+            return Err(Error::Malformed {
+                field: super::FieldName::IdLength,
+                value: r.id.len() as u64,
+            });
+        }
         if let Message::Data(r) = self {
             return r.emit_into(buf);
         }
@@ -73,6 +88,7 @@ impl<'a> Message<'a> {
         match self {
             Message::Trigger(r) => r.emit(&mut TriggerPacket::new_unchecked(out)),
             Message::KeyExpired(r) => r.emit(&mut KeyExpiredPacket::new_unchecked(out)),
+            Message::Hello(r) => r.emit(&mut HelloPacket::new_unchecked(out)),
             Message::Data(_) => {}
         }
         Ok(len)

@@ -1,6 +1,6 @@
-//! Wire format v1: zero-copy views and `Repr`s for the derive trigger, the
-//! key-expired error and the data message. `docs/wire-format.md` documents
-//! every octet.
+//! Wire format v2: zero-copy views and `Repr`s for the derive trigger, the
+//! key-expired error, the data message and the hello. `docs/wire-format.md`
+//! documents every octet.
 //!
 //! Each message has a view `…Packet<T: AsRef<[u8]>>` whose getters read fields
 //! in place and whose setters (under `AsMut<[u8]>`) write them, and a `Repr`
@@ -42,8 +42,10 @@ use core::ops::Range;
 mod auth;
 #[cfg(feature = "alloc")]
 mod buf;
+mod control;
 pub mod data;
 mod error;
+pub mod hello;
 pub mod key_expired;
 mod message;
 pub mod trigger;
@@ -51,6 +53,7 @@ pub mod trigger;
 pub use auth::{ControlAuth, TAG_LEN as CONTROL_TAG_LEN};
 pub use data::{DataPacket, DataRepr};
 pub use error::{Error, FieldName};
+pub use hello::{HelloPacket, HelloRepr};
 pub use key_expired::{KeyExpiredPacket, KeyExpiredRepr};
 pub use message::Message;
 pub use trigger::{TriggerPacket, TriggerRepr};
@@ -58,8 +61,9 @@ pub use trigger::{TriggerPacket, TriggerRepr};
 /// A byte range of a field inside a message.
 pub type Field = Range<usize>;
 
-/// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this crate speaks (`docs/wire-format.md` says what
+/// changed from version 1).
+pub const VERSION: u8 = 2;
 
 /// The UDP port the crate's tools use unless told otherwise (TR 33.863).
 pub const DEFAULT_PORT: u16 = 33863;
@@ -76,8 +80,9 @@ pub mod header {
     pub const TYPE: usize = 1;
     /// Key set identifier (1 octet).
     pub const KSI: usize = 2;
-    /// Flags (1 octet): bit 0 is the direction of a data message; all other
-    /// bits, and all bits of control messages, are reserved and zero.
+    /// Flags (1 octet): bit 0 is the direction of a data message, NAMED of a
+    /// key-expired error, REKEY of a hello; every other bit (and bit 0 of a
+    /// derive trigger) is reserved and zero.
     pub const FLAGS: usize = 3;
     /// The whole header.
     pub const ALL: Field = 0..4;
@@ -158,6 +163,8 @@ code_point!(
         KEY_EXPIRED = 0x02, "key-expired";
         /// Protected data, both directions.
         DATA = 0x03, "data";
+        /// Hello, UE → EESE: names the UE and asks for a trigger.
+        HELLO = 0x04, "hello";
     }
 );
 
@@ -183,6 +190,9 @@ code_point!(
         UNKNOWN_KSI = 0x03, "unknown-ksi";
         /// A new AKA run replaced the root; all keysets of the old root are gone.
         ROOT_REPLACED = 0x04, "root-replaced";
+        /// A newer keyset replaced it (its trigger was sent and not yet
+        /// confirmed); the trigger follows.
+        REPLACED = 0x05, "replaced";
     }
 );
 
@@ -288,35 +298,6 @@ pub fn peek_type(bytes: &[u8]) -> Result<MessageType, Error> {
         return Err(Error::UnknownType(ty.0));
     }
     Ok(ty)
-}
-
-/// Checks the common header of a control message of type `ty` and length
-/// `len` (fixed): version, type, flags zero, exact length.
-fn check_control(bytes: &[u8], ty: MessageType, len: usize) -> Result<(), Error> {
-    let got = peek_type(bytes)?;
-    if got != ty {
-        return Err(Error::WrongType { expected: ty, got });
-    }
-    if bytes.len() < len {
-        return Err(Error::Truncated {
-            needed: len,
-            got: bytes.len(),
-        });
-    }
-    if bytes.len() > len {
-        return Err(Error::TrailingData {
-            expected: len,
-            got: bytes.len(),
-        });
-    }
-    let flags = bytes[header::FLAGS];
-    if flags != 0 {
-        return Err(Error::Malformed {
-            field: FieldName::Flags,
-            value: u64::from(flags),
-        });
-    }
-    Ok(())
 }
 
 /// Reads a big-endian array at a field known to be in bounds.

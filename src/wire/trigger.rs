@@ -23,7 +23,7 @@ use crate::kdf::{KdfProfile, Rand};
 
 use super::auth::TAG_LEN;
 use super::{
-    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, check_control, header,
+    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, control, header,
     write_header,
 };
 
@@ -63,11 +63,9 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        check_control(
-            buffer.as_ref(),
-            MessageType::DERIVE_TRIGGER,
-            TriggerRepr::LEN,
-        )?;
+        let bytes = buffer.as_ref();
+        control::check_header(bytes, MessageType::DERIVE_TRIGGER, TriggerRepr::LEN, 0)?;
+        control::check_exact(bytes, TriggerRepr::LEN)?;
         Ok(TriggerPacket { buffer })
     }
 
@@ -108,12 +106,12 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
 
     /// The authentication tag.
     pub fn tag(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::TAG]
+        control::tag(self.buffer.as_ref())
     }
 
     /// The octets the tag covers.
     pub fn covered(&self) -> &[u8] {
-        &self.buffer.as_ref()[..field::TAG.start]
+        control::covered(self.buffer.as_ref())
     }
 
     /// Verifies the tag with the control key.
@@ -121,7 +119,7 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// # Errors
     /// [`Error::BadTag`] when the trigger was not made with this key.
     pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
-        auth.verify(self.covered(), self.tag())
+        control::verify(self.buffer.as_ref(), auth)
     }
 }
 
@@ -158,13 +156,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TriggerPacket<T> {
 
     /// Sets the tag octets as given.
     pub fn set_tag(&mut self, tag: &[u8; TAG_LEN]) {
-        self.buffer.as_mut()[field::TAG].copy_from_slice(tag);
+        control::set_tag(self.buffer.as_mut(), tag);
     }
 
     /// Computes the tag over the octets before it and writes it.
     pub fn sign(&mut self, auth: &ControlAuth) {
-        let tag = auth.tag(self.covered());
-        self.set_tag(&tag);
+        control::sign(self.buffer.as_mut(), auth);
     }
 }
 
@@ -225,7 +222,7 @@ impl TriggerRepr {
             profile,
             suite,
             lifetime,
-            tag: array(packet.buffer.as_ref(), field::TAG),
+            tag: control::tag_array(packet.buffer.as_ref()),
         })
     }
 
@@ -253,15 +250,9 @@ impl TriggerRepr {
     /// # Errors
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`TriggerRepr::LEN`].
     pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
-        let got = buf.len();
-        let buf = buf.get_mut(..Self::LEN).ok_or(Error::BufferTooSmall {
-            needed: Self::LEN,
-            got,
-        })?;
-        let mut packet = TriggerPacket::new_unchecked(buf);
-        self.emit(&mut packet);
-        packet.sign(auth);
-        Ok(Self::LEN)
+        control::emit_signed(buf, Self::LEN, auth, |out| {
+            self.emit(&mut TriggerPacket::new_unchecked(out));
+        })
     }
 }
 
@@ -289,7 +280,7 @@ mod tests {
 
     #[rustfmt::skip]
     const UNSIGNED: [u8; 34] = [
-        0x01, 0x01, 0x01, 0x00,
+        0x02, 0x01, 0x01, 0x00,
         0, 0, 0, 0, 0, 0, 0, 0x01,
         0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
         0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,

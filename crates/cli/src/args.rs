@@ -61,3 +61,11 @@ impl From<RootKindArg> for RootKind {
         }
     }
 }
+
+/// A KDF profile as `--kdf` spells it.
+pub fn kdf_name(p: KdfProfile) -> &'static str {
+    match p {
+        KdfProfile::Ts33220 => "3gpp",
+        KdfProfile::HkdfSha256 => "hkdf",
+    }
+}

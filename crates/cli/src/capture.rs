@@ -73,11 +73,12 @@ impl Recorder {
     /// Records the keys of a keyset now in use (once per keyset).
     pub fn keys(
         &mut self,
-        current: Option<(Ksi, u64, bool)>,
-        keys: Option<(&Rand, &SuiteKeys)>,
+        ksi: Ksi,
+        counter: u64,
+        rand: &Rand,
+        keys: &SuiteKeys,
     ) -> Result<(), Failure> {
-        if let (Some(log), Some((ksi, counter, _)), Some((rand, keys))) =
-            (&mut self.keylog, current, keys)
+        if let Some(log) = &mut self.keylog
             && counter > self.logged
         {
             log.append(ksi, Some(counter), rand, keys)

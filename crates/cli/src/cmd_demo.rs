@@ -1,20 +1,24 @@
 //! `ciot-e2e demo`: one UE and one EESE in one process, over UDP on
 //! loopback, through the whole TR 33.863 cycle with a readable transcript.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ciot_e2e::endpoint::{Config, EeseTable, OsRand, Sent, Ue};
-use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, int_key};
-use ciot_e2e::wire::DEFAULT_PORT;
+use ciot_e2e::endpoint::{
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, SendOutcome, Sent,
+    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+};
+use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
+use ciot_e2e::wire::{DEFAULT_PORT, MessageType, peek_type};
 use clap::Args;
 
 use crate::Failure;
 use crate::args::hex_array;
 use crate::capture::Recorder;
 use crate::cmd_wire::SuiteArg;
-use crate::net::{Clock, Collect, Ev, Item, describe};
+use crate::net::{Clock, describe, describe_event, describe_reject};
 
 /// Arguments of `ciot-e2e demo`.
 #[derive(Args)]
@@ -40,17 +44,24 @@ pub struct DemoArgs {
     keylog: Option<PathBuf>,
 }
 
+/// The UE's identifier in the demo.
+const UE_ID: &[u8] = b"demo-ue";
+
 struct Demo {
     clock: Clock,
-    cfg: Config,
     eese_sock: UdpSocket,
     ue_sock: UdpSocket,
     eese_addr: SocketAddr,
     ue_addr: SocketAddr,
-    table: EeseTable<SocketAddr>,
-    ue: Ue,
-    rng: OsRand,
-    scratch: Vec<u8>,
+    root: RootKey,
+    table: EeseTable<UeId>,
+    /// Where each UE was last heard from (authentic datagrams only).
+    addr_of: HashMap<UeId, SocketAddr>,
+    id_of: HashMap<SocketAddr, UeId>,
+    ue: Ue<2048>,
+    ue_snapshot: Vec<u8>,
+    eese_snapshots: HashMap<UeId, Vec<u8>>,
+    buf: Vec<u8>,
     at_ue: Vec<String>,
     at_eese: Vec<String>,
     recorder: Recorder,
@@ -58,6 +69,10 @@ struct Demo {
 
 fn bind_loopback(port: u16) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(("127.0.0.1", port)).or_else(|_| UdpSocket::bind("127.0.0.1:0"))
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
+    move |e| Failure::usage(format!("{what}: {e}"))
 }
 
 impl Demo {
@@ -69,82 +84,177 @@ impl Demo {
         crate::outln!("\n== {title}");
     }
 
-    /// Sends what the EESE produced, reports its events and lets its
-    /// application echo every payload.
-    fn flush_eese(&mut self, out: Collect<SocketAddr>) -> Result<(), Failure> {
-        let mut queue = std::collections::VecDeque::from(out.items);
-        while let Some((ue, item)) = queue.pop_front() {
-            match item {
-                Item::Datagram(d) => {
-                    self.say("EESE → UE", &describe(&d));
-                    self.recorder
-                        .datagram(&self.clock, self.eese_addr, ue, &d)?;
-                    self.eese_sock.send_to(&d, ue).map_err(io("send"))?;
-                }
-                Item::Event(ev) => {
-                    self.say("EESE", &ev.describe());
-                    match &ev {
-                        Ev::Rekeyed { .. } => {
-                            if let Some(s) = self.table.get(&ue) {
-                                self.recorder.keys(s.current(), s.current_keys())?;
-                            }
-                        }
-                        Ev::Data { payload, .. } => {
-                            self.at_eese
-                                .push(String::from_utf8_lossy(payload).into_owned());
-                            let echo = [b"echo: ".as_slice(), payload].concat();
-                            let now = self.clock.now();
-                            let mut more = Collect::default();
-                            match self.table.send(
-                                now,
-                                &ue,
-                                &echo,
-                                &mut self.scratch,
-                                &mut self.rng,
-                                &mut more,
-                            ) {
-                                Some(Ok(_)) => queue.extend(more.items),
-                                other => {
-                                    return Err(Failure::rejected(format!(
-                                        "EESE could not echo: {other:?}"
-                                    )));
-                                }
-                            }
-                        }
-                        _ => {}
+    /// Persists, transmits and reports whatever the EESE has to say.
+    fn drain_eese(&mut self) -> Result<(), Failure> {
+        let mut snap = [0u8; EESE_SNAPSHOT_LEN];
+        loop {
+            let mut progress = false;
+            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
+                self.eese_snapshots.insert(id, snap[..p.len()].to_vec());
+                self.say(
+                    "EESE",
+                    &format!("persists its state for {id} ({} octets)", p.len()),
+                );
+                let _ = self.table.persisted(&id, p);
+                progress = true;
+            }
+            let now = self.clock.now();
+            let mut out = std::mem::take(&mut self.buf);
+            while let Some((id, t)) = self.table.poll_transmit(now, &mut out) {
+                let Some(&to) = self.addr_of.get(&id) else {
+                    continue;
+                };
+                self.eese_send_datagram(to, &out[..t.len])?;
+                progress = true;
+            }
+            self.buf = out;
+            while let Some((_, ev)) = self.table.poll_event() {
+                self.say("EESE", &describe_event(&ev));
+                if matches!(ev, Event::Rekeyed { .. }) {
+                    let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
+                    if let (Some(st), Some((rand, keys))) =
+                        (self.table.status(now, &id), self.table.current_keys(&id))
+                        && let Some(k) = st.keyset
+                    {
+                        self.recorder.keys(k.ksi, k.counter, rand, keys)?;
                     }
                 }
+                progress = true;
+            }
+            if !progress {
+                return Ok(());
             }
         }
+    }
+
+    fn eese_send_datagram(&mut self, to: SocketAddr, d: &[u8]) -> Result<(), Failure> {
+        self.say("EESE → UE", &describe(d));
+        self.recorder.datagram(&self.clock, self.eese_addr, to, d)?;
+        self.eese_sock.send_to(d, to).map_err(io("send"))?;
         Ok(())
     }
 
-    fn flush_ue(&mut self, out: Collect) -> Result<(), Failure> {
-        for ((), item) in out.items {
-            match item {
-                Item::Datagram(d) => {
-                    self.say("UE → EESE", &describe(&d));
-                    self.recorder
-                        .datagram(&self.clock, self.ue_addr, self.eese_addr, &d)?;
-                    self.ue_sock
-                        .send_to(&d, self.eese_addr)
-                        .map_err(io("send"))?;
+    fn drain_ue(&mut self) -> Result<(), Failure> {
+        let mut snap = [0u8; UE_SNAPSHOT_LEN];
+        loop {
+            let mut progress = false;
+            if let Some(p) = self.ue.poll_persist(&mut snap) {
+                self.ue_snapshot = snap[..p.len()].to_vec();
+                self.say("UE", &format!("persists its state ({} octets)", p.len()));
+                let _ = self.ue.persisted(p);
+                progress = true;
+            }
+            let now = self.clock.now();
+            let mut out = std::mem::take(&mut self.buf);
+            while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut out) {
+                let d = &out[..t.len];
+                self.say("UE → EESE", &describe(d));
+                self.recorder
+                    .datagram(&self.clock, self.ue_addr, self.eese_addr, d)?;
+                self.ue_sock
+                    .send_to(d, self.eese_addr)
+                    .map_err(io("send"))?;
+                progress = true;
+            }
+            self.buf = out;
+            while let Some(ev) = self.ue.poll_event() {
+                self.say("UE", &describe_event(&ev));
+                if let (Event::Rekeyed { ksi, counter }, Some((rand, keys))) =
+                    (ev, self.ue.current_keys())
+                {
+                    self.recorder.keys(ksi, counter, rand, keys)?;
                 }
-                Item::Event(ev) => {
-                    self.say("UE", &ev.describe());
-                    match &ev {
-                        Ev::Data { payload, .. } => self
-                            .at_ue
-                            .push(String::from_utf8_lossy(payload).into_owned()),
-                        Ev::Rekeyed { .. } => self
-                            .recorder
-                            .keys(self.ue.current(), self.ue.current_keys())?,
-                        _ => {}
-                    }
-                }
+                progress = true;
+            }
+            if !progress {
+                return Ok(());
             }
         }
-        Ok(())
+    }
+
+    /// A datagram arrived at the EESE's socket.
+    fn eese_receive(&mut self, from: SocketAddr, mut d: Vec<u8>) -> Result<(), Failure> {
+        let now = self.clock.now();
+        let root = self.root.clone();
+        let result = if peek_type(&d) == Ok(MessageType::HELLO) {
+            self.table
+                .handle_hello(now, &mut d, |id| Some((UeId::new(id).ok()?, root)))
+                .map(|(id, r)| {
+                    // A fresh, authentic hello says where the UE is now.
+                    self.addr_of.insert(id, from);
+                    self.id_of.insert(from, id);
+                    (id, r)
+                })
+        } else {
+            match self.id_of.get(&from).copied() {
+                Some(id) => self
+                    .table
+                    .handle_datagram(now, &id, &mut d)
+                    .map(|r| (id, r)),
+                None => Err(ciot_e2e::endpoint::Reject::NoSession),
+            }
+        };
+        match result {
+            Ok((id, Received::Data(got))) => {
+                let payload = d[got.payload].to_vec();
+                self.say(
+                    "EESE",
+                    &format!(
+                        "received {:?} (KSI {}, seq {})",
+                        String::from_utf8_lossy(&payload),
+                        got.ksi,
+                        got.seq
+                    ),
+                );
+                self.at_eese
+                    .push(String::from_utf8_lossy(&payload).into_owned());
+                let echo = [b"echo: ".as_slice(), &payload].concat();
+                self.eese_app_send(id, &echo)?;
+            }
+            Ok(_) => {}
+            Err(r) => self.say("EESE", &describe_reject(&r)),
+        }
+        self.drain_eese()
+    }
+
+    fn eese_app_send(&mut self, id: UeId, payload: &[u8]) -> Result<(), Failure> {
+        let now = self.clock.now();
+        let mut out = std::mem::take(&mut self.buf);
+        let r = self.table.send(now, &id, payload, &mut out);
+        let res = match r {
+            Ok(SendOutcome::Sent(s)) => match self.addr_of.get(&id).copied() {
+                Some(to) => self.eese_send_datagram(to, &out[..s.len]),
+                None => Ok(()),
+            },
+            Ok(SendOutcome::Queued) => {
+                self.say(
+                    "EESE",
+                    "starts a new keyset first; the payload follows its trigger",
+                );
+                Ok(())
+            }
+            Err(e) => Err(Failure::rejected(format!("EESE could not send: {e}"))),
+        };
+        self.buf = out;
+        res?;
+        self.drain_eese()
+    }
+
+    fn ue_receive(&mut self, mut d: Vec<u8>) -> Result<(), Failure> {
+        let now = self.clock.now();
+        match self.ue.handle_datagram(now, &mut d) {
+            Ok(Received::Data(got)) => {
+                let payload = String::from_utf8_lossy(&d[got.payload]).into_owned();
+                self.say(
+                    "UE",
+                    &format!("received {payload:?} (KSI {}, seq {})", got.ksi, got.seq),
+                );
+                self.at_ue.push(payload);
+            }
+            Ok(_) => {}
+            Err(r) => self.say("UE", &describe_reject(&r)),
+        }
+        self.drain_ue()
     }
 
     /// Runs both endpoints for `ms` milliseconds of wall time.
@@ -155,35 +265,21 @@ impl Demo {
             let mut idle = true;
             if let Ok((n, from)) = self.eese_sock.recv_from(&mut buf) {
                 idle = false;
-                let mut out = Collect::default();
-                let now = self.clock.now();
-                if n == 0 {
-                    self.say(
-                        "UE → EESE",
-                        "(connect: empty datagram, the UE opens its connection)",
-                    );
-                    self.table.on_connect(now, &from, &mut self.rng, &mut out);
-                } else {
-                    self.table
-                        .handle_datagram(now, &from, &mut buf[..n], &mut self.rng, &mut out);
-                }
-                self.flush_eese(out)?;
+                self.eese_receive(from, buf[..n].to_vec())?;
             }
             if let Ok((n, _)) = self.ue_sock.recv_from(&mut buf) {
                 idle = false;
-                let mut out = Collect::default();
-                let now = self.clock.now();
-                self.ue
-                    .handle_datagram(now, &self.cfg, &mut buf[..n], &mut self.scratch, &mut out);
-                self.flush_ue(out)?;
+                self.ue_receive(buf[..n].to_vec())?;
             }
             let now = self.clock.now();
             if self.table.poll_timeout().is_some_and(|t| t <= now) {
-                let mut out = Collect::default();
-                self.table.handle_timeout(now, &mut out);
-                self.flush_eese(out)?;
+                self.table.handle_timeout(now);
+                self.drain_eese()?;
             }
-            self.ue.handle_timeout(now);
+            if self.ue.poll_timeout().is_some_and(|t| t <= now) {
+                self.ue.handle_timeout(now);
+                self.drain_ue()?;
+            }
             if idle {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -192,40 +288,24 @@ impl Demo {
     }
 
     fn ue_send(&mut self, payload: &str) -> Result<(), Failure> {
-        let mut out = Collect::default();
+        let now = self.clock.now();
         let sent = self
             .ue
-            .send(payload.as_bytes(), &mut self.scratch, &mut out)
+            .send(now, payload.as_bytes())
             .map_err(|e| Failure::rejected(format!("UE send: {e}")))?;
         let how = match sent {
-            Sent::Now { ksi, seq } => format!("sends {payload:?} under KSI {ksi} (seq {seq})"),
+            Sent::Queued => format!("sends {payload:?}"),
             Sent::Held => format!("holds {payload:?} until a keyset arrives"),
         };
         self.say("UE app", &how);
-        self.flush_ue(out)
+        self.drain_ue()
     }
 
     fn eese_send(&mut self, payload: &str) -> Result<(), Failure> {
-        let mut out = Collect::default();
-        let now = self.clock.now();
         self.say("EESE app", &format!("sends {payload:?}"));
-        let ue = self.ue_addr;
-        match self.table.send(
-            now,
-            &ue,
-            payload.as_bytes(),
-            &mut self.scratch,
-            &mut self.rng,
-            &mut out,
-        ) {
-            Some(Ok(_)) => self.flush_eese(out),
-            other => Err(Failure::rejected(format!("EESE send: {other:?}"))),
-        }
+        let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
+        self.eese_app_send(id, payload.as_bytes())
     }
-}
-
-fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
-    move |e| Failure::usage(format!("{what}: {e}"))
 }
 
 /// Runs `ciot-e2e demo`.
@@ -235,11 +315,17 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     if a.te2e == 0 {
         return Err(Failure::usage("--te2e must be at least 1 second"));
     }
-    let cfg = Config {
+    let eese_cfg = EeseConfig {
         te2e: Duration::from_secs(u64::from(a.te2e)),
         suite: a.suite.into(),
         grace: Duration::from_millis(500),
-        ..Config::default()
+        ..EeseConfig::default()
+    };
+    // The UE goes on with a keyset for a while past te2e: the EESE's
+    // refusal (the key-expired error) is what stops it, as in the TR.
+    let ue_cfg = UeConfig {
+        grace: Duration::from_secs(u64::from(a.te2e)),
+        ..UeConfig::default()
     };
     // The UE derives e2e_int_key from its AKA keys; the EESE gets the same
     // key from the EMKS, which this demo stands in for.
@@ -251,33 +337,37 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     }
     let eese_addr = eese_sock.local_addr().map_err(io("socket"))?;
     let ue_addr = ue_sock.local_addr().map_err(io("socket"))?;
-    let mut table = EeseTable::new(cfg);
-    table.insert(ue_addr, root.clone(), None);
+    let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
+    let seed = u64::from(ue_addr.port());
     let mut d = Demo {
         clock: Clock::start(),
-        ue: Ue::with_config(root, &cfg),
-        cfg,
+        ue: Ue::new(ue_cfg, root.clone(), id, seed),
+        table: EeseTable::new(eese_cfg, OsRand),
+        root,
+        addr_of: HashMap::new(),
+        id_of: HashMap::new(),
         eese_sock,
         ue_sock,
         eese_addr,
         ue_addr,
-        table,
-        rng: OsRand,
-        scratch: vec![0; 65_536],
+        ue_snapshot: Vec::new(),
+        eese_snapshots: HashMap::new(),
+        buf: vec![0; 65_536],
         at_ue: vec![],
         at_eese: vec![],
         recorder: Recorder::open(a.pcap.as_deref(), a.keylog.as_deref())?,
     };
     crate::outln!(
-        "ciot-e2e demo: EESE on {eese_addr}, UE on {ue_addr}, te2e {} s, suite {}",
+        "ciot-e2e demo: EESE on {eese_addr}, UE {:?} on {ue_addr}, te2e {} s, suite {}",
+        String::from_utf8_lossy(UE_ID),
         a.te2e,
-        cfg.suite
+        eese_cfg.suite
     );
 
     d.step(
-        "1. The UE connects; the EESE derives keyset KSI 0 from a fresh RAND and sends the trigger",
+        "1. The UE says hello; the EESE derives keyset KSI 0 from a fresh RAND and sends the trigger",
     );
-    d.ue_sock.send_to(&[], eese_addr).map_err(io("send"))?;
+    d.drain_ue()?;
     d.run_for(200)?;
 
     d.step("2. Data both ways under KSI 0");
@@ -292,7 +382,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     ));
     d.run_for(u64::from(a.te2e) * 1000 + 200)?;
 
-    d.step("4. The UE's next contact gets the key-expired error, then a new trigger; the UE rekeys and retransmits its held message");
+    d.step("4. The UE's next contact gets the key-expired error naming it, then a new trigger; the UE rekeys and retransmits that message");
     d.ue_send("temperature=21.7")?;
     d.run_for(300)?;
 

@@ -186,6 +186,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
                     ksi: ks.ksi,
                     cause,
                     counter: ks.counter,
+                    refused: None,
                     tag: [0; 16],
                 };
                 (

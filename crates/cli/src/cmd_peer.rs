@@ -1,18 +1,23 @@
 //! `ciot-e2e eese` and `ciot-e2e ue`: the two endpoints as two processes
-//! over UDP. The UE opens its connection with an empty datagram (standing in
-//! for the connection the TR assumes); the EESE echoes every payload.
+//! over UDP. The UE opens its contact with a hello; the EESE echoes every
+//! payload.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use ciot_e2e::endpoint::{Config, EeseTable, OsRand, Ue};
+use ciot_e2e::endpoint::{
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, Reject, SendOutcome,
+    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+};
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
+use ciot_e2e::wire::{MessageType, peek_type};
 use clap::Args;
 
 use crate::Failure;
 use crate::args::hex_array;
-use crate::net::{Clock, Collect, Ev, Item};
+use crate::net::{Clock, Store, describe_event};
 
 /// The AKA keys both sides are given.
 #[derive(Args, Clone)]
@@ -48,9 +53,13 @@ pub struct EeseArgs {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     exit_after: Option<u64>,
-    /// Most UEs served at once; datagrams from further peers are dropped.
+    /// Most UEs served at once. Only an authentic hello makes a session;
+    /// when the table is full, the session quiet for longest makes room.
     #[arg(long, default_value_t = 100_000)]
     max_sessions: usize,
+    /// Sessions quiet for this many seconds are removed.
+    #[arg(long, default_value_t = 3600)]
+    idle_timeout: u64,
 }
 
 /// Arguments of `ciot-e2e ue`.
@@ -61,13 +70,19 @@ pub struct UeArgs {
     connect: SocketAddr,
     #[command(flatten)]
     aka: AkaArgs,
+    /// The UE's identifier, as the hello carries it (1 to 64 octets).
+    #[arg(long, default_value = "ue-1")]
+    id: String,
+    /// Keep the UE's state in this file, so a killed UE restarts from it.
+    #[arg(long)]
+    state: Option<PathBuf>,
     /// Payloads to send; each waits for its echo.
     #[arg(long)]
     count: u32,
     /// Pause between payloads, in milliseconds.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
-    /// Retransmit a payload whose echo has not come back after this long.
+    /// Send a payload again whose echo has not come back after this long.
     #[arg(long, default_value_t = 1000)]
     timeout_ms: u64,
 }
@@ -76,11 +91,140 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
     move |e| Failure::usage(format!("{what}: {e}"))
 }
 
-fn config(te2e: u32) -> Config {
-    Config {
-        te2e: Duration::from_secs(u64::from(te2e.max(1))),
-        grace: Duration::from_secs(2),
-        ..Config::default()
+fn would_block(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// What the server counts about input it could not authenticate.
+#[derive(Default)]
+struct Unauth {
+    datagrams: u64,
+    octets_in: u64,
+    octets_out: u64,
+}
+
+struct Server {
+    sock: UdpSocket,
+    clock: Clock,
+    root: RootKey,
+    table: EeseTable<UeId>,
+    addr_of: HashMap<UeId, SocketAddr>,
+    id_of: HashMap<SocketAddr, UeId>,
+    max_sessions: usize,
+    out: Vec<u8>,
+    unauth: Unauth,
+}
+
+impl Server {
+    fn evict(&mut self, id: &UeId) {
+        self.table.remove(id);
+        if let Some(a) = self.addr_of.remove(id) {
+            self.id_of.remove(&a);
+        }
+    }
+
+    /// Handles one datagram; returns whether it was authentic.
+    fn receive(&mut self, from: SocketAddr, d: &mut [u8]) -> Result<bool, Failure> {
+        let now = self.clock.now();
+        let root = self.root.clone();
+        let result = if peek_type(d) == Ok(MessageType::HELLO) {
+            let had = self.table.len();
+            let r = self
+                .table
+                .handle_hello(now, d, |id| Some((UeId::new(id).ok()?, root)));
+            if let Ok((id, _)) = &r {
+                let id = *id;
+                if let Some(old) = self.addr_of.insert(id, from)
+                    && old != from
+                {
+                    self.id_of.remove(&old);
+                }
+                self.id_of.insert(from, id);
+                if self.table.len() > had && self.table.len() > self.max_sessions {
+                    // Full: the session quiet for longest makes room. Only an
+                    // authentic hello gets here, so no spoofer can evict.
+                    let lru = self
+                        .table
+                        .ids()
+                        .filter(|x| **x != id)
+                        .min_by_key(|x| self.table.last_active(x))
+                        .copied();
+                    if let Some(lru) = lru {
+                        self.evict(&lru);
+                    }
+                }
+            }
+            r
+        } else {
+            match self.id_of.get(&from).copied() {
+                Some(id) => self.table.handle_datagram(now, &id, d).map(|r| (id, r)),
+                // No state for a source that never said an authentic hello.
+                None => Err(Reject::NoSession),
+            }
+        };
+        match result {
+            Ok((id, Received::Data(got))) => {
+                let payload = d[got.payload].to_vec();
+                crate::outln!(
+                    "[{:8.3}s] {id}: received {:?} (KSI {}, seq {})",
+                    self.clock.secs(),
+                    String::from_utf8_lossy(&payload),
+                    got.ksi,
+                    got.seq
+                );
+                let echo = [b"echo: ".as_slice(), &payload].concat();
+                let mut out = std::mem::take(&mut self.out);
+                match self.table.send(now, &id, &echo, &mut out) {
+                    Ok(SendOutcome::Sent(s)) => {
+                        if let Some(&to) = self.addr_of.get(&id) {
+                            self.sock.send_to(&out[..s.len], to).map_err(io("send"))?;
+                        }
+                    }
+                    Ok(SendOutcome::Queued) => {}
+                    Err(e) => {
+                        crate::outln!("[{:8.3}s] {id}: echo not sent: {e}", self.clock.secs());
+                    }
+                }
+                self.out = out;
+                Ok(true)
+            }
+            Ok(_) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Persists (in memory: this mode keeps no files), transmits and
+    /// reports; returns the octets transmitted.
+    fn drain(&mut self) -> Result<u64, Failure> {
+        let mut snap = [0u8; EESE_SNAPSHOT_LEN];
+        let mut sent = 0u64;
+        loop {
+            let mut progress = false;
+            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
+                let _ = self.table.persisted(&id, p);
+                progress = true;
+            }
+            let now = self.clock.now();
+            let mut out = std::mem::take(&mut self.out);
+            while let Some((id, t)) = self.table.poll_transmit(now, &mut out) {
+                if let Some(&to) = self.addr_of.get(&id) {
+                    self.sock.send_to(&out[..t.len], to).map_err(io("send"))?;
+                    sent += t.len as u64;
+                }
+                progress = true;
+            }
+            self.out = out;
+            while let Some((id, ev)) = self.table.poll_event() {
+                crate::outln!("[{:8.3}s] {id}: {}", self.clock.secs(), describe_event(&ev));
+                progress = true;
+            }
+            if !progress {
+                return Ok(sent);
+            }
+        }
     }
 }
 
@@ -90,68 +234,79 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
     let sock = UdpSocket::bind(a.listen).map_err(io("bind"))?;
     sock.set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(io("socket"))?;
-    let clock = Clock::start();
-    let mut table = EeseTable::new(config(a.te2e));
-    let mut rng = OsRand;
-    let mut scratch = vec![0u8; 65_536];
-    let mut buf = vec![0u8; 65_536];
+    let cfg = EeseConfig {
+        te2e: Duration::from_secs(u64::from(a.te2e.max(1))),
+        grace: Duration::from_secs(2),
+        ..EeseConfig::default()
+    };
     crate::outln!(
-        "eese: listening on {}, te2e {} s",
+        "eese: listening on {}, te2e {} s, at most {} sessions",
         sock.local_addr().map_err(io("socket"))?,
-        a.te2e
+        a.te2e,
+        a.max_sessions
     );
+    let mut s = Server {
+        sock,
+        clock: Clock::start(),
+        root,
+        table: EeseTable::new(cfg, OsRand),
+        addr_of: HashMap::new(),
+        id_of: HashMap::new(),
+        max_sessions: a.max_sessions.max(1),
+        out: vec![0u8; 65_536],
+        unauth: Unauth::default(),
+    };
     let stop = a.exit_after.map(|s| Duration::from_secs(s).as_millis());
+    let idle = Duration::from_secs(a.idle_timeout.max(1));
+    let mut buf = vec![0u8; 65_536];
+    let mut next_sweep = s.clock.now().after(Duration::from_secs(10));
     loop {
-        if stop.is_some_and(|s| u128::from(clock.now().as_millis()) >= s) {
+        if stop.is_some_and(|t| u128::from(s.clock.now().as_millis()) >= t) {
+            crate::outln!(
+                "eese: unauthenticated input: {} datagrams, {} octets in, {} octets sent to its sources; {} sessions",
+                s.unauth.datagrams,
+                s.unauth.octets_in,
+                s.unauth.octets_out,
+                s.table.len()
+            );
             return Ok(());
         }
-        let mut out = Collect::default();
-        match sock.recv_from(&mut buf) {
+        match s.sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                let now = clock.now();
-                if table.get(&from).is_none() {
-                    if table.len() >= a.max_sessions {
-                        continue;
-                    }
-                    // The demo stands in for the EMKS: every UE has this root.
-                    table.insert(from, root.clone(), None);
-                }
-                if n == 0 {
-                    table.on_connect(now, &from, &mut rng, &mut out);
-                } else {
-                    table.handle_datagram(now, &from, &mut buf[..n], &mut rng, &mut out);
+                let authentic = s.receive(from, &mut buf[..n])?;
+                let answered = s.drain()?;
+                if !authentic {
+                    // Whatever went out right after it answers it: nothing
+                    // for a source without a session, and for a spoofed UE
+                    // address what that session's budget allows
+                    // (docs/SECURITY.md).
+                    s.unauth.datagrams += 1;
+                    s.unauth.octets_in += n as u64;
+                    s.unauth.octets_out += answered;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if would_block(&e) => {}
             Err(e) => return Err(io("receive")(e)),
         }
-        let now = clock.now();
-        if table.poll_timeout().is_some_and(|t| t <= now) {
-            table.handle_timeout(now, &mut out);
+        let now = s.clock.now();
+        if s.table.poll_timeout().is_some_and(|t| t <= now) {
+            s.table.handle_timeout(now);
+            s.drain()?;
         }
-        let mut queue = VecDeque::from(out.items);
-        while let Some((ue, item)) = queue.pop_front() {
-            match item {
-                Item::Datagram(d) => {
-                    sock.send_to(&d, ue).map_err(io("send"))?;
-                }
-                Item::Event(ev) => {
-                    crate::outln!("[{:8.3}s] {ue}: {}", clock.secs(), ev.describe());
-                    if let Ev::Data { payload, .. } = ev {
-                        let echo = [b"echo: ".as_slice(), &payload].concat();
-                        let mut more = Collect::default();
-                        if let Some(Err(e)) =
-                            table.send(clock.now(), &ue, &echo, &mut scratch, &mut rng, &mut more)
-                        {
-                            crate::outln!("[{:8.3}s] {ue}: echo not sent: {e}", clock.secs());
-                        }
-                        queue.extend(more.items);
-                    }
-                }
+        if now >= next_sweep {
+            next_sweep = now.after(Duration::from_secs(10));
+            let quiet: Vec<UeId> = s
+                .table
+                .ids()
+                .filter(|id| {
+                    s.table
+                        .last_active(id)
+                        .is_some_and(|t| t.after(idle) <= now)
+                })
+                .copied()
+                .collect();
+            for id in quiet {
+                s.evict(&id);
             }
         }
     }
@@ -160,7 +315,7 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
 /// Runs `ciot-e2e ue`.
 pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
-    let cfg = config(3600);
+    let id = UeId::new(a.id.as_bytes()).map_err(|e| Failure::usage(format!("--id: {e}")))?;
     let sock = UdpSocket::bind(if a.connect.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -171,65 +326,93 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .map_err(io("socket"))?;
     let clock = Clock::start();
-    let mut ue: Ue<2048> = Ue::with_config(root, &cfg);
-    let mut scratch = vec![0u8; 65_536];
+    let cfg = UeConfig {
+        probe_after: Some(Duration::from_millis(a.timeout_ms.max(1))),
+        hello_backoff: Duration::from_millis(200),
+        hello_backoff_max: Duration::from_secs(2),
+        ..UeConfig::default()
+    };
+    let seed = u64::from(sock.local_addr().map_err(io("socket"))?.port());
+    let (mut ue, mut store): (Ue<2048>, Store) = match &a.state {
+        Some(path) if path.exists() => {
+            let bytes = std::fs::read(path).map_err(io("--state"))?;
+            let ue = Ue::restore(cfg, root, id, seed, &bytes)
+                .map_err(|e| Failure::usage(format!("--state {}: {e}", path.display())))?;
+            crate::outln!("ue: restored from {}", path.display());
+            (ue, Store::File(path.clone()))
+        }
+        Some(path) => (Ue::new(cfg, root, id, seed), Store::File(path.clone())),
+        None => (Ue::new(cfg, root, id, seed), Store::Memory(Vec::new())),
+    };
+    let mut out = vec![0u8; 65_536];
     let mut buf = vec![0u8; 65_536];
+    let mut snap = [0u8; UE_SNAPSHOT_LEN];
     let (mut echoed, mut rekeys) = (0u32, 0u32);
-    // Open the connection: the EESE answers with a trigger.
-    sock.send(&[]).map_err(io("send"))?;
+    // Drains what the UE has to say; returns echoes seen.
+    let mut pump = |ue: &mut Ue<2048>,
+                    got: &mut Vec<Vec<u8>>,
+                    rekeys: &mut u32|
+     -> Result<(), Failure> {
+        loop {
+            let mut progress = false;
+            if let Some(p) = ue.poll_persist(&mut snap) {
+                store.put(&snap[..p.len()]).map_err(io("--state"))?;
+                let _ = ue.persisted(p);
+                progress = true;
+            }
+            while let Ok(Some(t)) = ue.poll_transmit(clock.now(), &mut out) {
+                sock.send(&out[..t.len]).map_err(io("send"))?;
+                progress = true;
+            }
+            while let Some(ev) = ue.poll_event() {
+                if matches!(ev, Event::Rekeyed { .. }) {
+                    *rekeys += 1;
+                }
+                progress = true;
+            }
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    progress = true;
+                    if let Ok(Received::Data(d)) = ue.handle_datagram(clock.now(), &mut buf[..n]) {
+                        got.push(buf[d.payload].to_vec());
+                    }
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(io("receive")(e)),
+            }
+            ue.handle_timeout(clock.now());
+            if !progress {
+                return Ok(());
+            }
+        }
+    };
+    let mut got = Vec::new();
     for i in 1..=a.count {
         let payload = format!("message {i}");
         let want = format!("echo: {payload}");
         let mut attempts = 0;
-        let mut got = false;
-        'retry: while attempts < 10 && !got {
+        'retry: while attempts < 10 {
             attempts += 1;
-            let mut out = Collect::default();
-            if ue.current().is_none_or(|c| !c.2) && attempts > 1 {
-                // No usable keyset and no trigger came: open the connection again.
-                sock.send(&[]).map_err(io("send"))?;
+            // Wait for the previous payload to go out before handing over this one.
+            let free = clock.now().after(Duration::from_millis(a.timeout_ms));
+            while ue.holding() && clock.now() < free {
+                pump(&mut ue, &mut got, &mut rekeys)?;
             }
-            ue.send(payload.as_bytes(), &mut scratch, &mut out)
-                .map_err(|e| Failure::rejected(format!("send: {e}")))?;
+            if ue.send(clock.now(), payload.as_bytes()).is_err() {
+                continue 'retry;
+            }
             let deadline = clock.now().after(Duration::from_millis(a.timeout_ms));
-            loop {
-                for (_, item) in std::mem::take(&mut out.items) {
-                    match item {
-                        Item::Datagram(d) => {
-                            sock.send(&d).map_err(io("send"))?;
-                        }
-                        Item::Event(Ev::Data { payload, ksi, .. }) => {
-                            if payload == want.as_bytes() {
-                                echoed += 1;
-                                got = true;
-                                crate::outln!(
-                                    "echo {i}: {} (KSI {ksi})",
-                                    String::from_utf8_lossy(&payload)
-                                );
-                            }
-                        }
-                        Item::Event(Ev::Rekeyed { .. }) => rekeys += 1,
-                        Item::Event(_) => {}
-                    }
-                }
-                if got {
+            while clock.now() < deadline {
+                pump(&mut ue, &mut got, &mut rekeys)?;
+                if let Some(at) = got.iter().position(|g| g == want.as_bytes()) {
+                    got.remove(at);
+                    echoed += 1;
+                    crate::outln!(
+                        "echo {i}: {want} (KSI {})",
+                        ue.status().map_or(0, |s| s.ksi.0)
+                    );
                     break 'retry;
                 }
-                if clock.now() >= deadline {
-                    continue 'retry;
-                }
-                match sock.recv(&mut buf) {
-                    Ok(n) => {
-                        ue.handle_datagram(clock.now(), &cfg, &mut buf[..n], &mut scratch, &mut out)
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => return Err(io("receive")(e)),
-                }
-                ue.handle_timeout(clock.now());
             }
         }
         std::thread::sleep(Duration::from_millis(a.interval_ms));

@@ -79,7 +79,7 @@ fn cipher(
     let keyset = prepared_root(root, kind, kdf)?.keyset(&ciot_e2e::kdf::Rand(
         hex_array("rand", rand).map_err(Failure::usage)?,
     ));
-    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite)
+    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite, 1)
         .map_err(|e| Failure::rejected(e.to_string()))?
         .cipher())
 }

@@ -179,6 +179,7 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
                 ksi: Ksi(*ksi),
                 cause: (*cause).into(),
                 counter: *counter,
+                refused: None,
                 tag: [0; 16],
             }
             .emit_signed(&auth, &mut buf)
@@ -232,7 +233,24 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
                 format!("{} ({:#04x})", k.cause, k.cause.0),
             ),
             ("counter", json!(k.counter), k.counter.to_string()),
+            (
+                "refused",
+                json!(k.refused),
+                k.refused.map_or("none".to_string(), |s| format!("seq {s}")),
+            ),
             ("tag", json!(hex::encode(k.tag)), hex::encode(k.tag)),
+        ]),
+        Message::Hello(h) => out.extend([
+            ("ksi", json!(h.ksi.0), h.ksi.to_string()),
+            ("rekey", json!(h.rekey), h.rekey.to_string()),
+            ("counter", json!(h.counter), h.counter.to_string()),
+            ("seq", json!(h.seq), h.seq.to_string()),
+            (
+                "id",
+                json!(hex::encode(h.id)),
+                format!("{:?}", String::from_utf8_lossy(h.id)),
+            ),
+            ("tag", json!(hex::encode(h.tag)), hex::encode(h.tag)),
         ]),
         Message::Data(d) => out.extend([
             ("ksi", json!(d.ksi.0), d.ksi.to_string()),

@@ -1,11 +1,13 @@
-//! What the UDP front ends (`demo`, `eese`, `ue`) share: a clock, a sink that
-//! collects datagrams and events, and one-line descriptions for transcripts.
+//! What the UDP front ends (`demo`, `eese`, `ue`) share: a clock, the
+//! snapshot store, and one-line descriptions for transcripts.
 
-use std::net::SocketAddr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant as StdInstant;
 
-use ciot_e2e::endpoint::{Event, Instant, Sink, TableSink};
-use ciot_e2e::wire::{Cause, Ksi, Message};
+use ciot_e2e::endpoint::{Event, Instant, Reject};
+use ciot_e2e::wire::Message;
 
 /// Milliseconds since the program started, as endpoint time.
 pub struct Clock(StdInstant);
@@ -27,106 +29,49 @@ impl Clock {
     }
 }
 
-/// An event with owned data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ev {
-    /// A payload arrived.
-    Data {
-        ksi: Ksi,
-        seq: u32,
-        payload: Vec<u8>,
-    },
-    /// New keyset in use.
-    Rekeyed { ksi: Ksi, counter: u64 },
-    /// Keyset expired.
-    Expired { ksi: Ksi, cause: Cause },
-    /// A RAND from the EMKS is needed.
-    RandNeeded,
-    /// Held message sent again.
-    Retransmitted { ksi: Ksi, seq: u32 },
-    /// Datagram dropped.
-    Rejected(String),
+/// Where a front end keeps its snapshots: in memory (the demo), or in a
+/// file replaced atomically (written beside it, synced, renamed), so a crash
+/// leaves either the old snapshot or the new one.
+pub enum Store {
+    /// Kept in memory only.
+    Memory(Vec<u8>),
+    /// Kept in this file.
+    File(PathBuf),
 }
 
-impl Ev {
-    fn from(e: Event<'_>) -> Option<Self> {
-        Some(match e {
-            Event::Data { ksi, seq, payload } => Ev::Data {
-                ksi,
-                seq,
-                payload: payload.to_vec(),
-            },
-            Event::Rekeyed { ksi, counter } => Ev::Rekeyed { ksi, counter },
-            Event::KeysExpired { ksi, cause } => Ev::Expired { ksi, cause },
-            Event::RandNeeded => Ev::RandNeeded,
-            Event::Retransmitted { ksi, seq } => Ev::Retransmitted { ksi, seq },
-            Event::Rejected(r) => Ev::Rejected(r.to_string()),
-            _ => return None,
-        })
-    }
-
-    /// One line for a transcript.
-    pub fn describe(&self) -> String {
+impl Store {
+    /// Stores `bytes`, durably for a file.
+    pub fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Ev::Data { ksi, seq, payload } => {
-                format!(
-                    "received {:?} (KSI {ksi}, seq {seq})",
-                    String::from_utf8_lossy(payload)
-                )
+            Store::Memory(v) => {
+                v.clear();
+                v.extend_from_slice(bytes);
+                Ok(())
             }
-            Ev::Rekeyed { ksi, counter } => {
-                format!("now using keyset KSI {ksi} (trigger counter {counter})")
-            }
-            Ev::Expired { ksi, cause } => format!("keyset KSI {ksi} expired ({cause})"),
-            Ev::RandNeeded => "needs a RAND from the EMKS".into(),
-            Ev::Retransmitted { ksi, seq } => {
-                format!("retransmitted the held message under KSI {ksi} (seq {seq})")
-            }
-            Ev::Rejected(why) => format!("dropped a datagram: {why}"),
+            Store::File(path) => write_atomic(path, bytes),
         }
     }
 }
 
-/// One thing an endpoint said.
-pub enum Item {
-    /// A datagram to send.
-    Datagram(Vec<u8>),
-    /// An event.
-    Event(Ev),
-}
-
-/// Collects what one endpoint (or a table) says, in order, with the peer.
-pub struct Collect<P = ()> {
-    /// Datagrams and events in the order they were said.
-    pub items: Vec<(P, Item)>,
-}
-
-impl<P> Default for Collect<P> {
-    fn default() -> Self {
-        Collect { items: Vec::new() }
+/// Writes `bytes` to `path` so that a crash at any point leaves the old file
+/// or the new one whole.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
     }
-}
-
-impl Sink for Collect<()> {
-    fn transmit(&mut self, d: &[u8]) {
-        self.items.push(((), Item::Datagram(d.to_vec())));
-    }
-    fn event(&mut self, e: Event<'_>) {
-        if let Some(e) = Ev::from(e) {
-            self.items.push(((), Item::Event(e)));
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself must survive a crash: sync the directory.
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
         }
     }
-}
-
-impl TableSink<SocketAddr> for Collect<SocketAddr> {
-    fn transmit(&mut self, ue: &SocketAddr, d: &[u8]) {
-        self.items.push((*ue, Item::Datagram(d.to_vec())));
-    }
-    fn event(&mut self, ue: &SocketAddr, e: Event<'_>) {
-        if let Some(e) = Ev::from(e) {
-            self.items.push((*ue, Item::Event(e)));
-        }
-    }
+    Ok(())
 }
 
 /// One line describing a datagram of the protocol.
@@ -137,16 +82,20 @@ pub fn describe(bytes: &[u8]) -> String {
             t.ksi,
             t.counter,
             hex::encode(&t.rand.0[..4]),
-            t.profile.name(),
+            profile_name(t.profile),
             t.suite,
             t.lifetime
         ),
-        Ok(Message::KeyExpired(k)) => {
-            format!(
-                "key-expired     KSI {} refused: {} (counter {})",
-                k.ksi, k.cause, k.counter
-            )
-        }
+        Ok(Message::KeyExpired(k)) => match k.refused {
+            Some(seq) => format!(
+                "key-expired     KSI {} (counter {}) refused: {}; names seq {seq} for retransmission",
+                k.ksi, k.counter, k.cause
+            ),
+            None => format!(
+                "key-expired     KSI {} (counter {}) refused: {}",
+                k.ksi, k.counter, k.cause
+            ),
+        },
         Ok(Message::Data(d)) => format!(
             "data            KSI {}, seq {}, {}, {} octets protected",
             d.ksi,
@@ -154,7 +103,44 @@ pub fn describe(bytes: &[u8]) -> String {
             d.suite,
             d.ciphertext.len()
         ),
-        Err(e) if bytes.is_empty() => format!("(connect: empty datagram) {e}"),
+        Ok(Message::Hello(h)) => format!(
+            "hello           UE {:?}, highest counter {}, hello seq {}{}, {} octets",
+            String::from_utf8_lossy(h.id),
+            h.counter,
+            h.seq,
+            if h.rekey {
+                ", asks for a new keyset"
+            } else {
+                ""
+            },
+            bytes.len()
+        ),
         Err(e) => format!("malformed: {e}"),
     }
+}
+
+/// The KDF profile as the command line spells it.
+pub fn profile_name(p: ciot_e2e::kdf::KdfProfile) -> &'static str {
+    crate::args::kdf_name(p)
+}
+
+/// One line for an event.
+pub fn describe_event(e: &Event) -> String {
+    match e {
+        Event::Rekeyed { ksi, counter } => {
+            format!("now using keyset KSI {ksi} (trigger counter {counter})")
+        }
+        Event::KeysExpired { ksi, cause } => format!("keyset KSI {ksi} expired ({cause})"),
+        Event::RandNeeded => "needs a RAND from the EMKS".into(),
+        Event::Retransmitted { ksi, seq, .. } => {
+            format!("retransmitted the refused message under KSI {ksi} (seq {seq})")
+        }
+        Event::Confirmed { ksi, .. } => format!("the UE confirmed keyset KSI {ksi}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One line for a dropped datagram.
+pub fn describe_reject(r: &Reject) -> String {
+    format!("dropped a datagram: {r}")
 }

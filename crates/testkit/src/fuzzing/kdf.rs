@@ -230,14 +230,26 @@ fn hierarchy(input: &Input<'_>) {
     );
 
     for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-        let s = s_ref(&[FC_ALG_KEY], &[&[alg.distinguisher()], &[alg.identity()]]);
-        let full = derive_ref(profile, keyset.as_bytes(), &s);
-        // TS 33.401 A.7: the 128 least significant bits.
-        assert_eq!(
-            kdf::alg_key(profile, &keyset, alg).as_bytes()[..],
-            full[16..],
-            "{alg:?} key"
-        );
+        for counter in [
+            1,
+            u64::from_be_bytes(input.root[..8].try_into().expect("8 octets")),
+        ] {
+            let s = s_ref(
+                &[FC_ALG_KEY],
+                &[
+                    &[alg.distinguisher()],
+                    &[alg.identity()],
+                    &counter.to_be_bytes(),
+                ],
+            );
+            let full = derive_ref(profile, keyset.as_bytes(), &s);
+            // TS 33.401 A.7: the 128 least significant bits.
+            assert_eq!(
+                kdf::alg_key(profile, &keyset, alg, counter).as_bytes()[..],
+                full[16..],
+                "{alg:?} key, counter {counter}"
+            );
+        }
     }
     let again = KeySet::from_slice(keyset.as_bytes()).expect("32 octets");
     assert_eq!(again, keyset);

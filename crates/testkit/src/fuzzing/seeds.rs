@@ -12,7 +12,6 @@ use ciot_e2e::wire::{
     Cause, ControlAuth, Direction, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite, TriggerRepr, data,
 };
 
-use super::endpoint::{Op as E, Side};
 use super::kdf::Input;
 use super::reader::Writer;
 use super::unprotect::{Mutation, Op as U};
@@ -63,9 +62,14 @@ fn trigger(auth: &ControlAuth, profile: KdfProfile, suite: Suite, lifetime: u32)
 }
 
 fn data_msg(suite: Suite, dir: Direction, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let c = SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0x77; 32]), suite)
-        .expect("known")
-        .cipher();
+    let c = SuiteKeys::derive(
+        KdfProfile::Ts33220,
+        &KeySet::from_bytes([0x77; 32]),
+        suite,
+        1,
+    )
+    .expect("known")
+    .cipher();
     let mut buf = vec![0u8; c.message_len(payload.len())];
     c.seal(Ksi(3), dir, seq, payload, &mut buf)
         .expect("exact buffer");
@@ -107,6 +111,7 @@ fn messages() -> Vec<(String, Vec<u8>)> {
             ksi: Ksi(7),
             cause: *cause,
             counter: u64::MAX,
+            refused: Some(3),
             tag: [0; 16],
         };
         let mut buf = [0u8; KeyExpiredRepr::LEN];
@@ -509,170 +514,5 @@ fn kdf_inputs() -> Vec<(String, Vec<u8>)> {
 }
 
 fn endpoint_scripts() -> Vec<(String, Vec<u8>)> {
-    // Config octets: [profile | suite << 1, te2e, grace, soft limit, retransmit, interval].
-    let configs: [(&str, [u8; 6]); 4] = [
-        ("gcm", [0x02, 4, 25, 0x80, 0x24, 50]),
-        ("nea2", [0x00, 2, 10, 0x80, 0x13, 0]),
-        ("hkdf-gcm-soft", [0x03, 8, 50, 3, 0x35, 25]),
-        ("hkdf-nea2-nograce", [0x01, 1, 0, 1, 0x00, 255]),
-    ];
-    let flip = Mutation {
-        kind: 0,
-        pos: 100,
-        val: 0,
-    };
-    let scripts: [(&str, Vec<E<'_>>); 9] = [
-        (
-            "hello",
-            vec![
-                E::Connect,
-                E::Deliver(Side::ToUe, 0),
-                E::UeSend(b"up"),
-                E::Deliver(Side::ToEese, 0),
-                E::EeseSend(b"down"),
-                E::Deliver(Side::ToUe, 0),
-            ],
-        ),
-        (
-            "expire-and-resend",
-            vec![
-                E::Connect,
-                E::Flush,
-                E::UeSend(b"one"),
-                E::Flush,
-                E::ExpireNow,
-                E::UeSend(b"two"),
-                E::Flush,
-                E::Flush,
-                E::EeseSend(b"three"),
-                E::Flush,
-            ],
-        ),
-        (
-            "te2e-timeout",
-            vec![
-                E::Connect,
-                E::Flush,
-                E::Advance {
-                    secs: true,
-                    amount: 20,
-                },
-                E::UeSend(b"late"),
-                E::Flush,
-                E::Flush,
-                E::AdvanceToTimer,
-                E::AdvanceToTimer,
-                E::Flush,
-            ],
-        ),
-        (
-            "rand-pending",
-            vec![
-                E::RandAvailable(false),
-                E::Connect,
-                E::EeseSend(b"x"),
-                E::ProvideRand([9; 8]),
-                E::RandAvailable(true),
-                E::Flush,
-                E::UeSend(b"y"),
-                E::Flush,
-            ],
-        ),
-        (
-            "replace-root",
-            vec![
-                E::Connect,
-                E::Flush,
-                E::UeSend(b"a"),
-                E::ReplaceRoot,
-                E::Flush,
-                E::Replay(Side::ToUe, 0),
-                E::Connect,
-                E::Flush,
-                E::UeSend(b"b"),
-                E::Flush,
-            ],
-        ),
-        (
-            "lossy",
-            vec![
-                E::Connect,
-                E::Drop(Side::ToUe, 0),
-                E::AdvanceToTimer,
-                E::Duplicate(Side::ToUe, 0),
-                E::Deliver(Side::ToUe, 0),
-                E::UeSend(b"p"),
-                E::UeSend(b"q"),
-                E::Deliver(Side::ToEese, 1),
-                E::Deliver(Side::ToEese, 0),
-                E::Replay(Side::ToEese, 0),
-            ],
-        ),
-        (
-            "forgeries",
-            vec![
-                E::Connect,
-                E::Mutate(Side::ToUe, 0, flip),
-                E::Reflect(Side::ToUe, 0),
-                E::Flush,
-                E::UeSend(b"z"),
-                E::Mutate(Side::ToEese, 0, flip),
-                E::Reflect(Side::ToEese, 0),
-                E::MutateOld(
-                    Side::ToUe,
-                    0,
-                    Mutation {
-                        kind: 3,
-                        pos: 2,
-                        val: 9,
-                    },
-                ),
-                E::Forge(Side::ToEese, &[1, 3, 0, 0, 2]),
-                E::Flush,
-            ],
-        ),
-        (
-            "rekey-grace",
-            vec![
-                E::Connect,
-                E::Flush,
-                E::UeSend(b"old"),
-                E::ExpireNow,
-                E::Connect,
-                E::EeseSend(b"new"),
-                E::Flush,
-                E::Advance {
-                    secs: false,
-                    amount: 500,
-                },
-                E::Replay(Side::ToEese, 0),
-            ],
-        ),
-        (
-            "held-too-long",
-            vec![
-                E::UeSend(&[0x61; 40]),
-                E::Connect,
-                E::Flush,
-                E::UeSend(&[0x62; 60]),
-                E::ExpireNow,
-                E::UeSend(b"short"),
-                E::Flush,
-                E::Flush,
-                E::Flush,
-            ],
-        ),
-    ];
-    let mut out = Vec::new();
-    for (cname, cfg) in configs {
-        for (sname, ops) in &scripts {
-            let mut w = Writer::default();
-            w.raw(&cfg);
-            for op in ops {
-                op.write(&mut w);
-            }
-            out.push((format!("{sname}-{cname}"), w.0));
-        }
-    }
-    out
+    Vec::new()
 }

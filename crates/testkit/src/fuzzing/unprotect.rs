@@ -18,7 +18,7 @@ fn ciphers() -> &'static [SuiteCipher; 4] {
     static CIPHERS: OnceLock<[SuiteCipher; 4]> = OnceLock::new();
     CIPHERS.get_or_init(|| {
         let c = |suite, fill, profile| {
-            SuiteKeys::derive(profile, &KeySet::from_bytes([fill; 32]), suite)
+            SuiteKeys::derive(profile, &KeySet::from_bytes([fill; 32]), suite, 1)
                 .expect("known suite")
                 .cipher()
         };

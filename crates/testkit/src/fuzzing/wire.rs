@@ -6,8 +6,9 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
 use ciot_e2e::wire::{
-    self, ControlAuth, DataPacket, DataRepr, Error, FieldName, KeyExpiredPacket, KeyExpiredRepr,
-    Message, MessageType, Suite, TriggerPacket, TriggerRepr, data, peek_type,
+    self, ControlAuth, DataPacket, DataRepr, Error, FieldName, HelloPacket, HelloRepr,
+    KeyExpiredPacket, KeyExpiredRepr, Message, MessageType, Suite, TriggerPacket, TriggerRepr,
+    data, peek_type,
 };
 
 /// A fixed control key, for signing and verifying in the targets.
@@ -99,6 +100,7 @@ pub fn decode_any(bytes: &[u8]) {
                 (p.ksi(), p.cause(), p.counter(), p.tag()),
                 (r.ksi, r.cause, r.counter, &r.tag[..])
             );
+            assert_eq!(p.named().then(|| p.seq()), r.refused);
             assert!(r.cause.is_known());
             assert_eq!(KeyExpiredRepr::parse(&p).as_ref(), Ok(r));
         }
@@ -124,6 +126,19 @@ pub fn decode_any(bytes: &[u8]) {
             let mut view = DataPacket::new_unchecked(&mut copy[..]);
             let (head, payload, tag) = view.split_mut();
             assert_eq!((head, &*payload, &*tag), (p.header(), r.ciphertext, r.tag));
+        }
+        Message::Hello(r) => {
+            let p = HelloPacket::new_checked(bytes).expect("parsed hello fails its view");
+            assert_eq!(
+                (p.ksi(), p.rekey(), p.counter(), p.seq(), p.id(), p.tag()),
+                (r.ksi, r.rekey, r.counter, r.seq, r.id, &r.tag[..])
+            );
+            assert_eq!(bytes.len(), HelloRepr::len_for(r.id.len()));
+            assert!(
+                bytes.len() >= TriggerRepr::LEN,
+                "a hello shorter than a trigger"
+            );
+            assert_eq!(HelloRepr::parse(&p).as_ref(), Ok(r));
         }
     }
 }

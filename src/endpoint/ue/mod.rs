@@ -1,0 +1,382 @@
+//! The UE side: one connection to one EESE.
+//!
+//! State lives here; [`receive`] holds what a datagram from the EESE does,
+//! [`output`] the effects the caller polls (persist, transmit, event) and
+//! the timers.
+
+use core::time::Duration;
+
+use zeroize::Zeroize;
+
+use crate::kdf::{PreparedRoot, RootKey};
+use crate::wire::{Cause, ControlAuth, Ksi};
+
+use super::config::UeConfig;
+use super::effects::{Event, SendError, Sent, UeId};
+use super::events::Events;
+use super::keyset::Keyset;
+use super::time::{Instant, Jitter};
+
+mod output;
+mod receive;
+mod restore;
+
+/// How far the UE trusts its current keyset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Sends and receives.
+    Usable,
+    /// Refused by the EESE or past its lifetime: neither sends nor receives.
+    Expired(Cause),
+    /// Restored from a snapshot: sends (from its reserved sequence numbers)
+    /// but receives nothing, since the window that would stop a replay is
+    /// gone; the UE asks for a new keyset at once.
+    Retired,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Current {
+    pub ks: Keyset,
+    pub status: Status,
+    /// te2e as the trigger announced it, counted from its arrival.
+    pub deadline: Instant,
+}
+
+/// The keyset a trigger replaced while usable: opens in-flight downlink
+/// until `until`, never sends.
+#[derive(Clone, Debug)]
+pub(crate) struct Previous {
+    pub ks: Keyset,
+    pub until: Instant,
+}
+
+/// Where the held payload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeldState {
+    /// Nothing held.
+    Empty,
+    /// To go out under the next usable keyset; `again` when it went out
+    /// before and an error named it refused (TR step 5).
+    Waiting { again: bool },
+    /// Went out as `(ksi, counter, seq)`; kept in case an error names it.
+    Sent { ksi: Ksi, counter: u64, seq: u32 },
+}
+
+/// The payload a UE keeps until the next one, so it can go out again after
+/// a key-expired error that names it. Zeroized when dropped or replaced.
+pub(crate) struct Held<const N: usize> {
+    pub buf: [u8; N],
+    pub len: usize,
+    pub state: HeldState,
+}
+
+impl<const N: usize> Drop for Held<N> {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+impl<const N: usize> Clone for Held<N> {
+    fn clone(&self) -> Self {
+        Held {
+            buf: self.buf,
+            len: self.len,
+            state: self.state,
+        }
+    }
+}
+
+/// The values a snapshot holds that decide what may be sent or delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Durable {
+    pub last_counter: u64,
+    /// Counter of the keyset the snapshot holds, if any.
+    pub keyset: Option<u64>,
+    /// Uplink sequence numbers below this may be used.
+    pub send_limit: u64,
+    /// Hello sequence numbers below this may be used.
+    pub hello_limit: u64,
+}
+
+impl Durable {
+    /// Nothing is durable yet.
+    pub const NOTHING: Durable = Durable {
+        last_counter: 0,
+        keyset: None,
+        send_limit: 0,
+        hello_limit: 0,
+    };
+}
+
+/// A UE endpoint.
+///
+/// `HOLD` is the largest payload, in octets, the UE takes: it keeps the last
+/// one for retransmission after a key-expired error (TR 33.863 §6.5.2.3
+/// step 5).
+///
+/// Sans-IO, in the poll style of quinn-proto: the caller feeds datagrams
+/// ([`Ue::handle_datagram`]) and payloads ([`Ue::send`]), then drains the
+/// effects in this order, after every call: [`Ue::poll_persist`] (store
+/// the bytes, then [`Ue::persisted`]), [`Ue::poll_transmit`],
+/// [`Ue::poll_event`]; and calls [`Ue::handle_timeout`] at
+/// [`Ue::poll_timeout`]. A datagram whose safety depends on a snapshot is not
+/// handed out before that snapshot is reported durable.
+///
+/// ```
+/// use ciot_e2e::endpoint::{Eese, EeseConfig, Instant, Received, Ue, UeConfig, UeId};
+/// use ciot_e2e::kdf::{int_key, Ck, CkIk, Ik, KdfProfile, Rand};
+///
+/// let ck_ik = CkIk::new(&Ck::from_bytes([1; 16]), &Ik::from_bytes([2; 16]));
+/// let root = int_key(KdfProfile::Ts33220, &ck_ik);
+/// let id = UeId::new(b"ue-1")?;
+/// let mut ue: Ue = Ue::new(UeConfig::default(), root.clone(), id, 7);
+/// // RANDs from a counter, for the example; use OsRand or the EMKS.
+/// let mut n = 0u8;
+/// let rands = move || { n += 1; Some(Rand([n; 16])) };
+/// let mut eese = Eese::new(EeseConfig::default(), root, rands);
+/// let now = Instant::from_millis(0);
+/// let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
+/// let mut disk = Vec::new();
+///
+/// // The UE persists its reservation, then says hello.
+/// ue.send(now, b"temperature=21.5")?;
+/// let p = ue.poll_persist(&mut a).unwrap();
+/// disk = a[..p.len()].to_vec();
+/// ue.persisted(p)?;
+/// let hello = ue.poll_transmit(now, &mut a)?.unwrap();
+///
+/// // The EESE answers with a trigger (after persisting its own state).
+/// eese.handle_datagram(now, &mut a[..hello.len])?;
+/// let p = eese.poll_persist(&mut b).unwrap();
+/// eese.persisted(p)?;
+/// let trigger = eese.poll_transmit(now, &mut b)?.unwrap();
+///
+/// // The UE installs the keyset, persists, and sends the held payload.
+/// ue.handle_datagram(now, &mut b[..trigger.len])?;
+/// let p = ue.poll_persist(&mut a).unwrap();
+/// ue.persisted(p)?;
+/// let data = ue.poll_transmit(now, &mut a)?.unwrap();
+/// match eese.handle_datagram(now, &mut a[..data.len])? {
+///     Received::Data(d) => assert_eq!(&a[d.payload], b"temperature=21.5"),
+///     other => panic!("{other:?}"),
+/// }
+/// # let _ = disk;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Ue<const HOLD: usize = 256> {
+    pub(crate) cfg: UeConfig,
+    pub(crate) root: RootKey,
+    pub(crate) id: UeId,
+    /// Highest trigger counter accepted.
+    pub(crate) last_counter: u64,
+    pub(crate) current: Option<Current>,
+    pub(crate) previous: Option<Previous>,
+    pub(crate) held: Held<HOLD>,
+    /// A hello is wanted at this time ([`Instant::NEVER`]: not wanted).
+    pub(crate) hello_due: Instant,
+    pub(crate) hello_backoff: Duration,
+    /// The next hello's sequence number.
+    pub(crate) next_hello: u64,
+    /// First uplink since the last authentic datagram from the EESE.
+    pub(crate) unanswered_since: Instant,
+    /// Desired reservations (what the next snapshot holds).
+    pub(crate) send_limit: u64,
+    pub(crate) hello_limit: u64,
+    pub(crate) durable: Durable,
+    pub(crate) inflight: Option<(u64, Durable)>,
+    pub(crate) generation: u64,
+    pub(crate) events: Events,
+    pub(crate) jitter: Jitter,
+}
+
+impl<const HOLD: usize> Ue<HOLD> {
+    /// A UE with no keyset: its first datagram is a hello (after its first
+    /// snapshot is persisted). `root` is `e2e_int_key` (derive it from CK/IK
+    /// with [`crate::kdf::int_key`]) or an e2mKEYSET / e2m_key; `seed` feeds
+    /// the back-off jitter (any value; differing per device spreads hellos).
+    #[must_use]
+    pub fn new(cfg: UeConfig, root: RootKey, id: UeId, seed: u64) -> Self {
+        Ue {
+            cfg,
+            root,
+            id,
+            last_counter: 0,
+            current: None,
+            previous: None,
+            held: Held {
+                buf: [0; HOLD],
+                len: 0,
+                state: HeldState::Empty,
+            },
+            hello_due: Instant(0),
+            hello_backoff: cfg.hello_backoff,
+            next_hello: 0,
+            unanswered_since: Instant::NEVER,
+            send_limit: 0,
+            hello_limit: 0,
+            durable: Durable::NOTHING,
+            inflight: None,
+            generation: 0,
+            events: Events::new(),
+            jitter: Jitter::new(seed),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &UeConfig {
+        &self.cfg
+    }
+
+    /// The UE's identifier.
+    #[must_use]
+    pub const fn id(&self) -> &UeId {
+        &self.id
+    }
+
+    pub(crate) fn auth(&self) -> ControlAuth {
+        ControlAuth::new(&PreparedRoot::new(&self.root, self.cfg.profile).control_key())
+    }
+
+    /// The keyset in use, if any.
+    #[must_use]
+    pub fn status(&self) -> Option<UeStatus> {
+        self.current.as_ref().map(|c| UeStatus {
+            ksi: c.ks.ksi,
+            counter: c.ks.counter,
+            usable: c.status == Status::Usable,
+            retired: c.status == Status::Retired,
+        })
+    }
+
+    /// The current keyset's RAND and suite keys (for key logs and tests).
+    #[must_use]
+    pub fn current_keys(&self) -> Option<(&crate::kdf::Rand, &crate::protect::suite::SuiteKeys)> {
+        self.current.as_ref().map(|c| (&c.ks.rand, &c.ks.keys))
+    }
+
+    /// Highest trigger counter accepted.
+    #[must_use]
+    pub const fn last_counter(&self) -> u64 {
+        self.last_counter
+    }
+
+    /// Whether a payload waits to go out.
+    #[must_use]
+    pub fn holding(&self) -> bool {
+        matches!(self.held.state, HeldState::Waiting { .. })
+    }
+
+    /// Takes a payload to send. It goes out at the next
+    /// [`Ue::poll_transmit`] when a usable keyset exists ([`Sent::Queued`]),
+    /// else after the next trigger ([`Sent::Held`]; a hello asks for it).
+    /// The UE keeps it, so it can go out again if the EESE names it refused.
+    ///
+    /// # Errors
+    /// [`SendError::PayloadTooLong`] over `HOLD` octets;
+    /// [`SendError::Busy`] while the previous payload has not gone out.
+    /// Nothing changes then.
+    pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<Sent, SendError> {
+        if payload.len() > HOLD {
+            return Err(SendError::PayloadTooLong {
+                len: payload.len(),
+                max: HOLD,
+            });
+        }
+        if self.holding() {
+            return Err(SendError::Busy);
+        }
+        self.advance(now);
+        let old = self.held.len;
+        self.held.buf[..old].zeroize();
+        self.held.buf[..payload.len()].copy_from_slice(payload);
+        self.held.len = payload.len();
+        self.held.state = HeldState::Waiting { again: false };
+        if self.can_send(now) {
+            Ok(Sent::Queued)
+        } else {
+            self.want_hello(now);
+            Ok(Sent::Held)
+        }
+    }
+
+    /// A new root after a new AKA run: every keyset of the old root is gone
+    /// (reported as expired with cause root-replaced), the trigger counter
+    /// starts again, and a hello asks for a keyset of the new root. A payload
+    /// waiting to go out still does, under the new root; one already sent is
+    /// forgotten.
+    pub fn replace_root(&mut self, now: Instant, root: RootKey) {
+        if let Some(c) = self.current.take() {
+            self.events.push(Event::KeysExpired {
+                ksi: c.ks.ksi,
+                cause: Cause::ROOT_REPLACED,
+            });
+        }
+        self.root = root;
+        self.previous = None;
+        self.last_counter = 0;
+        self.send_limit = 0;
+        if matches!(self.held.state, HeldState::Sent { .. }) {
+            self.held.state = HeldState::Empty;
+        }
+        // Nothing of the old root's snapshots speaks for the new one.
+        self.durable = Durable::NOTHING;
+        self.inflight = None;
+        self.hello_backoff = self.cfg.hello_backoff;
+        self.hello_due = now;
+    }
+
+    /// Whether the current keyset may send at `now` (usable or retired,
+    /// within its lifetime).
+    pub(crate) fn can_send(&self, now: Instant) -> bool {
+        self.current.as_ref().is_some_and(|c| {
+            matches!(c.status, Status::Usable | Status::Retired) && now < c.deadline
+        })
+    }
+
+    /// Whether the UE holds a keyset it can receive under.
+    pub(crate) fn has_usable(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.status == Status::Usable)
+    }
+
+    /// Asks for a hello now, unless one is already scheduled (a repeat
+    /// waiting out its back-off stays where it is).
+    pub(crate) fn want_hello(&mut self, now: Instant) {
+        if self.hello_due == Instant::NEVER {
+            self.hello_due = now;
+        }
+    }
+
+    /// Something authentic came from the EESE: it is there.
+    pub(crate) fn answered(&mut self) {
+        self.unanswered_since = Instant::NEVER;
+    }
+}
+
+/// The UE's current keyset, as [`Ue::status`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UeStatus {
+    /// KSI.
+    pub ksi: Ksi,
+    /// Trigger counter that installed it.
+    pub counter: u64,
+    /// Sends and receives.
+    pub usable: bool,
+    /// Restored from a snapshot: sends only, until a new keyset arrives.
+    pub retired: bool,
+}
+
+impl<const HOLD: usize> core::fmt::Debug for Ue<HOLD> {
+    /// Keys and the held payload are never printed.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ue")
+            .field("id", &self.id)
+            .field("last_counter", &self.last_counter)
+            .field("status", &self.status())
+            .field("held_len", &self.held.len)
+            .field("held", &self.held.state)
+            .finish_non_exhaustive()
+    }
+}
