@@ -21,6 +21,11 @@ pub struct UeConfig {
     /// from the EESE before it sends a hello to check (`None`: never). This
     /// is how a UE finds out that the EESE no longer holds its keyset.
     pub probe_after: Option<Duration>,
+    /// When nothing authentic has come from the EESE for this long, the UE
+    /// sends a hello (`None`: never). A UE that only listens needs it: after
+    /// an EESE restart, or a NAT rebinding, its hello is how the EESE finds
+    /// it again (WireGuard's persistent keepalive).
+    pub keepalive: Option<Duration>,
     /// First interval before an unanswered hello is repeated; it doubles,
     /// with ±25 % jitter, up to `hello_backoff_max`.
     pub hello_backoff: Duration,
@@ -39,6 +44,7 @@ impl Default for UeConfig {
             profile: KdfProfile::Ts33220,
             grace: Duration::from_secs(30),
             probe_after: Some(Duration::from_secs(60)),
+            keepalive: Some(Duration::from_secs(600)),
             hello_backoff: Duration::from_secs(1),
             hello_backoff_max: Duration::from_secs(64),
             send_reserve: 1024,

@@ -1,5 +1,11 @@
 //! The EESE's table of UE sessions: one timer heap, the effects of all
-//! sessions polled in one place.
+//! sessions polled in one place, and where each UE is.
+//!
+//! A UE is found by the address its datagrams come from, which only a fresh,
+//! authentic hello sets or moves (a NAT rebinding is a new hello); a datagram
+//! from an address no UE said hello from creates nothing and gets nothing.
+//! The answer budget for input that cannot be authenticated is kept per
+//! address: it starts empty whenever a UE moves.
 //!
 //! Sessions live in a hash map keyed by a UE identifier; their next timers
 //! live in one binary heap, so finding the next due timer is O(1) and
@@ -11,6 +17,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
+use std::net::SocketAddr;
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -32,8 +39,10 @@ pub const QUEUED_PER_UE: usize = 16;
 /// Unpolled events the table keeps; past it the oldest goes.
 pub const EVENT_CAPACITY: usize = 1 << 16;
 
-struct Entry {
+struct Entry<A> {
     session: Session,
+    /// Where the UE is (its last fresh, authentic hello came from there).
+    peer: Option<A>,
     /// The time of this session's live heap entry ([`Instant::NEVER`]: none).
     scheduled: Instant,
     in_persist: bool,
@@ -62,19 +71,27 @@ impl<Id: Clone> EventSink for Sink<'_, Id> {
 
 /// What [`EeseTable::send`] did with a payload.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SendOutcome {
-    /// Sealed into the caller's buffer: transmit it.
-    Sent(Sealed),
-    /// A new keyset is being made first (its snapshot, then its trigger):
-    /// the payload goes out through [`EeseTable::poll_transmit`] after them.
+pub enum SendOutcome<A> {
+    /// Sealed into the caller's buffer: transmit it to `to`.
+    Sent {
+        /// What was sealed.
+        sealed: Sealed,
+        /// Where the UE is.
+        to: A,
+    },
+    /// A new keyset is being made first (its snapshot, then its trigger), or
+    /// the UE's address is not known yet (after a restart, until its next
+    /// hello): the payload goes out through [`EeseTable::poll_transmit`].
     Queued,
 }
 
-/// The EESE's sessions, one per UE, with their configuration and RAND source.
-pub struct EeseTable<Id, R = OsRand> {
+/// The EESE's sessions, one per UE, with their configuration and RAND
+/// source; `Id` names a UE, `A` is where it is (a socket address).
+pub struct EeseTable<Id, A = SocketAddr, R = OsRand> {
     cfg: EeseConfig,
     rng: R,
-    sessions: HashMap<Id, Entry>,
+    sessions: HashMap<Id, Entry<A>>,
+    peers: HashMap<A, Id>,
     timers: BinaryHeap<Reverse<(Instant, Id)>>,
     to_persist: VecDeque<Id>,
     to_transmit: VecDeque<Id>,
@@ -82,7 +99,7 @@ pub struct EeseTable<Id, R = OsRand> {
     events_lost: u64,
 }
 
-impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
+impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable<Id, A, R> {
     /// An empty table.
     #[must_use]
     pub fn new(cfg: EeseConfig, rng: R) -> Self {
@@ -96,6 +113,7 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
             cfg,
             rng,
             sessions: HashMap::with_capacity(n),
+            peers: HashMap::with_capacity(n),
             timers: BinaryHeap::with_capacity(n),
             to_persist: VecDeque::new(),
             to_transmit: VecDeque::new(),
@@ -166,10 +184,14 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
     }
 
     fn put(&mut self, ue: Id, session: Session, now: Instant) {
+        if let Some(old) = self.sessions.get(&ue).and_then(|e| e.peer.clone()) {
+            self.peers.remove(&old);
+        }
         self.sessions.insert(
             ue.clone(),
             Entry {
                 session,
+                peer: None,
                 scheduled: Instant::NEVER,
                 in_persist: false,
                 in_transmit: false,
@@ -182,7 +204,27 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
 
     /// Removes a UE's session.
     pub fn remove(&mut self, ue: &Id) -> bool {
-        self.sessions.remove(ue).is_some()
+        match self.sessions.remove(ue) {
+            Some(e) => {
+                if let Some(a) = e.peer {
+                    self.peers.remove(&a);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Where `ue` is, as its last fresh, authentic hello said.
+    #[must_use]
+    pub fn peer(&self, ue: &Id) -> Option<&A> {
+        self.sessions.get(ue)?.peer.as_ref()
+    }
+
+    /// The UE at `addr`, if one said hello from there.
+    #[must_use]
+    pub fn ue_at(&self, addr: &A) -> Option<&Id> {
+        self.peers.get(addr)
     }
 
     /// A session as the enterprise may see it (no key material).
@@ -224,7 +266,7 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
     fn with<T>(
         &mut self,
         ue: &Id,
-        f: impl FnOnce(&mut Session, &mut Env<'_>, &mut Entry2<'_>) -> T,
+        f: impl FnOnce(&mut Session, &mut Env<'_>, &mut Entry2<'_, A>) -> T,
     ) -> Option<T> {
         let EeseTable {
             cfg,
@@ -248,6 +290,7 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
         let mut rest = Entry2 {
             queued: &mut entry.queued,
             last_active: &mut entry.last_active,
+            peer: entry.peer.as_ref(),
         };
         let r = f(&mut entry.session, &mut env, &mut rest);
         self.touch(ue);
@@ -270,7 +313,7 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
             e.in_persist = true;
             self.to_persist.push_back(ue.clone());
         }
-        if (e.session.wants_transmit() || !e.queued.is_empty()) && !e.in_transmit {
+        if !e.in_transmit && e.peer.is_some() && e.session.ready(!e.queued.is_empty()) {
             e.in_transmit = true;
             self.to_transmit.push_back(ue.clone());
         }
@@ -284,44 +327,66 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
         }
     }
 
-    /// Handles a hello: the UE it names is looked up with `resolve` (its
-    /// table key and root), its tag verified with that root, and only then
-    /// is a session created (or the existing one used). Unauthenticated
-    /// hellos leave nothing behind.
+    /// Handles a datagram from `from`. A hello names its UE, which `resolve`
+    /// looks up (its table key and root) when the table has no session for
+    /// it: the hello's tag is verified with that root before any state is
+    /// made, and a fresh, authentic hello records that the UE is at `from`.
+    /// Anything else is taken as from the UE at `from`: data is decrypted in
+    /// place and returned.
     ///
     /// # Errors
-    /// [`Reject::UnknownUe`] when `resolve` knows no such UE; the rest as
-    /// [`EeseTable::handle_datagram`].
-    pub fn handle_hello(
+    /// [`Reject::NoSession`] for a non-hello from an address no UE said hello
+    /// from; [`Reject::UnknownUe`] for a hello `resolve` knows nothing of;
+    /// the [`Reject`] the session gives otherwise. None of these leaves any
+    /// state behind for an unauthenticated sender.
+    pub fn handle_datagram(
         &mut self,
         now: Instant,
+        from: &A,
         buf: &mut [u8],
         resolve: impl FnOnce(&[u8]) -> Option<(Id, RootKey)>,
     ) -> Result<(Id, Received), Reject> {
         if peek_type(buf)? != MessageType::HELLO {
-            return Err(Reject::Unexpected(peek_type(buf)?));
+            let id = self.peers.get(from).cloned().ok_or(Reject::NoSession)?;
+            return self.session_datagram(now, &id, buf).map(|r| (id, r));
         }
         let packet = HelloPacket::new_checked(&buf[..])?;
         let (id, root) = resolve(packet.id()).ok_or(Reject::UnknownUe)?;
         if !self.sessions.contains_key(&id) {
             // Verify before any state exists for this UE.
-            let mut s = Session::new(root, None);
+            let s = Session::new(root, None);
             packet.verify(&s.auth(&self.cfg))?;
-            s.dirty = true;
             self.put(id.clone(), s, now);
         }
-        let r = self.handle_datagram(now, &id, buf)?;
+        let r = self.session_datagram(now, &id, buf)?;
+        self.move_peer(&id, from);
         Ok((id, r))
     }
 
-    /// Handles a datagram from `ue` (found by the caller, e.g. by address):
-    /// data is decrypted in place and returned; a hello is answered with a
-    /// trigger (polled).
-    ///
-    /// # Errors
-    /// [`Reject::NoSession`] for an unknown UE; the [`Reject`] the session
-    /// gives otherwise.
-    pub fn handle_datagram(
+    /// Records that `ue` is at `from` (after fresh, authentic input). A move
+    /// starts the new address's answer budget empty.
+    fn move_peer(&mut self, ue: &Id, from: &A) {
+        let Some(e) = self.sessions.get_mut(ue) else {
+            return;
+        };
+        if e.peer.as_ref() == Some(from) {
+            return;
+        }
+        if let Some(old) = e.peer.replace(from.clone()) {
+            self.peers.remove(&old);
+        }
+        e.session.credit = 0;
+        if let Some(other) = self.peers.insert(from.clone(), ue.clone())
+            && &other != ue
+            && let Some(o) = self.sessions.get_mut(&other)
+        {
+            // Another UE was at this address before: it has moved on.
+            o.peer = None;
+        }
+        self.touch(ue);
+    }
+
+    fn session_datagram(
         &mut self,
         now: Instant,
         ue: &Id,
@@ -353,24 +418,25 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
         ue: &Id,
         payload: &[u8],
         out: &mut [u8],
-    ) -> Result<SendOutcome, SendError> {
+    ) -> Result<SendOutcome<A>, SendError> {
         self.with(ue, |s, env, e| {
-            if !e.queued.is_empty() {
-                // Keep the order: behind the ones already waiting.
+            let queue = |e: &mut Entry2<'_, A>| {
                 if e.queued.len() >= QUEUED_PER_UE {
                     return Err(SendError::Busy);
                 }
                 e.queued.push_back(payload.to_vec());
-                return Ok(SendOutcome::Queued);
-            }
+                Ok(SendOutcome::Queued)
+            };
+            // Keep the order behind payloads already waiting; wait for an
+            // address to send to.
+            let Some(to) = e.peer.cloned().filter(|_| e.queued.is_empty()) else {
+                return queue(e);
+            };
             match s.send(now, env, payload, out) {
-                Ok(sealed) => Ok(SendOutcome::Sent(sealed)),
-                Err(SendError::EffectsPending) => {
-                    e.queued.push_back(payload.to_vec());
-                    Ok(SendOutcome::Queued)
-                }
+                Ok(sealed) => Ok(SendOutcome::Sent { sealed, to }),
+                Err(SendError::EffectsPending) => queue(e),
                 Err(SendError::RandPending) => {
-                    e.queued.push_back(payload.to_vec());
+                    queue(e)?;
                     Err(SendError::RandPending)
                 }
                 Err(other) => Err(other),
@@ -412,9 +478,19 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
 
     /// The next datagram to send, with the UE it goes to: a key-expired
     /// error or a trigger, or a payload that waited for its keyset. `out`
-    /// must hold the largest payload plus 25 octets.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(Id, Transmit)> {
+    /// must hold the largest payload plus 25 octets (and at least 50, or
+    /// nothing comes out).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(Id, A, Transmit)> {
+        if out.len() < crate::wire::TriggerRepr::LEN {
+            return None;
+        }
         while let Some(id) = self.to_transmit.pop_front() {
+            // Off the list while it runs: `touch` at the end of the call puts
+            // it back if it can make progress again.
+            match self.sessions.get_mut(&id) {
+                Some(e) => e.in_transmit = false,
+                None => continue,
+            }
             let got = self.with(&id, |s, env, e| {
                 if let Some(t) = s.poll_transmit(now, env, out) {
                     return Some(t);
@@ -433,8 +509,8 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
                             },
                         })
                     }
-                    // Waits for a snapshot, a trigger or a RAND: `touch`
-                    // brings the session back when one of them happens.
+                    // Waits for a snapshot, a trigger or a RAND: the session is
+                    // back on the list once it can go on.
                     Err(SendError::EffectsPending | SendError::RandPending) => None,
                     Err(_) => {
                         // Cannot be sent at all (too long for `out`): dropped.
@@ -443,16 +519,12 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
                     }
                 }
             });
-            if let Some(e) = self.sessions.get_mut(&id) {
-                e.in_transmit = false;
-            }
             if let Some(Some(t)) = got {
-                // More may follow from this session.
-                self.touch(&id);
-                return Some((id, t));
+                // On the list only with a peer (see `touch`).
+                if let Some(to) = self.sessions.get(&id).and_then(|e| e.peer.clone()) {
+                    return Some((id, to, t));
+                }
             }
-            // Nothing now: the session waits for a snapshot, a trigger or a
-            // RAND, and `touch` brings it back when one of them happens.
         }
         None
     }
@@ -538,7 +610,8 @@ impl<Id: Hash + Eq + Ord + Clone, R: RandSource> EeseTable<Id, R> {
 }
 
 /// The parts of an entry a session call may touch beside the session.
-struct Entry2<'a> {
+struct Entry2<'a, A> {
     queued: &'a mut VecDeque<Vec<u8>>,
     last_active: &'a mut Instant,
+    peer: Option<&'a A>,
 }

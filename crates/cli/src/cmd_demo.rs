@@ -11,7 +11,7 @@ use ciot_e2e::endpoint::{
     UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
-use ciot_e2e::wire::{DEFAULT_PORT, MessageType, peek_type};
+use ciot_e2e::wire::DEFAULT_PORT;
 use clap::Args;
 
 use crate::Failure;
@@ -55,9 +55,6 @@ struct Demo {
     ue_addr: SocketAddr,
     root: RootKey,
     table: EeseTable<UeId>,
-    /// Where each UE was last heard from (authentic datagrams only).
-    addr_of: HashMap<UeId, SocketAddr>,
-    id_of: HashMap<SocketAddr, UeId>,
     ue: Ue<2048>,
     ue_snapshot: Vec<u8>,
     eese_snapshots: HashMap<UeId, Vec<u8>>,
@@ -100,10 +97,7 @@ impl Demo {
             }
             let now = self.clock.now();
             let mut out = std::mem::take(&mut self.buf);
-            while let Some((id, t)) = self.table.poll_transmit(now, &mut out) {
-                let Some(&to) = self.addr_of.get(&id) else {
-                    continue;
-                };
+            while let Some((_, to, t)) = self.table.poll_transmit(now, &mut out) {
                 self.eese_send_datagram(to, &out[..t.len])?;
                 progress = true;
             }
@@ -176,24 +170,9 @@ impl Demo {
     fn eese_receive(&mut self, from: SocketAddr, mut d: Vec<u8>) -> Result<(), Failure> {
         let now = self.clock.now();
         let root = self.root.clone();
-        let result = if peek_type(&d) == Ok(MessageType::HELLO) {
-            self.table
-                .handle_hello(now, &mut d, |id| Some((UeId::new(id).ok()?, root)))
-                .map(|(id, r)| {
-                    // A fresh, authentic hello says where the UE is now.
-                    self.addr_of.insert(id, from);
-                    self.id_of.insert(from, id);
-                    (id, r)
-                })
-        } else {
-            match self.id_of.get(&from).copied() {
-                Some(id) => self
-                    .table
-                    .handle_datagram(now, &id, &mut d)
-                    .map(|r| (id, r)),
-                None => Err(ciot_e2e::endpoint::Reject::NoSession),
-            }
-        };
+        let result = self
+            .table
+            .handle_datagram(now, &from, &mut d, |id| Some((UeId::new(id).ok()?, root)));
         match result {
             Ok((id, Received::Data(got))) => {
                 let payload = d[got.payload].to_vec();
@@ -222,10 +201,7 @@ impl Demo {
         let mut out = std::mem::take(&mut self.buf);
         let r = self.table.send(now, &id, payload, &mut out);
         let res = match r {
-            Ok(SendOutcome::Sent(s)) => match self.addr_of.get(&id).copied() {
-                Some(to) => self.eese_send_datagram(to, &out[..s.len]),
-                None => Ok(()),
-            },
+            Ok(SendOutcome::Sent { sealed, to }) => self.eese_send_datagram(to, &out[..sealed.len]),
             Ok(SendOutcome::Queued) => {
                 self.say(
                     "EESE",
@@ -344,8 +320,6 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         ue: Ue::new(ue_cfg, root.clone(), id, seed),
         table: EeseTable::new(eese_cfg, OsRand),
         root,
-        addr_of: HashMap::new(),
-        id_of: HashMap::new(),
         eese_sock,
         ue_sock,
         eese_addr,

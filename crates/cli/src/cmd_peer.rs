@@ -2,17 +2,15 @@
 //! over UDP. The UE opens its contact with a hello; the EESE echoes every
 //! payload.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, Reject, SendOutcome,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, SendOutcome,
     UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
-use ciot_e2e::wire::{MessageType, peek_type};
 use clap::Args;
 
 use crate::Failure;
@@ -111,8 +109,6 @@ struct Server {
     clock: Clock,
     root: RootKey,
     table: EeseTable<UeId>,
-    addr_of: HashMap<UeId, SocketAddr>,
-    id_of: HashMap<SocketAddr, UeId>,
     max_sessions: usize,
     out: Vec<u8>,
     unauth: Unauth,
@@ -121,50 +117,32 @@ struct Server {
 impl Server {
     fn evict(&mut self, id: &UeId) {
         self.table.remove(id);
-        if let Some(a) = self.addr_of.remove(id) {
-            self.id_of.remove(&a);
-        }
     }
 
     /// Handles one datagram; returns whether it was authentic.
     fn receive(&mut self, from: SocketAddr, d: &mut [u8]) -> Result<bool, Failure> {
         let now = self.clock.now();
         let root = self.root.clone();
-        let result = if peek_type(d) == Ok(MessageType::HELLO) {
-            let had = self.table.len();
-            let r = self
+        let had = self.table.len();
+        let result = self
+            .table
+            .handle_datagram(now, &from, d, |id| Some((UeId::new(id).ok()?, root)));
+        if let Ok((id, _)) = &result
+            && self.table.len() > had
+            && self.table.len() > self.max_sessions
+        {
+            // Full: the session quiet for longest makes room. Only an
+            // authentic hello makes a session, so no spoofer can evict.
+            let lru = self
                 .table
-                .handle_hello(now, d, |id| Some((UeId::new(id).ok()?, root)));
-            if let Ok((id, _)) = &r {
-                let id = *id;
-                if let Some(old) = self.addr_of.insert(id, from)
-                    && old != from
-                {
-                    self.id_of.remove(&old);
-                }
-                self.id_of.insert(from, id);
-                if self.table.len() > had && self.table.len() > self.max_sessions {
-                    // Full: the session quiet for longest makes room. Only an
-                    // authentic hello gets here, so no spoofer can evict.
-                    let lru = self
-                        .table
-                        .ids()
-                        .filter(|x| **x != id)
-                        .min_by_key(|x| self.table.last_active(x))
-                        .copied();
-                    if let Some(lru) = lru {
-                        self.evict(&lru);
-                    }
-                }
+                .ids()
+                .filter(|x| *x != id)
+                .min_by_key(|x| self.table.last_active(x))
+                .copied();
+            if let Some(lru) = lru {
+                self.evict(&lru);
             }
-            r
-        } else {
-            match self.id_of.get(&from).copied() {
-                Some(id) => self.table.handle_datagram(now, &id, d).map(|r| (id, r)),
-                // No state for a source that never said an authentic hello.
-                None => Err(Reject::NoSession),
-            }
-        };
+        }
         match result {
             Ok((id, Received::Data(got))) => {
                 let payload = d[got.payload].to_vec();
@@ -178,10 +156,10 @@ impl Server {
                 let echo = [b"echo: ".as_slice(), &payload].concat();
                 let mut out = std::mem::take(&mut self.out);
                 match self.table.send(now, &id, &echo, &mut out) {
-                    Ok(SendOutcome::Sent(s)) => {
-                        if let Some(&to) = self.addr_of.get(&id) {
-                            self.sock.send_to(&out[..s.len], to).map_err(io("send"))?;
-                        }
+                    Ok(SendOutcome::Sent { sealed, to }) => {
+                        self.sock
+                            .send_to(&out[..sealed.len], to)
+                            .map_err(io("send"))?;
                     }
                     Ok(SendOutcome::Queued) => {}
                     Err(e) => {
@@ -209,11 +187,9 @@ impl Server {
             }
             let now = self.clock.now();
             let mut out = std::mem::take(&mut self.out);
-            while let Some((id, t)) = self.table.poll_transmit(now, &mut out) {
-                if let Some(&to) = self.addr_of.get(&id) {
-                    self.sock.send_to(&out[..t.len], to).map_err(io("send"))?;
-                    sent += t.len as u64;
-                }
+            while let Some((_, to, t)) = self.table.poll_transmit(now, &mut out) {
+                self.sock.send_to(&out[..t.len], to).map_err(io("send"))?;
+                sent += t.len as u64;
                 progress = true;
             }
             self.out = out;
@@ -250,8 +226,6 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
         clock: Clock::start(),
         root,
         table: EeseTable::new(cfg, OsRand),
-        addr_of: HashMap::new(),
-        id_of: HashMap::new(),
         max_sessions: a.max_sessions.max(1),
         out: vec![0u8; 65_536],
         unauth: Unauth::default(),

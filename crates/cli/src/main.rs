@@ -19,6 +19,7 @@ mod cmd_genpcap;
 mod cmd_kdf;
 mod cmd_peer;
 mod cmd_protect;
+mod cmd_sim;
 mod cmd_wire;
 mod net;
 
@@ -46,6 +47,8 @@ enum Command {
     Ue(cmd_peer::UeArgs),
     /// Load test: one EESE and many UEs over loopback UDP with loss, reordering and hostile input.
     Loadtest(LoadtestStub),
+    /// Simulate an EESE and its UEs over an adversarial network with crashes; check the invariants.
+    Sim(cmd_sim::SimArgs),
     /// Derive e2e_int_key or an e2eKEYSET.
     #[command(subcommand)]
     Derive(cmd_kdf::DeriveCommand),
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Loadtest(_) => Err(Failure::usage(
             "loadtest is being ported to the hello-based endpoints",
         )),
+        Command::Sim(a) => cmd_sim::sim(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
         Command::Nia2(a) => cmd_algo::nia2(&a),
         Command::Nea2(a) => cmd_algo::nea2(&a),

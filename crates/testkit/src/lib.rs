@@ -2,9 +2,15 @@
 //! command-line tool share to drive the protocol crate from outside.
 //!
 //! - [`fuzzing`]: the fuzz targets' entry points, their oracles and the seed
-//!   corpus (the targets in `fuzz/` are one line each into here).
+//!   corpus (the targets in `fuzz/` are one line each into here);
+//! - [`sim`]: the deterministic simulator of an EESE and its UEs over an
+//!   adversarial network with crashes, and its invariants;
+//! - [`rng`]: the one deterministic generator everything seeded uses.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod describe;
 pub mod fuzzing;
+pub mod rng;
+pub mod sim;

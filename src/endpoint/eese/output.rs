@@ -85,7 +85,13 @@ impl Session {
     ) -> Result<Sealed, SendError> {
         self.advance(now, env);
         if self.rand_pending {
-            return Err(SendError::RandPending);
+            // The RAND source may answer now (or the EMKS already did).
+            self.rekey(now, env, true);
+            return Err(if self.rand_pending {
+                SendError::RandPending
+            } else {
+                SendError::EffectsPending
+            });
         }
         let usable = self.valid(now).is_some_and(|c| !c.ks.send.rekey_soon());
         if !usable {
@@ -166,10 +172,18 @@ impl Session {
         }
     }
 
-    /// Whether a control datagram waits (for the table's lists).
+    /// Whether `poll_transmit` (or a send of data waiting for this session,
+    /// `queued`) can make progress now: an error to send, a trigger whose
+    /// snapshot is durable, or data not blocked on a snapshot or a RAND.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn wants_transmit(&self) -> bool {
-        self.send_error.is_some() || self.send_trigger
+    pub(crate) fn ready(&self, queued: bool) -> bool {
+        let blocked = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.ks.counter > self.durable_counter);
+        self.send_error.is_some()
+            || (self.send_trigger && !blocked)
+            || (queued && !blocked && !self.rand_pending)
     }
 
     /// The next control datagram: a key-expired error, then a trigger. A

@@ -247,9 +247,10 @@ impl Session {
             } else {
                 self.rekey(now, env, true);
             }
-        } else if !self.rand_pending {
+        } else {
             // No valid keyset (none, expired, restored): the UE's contact
-            // starts one; the EESE starts it, so no error is sent.
+            // starts one; the EESE starts it, so no error is sent. (While a
+            // RAND from the EMKS is awaited, this asks the source again.)
             self.rekey(now, env, true);
         }
         Ok(Received::Control(MessageType::HELLO))

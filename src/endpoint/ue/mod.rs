@@ -179,6 +179,9 @@ pub struct Ue<const HOLD: usize = 256> {
     pub(crate) next_hello: u64,
     /// First uplink since the last authentic datagram from the EESE.
     pub(crate) unanswered_since: Instant,
+    /// When the last authentic datagram came from the EESE (or the UE
+    /// started).
+    pub(crate) last_heard: Instant,
     /// Desired reservations (what the next snapshot holds).
     pub(crate) send_limit: u64,
     pub(crate) hello_limit: u64,
@@ -212,6 +215,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             hello_backoff: cfg.hello_backoff,
             next_hello: 0,
             unanswered_since: Instant::NEVER,
+            last_heard: Instant(0),
             send_limit: 0,
             hello_limit: 0,
             durable: Durable::NOTHING,
@@ -349,9 +353,10 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
     }
 
-    /// Something authentic came from the EESE: it is there.
-    pub(crate) fn answered(&mut self) {
+    /// Something authentic came from the EESE at `now`: it is there.
+    pub(crate) fn answered(&mut self, now: Instant) {
         self.unanswered_since = Instant::NEVER;
+        self.last_heard = now;
     }
 }
 
@@ -377,6 +382,10 @@ impl<const HOLD: usize> core::fmt::Debug for Ue<HOLD> {
             .field("status", &self.status())
             .field("held_len", &self.held.len)
             .field("held", &self.held.state)
+            .field("durable", &self.durable)
+            .field("inflight", &self.inflight.map(|(g, _)| g))
+            .field("send_limit", &self.send_limit)
+            .field("hello_due", &self.hello_due)
             .finish_non_exhaustive()
     }
 }

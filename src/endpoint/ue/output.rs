@@ -51,6 +51,14 @@ impl<const HOLD: usize> Ue<HOLD> {
             self.unanswered_since = Instant::NEVER;
             self.want_hello(now);
         }
+        if let Some(k) = self.cfg.keepalive
+            && self.last_heard.after(k) <= now
+        {
+            // Silence for too long: say where the UE is. The hello's answer
+            // (or the next keepalive) moves the mark on.
+            self.last_heard = now;
+            self.want_hello(now);
+        }
     }
 
     /// When [`Ue::handle_timeout`] must next run, if ever.
@@ -66,11 +74,13 @@ impl<const HOLD: usize> Ue<HOLD> {
             .probe_after
             .filter(|_| self.unanswered_since != Instant::NEVER)
             .map(|d| self.unanswered_since.after(d));
+        let keepalive = self.cfg.keepalive.map(|k| self.last_heard.after(k));
         [
             deadline,
             self.previous.as_ref().map(|p| p.until),
             (self.hello_due != Instant::NEVER).then_some(self.hello_due),
             probe,
+            keepalive,
         ]
         .into_iter()
         .flatten()

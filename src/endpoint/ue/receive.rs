@@ -50,7 +50,7 @@ impl<const HOLD: usize> Ue<HOLD> {
                 });
             }
             // The EESE repeats the keyset in use: it is there and agrees.
-            self.answered();
+            self.answered(now);
             self.hello_settled();
             return Ok(Received::Control(MessageType::DERIVE_TRIGGER));
         }
@@ -86,7 +86,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         self.last_counter = trigger.counter;
         // A new keyset starts its sequence numbers at 0: reserve from there.
         self.send_limit = u64::from(self.cfg.send_reserve.max(1));
-        self.answered();
+        self.answered(now);
         self.hello_settled();
         self.events.push(Event::Rekeyed {
             ksi: trigger.ksi,
@@ -103,16 +103,33 @@ impl<const HOLD: usize> Ue<HOLD> {
             ksi: err.ksi,
             counter: err.counter,
         };
-        // It must name the keyset in use, this very generation of its KSI.
-        let Some(cur) = self
+        // TR step 5: the payload the EESE refused, and says it did not
+        // deliver, goes out again under the next keyset, even when that
+        // keyset is already in (the trigger overtook the error).
+        let names_held = matches!(
+            (err.refused, self.held.state),
+            (Some(seq), HeldState::Sent { ksi, counter, seq: s })
+                if (ksi, counter, s) == (err.ksi, err.counter, seq)
+        );
+        // Otherwise it must name the keyset in use, this very generation.
+        let names_current = self
             .current
-            .as_mut()
-            .filter(|c| c.ks.ksi == err.ksi && c.ks.counter == err.counter)
-        else {
+            .as_ref()
+            .is_some_and(|c| c.ks.ksi == err.ksi && c.ks.counter == err.counter);
+        if !names_held && !names_current {
             return Err(stale);
-        };
+        }
         self.unanswered_since = Instant::NEVER;
-        if cur.status != Status::Expired(err.cause) {
+        self.last_heard = now;
+        if names_held {
+            self.held.state = HeldState::Waiting { again: true };
+        }
+        if !names_current {
+            return Ok(Received::Control(MessageType::KEY_EXPIRED));
+        }
+        if let Some(cur) = self.current.as_mut()
+            && cur.status != Status::Expired(err.cause)
+        {
             if !matches!(cur.status, Status::Expired(_)) {
                 self.events.push(Event::KeysExpired {
                     ksi: err.ksi,
@@ -120,20 +137,6 @@ impl<const HOLD: usize> Ue<HOLD> {
                 });
             }
             cur.status = Status::Expired(err.cause);
-        }
-        // TR step 5: the payload the EESE refused, and says it did not
-        // deliver, goes out again under the next keyset.
-        if let (
-            Some(seq),
-            HeldState::Sent {
-                ksi,
-                counter,
-                seq: s,
-            },
-        ) = (err.refused, self.held.state)
-            && (ksi, counter, s) == (err.ksi, err.counter, seq)
-        {
-            self.held.state = HeldState::Waiting { again: true };
         }
         // A trigger follows the error; if it is lost, a hello asks again.
         let retry = now.after(self.hello_backoff);
@@ -166,7 +169,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
         let opened = ks.open(buf)?;
         let counter = ks.counter;
-        self.answered();
+        self.answered(now);
         Ok(Received::Data(Delivered {
             ksi,
             counter,

@@ -17,7 +17,7 @@
 
 mod endpoint;
 mod kdf;
-mod reader;
+pub(crate) mod reader;
 pub mod seeds;
 mod unprotect;
 mod wire;
