@@ -147,8 +147,10 @@ fn a_hello_is_never_shorter_than_the_trigger_that_answers_it() {
         tag: [0; 16],
     };
     assert_eq!(shortest.buffer_len(), HelloRepr::MIN_LEN);
-    assert!(HelloRepr::MIN_LEN >= TriggerRepr::LEN);
-    assert!(HelloRepr::MIN_LEN >= KeyExpiredRepr::LEN);
+    const {
+        assert!(HelloRepr::MIN_LEN >= TriggerRepr::LEN);
+        assert!(HelloRepr::MIN_LEN >= KeyExpiredRepr::LEN);
+    }
     assert!(unhex(GOLDEN_HELLO).len() >= unhex(GOLDEN_TRIGGER).len());
 }
 
