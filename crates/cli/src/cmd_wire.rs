@@ -170,7 +170,7 @@ fn parse_id(id: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// Whether an identifier reads as text: printable ASCII, space included.
-pub fn printable(id: &[u8]) -> bool {
+fn printable(id: &[u8]) -> bool {
     id.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
