@@ -21,9 +21,14 @@ use ctr::cipher::{InnerIvInit, StreamCipher};
 const SIZES: [usize; 6] = [16, 32, 64, 256, 1024, 1400];
 
 fn ours(suite: Suite) -> SuiteCipher {
-    SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([0x42; 32]), suite)
-        .unwrap()
-        .cipher()
+    SuiteKeys::derive(
+        KdfProfile::Ts33220,
+        &KeySet::from_bytes([0x42; 32]),
+        suite,
+        1,
+    )
+    .unwrap()
+    .cipher()
 }
 
 fn gcm(c: &mut Criterion) {

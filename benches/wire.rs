@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use ciot_e2e::kdf::{KdfProfile, Rand};
 use ciot_e2e::wire::{
-    Cause, DataPacket, DataRepr, Direction, KeyExpiredPacket, KeyExpiredRepr, Ksi, Message, Suite,
-    TriggerPacket, TriggerRepr,
+    Cause, DataPacket, DataRepr, Direction, HelloPacket, HelloRepr, KeyExpiredPacket,
+    KeyExpiredRepr, Ksi, Message, Suite, TriggerPacket, TriggerRepr,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -19,6 +19,17 @@ fn trigger() -> TriggerRepr {
         profile: KdfProfile::Ts33220,
         suite: Suite::AES_128_GCM,
         lifetime: 3600,
+        tag: [9; 16],
+    }
+}
+
+fn hello() -> HelloRepr<'static> {
+    HelloRepr {
+        ksi: Ksi(1),
+        rekey: false,
+        counter: 42,
+        seq: 7,
+        id: b"ue-0001",
         tag: [9; 16],
     }
 }
@@ -50,11 +61,17 @@ fn parse(c: &mut Criterion) {
         ksi: Ksi(1),
         cause: Cause::TE2E_EXPIRED,
         counter: 42,
+        refused: Some(7),
         tag: [9; 16],
     }
     .emit(&mut KeyExpiredPacket::new_unchecked(&mut k[..]));
     g.bench_function("key-expired", |b| {
         b.iter(|| Message::parse(black_box(&k[..])).is_ok())
+    });
+    let mut h = [0u8; HelloRepr::MIN_LEN];
+    hello().emit(&mut HelloPacket::new_unchecked(&mut h[..]));
+    g.bench_function("hello", |b| {
+        b.iter(|| Message::parse(black_box(&h[..])).is_ok())
     });
     for size in [16usize, 1024] {
         let m = data_message(size);
@@ -76,11 +93,17 @@ fn emit(c: &mut Criterion) {
         ksi: Ksi(1),
         cause: Cause::TE2E_EXPIRED,
         counter: 42,
+        refused: Some(7),
         tag: [9; 16],
     };
     let mut k = [0u8; KeyExpiredRepr::LEN];
     g.bench_function("key-expired", |b| {
         b.iter(|| black_box(&kr).emit(&mut KeyExpiredPacket::new_unchecked(black_box(&mut k[..]))))
+    });
+    let hr = hello();
+    let mut h = [0u8; HelloRepr::MIN_LEN];
+    g.bench_function("hello", |b| {
+        b.iter(|| black_box(&hr).emit(&mut HelloPacket::new_unchecked(black_box(&mut h[..]))))
     });
     let mut out = vec![0u8; 2048];
     for size in [16usize, 1024] {

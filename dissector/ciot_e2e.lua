@@ -9,21 +9,28 @@
 -- Load: tshark -X lua_script:dissector/ciot_e2e.lua -r capture.pcap
 -- or copy it into Wireshark's personal Lua plugins folder (see README.md).
 
-local VERSION = 1
+local VERSION = 2
 local DEFAULT_PORT = 33863
 local MAX_MESSAGE_LEN = 65507
 local TRIGGER_LEN = 50
-local KEY_EXPIRED_LEN = 29
+local KEY_EXPIRED_LEN = 33
 local DATA_HEADER_LEN = 9
+local TAG_LEN = 16
+-- The hello: max(64, 33 + identifier length) octets, identifier 1..64.
+local HELLO_MIN_LEN = 64
+local HELLO_ID_LEN_AT = 16
+local HELLO_ID_AT = 17
+local MAX_ID_LEN = 64
 
 local p = Proto("ciot_e2e", "CIoT end-to-end security (TR 33.863)")
 
-local types = { [1] = "derive-trigger", [2] = "key-expired", [3] = "data" }
+local types = { [1] = "derive-trigger", [2] = "key-expired", [3] = "data", [4] = "hello" }
 local suites = { [1] = "nea2-nia2", [2] = "aes-128-gcm" }
 local tag_lens = { [1] = 4, [2] = 16 }
 local kdfs = { [1] = "3gpp", [2] = "hkdf" }
 local causes = {
   [1] = "te2e-expired", [2] = "expired-by-enterprise", [3] = "unknown-ksi", [4] = "root-replaced",
+  [5] = "replaced",
 }
 local directions = { [0] = "uplink", [1] = "downlink" }
 
@@ -35,6 +42,8 @@ local f = {
   direction = ProtoField.uint8("ciot_e2e.flags.direction", "Direction", base.DEC, directions, 0x01),
   reserved_data = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xfe),
   reserved_control = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xff),
+  named = ProtoField.uint8("ciot_e2e.flags.named", "NAMED", base.DEC, nil, 0x01),
+  rekey = ProtoField.uint8("ciot_e2e.flags.rekey", "REKEY", base.DEC, nil, 0x01),
   trigger_counter = ProtoField.uint64("ciot_e2e.trigger.counter", "Trigger counter", base.DEC),
   trigger_rand = ProtoField.bytes("ciot_e2e.trigger.rand", "RAND"),
   trigger_kdf = ProtoField.uint8("ciot_e2e.trigger.kdf", "KDF profile", base.HEX, kdfs),
@@ -43,7 +52,14 @@ local f = {
   trigger_tag = ProtoField.bytes("ciot_e2e.trigger.tag", "Tag"),
   ke_cause = ProtoField.uint8("ciot_e2e.key_expired.cause", "Cause", base.HEX, causes),
   ke_counter = ProtoField.uint64("ciot_e2e.key_expired.counter", "Counter", base.DEC),
+  ke_seq = ProtoField.uint32("ciot_e2e.key_expired.seq", "Refused seq", base.DEC),
   ke_tag = ProtoField.bytes("ciot_e2e.key_expired.tag", "Tag"),
+  hello_counter = ProtoField.uint64("ciot_e2e.hello.counter", "Highest trigger counter", base.DEC),
+  hello_seq = ProtoField.uint32("ciot_e2e.hello.seq", "Hello seq", base.DEC),
+  hello_id_len = ProtoField.uint8("ciot_e2e.hello.id_len", "Identifier length", base.DEC),
+  hello_id = ProtoField.bytes("ciot_e2e.hello.id", "UE identifier"),
+  hello_padding = ProtoField.bytes("ciot_e2e.hello.padding", "Padding"),
+  hello_tag = ProtoField.bytes("ciot_e2e.hello.tag", "Tag"),
   data_suite = ProtoField.uint8("ciot_e2e.data.suite", "Suite", base.HEX, suites),
   data_seq = ProtoField.uint32("ciot_e2e.data.seq", "Sequence number", base.DEC),
   data_payload = ProtoField.bytes("ciot_e2e.data.payload", "Protected payload"),
@@ -53,9 +69,11 @@ local f = {
 }
 p.fields = {
   f.version, f.type, f.ksi, f.flags, f.direction, f.reserved_data, f.reserved_control,
+  f.named, f.rekey,
   f.trigger_counter, f.trigger_rand, f.trigger_kdf, f.trigger_suite, f.trigger_lifetime,
-  f.trigger_tag, f.ke_cause, f.ke_counter, f.ke_tag, f.data_suite, f.data_seq,
-  f.data_payload, f.data_tag, f.trailing, f.body,
+  f.trigger_tag, f.ke_cause, f.ke_counter, f.ke_seq, f.ke_tag,
+  f.hello_counter, f.hello_seq, f.hello_id_len, f.hello_id, f.hello_padding, f.hello_tag,
+  f.data_suite, f.data_seq, f.data_payload, f.data_tag, f.trailing, f.body,
 }
 
 local function expert_field(kind, text)
@@ -73,10 +91,14 @@ local e = {
   zero_lifetime = expert_field("zero_lifetime", "Zero lifetime"),
   trailing_data = expert_field("trailing_data", "Trailing data"),
   bad_length = expert_field("bad_length", "Message too long"),
+  bad_id_length = expert_field("bad_id_length", "Identifier length not 1..64"),
+  nonzero_padding = expert_field("nonzero_padding", "Non-zero padding"),
+  unnamed_seq = expert_field("unnamed_seq", "Seq without NAMED"),
 }
 p.experts = {
   e.truncated, e.unknown_version, e.unknown_type, e.reserved_bits, e.unknown_suite,
   e.unknown_kdf, e.unknown_cause, e.zero_lifetime, e.trailing_data, e.bad_length,
+  e.bad_id_length, e.nonzero_padding, e.unnamed_seq,
 }
 
 p.prefs.port = Pref.uint("UDP port", DEFAULT_PORT, "UDP port of the CIoT end-to-end security protocol")
@@ -113,6 +135,17 @@ local function control_flags(root, flags_item, tvb)
   end
 end
 
+-- Flags whose bit 0 means something (NAMED, REKEY): that bit and the
+-- reserved bits 1-7. Returns bit 0 (0 when there is no flags octet).
+local function bit_flag(root, flags_item, tvb, field)
+  if flags_item == nil then return 0 end
+  flags_item:add(field, tvb(3, 1))
+  flags_item:add(f.reserved_data, tvb(3, 1))
+  local flags = tvb(3, 1):uint()
+  if bit.band(flags, 0xfe) ~= 0 then malformed(root, e.reserved_bits, "flags", flags) end
+  return bit.band(flags, 0x01)
+end
+
 local function fixed_length(root, tvb, len)
   local got = tvb:len()
   if got < len then
@@ -145,15 +178,65 @@ local function trigger(root, tvb)
   fixed_length(root, tvb, TRIGGER_LEN)
 end
 
-local function key_expired(root, tvb)
+local function key_expired(root, tvb, named)
   if tvb:len() > 4 then
     root:add(f.ke_cause, tvb(4, 1))
     local cause = tvb(4, 1):uint()
     if causes[cause] == nil then malformed(root, e.unknown_cause, "cause", cause) end
   end
   add(root, f.ke_counter, tvb, 5, 8)
-  add(root, f.ke_tag, tvb, 13, 16)
+  if add(root, f.ke_seq, tvb, 13, 4) and named == 0 then
+    -- One encoding per message: an unnamed error carries seq 0.
+    local seq = tvb(13, 4):uint()
+    if seq ~= 0 then malformed(root, e.unnamed_seq, "seq", seq) end
+  end
+  add(root, f.ke_tag, tvb, 17, 16)
   fixed_length(root, tvb, KEY_EXPIRED_LEN)
+end
+
+local function printable(tvb, offset, len)
+  for i = offset, offset + len - 1 do
+    local b = tvb(i, 1):uint()
+    if b < 0x20 or b > 0x7e then return false end
+  end
+  return true
+end
+
+local function hello(root, tvb)
+  local len = tvb:len()
+  add(root, f.hello_counter, tvb, 4, 8)
+  add(root, f.hello_seq, tvb, 12, 4)
+  if len <= HELLO_ID_LEN_AT then
+    truncated(root, HELLO_MIN_LEN, len)
+    return
+  end
+  root:add(f.hello_id_len, tvb(HELLO_ID_LEN_AT, 1))
+  local id_len = tvb(HELLO_ID_LEN_AT, 1):uint()
+  if id_len < 1 or id_len > MAX_ID_LEN then
+    -- Where the identifier ends, and so the padding and the tag, is unknown.
+    malformed(root, e.bad_id_length, "identifier length", id_len)
+    if len < HELLO_MIN_LEN then truncated(root, HELLO_MIN_LEN, len) end
+    rest(root, tvb, HELLO_ID_AT)
+    return
+  end
+  local expected = math.max(HELLO_MIN_LEN, HELLO_ID_AT + id_len + TAG_LEN)
+  local id_end = HELLO_ID_AT + id_len
+  local tag_start = expected - TAG_LEN
+  local id_item = add(root, f.hello_id, tvb, HELLO_ID_AT, id_len)
+  if id_item ~= nil and printable(tvb, HELLO_ID_AT, id_len) then
+    id_item:append_text(' ("' .. tvb(HELLO_ID_AT, id_len):string() .. '")')
+  end
+  if tag_start > id_end and add(root, f.hello_padding, tvb, id_end, tag_start - id_end) then
+    for i = id_end, tag_start - 1 do
+      local b = tvb(i, 1):uint()
+      if b ~= 0 then
+        malformed(root, e.nonzero_padding, "padding", b)
+        break
+      end
+    end
+  end
+  add(root, f.hello_tag, tvb, tag_start, TAG_LEN)
+  fixed_length(root, tvb, expected)
 end
 
 local function data(root, flags_item, tvb)
@@ -206,7 +289,7 @@ function p.dissector(tvb, pinfo, tree)
   local version = tvb(0, 1):uint()
   if version ~= VERSION then
     root:add_proto_expert_info(e.unknown_version,
-      string.format("unknown protocol version %d (this crate speaks version 1)", version))
+      string.format("unknown protocol version %d (this crate speaks version 2)", version))
     rest(root, tvb, 1)
     pinfo.cols.info = "unknown version " .. version
     return len
@@ -225,10 +308,12 @@ function p.dissector(tvb, pinfo, tree)
     control_flags(root, flags_item, tvb)
     trigger(root, tvb)
   elseif ty == 2 then
-    control_flags(root, flags_item, tvb)
-    key_expired(root, tvb)
+    key_expired(root, tvb, bit_flag(root, flags_item, tvb, f.named))
   elseif ty == 3 then
     data(root, flags_item, tvb)
+  elseif ty == 4 then
+    bit_flag(root, flags_item, tvb, f.rekey)
+    hello(root, tvb)
   else
     root:add_proto_expert_info(e.unknown_type, string.format("unknown message type 0x%02x", ty))
     if len < 4 then truncated(root, 4, len) end

@@ -1,7 +1,8 @@
 //! The public API of `ciot_e2e::kdf` from a user's side: every error branch,
-//! domain separation between root kinds and profiles, and the handling of
-//! secrets (no key octets in `Debug`, constant-time equality, zeroize on drop
-//! checked by the compiler).
+//! domain separation between root kinds, profiles, algorithms and trigger
+//! counters, the worked example of docs/key-hierarchy.md, and the handling
+//! of secrets (no key octets in `Debug`, constant-time equality, zeroize on
+//! drop checked by the compiler).
 
 use ciot_e2e::kdf::{
     self, AlgKey, Algorithm, Ck, CkIk, ControlKey, Error, Fc, HkdfKey, Ik, KdfProfile, KeySet,
@@ -298,8 +299,8 @@ fn the_two_profiles_derive_different_keys() {
         assert_ne!(c3, ch, "{kind:?}");
         for alg in ALGS {
             assert_ne!(
-                kdf::alg_key(KdfProfile::Ts33220, &k3, alg),
-                kdf::alg_key(KdfProfile::HkdfSha256, &k3, alg),
+                kdf::alg_key(KdfProfile::Ts33220, &k3, alg, 1),
+                kdf::alg_key(KdfProfile::HkdfSha256, &k3, alg, 1),
                 "{kind:?} {alg:?}"
             );
         }
@@ -312,7 +313,7 @@ fn algorithm_keys_are_bound_to_their_algorithm() {
     for profile in PROFILES {
         let keys: Vec<AlgKey> = ALGS
             .iter()
-            .map(|&a| kdf::alg_key(profile, &keyset, a))
+            .map(|&a| kdf::alg_key(profile, &keyset, a, 1))
             .collect();
         assert_ne!(keys[0], keys[1]);
         assert_ne!(keys[0], keys[2]);
@@ -320,20 +321,105 @@ fn algorithm_keys_are_bound_to_their_algorithm() {
     }
 }
 
+/// A RAND source that repeats a RAND gives the same e2eKEYSET again; the
+/// trigger counter, P2 of every algorithm key, still keeps the keys apart.
+#[test]
+fn the_same_rand_under_counters_1_and_2_gives_different_algorithm_keys() {
+    let rand = Rand([0x42; 16]);
+    for profile in PROFILES {
+        for kind in KINDS {
+            let prepared = PreparedRoot::new(&root(kind, [0x17; 32]), profile);
+            let first = prepared.keyset(&rand);
+            let again = prepared.keyset(&rand);
+            assert_eq!(first, again, "the TR's e2eKEYSET = KDF(root, RAND)");
+            for alg in ALGS {
+                let one = kdf::alg_key(profile, &first, alg, 1);
+                let two = kdf::alg_key(profile, &again, alg, 2);
+                assert_ne!(one, two, "{profile:?} {kind:?} {alg:?}");
+                // Every other counter too, down to the last octet and the first.
+                for counter in [0, 3, 0x0100_0000_0000_0001, u64::MAX] {
+                    assert_ne!(
+                        kdf::alg_key(profile, &first, alg, counter),
+                        one,
+                        "{profile:?} {alg:?} counter {counter}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn algorithm_key_is_the_low_128_bits_of_the_kdf_output() {
     let keyset = KeySet::from_bytes([0x5e; 32]);
     for alg in ALGS {
-        let full = kdf::kdf(
-            keyset.as_bytes(),
-            Fc::new(kdf::FC_ALG_KEY).unwrap(),
-            &[&[alg.distinguisher()], &[alg.identity()]],
-        )
-        .unwrap();
-        assert_eq!(
-            kdf::alg_key(KdfProfile::Ts33220, &keyset, alg).as_bytes(),
-            &full[16..]
-        );
+        for counter in [0u64, 1, 2, 0x0102_0304_0506_0708, u64::MAX] {
+            // P2 = the trigger counter, eight octets big endian.
+            let full = kdf::kdf(
+                keyset.as_bytes(),
+                Fc::new(kdf::FC_ALG_KEY).unwrap(),
+                &[
+                    &[alg.distinguisher()],
+                    &[alg.identity()],
+                    &counter.to_be_bytes(),
+                ],
+            )
+            .unwrap();
+            assert_eq!(
+                kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter).as_bytes(),
+                &full[16..],
+                "{alg:?} counter {counter}"
+            );
+        }
+    }
+}
+
+/// The worked example of docs/key-hierarchy.md: CK, IK and RAND there, the
+/// algorithm keys of the keysets that triggers 1 and 2 install from that
+/// one RAND.
+#[test]
+fn worked_example_of_the_key_hierarchy_doc() {
+    let unhex = |s: &str| hex::decode(s).unwrap();
+    let ck_ik = CkIk::new(
+        &Ck::from_slice(&unhex("000102030405060708090a0b0c0d0e0f")).unwrap(),
+        &Ik::from_slice(&unhex("f0e0d0c0b0a090807060504030201000")).unwrap(),
+    );
+    let root = kdf::int_key(KdfProfile::Ts33220, &ck_ik);
+    assert_eq!(
+        hex::encode(root.key().as_bytes()),
+        "e13e78c902e13fafcf91962aa96a5c5b1949e23147dc819db727db7da0306331"
+    );
+    let rand = Rand::from_slice(&unhex("00112233445566778899aabbccddeeff")).unwrap();
+    let keyset = PreparedRoot::new(&root, KdfProfile::Ts33220).keyset(&rand);
+    assert_eq!(
+        hex::encode(keyset.as_bytes()),
+        "35f08975d145647d1e9aac907e18ea4fafb76af77ab82f47f9ce55dda1e5d746"
+    );
+    for (counter, nea2, nia2, gcm) in [
+        (
+            1,
+            "d2350b61a9b15a36f7685eed27401d85",
+            "5e4fd49d5d1d9fc92f0969a76c431131",
+            "a3be653df677d9ea90cb5cfc4fdeb4d2",
+        ),
+        (
+            2,
+            "db7bfbbc4147a2c8655018bf0b22e14e",
+            "cdd680ecdffb1be10fc2ac973d4308cb",
+            "339fda3ab1e4723db5fdb701ad6f264c",
+        ),
+    ] {
+        for (alg, want) in [
+            (Algorithm::Nea2, nea2),
+            (Algorithm::Nia2, nia2),
+            (Algorithm::Aes128Gcm, gcm),
+        ] {
+            assert_eq!(
+                hex::encode(kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter).as_bytes()),
+                want,
+                "{alg:?} counter {counter}"
+            );
+        }
     }
 }
 
@@ -377,7 +463,12 @@ fn debug_of_secret_types_prints_no_key_octets() {
         format!("{:?}", ControlKey::from_bytes([B; 32])),
         format!(
             "{:?}",
-            kdf::alg_key(KdfProfile::Ts33220, &KeySet::from_bytes([B; 32]), ALGS[0])
+            kdf::alg_key(
+                KdfProfile::Ts33220,
+                &KeySet::from_bytes([B; 32]),
+                ALGS[0],
+                1
+            )
         ),
     ];
     for p in &printed {

@@ -1,12 +1,13 @@
-//! Wire format v1: golden bytes from docs/wire-format.md, view/Repr agreement,
+//! Wire format v2: golden bytes from docs/wire-format.md, view/Repr agreement,
 //! round trips of random Reprs, every error branch and every truncation.
 
 use ciot_e2e::kdf::{
     Ck, CkIk, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, int_key,
 };
 use ciot_e2e::wire::{
-    Cause, ControlAuth, DataPacket, DataRepr, Direction, Error, FieldName, KeyExpiredPacket,
-    KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Message, Suite, TriggerPacket, TriggerRepr,
+    Cause, ControlAuth, DataPacket, DataRepr, Direction, Error, FieldName, HelloPacket, HelloRepr,
+    KeyExpiredPacket, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Message, MessageType, Suite,
+    TriggerPacket, TriggerRepr,
 };
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -30,8 +31,19 @@ fn doc_auth() -> ControlAuth {
     ControlAuth::new(&doc_root().control_key())
 }
 
-const GOLDEN_TRIGGER: &str = "010101000000000000000001000102030405060708090a0b0c0d0e0f010200000e1069c8a90f3e7752e53dd800c8719d80d2";
-const GOLDEN_KEY_EXPIRED: &str = "010201000100000000000000010608f2da38c4bf721c69f45a443f53fb";
+const GOLDEN_TRIGGER: &str = "020101000000000000000001000102030405060708090a0b0c0d0e0f010200000e10fca967a1394be69ed4e1fbdcb34ff9bf";
+/// KSI 1 refused (te2e-expired), counter 1, no message named.
+const GOLDEN_KEY_EXPIRED: &str =
+    "0202010001000000000000000100000000eb711eaf6c18a46be8442892bb66936a";
+/// The same, naming the refused message: seq 3 (flag NAMED).
+const GOLDEN_KEY_EXPIRED_NAMED: &str =
+    "020201010100000000000000010000000398fb34a3b962e182a826a3a4c7a0f31e";
+/// "ue-0001", KSI 1, counter 1, hello seq 2, REKEY: padded to 64 octets.
+const GOLDEN_HELLO: &str = "020401010000000000000001000000020775652d30303031000000000000000000000000000000000000000000000000025bd0f2d8b07f7c81c6d0210f881dc0";
+/// A 35-octet identifier, no keyset yet (KSI 0, counter 0), seq 1, REKEY:
+/// 17 + 35 + 16 = 68 octets, no padding.
+const GOLDEN_HELLO_LONG: &str = "020400010000000000000000000000012375652d303030312e73656e736f72732e706c616e742d372e6578616d706c652e636f6d84025112af5ad15cb13faf3250b00bf0";
+const LONG_ID: &[u8] = b"ue-0001.sensors.plant-7.example.com";
 
 fn doc_trigger() -> TriggerRepr {
     TriggerRepr {
@@ -59,20 +71,87 @@ fn golden_trigger_matches_the_format_doc() {
 
 #[test]
 fn golden_key_expired_matches_the_format_doc() {
-    let mut buf = [0u8; 29];
-    let repr = KeyExpiredRepr {
+    for (refused, golden) in [
+        (None, GOLDEN_KEY_EXPIRED),
+        (Some(3), GOLDEN_KEY_EXPIRED_NAMED),
+    ] {
+        let mut buf = [0u8; 33];
+        let repr = KeyExpiredRepr {
+            ksi: Ksi(1),
+            cause: Cause::TE2E_EXPIRED,
+            counter: 1,
+            refused,
+            tag: [0; 16],
+        };
+        assert_eq!(repr.emit_signed(&doc_auth(), &mut buf), Ok(33));
+        assert_eq!(hex::encode(buf), golden);
+        let got = doc_auth().open_key_expired(&buf).unwrap();
+        assert_eq!(
+            (got.ksi, got.cause, got.counter, got.refused),
+            (Ksi(1), Cause::TE2E_EXPIRED, 1, refused)
+        );
+    }
+}
+
+#[test]
+fn named_and_unnamed_errors_differ_in_the_flag_and_the_seq_only() {
+    let unnamed = unhex(GOLDEN_KEY_EXPIRED);
+    let named = unhex(GOLDEN_KEY_EXPIRED_NAMED);
+    let differ: Vec<usize> = (0..17).filter(|&i| unnamed[i] != named[i]).collect();
+    assert_eq!(differ, vec![3, 16], "flags octet and the seq's last octet");
+    assert_eq!((unnamed[3], named[3]), (0x00, 0x01));
+}
+
+#[test]
+fn golden_hellos_match_the_format_doc() {
+    let auth = doc_auth();
+    let mut buf = [0u8; HelloRepr::MAX_LEN];
+    let short = HelloRepr {
         ksi: Ksi(1),
-        cause: Cause::TE2E_EXPIRED,
+        rekey: true,
         counter: 1,
+        seq: 2,
+        id: b"ue-0001",
         tag: [0; 16],
     };
-    assert_eq!(repr.emit_signed(&doc_auth(), &mut buf), Ok(29));
-    assert_eq!(hex::encode(buf), GOLDEN_KEY_EXPIRED);
-    let got = doc_auth().open_key_expired(&buf).unwrap();
+    assert_eq!(short.emit_signed(&auth, &mut buf), Ok(64));
+    assert_eq!(hex::encode(&buf[..64]), GOLDEN_HELLO);
+    let got = auth.open_hello(&buf[..64]).unwrap();
     assert_eq!(
-        (got.ksi, got.cause, got.counter),
-        (Ksi(1), Cause::TE2E_EXPIRED, 1)
+        (got.ksi, got.rekey, got.counter, got.seq, got.id),
+        (Ksi(1), true, 1, 2, &b"ue-0001"[..])
     );
+
+    let long = HelloRepr {
+        ksi: Ksi(0),
+        rekey: true,
+        counter: 0,
+        seq: 1,
+        id: LONG_ID,
+        tag: [0; 16],
+    };
+    assert_eq!(long.emit_signed(&auth, &mut buf), Ok(68));
+    assert_eq!(hex::encode(&buf[..68]), GOLDEN_HELLO_LONG);
+    assert_eq!(auth.open_hello(&buf[..68]).unwrap().id, LONG_ID);
+}
+
+#[test]
+fn a_hello_is_never_shorter_than_the_trigger_that_answers_it() {
+    // Answering a hello with one derive trigger never amplifies.
+    let shortest = HelloRepr {
+        ksi: Ksi(0),
+        rekey: true,
+        counter: 0,
+        seq: 0,
+        id: b"x",
+        tag: [0; 16],
+    };
+    assert_eq!(shortest.buffer_len(), HelloRepr::MIN_LEN);
+    const {
+        assert!(HelloRepr::MIN_LEN >= TriggerRepr::LEN);
+        assert!(HelloRepr::MIN_LEN >= KeyExpiredRepr::LEN);
+    }
+    assert!(unhex(GOLDEN_HELLO).len() >= unhex(GOLDEN_TRIGGER).len());
 }
 
 #[test]
@@ -85,13 +164,27 @@ fn view_and_repr_agree_on_golden_messages() {
         (r.ksi, r.counter, r.rand.clone(), r.suite, r.lifetime)
     );
     assert_eq!((p.kdf_code(), p.tag()), (r.profile.code(), &r.tag[..]));
-    let k = unhex(GOLDEN_KEY_EXPIRED);
-    let p = KeyExpiredPacket::new_checked(&k[..]).unwrap();
-    let r = KeyExpiredRepr::parse(&p).unwrap();
-    assert_eq!(
-        (p.ksi(), p.cause(), p.counter(), p.tag()),
-        (r.ksi, r.cause, r.counter, &r.tag[..])
-    );
+    for golden in [GOLDEN_KEY_EXPIRED, GOLDEN_KEY_EXPIRED_NAMED] {
+        let k = unhex(golden);
+        let p = KeyExpiredPacket::new_checked(&k[..]).unwrap();
+        let r = KeyExpiredRepr::parse(&p).unwrap();
+        assert_eq!(
+            (p.ksi(), p.cause(), p.counter(), p.tag()),
+            (r.ksi, r.cause, r.counter, &r.tag[..])
+        );
+        assert_eq!(p.named().then(|| p.seq()), r.refused);
+    }
+    for golden in [GOLDEN_HELLO, GOLDEN_HELLO_LONG] {
+        let h = unhex(golden);
+        let p = HelloPacket::new_checked(&h[..]).unwrap();
+        let r = HelloRepr::parse(&p).unwrap();
+        assert_eq!(
+            (p.ksi(), p.rekey(), p.counter(), p.seq(), p.id(), p.tag()),
+            (r.ksi, r.rekey, r.counter, r.seq, r.id, &r.tag[..])
+        );
+        assert_eq!(&h[p.id_field()], r.id);
+        assert_eq!(p.covered(), &h[..h.len() - 16]);
+    }
 }
 
 /// A small deterministic generator for random Reprs (xorshift64*).
@@ -114,7 +207,7 @@ fn random_reprs_round_trip_through_emit_and_parse() {
     let mut payload = vec![0u8; 2048];
     for i in 0..5_000 {
         let suite = Suite::KNOWN[(rng.next() % 2) as usize];
-        let msg_bytes: Vec<u8> = match i % 3 {
+        let msg_bytes: Vec<u8> = match i % 4 {
             0 => {
                 let r = TriggerRepr {
                     ksi: Ksi(rng.next() as u8),
@@ -138,8 +231,9 @@ fn random_reprs_round_trip_through_emit_and_parse() {
             1 => {
                 let r = KeyExpiredRepr {
                     ksi: Ksi(rng.next() as u8),
-                    cause: Cause::KNOWN[(rng.next() % 4) as usize],
+                    cause: Cause::KNOWN[(rng.next() % Cause::KNOWN.len() as u64) as usize],
                     counter: rng.next(),
+                    refused: (rng.next() % 2 == 0).then(|| rng.next() as u32),
                     tag: rng.bytes(),
                 };
                 let mut b = vec![0u8; r.buffer_len()];
@@ -149,6 +243,25 @@ fn random_reprs_round_trip_through_emit_and_parse() {
                     Message::KeyExpired(r),
                     "case {i}"
                 );
+                b
+            }
+            2 => {
+                let id_len = 1 + (rng.next() % 64) as usize;
+                for x in payload.iter_mut().take(id_len) {
+                    *x = rng.next() as u8;
+                }
+                let r = HelloRepr {
+                    ksi: Ksi(rng.next() as u8),
+                    rekey: rng.next() % 2 == 0,
+                    counter: rng.next(),
+                    seq: rng.next() as u32,
+                    id: &payload[..id_len],
+                    tag: rng.bytes(),
+                };
+                let mut b = vec![0u8; r.buffer_len()];
+                r.emit(&mut HelloPacket::new_unchecked(&mut b[..]));
+                assert_eq!(b.len(), 64.max(33 + id_len), "case {i}");
+                assert_eq!(Message::parse(&b).unwrap(), Message::Hello(r), "case {i}");
                 b
             }
             _ => {
@@ -184,7 +297,7 @@ fn random_reprs_round_trip_through_emit_and_parse() {
 
 fn golden_data() -> Vec<u8> {
     // ksi 1, uplink, aes-128-gcm, seq 0, 5 octets payload, 16 tag octets.
-    let mut m = unhex("010301000200000000");
+    let mut m = unhex("020301000200000000");
     m.extend_from_slice(&[0xaa; 5]);
     m.extend_from_slice(&[0xbb; 16]);
     m
@@ -195,9 +308,18 @@ fn every_truncation_of_every_message_is_reported_as_truncated() {
     for (name, full) in [
         ("trigger", unhex(GOLDEN_TRIGGER)),
         ("key-expired", unhex(GOLDEN_KEY_EXPIRED)),
+        ("key-expired named", unhex(GOLDEN_KEY_EXPIRED_NAMED)),
+        ("hello", unhex(GOLDEN_HELLO)),
+        ("hello long", unhex(GOLDEN_HELLO_LONG)),
     ] {
         for n in 0..full.len() {
-            let needed = if n < 2 { 4 } else { full.len() };
+            // A hello is at least 64 octets whatever its identifier; past
+            // that, its identifier length says how long it is.
+            let needed = match n {
+                0..2 => 4,
+                _ if full[1] == 0x04 && n < 64 => 64,
+                _ => full.len(),
+            };
             assert_eq!(
                 Message::parse(&full[..n]),
                 Err(Error::Truncated { needed, got: n }),
@@ -228,15 +350,23 @@ fn every_truncation_of_every_message_is_reported_as_truncated() {
 
 #[test]
 fn rejects_unknown_version() {
+    // Version 1 is refused as a whole: its key-expired error is shorter and
+    // its data keys are derived without the counter.
     let mut t = unhex(GOLDEN_TRIGGER);
-    t[0] = 2;
-    assert_eq!(Message::parse(&t), Err(Error::UnknownVersion(2)));
+    t[0] = 1;
+    assert_eq!(Message::parse(&t), Err(Error::UnknownVersion(1)));
+    let v1_key_expired = unhex("010201000100000000000000010608f2da38c4bf721c69f45a443f53fb");
+    assert_eq!(
+        Message::parse(&v1_key_expired),
+        Err(Error::UnknownVersion(1))
+    );
     assert_eq!(Message::parse(&[0]), Err(Error::UnknownVersion(0)));
+    assert_eq!(Message::parse(&[3, 1]), Err(Error::UnknownVersion(3)));
 }
 
 #[test]
 fn rejects_unknown_type() {
-    for ty in [0x00, 0x04, 0xff] {
+    for ty in [0x00, 0x05, 0xff] {
         let mut t = unhex(GOLDEN_TRIGGER);
         t[1] = ty;
         assert_eq!(Message::parse(&t), Err(Error::UnknownType(ty)));
@@ -259,10 +389,21 @@ fn rejects_trailing_data_after_control_messages() {
     assert_eq!(
         Message::parse(&k),
         Err(Error::TrailingData {
-            expected: 29,
-            got: 30
+            expected: 33,
+            got: 34
         })
     );
+    for (golden, len) in [(GOLDEN_HELLO, 64), (GOLDEN_HELLO_LONG, 68)] {
+        let mut h = unhex(golden);
+        h.push(0);
+        assert_eq!(
+            Message::parse(&h),
+            Err(Error::TrailingData {
+                expected: len,
+                got: len + 1
+            })
+        );
+    }
 }
 
 #[test]
@@ -278,6 +419,131 @@ fn rejects_reserved_flags_in_control_messages() {
             })
         );
     }
+    // Bit 0 is NAMED in a key-expired error and REKEY in a hello.
+    for golden in [GOLDEN_KEY_EXPIRED_NAMED, GOLDEN_HELLO] {
+        for bit in 1..8 {
+            let mut m = unhex(golden);
+            m[3] |= 1 << bit;
+            assert_eq!(
+                Message::parse(&m),
+                Err(Error::Malformed {
+                    field: FieldName::Flags,
+                    value: 1 | (1 << bit)
+                }),
+                "{golden} bit {bit}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rejects_a_seq_in_an_unnamed_key_expired_error() {
+    // Clearing NAMED leaves seq 3: one encoding per message, so refused.
+    let mut k = unhex(GOLDEN_KEY_EXPIRED_NAMED);
+    k[3] = 0;
+    assert_eq!(
+        Message::parse(&k),
+        Err(Error::Malformed {
+            field: FieldName::Seq,
+            value: 3
+        })
+    );
+    // Setting NAMED on an unnamed error names seq 0: well formed, but the
+    // tag no longer verifies.
+    let mut k = unhex(GOLDEN_KEY_EXPIRED);
+    k[3] = 1;
+    assert!(Message::parse(&k).is_ok());
+    assert_eq!(doc_auth().open_key_expired(&k), Err(Error::BadTag));
+}
+
+#[test]
+fn rejects_the_new_cause_only_when_unknown() {
+    let mut k = unhex(GOLDEN_KEY_EXPIRED);
+    k[4] = Cause::REPLACED.0;
+    let Message::KeyExpired(r) = Message::parse(&k).unwrap() else {
+        panic!("not a key-expired error")
+    };
+    assert_eq!(r.cause, Cause::REPLACED);
+    k[4] = 0x06;
+    assert_eq!(
+        Message::parse(&k),
+        Err(Error::Malformed {
+            field: FieldName::Cause,
+            value: 6
+        })
+    );
+}
+
+#[test]
+fn rejects_bad_hello_identifier_lengths_and_padding() {
+    let h = unhex(GOLDEN_HELLO);
+    for bad in [0u8, 65, 0xff] {
+        let mut m = h.clone();
+        m[16] = bad;
+        assert_eq!(
+            Message::parse(&m),
+            Err(Error::Malformed {
+                field: FieldName::IdLength,
+                value: u64::from(bad)
+            }),
+            "identifier length {bad}"
+        );
+    }
+    // A valid identifier length that does not fit the octets there.
+    let mut m = h.clone();
+    m[16] = 40;
+    assert_eq!(
+        Message::parse(&m),
+        Err(Error::Truncated {
+            needed: 73,
+            got: 64
+        })
+    );
+    let mut m = unhex(GOLDEN_HELLO_LONG);
+    m[16] = 7;
+    assert_eq!(
+        Message::parse(&m),
+        Err(Error::TrailingData {
+            expected: 64,
+            got: 68
+        })
+    );
+    // Every padding octet (24..48) must be zero.
+    for at in 24..48 {
+        let mut m = h.clone();
+        m[at] = 0x5a;
+        assert_eq!(
+            Message::parse(&m),
+            Err(Error::Malformed {
+                field: FieldName::Padding,
+                value: 0x5a
+            }),
+            "padding octet {at}"
+        );
+    }
+    // emit refuses what parse would refuse.
+    let empty = HelloRepr {
+        ksi: Ksi(0),
+        rekey: false,
+        counter: 0,
+        seq: 0,
+        id: b"",
+        tag: [0; 16],
+    };
+    assert_eq!(
+        empty.emit_signed(&doc_auth(), &mut [0u8; 97]),
+        Err(Error::Malformed {
+            field: FieldName::IdLength,
+            value: 0
+        })
+    );
+    assert_eq!(
+        Message::Hello(empty).emit_into(&mut [0u8; 97]),
+        Err(Error::Malformed {
+            field: FieldName::IdLength,
+            value: 0
+        })
+    );
 }
 
 #[test]
@@ -312,6 +578,18 @@ fn views_reject_other_message_types() {
     ));
     assert!(matches!(
         KeyExpiredPacket::new_checked(&t[..]),
+        Err(Error::WrongType { .. })
+    ));
+    assert_eq!(
+        HelloPacket::new_checked(&t[..]),
+        Err(Error::WrongType {
+            expected: MessageType::HELLO,
+            got: MessageType::DERIVE_TRIGGER
+        })
+    );
+    let h = unhex(GOLDEN_HELLO);
+    assert!(matches!(
+        TriggerPacket::new_checked(&h[..]),
         Err(Error::WrongType { .. })
     ));
 }
@@ -383,6 +661,38 @@ fn forged_key_expired_is_detected_by_verification() {
     let mut k = unhex(GOLDEN_KEY_EXPIRED);
     k[4] = Cause::ROOT_REPLACED.0;
     assert_eq!(auth.open_key_expired(&k), Err(Error::BadTag));
+    // Naming another message is a forgery too.
+    let mut k = unhex(GOLDEN_KEY_EXPIRED_NAMED);
+    k[16] = 4;
+    assert_eq!(auth.open_key_expired(&k), Err(Error::BadTag));
+    assert_eq!(
+        auth.verify_message(&unhex(GOLDEN_KEY_EXPIRED_NAMED)),
+        Ok(())
+    );
+}
+
+#[test]
+fn forged_hello_is_detected_by_verification() {
+    let auth = doc_auth();
+    for golden in [GOLDEN_HELLO, GOLDEN_HELLO_LONG] {
+        let good = unhex(golden);
+        assert_eq!(auth.verify_message(&good), Ok(()));
+        // Another UE's name, a higher seq, REKEY cleared: all forgeries.
+        for (at, xor) in [(17, 0x01), (15, 0x01), (3, 0x01)] {
+            let mut forged = good.clone();
+            forged[at] ^= xor;
+            assert_eq!(auth.open_hello(&forged), Err(Error::BadTag), "{at}");
+        }
+    }
+    // Same root octets, other kind: the control keys differ.
+    let as_e2m = PreparedRoot::new(
+        &RootKey::new(RootKind::E2mKey, RootBytes::from_bytes(*doc_root_bytes())),
+        KdfProfile::Ts33220,
+    );
+    assert_eq!(
+        ControlAuth::new(&as_e2m.control_key()).open_hello(&unhex(GOLDEN_HELLO)),
+        Err(Error::BadTag)
+    );
 }
 
 #[test]

@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn hello_is_never_shorter_than_a_trigger() {
-        assert!(HelloRepr::MIN_LEN >= crate::wire::TriggerRepr::LEN);
+        const { assert!(HelloRepr::MIN_LEN >= crate::wire::TriggerRepr::LEN) };
     }
 
     #[test]

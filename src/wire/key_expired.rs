@@ -12,8 +12,8 @@
 //! |                       | seq of the refused message (u32 BE; 0 unless NAMED)
 //! +-------+-------+-------+       +
 //! |       |  tag (16): HMAC-SHA-256(control key, octets 0..17)[..16]
-//! +-------+
-//! ```                                 33 octets in all
+//! +-------+                           33 octets in all
+//! ```
 //!
 //! The counter binds the error to one generation of the KSI, so an old error
 //! replayed after the KSI wrapped around names a stale generation. NAMED says

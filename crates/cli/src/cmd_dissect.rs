@@ -55,6 +55,7 @@ struct Summary {
     triggers: u64,
     key_expired: u64,
     data: u64,
+    hellos: u64,
     unknown: u64,
     decrypted: u64,
     bad_tag: u64,
@@ -107,6 +108,7 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
             Some(MessageType::DERIVE_TRIGGER) => sum.triggers += 1,
             Some(MessageType::KEY_EXPIRED) => sum.key_expired += 1,
             Some(MessageType::DATA) => sum.data += 1,
+            Some(MessageType::HELLO) => sum.hellos += 1,
             _ => sum.unknown += 1,
         }
         sum.malformed += u64::from(d.is_malformed());
@@ -196,6 +198,7 @@ fn text_summary(out: &mut Vec<u8>, s: &Summary, format: &str) {
     let _ = writeln!(out, "  derive-trigger: {}", s.triggers);
     let _ = writeln!(out, "  key-expired: {}", s.key_expired);
     let _ = writeln!(out, "  data: {}", s.data);
+    let _ = writeln!(out, "  hello: {}", s.hellos);
     let _ = writeln!(out, "  unknown: {}", s.unknown);
     if s.decrypted + s.bad_tag > 0 {
         let _ = writeln!(out, "  decrypted: {}, bad tag: {}", s.decrypted, s.bad_tag);
@@ -205,13 +208,14 @@ fn text_summary(out: &mut Vec<u8>, s: &Summary, format: &str) {
 fn json_summary(out: &mut Vec<u8>, s: &Summary) {
     let _ = writeln!(
         out,
-        "{{\"summary\":{{\"frames\":{},\"messages\":{},\"malformed\":{},\"types\":{{\"derive-trigger\":{},\"key-expired\":{},\"data\":{},\"unknown\":{}}},\"decrypted\":{},\"bad_tag\":{}}}}}",
+        "{{\"summary\":{{\"frames\":{},\"messages\":{},\"malformed\":{},\"types\":{{\"derive-trigger\":{},\"key-expired\":{},\"data\":{},\"hello\":{},\"unknown\":{}}},\"decrypted\":{},\"bad_tag\":{}}}}}",
         s.frames,
         s.messages,
         s.malformed,
         s.triggers,
         s.key_expired,
         s.data,
+        s.hellos,
         s.unknown,
         s.decrypted,
         s.bad_tag
@@ -385,6 +389,8 @@ fn json_field(out: &mut Vec<u8>, f: &Field, msg: &[u8], d: &Dissection) {
         )
     );
     if !plain {
-        let _ = write!(out, ",\"display\":\"{}\"", f.display(msg, d));
+        // A display may quote an identifier the message carries: escaped.
+        out.extend_from_slice(b",\"display\":");
+        json_str(out, &f.display(msg, d).to_string());
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use ciot_e2e::kdf::{AlgKey, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{
-    Cause, ControlAuth, DEFAULT_PORT, Direction, KeyExpiredRepr, Ksi, Suite, TriggerRepr,
+    Cause, ControlAuth, DEFAULT_PORT, Direction, HelloRepr, KeyExpiredRepr, Ksi, Suite,
+    TriggerRepr, hello,
 };
 use ciot_e2e_analyze::dissect::pcap::{PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter};
 use ciot_e2e_analyze::keylog::KeyLogFile;
@@ -29,7 +30,8 @@ pub struct GenPcapArgs {
     out: PathBuf,
     /// Share of messages to damage (0.0 - 1.0): truncations, bad version,
     /// type, flags, suite, KDF, cause or lifetime, trailing octets, flipped
-    /// tag bits.
+    /// tag bits, a hello's bad identifier length or padding, a key-expired
+    /// seq without NAMED.
     #[arg(long, default_value_t = 0.0)]
     malformed_ratio: f64,
     /// Seed: the same seed gives the same file.
@@ -162,7 +164,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
         let ue_n = rng.below(64) as u16;
         let ue = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + ue_n as u8), 49152 + ue_n);
         let ks = &keysets[rng.below(keysets.len() as u64) as usize];
-        let kind = rng.below(10);
+        let kind = rng.below(12);
         let (mut len, uplink) = match kind {
             0 | 1 => {
                 let t = TriggerRepr {
@@ -182,17 +184,36 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
             }
             2 => {
                 let cause = Cause::KNOWN[rng.below(Cause::KNOWN.len() as u64) as usize];
+                // Both forms: naming the refused message (NAMED) or not.
+                let refused = (rng.below(2) == 0).then(|| rng.next() as u32);
                 let k = KeyExpiredRepr {
                     ksi: ks.ksi,
                     cause,
                     counter: ks.counter,
-                    refused: None,
+                    refused,
                     tag: [0; 16],
                 };
                 (
                     k.emit_signed(&auth, &mut buf)
                         .map_err(|e| Failure::usage(e.to_string()))?,
                     false,
+                )
+            }
+            3 => {
+                let mut id = [0u8; hello::MAX_ID_LEN];
+                let id_len = ue_id(&mut rng, ue_n, &mut id);
+                let h = HelloRepr {
+                    ksi: ks.ksi,
+                    rekey: rng.below(4) == 0,
+                    counter: ks.counter,
+                    seq: (i & 0xffff_ffff) as u32,
+                    id: &id[..id_len],
+                    tag: [0; 16],
+                };
+                (
+                    h.emit_signed(&auth, &mut buf)
+                        .map_err(|e| Failure::usage(e.to_string()))?,
+                    true,
                 )
             }
             _ => {
@@ -233,17 +254,42 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
     .map_err(fail)
 }
 
+/// A UE identifier into `id`; returns its length. Mostly short text
+/// (`ue-7`), sometimes text long enough to make the hello longer than 64
+/// octets, sometimes octets that are not text.
+fn ue_id(rng: &mut Rng, ue_n: u16, id: &mut [u8; hello::MAX_ID_LEN]) -> usize {
+    match rng.below(8) {
+        0 => {
+            let n = 1 + rng.below(16) as usize;
+            rng.fill(&mut id[..n]);
+            n
+        }
+        1 => {
+            let n = 31 + rng.below(34) as usize;
+            for (j, b) in id[..n].iter_mut().enumerate() {
+                *b = b'a' + ((usize::from(ue_n) + j) % 26) as u8;
+            }
+            n
+        }
+        _ => {
+            let text = format!("ue-{ue_n}");
+            id[..text.len()].copy_from_slice(text.as_bytes());
+            text.len()
+        }
+    }
+}
+
 /// Damages a valid message in `buf[..len]`; returns its new length.
 fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
     let ty = buf[1];
     match rng.below(8) {
         0 => rng.below(len as u64) as usize, // truncated, possibly to nothing
         1 => {
-            buf[0] = [0, 2, 0xff][rng.below(3) as usize];
+            buf[0] = [0, 1, 0xff][rng.below(3) as usize]; // 1: the old version
             len
         }
         2 => {
-            buf[1] = [0, 4, 0x7f][rng.below(3) as usize];
+            buf[1] = [0, 5, 0x7f][rng.below(3) as usize];
             len
         }
         3 => {
@@ -256,6 +302,12 @@ fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
         }
         4 if ty == 1 => {
             buf[29] = 9;
+            len
+        }
+        4 if ty == 4 => {
+            // An identifier length out of 1..=64, or one that does not
+            // match the hello's length.
+            buf[hello::field::ID_LEN] = [0, 65, 0xff, 40][rng.below(4) as usize];
             len
         }
         4 => {
@@ -273,6 +325,19 @@ fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
             } else {
                 buf[30..34].fill(0); // zero lifetime
             }
+            len
+        }
+        6 if ty == 2 => {
+            // A seq without NAMED.
+            buf[3] &= !1;
+            buf[16] |= 1 + rng.byte() % 0x7f;
+            len
+        }
+        6 if ty == 4 && len - hello::field::ID - usize::from(buf[hello::field::ID_LEN]) > 16 => {
+            // A non-zero padding octet.
+            let pad_start = hello::field::ID + usize::from(buf[hello::field::ID_LEN]);
+            let pad_len = len - 16 - pad_start;
+            buf[pad_start + rng.below(pad_len as u64) as usize] = 1 + rng.byte() % 0xfe;
             len
         }
         _ => {

@@ -29,6 +29,11 @@ pub struct ProtectArgs {
     /// KSI of the keyset.
     #[arg(long)]
     ksi: u8,
+    /// Trigger counter of the keyset: the counter of the derive trigger
+    /// that installed it. Algorithm keys are bound to it, so the same RAND
+    /// under another counter gives other keys.
+    #[arg(long, default_value_t = 1)]
+    counter: u64,
     /// Sequence number.
     #[arg(long)]
     seq: u32,
@@ -61,6 +66,11 @@ pub struct UnprotectArgs {
     /// The data message, hex.
     #[arg(long)]
     message: String,
+    /// Trigger counter of the keyset: the counter of the derive trigger
+    /// that installed it. Algorithm keys are bound to it, so the same RAND
+    /// under another counter gives other keys.
+    #[arg(long, default_value_t = 1)]
+    counter: u64,
     /// KDF profile.
     #[arg(long, value_enum, default_value_t)]
     kdf: KdfArg,
@@ -75,11 +85,12 @@ fn cipher(
     kdf: KdfArg,
     rand: &str,
     suite: Suite,
+    counter: u64,
 ) -> Result<SuiteCipher, Failure> {
     let keyset = prepared_root(root, kind, kdf)?.keyset(&ciot_e2e::kdf::Rand(
         hex_array("rand", rand).map_err(Failure::usage)?,
     ));
-    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite, 1)
+    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite, counter)
         .map_err(|e| Failure::rejected(e.to_string()))?
         .cipher())
 }
@@ -87,7 +98,14 @@ fn cipher(
 /// Runs `ciot-e2e protect`.
 pub fn protect(a: &ProtectArgs) -> Result<(), Failure> {
     let payload = hex_bytes(&a.payload).map_err(|e| Failure::usage(format!("--payload: {e}")))?;
-    let c = cipher(&a.root, a.root_kind, a.kdf, &a.rand, a.suite.into())?;
+    let c = cipher(
+        &a.root,
+        a.root_kind,
+        a.kdf,
+        &a.rand,
+        a.suite.into(),
+        a.counter,
+    )?;
     let direction = match a.direction {
         DirectionArg::Uplink => Direction::Uplink,
         DirectionArg::Downlink => Direction::Downlink,
@@ -108,7 +126,7 @@ pub fn unprotect(a: &UnprotectArgs) -> Result<(), Failure> {
     let suite = DataPacket::new_checked(&msg[..])
         .map_err(|e| Failure::rejected(format!("malformed data message: {e}")))?
         .suite();
-    let c = cipher(&a.root, a.root_kind, a.kdf, &a.rand, suite)?;
+    let c = cipher(&a.root, a.root_kind, a.kdf, &a.rand, suite, a.counter)?;
     let opened = c
         .open_in_place(&mut msg)
         .map_err(|e| Failure::rejected(e.to_string()))?;

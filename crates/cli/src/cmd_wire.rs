@@ -1,8 +1,10 @@
 //! `encode` and `decode`: control messages to and from hex.
 
 use ciot_e2e::kdf::{PreparedRoot, Rand, RootBytes, RootKey};
+use ciot_e2e::wire::hello::MAX_ID_LEN;
 use ciot_e2e::wire::{
-    Cause, ControlAuth, KeyExpiredRepr, Ksi, Message, Suite, TriggerRepr, header,
+    CONTROL_TAG_LEN, Cause, ControlAuth, HelloRepr, KeyExpiredRepr, Ksi, Message, Suite,
+    TriggerRepr, header,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -42,6 +44,8 @@ pub enum CauseArg {
     UnknownKsi,
     /// A new AKA run replaced the root.
     RootReplaced,
+    /// A newer keyset replaced it; the trigger follows.
+    Replaced,
 }
 
 impl From<CauseArg> for Cause {
@@ -51,6 +55,7 @@ impl From<CauseArg> for Cause {
             CauseArg::ExpiredByEnterprise => Cause::EXPIRED_BY_ENTERPRISE,
             CauseArg::UnknownKsi => Cause::UNKNOWN_KSI,
             CauseArg::RootReplaced => Cause::ROOT_REPLACED,
+            CauseArg::Replaced => Cause::REPLACED,
         }
     }
 }
@@ -119,7 +124,54 @@ pub enum EncodeCommand {
         /// Trigger counter of the refused keyset (0 if none).
         #[arg(long, default_value_t = 0)]
         counter: u64,
+        /// Sequence number of the refused message: sets NAMED, telling the UE
+        /// that the EESE authenticated that message, found it fresh and did
+        /// not deliver it, so it may send the payload again under the next
+        /// keyset. Without it the error names no message (seq 0).
+        #[arg(long)]
+        refused: Option<u32>,
     },
+    /// A hello (UE → EESE), signed with the control key of --root.
+    Hello {
+        #[command(flatten)]
+        root: RootArgs,
+        /// UE identifier, 1 to 64 octets: text (its UTF-8 octets), or hex
+        /// after `0x` (`0x75652d37`).
+        #[arg(long)]
+        id: String,
+        /// Highest trigger counter the UE accepted (0 if none).
+        #[arg(long)]
+        counter: u64,
+        /// Hello sequence number (strictly increasing per UE and root).
+        #[arg(long)]
+        seq: u32,
+        /// Set REKEY: the UE holds no keyset it can use and needs a new one.
+        #[arg(long)]
+        rekey: bool,
+        /// The UE's current KSI (0 when it holds none).
+        #[arg(long, default_value_t = 0)]
+        ksi: u8,
+    },
+}
+
+/// `--id`: text, or hex after `0x`; 1 to 64 octets.
+fn parse_id(id: &str) -> Result<Vec<u8>, Failure> {
+    let octets = match id.strip_prefix("0x") {
+        Some(hex) => hex_bytes(hex).map_err(|e| Failure::usage(format!("--id: {e}")))?,
+        None => id.as_bytes().to_vec(),
+    };
+    if !(1..=MAX_ID_LEN).contains(&octets.len()) {
+        return Err(Failure::usage(format!(
+            "--id must be 1 to {MAX_ID_LEN} octets, got {}",
+            octets.len()
+        )));
+    }
+    Ok(octets)
+}
+
+/// Whether an identifier reads as text: printable ASCII, space included.
+fn printable(id: &[u8]) -> bool {
+    id.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
 /// Arguments of `ciot-e2e decode`.
@@ -143,7 +195,7 @@ pub struct DecodeArgs {
 
 /// Runs `ciot-e2e encode ...`.
 pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
-    let mut buf = [0u8; TriggerRepr::LEN];
+    let mut buf = [0u8; HelloRepr::MAX_LEN];
     let len = match c {
         EncodeCommand::Trigger {
             root,
@@ -173,13 +225,34 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
             ksi,
             cause,
             counter,
+            refused,
         } => {
             let auth = ControlAuth::new(&root.prepared()?.control_key());
             KeyExpiredRepr {
                 ksi: Ksi(*ksi),
                 cause: (*cause).into(),
                 counter: *counter,
-                refused: None,
+                refused: *refused,
+                tag: [0; 16],
+            }
+            .emit_signed(&auth, &mut buf)
+        }
+        EncodeCommand::Hello {
+            root,
+            id,
+            counter,
+            seq,
+            rekey,
+            ksi,
+        } => {
+            let id = parse_id(id)?;
+            let auth = ControlAuth::new(&root.prepared()?.control_key());
+            HelloRepr {
+                ksi: Ksi(*ksi),
+                rekey: *rekey,
+                counter: *counter,
+                seq: *seq,
+                id: &id,
                 tag: [0; 16],
             }
             .emit_signed(&auth, &mut buf)
@@ -228,11 +301,21 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
         Message::KeyExpired(k) => out.extend([
             ("ksi", json!(k.ksi.0), k.ksi.to_string()),
             (
+                "named",
+                json!(k.refused.is_some()),
+                k.refused.is_some().to_string(),
+            ),
+            (
                 "cause",
                 json!(k.cause.name()),
                 format!("{} ({:#04x})", k.cause, k.cause.0),
             ),
             ("counter", json!(k.counter), k.counter.to_string()),
+            (
+                "seq",
+                json!(k.refused.unwrap_or(0)),
+                k.refused.unwrap_or(0).to_string(),
+            ),
             (
                 "refused",
                 json!(k.refused),
@@ -245,10 +328,12 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
             ("rekey", json!(h.rekey), h.rekey.to_string()),
             ("counter", json!(h.counter), h.counter.to_string()),
             ("seq", json!(h.seq), h.seq.to_string()),
+            ("id_length", json!(h.id.len()), h.id.len().to_string()),
+            ("id", json!(hex::encode(h.id)), id_text(h.id)),
             (
-                "id",
-                json!(hex::encode(h.id)),
-                format!("{:?}", String::from_utf8_lossy(h.id)),
+                "padding",
+                json!(hello_padding(h)),
+                format!("{} zero octets", hello_padding(h)),
             ),
             ("tag", json!(hex::encode(h.tag)), hex::encode(h.tag)),
         ]),
@@ -278,6 +363,19 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
         ]),
     }
     out
+}
+
+/// An identifier as `decode` shows it: quoted text when printable, else hex.
+fn id_text(id: &[u8]) -> String {
+    match std::str::from_utf8(id) {
+        Ok(text) if printable(id) => format!("{text:?} ({} octets)", id.len()),
+        _ => format!("{} ({} octets)", hex::encode(id), id.len()),
+    }
+}
+
+/// Zero octets between a hello's identifier and its tag.
+fn hello_padding(h: &HelloRepr<'_>) -> usize {
+    h.buffer_len() - ciot_e2e::wire::hello::field::ID - h.id.len() - CONTROL_TAG_LEN
 }
 
 /// Runs `ciot-e2e decode`.

@@ -229,3 +229,84 @@ fn bad_inputs_exit_non_zero_with_one_line() {
         "--count must be 4 octets",
     );
 }
+
+/// The nea2-nia2 data message of docs/wire-format.md rebuilt from the
+/// subcommands one by one: algorithm keys from `kdf` (FC 0x93, counter 1),
+/// the payload from `nea2` (COUNT = seq 0, BEARER = KSI 1, uplink), the MAC
+/// from `nia2` over header and ciphertext; `protect --counter 1` gives the
+/// same octets.
+#[test]
+fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
+    const ROOT: &str = "780e78ce2cc0714f3ebad7b93bd66c70551bd795a1195d23c9a548d23682ad57";
+    const RAND: &str = "000102030405060708090a0b0c0d0e0f";
+    let keyset = stdout_line(
+        &run(&["derive", "keyset", "--root", ROOT, "--rand", RAND]),
+        "keyset",
+    );
+    let key = |distinguisher: &str| {
+        let out = run(&[
+            "kdf",
+            "--key",
+            &keyset,
+            "--fc",
+            "93",
+            "--param",
+            distinguisher,
+            "--param",
+            "02",
+            "--param",
+            "0000000000000001",
+        ]);
+        stdout_line(&out, "kdf")[32..].to_owned()
+    };
+    let (enc, int) = (key("01"), key("02"));
+    let common = ["--count", "00000000", "--bearer", "1", "--direction", "0"];
+    let ciphertext = stdout_line(
+        &run(&[
+            &["nea2", "--key", &enc, "--data", "48656c6c6f"][..],
+            &common,
+        ]
+        .concat()),
+        "nea2",
+    );
+    let header = "020301000100000000";
+    let mac = stdout_line(
+        &run(&[
+            &[
+                "nia2",
+                "--key",
+                &int,
+                "--message",
+                &format!("{header}{ciphertext}"),
+            ][..],
+            &common,
+        ]
+        .concat()),
+        "nia2",
+    );
+    let message = format!("{header}{ciphertext}{mac}");
+    assert_eq!(message, "0203010001000000006591f51a19bc3205d9");
+    let protected = stdout_line(
+        &run(&[
+            "protect",
+            "--root",
+            ROOT,
+            "--rand",
+            RAND,
+            "--ksi",
+            "1",
+            "--seq",
+            "0",
+            "--direction",
+            "uplink",
+            "--suite",
+            "nea2-nia2",
+            "--payload",
+            "48656c6c6f",
+            "--counter",
+            "1",
+        ]),
+        "protect",
+    );
+    assert_eq!(protected, message);
+}

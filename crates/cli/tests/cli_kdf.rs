@@ -274,3 +274,65 @@ fn unknown_choices_are_refused() {
         assert!(!out.stderr.is_empty(), "{args:?}: silent refusal");
     }
 }
+
+/// docs/key-hierarchy.md: an algorithm key is the low 128 bits of
+/// `kdf --fc 93 --param <distinguisher> --param <identity> --param <counter>`
+/// over the keyset, the counter being the trigger's, eight octets big endian.
+#[test]
+fn algorithm_keys_through_the_raw_kdf_are_bound_to_the_trigger_counter() {
+    let root = ok_line(&["derive", "int-key", "--ck", CK, "--ik", IK]);
+    let rand = "00112233445566778899aabbccddeeff";
+    let keyset_hex = ok_line(&["derive", "keyset", "--root", &root, "--rand", rand]);
+    let keyset = kdf::KeySet::from_slice(&hex::decode(&keyset_hex).expect("hex")).expect("32");
+    let mut seen = std::collections::HashSet::new();
+    for (counter, counter_hex) in [(1u64, "0000000000000001"), (2, "0000000000000002")] {
+        for alg in [
+            kdf::Algorithm::Nea2,
+            kdf::Algorithm::Nia2,
+            kdf::Algorithm::Aes128Gcm,
+        ] {
+            let out = ok_line(&[
+                "kdf",
+                "--key",
+                &keyset_hex,
+                "--fc",
+                "93",
+                "--param",
+                &format!("{:02x}", alg.distinguisher()),
+                "--param",
+                &format!("{:02x}", alg.identity()),
+                "--param",
+                counter_hex,
+            ]);
+            let want = kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter);
+            assert_eq!(
+                &out[32..],
+                hex::encode(want.as_bytes()),
+                "{alg:?} {counter}"
+            );
+            assert!(
+                seen.insert(out[32..].to_owned()),
+                "{alg:?} {counter} repeats"
+            );
+        }
+    }
+    // The values docs/key-hierarchy.md shows for the AES-128-GCM key.
+    let gcm = |c: &str| {
+        ok_line(&[
+            "kdf",
+            "--key",
+            &keyset_hex,
+            "--fc",
+            "93",
+            "--param",
+            "03",
+            "--param",
+            "01",
+            "--param",
+            c,
+        ])[32..]
+            .to_owned()
+    };
+    assert_eq!(gcm("0000000000000001"), "a3be653df677d9ea90cb5cfc4fdeb4d2");
+    assert_eq!(gcm("0000000000000002"), "339fda3ab1e4723db5fdb701ad6f264c");
+}

@@ -16,19 +16,44 @@ use ciot_e2e_analyze::dissect::{Dissection, FindingKind, Value};
 use ciot_e2e_analyze::keylog::{KeyLog, KeyLogFile, KeyLogWriter};
 
 /// docs/wire-format.md, "Derive trigger".
-const TRIGGER: &str = "01010100\
+const TRIGGER: &str = "02010100\
     0000000000000001\
     000102030405060708090a0b0c0d0e0f\
     01\
     02\
     00000e10\
-    69c8a90f3e7752e53dd800c8719d80d2";
+    fca967a1394be69ed4e1fbdcb34ff9bf";
 
-/// docs/wire-format.md, "Key-expired error".
-const KEY_EXPIRED: &str = "01020100\
+/// docs/wire-format.md, "Key-expired error" (no message named).
+const KEY_EXPIRED: &str = "02020100\
     01\
     0000000000000001\
-    0608f2da38c4bf721c69f45a443f53fb";
+    00000000\
+    eb711eaf6c18a46be8442892bb66936a";
+
+/// docs/wire-format.md, "Key-expired error" naming seq 3 (NAMED).
+const KEY_EXPIRED_NAMED: &str = "02020101\
+    01\
+    0000000000000001\
+    00000003\
+    98fb34a3b962e182a826a3a4c7a0f31e";
+
+/// docs/wire-format.md, "Hello": "ue-0001", padded to 64 octets.
+const HELLO: &str = "02040101\
+    0000000000000001\
+    00000002\
+    07\
+    75652d30303031\
+    000000000000000000000000000000000000000000000000\
+    025bd0f2d8b07f7c81c6d0210f881dc0";
+
+/// docs/wire-format.md, "Hello": a 35-octet identifier, 68 octets, no padding.
+const HELLO_LONG: &str = "02040001\
+    0000000000000000\
+    00000001\
+    23\
+    75652d303030312e73656e736f72732e706c616e742d372e6578616d706c652e636f6d\
+    84025112af5ad15cb13faf3250b00bf0";
 
 fn bytes(hex: &str) -> Vec<u8> {
     hex::decode(hex).unwrap()
@@ -70,7 +95,7 @@ fn golden_trigger_every_field_at_its_offset() {
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(1)),
+            ("ciot_e2e.version", 0, 1, Some(2)),
             ("ciot_e2e.type", 1, 1, Some(1)),
             ("ciot_e2e.ksi", 2, 1, Some(1)),
             ("ciot_e2e.flags", 3, 1, Some(0)),
@@ -116,26 +141,176 @@ fn golden_trigger_every_field_at_its_offset() {
 
 #[test]
 fn golden_key_expired_every_field_at_its_offset() {
-    let msg = bytes(KEY_EXPIRED);
+    for (golden, named, seq) in [(KEY_EXPIRED, 0, 0), (KEY_EXPIRED_NAMED, 1, 3)] {
+        let msg = bytes(golden);
+        let d = Dissection::of(&msg, None);
+        assert_eq!(
+            layout(&d),
+            vec![
+                ("ciot_e2e.version", 0, 1, Some(2)),
+                ("ciot_e2e.type", 1, 1, Some(2)),
+                ("ciot_e2e.ksi", 2, 1, Some(1)),
+                ("ciot_e2e.flags", 3, 1, Some(named)),
+                ("ciot_e2e.flags.named", 3, 1, Some(named)),
+                ("ciot_e2e.flags.reserved", 3, 1, Some(0)),
+                ("ciot_e2e.key_expired.cause", 4, 1, Some(1)),
+                ("ciot_e2e.key_expired.counter", 5, 8, Some(1)),
+                ("ciot_e2e.key_expired.seq", 13, 4, Some(seq)),
+                ("ciot_e2e.key_expired.tag", 17, 16, None),
+            ]
+        );
+        assert!(d.findings().is_empty());
+        assert_eq!(
+            d.field("ciot_e2e.key_expired.cause")
+                .unwrap()
+                .display(&msg, &d)
+                .to_string(),
+            "te2e-expired (0x01)"
+        );
+        let flag = d.field("ciot_e2e.flags.named").unwrap();
+        assert_eq!((flag.mask, flag.depth), (Some(0x01), 1));
+    }
+    let mut m = bytes(KEY_EXPIRED);
+    m[4] = 0x05;
+    let d = Dissection::of(&m, None);
+    assert_eq!(
+        d.field("ciot_e2e.key_expired.cause")
+            .unwrap()
+            .display(&m, &d)
+            .to_string(),
+        "replaced (0x05)"
+    );
+    assert!(d.findings().is_empty());
+}
+
+#[test]
+fn golden_hellos_every_field_at_its_offset() {
+    let msg = bytes(HELLO);
     let d = Dissection::of(&msg, None);
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(1)),
-            ("ciot_e2e.type", 1, 1, Some(2)),
+            ("ciot_e2e.version", 0, 1, Some(2)),
+            ("ciot_e2e.type", 1, 1, Some(4)),
             ("ciot_e2e.ksi", 2, 1, Some(1)),
-            ("ciot_e2e.flags", 3, 1, Some(0)),
+            ("ciot_e2e.flags", 3, 1, Some(1)),
+            ("ciot_e2e.flags.rekey", 3, 1, Some(1)),
             ("ciot_e2e.flags.reserved", 3, 1, Some(0)),
-            ("ciot_e2e.key_expired.cause", 4, 1, Some(1)),
-            ("ciot_e2e.key_expired.counter", 5, 8, Some(1)),
-            ("ciot_e2e.key_expired.tag", 13, 16, None),
+            ("ciot_e2e.hello.counter", 4, 8, Some(1)),
+            ("ciot_e2e.hello.seq", 12, 4, Some(2)),
+            ("ciot_e2e.hello.id_len", 16, 1, Some(7)),
+            ("ciot_e2e.hello.id", 17, 7, None),
+            ("ciot_e2e.hello.padding", 24, 24, None),
+            ("ciot_e2e.hello.tag", 48, 16, None),
         ]
     );
     assert!(d.findings().is_empty());
+    assert_eq!(d.message_type(), Some(MessageType::HELLO));
+    let id = d.field("ciot_e2e.hello.id").unwrap();
+    assert_eq!(id.raw(&msg, &d), b"ue-0001");
+    assert_eq!(id.display(&msg, &d).to_string(), "\"ue-0001\"");
+
+    let msg = bytes(HELLO_LONG);
+    let d = Dissection::of(&msg, None);
     assert_eq!(
-        d.fields()[5].display(&msg, &d).to_string(),
-        "te2e-expired (0x01)"
+        layout(&d)[6..],
+        [
+            ("ciot_e2e.hello.counter", 4, 8, Some(0)),
+            ("ciot_e2e.hello.seq", 12, 4, Some(1)),
+            ("ciot_e2e.hello.id_len", 16, 1, Some(35)),
+            ("ciot_e2e.hello.id", 17, 35, None),
+            ("ciot_e2e.hello.tag", 52, 16, None),
+        ],
+        "no padding past 31 octets of identifier"
     );
+    assert!(d.findings().is_empty());
+
+    // An identifier that is not text is shown in hex.
+    let mut m = bytes(HELLO);
+    m[17..20].copy_from_slice(&[0x00, 0xff, 0x0a]);
+    let d = Dissection::of(&m, None);
+    assert_eq!(
+        d.field("ciot_e2e.hello.id")
+            .unwrap()
+            .display(&m, &d)
+            .to_string(),
+        "00ff0a30303031"
+    );
+}
+
+#[test]
+fn malformed_hellos_and_errors_get_their_own_findings() {
+    let kinds = |m: &[u8]| -> Vec<FindingKind> {
+        Dissection::of(m, None)
+            .findings()
+            .iter()
+            .map(|x| x.kind)
+            .collect()
+    };
+    // Identifier length out of 1..=64: the rest is undissected.
+    for bad in [0u8, 65, 0xff] {
+        let mut m = bytes(HELLO);
+        m[16] = bad;
+        let d = Dissection::of(&m, None);
+        assert_eq!(kinds(&m), vec![FindingKind::BadIdLength], "{bad}");
+        assert_eq!(
+            d.findings()[0].message,
+            format!("malformed identifier length: value {bad:#x} is not allowed")
+        );
+        let body = d.field("ciot_e2e.body").unwrap();
+        assert_eq!((body.offset, body.len), (17, 47));
+        assert!(d.field("ciot_e2e.hello.tag").is_none());
+        // Shorter than any hello: truncated as well.
+        assert_eq!(
+            kinds(&m[..40]),
+            vec![FindingKind::BadIdLength, FindingKind::Truncated]
+        );
+    }
+    // A length that the octets do not match.
+    let mut m = bytes(HELLO);
+    m[16] = 40;
+    let d = Dissection::of(&m, None);
+    assert_eq!(kinds(&m), vec![FindingKind::Truncated]);
+    assert_eq!(
+        d.findings()[0].message,
+        "truncated: needed 73 octets, got 64"
+    );
+    let mut m = bytes(HELLO_LONG);
+    m[16] = 7;
+    let d = Dissection::of(&m, None);
+    assert_eq!(
+        kinds(&m),
+        vec![FindingKind::NonzeroPadding, FindingKind::TrailingData]
+    );
+    assert_eq!(d.field("ciot_e2e.trailing").unwrap().offset, 64);
+    // Non-zero padding: found at its octet.
+    let mut m = bytes(HELLO);
+    m[40] = 0x7e;
+    let d = Dissection::of(&m, None);
+    assert_eq!(kinds(&m), vec![FindingKind::NonzeroPadding]);
+    assert_eq!(d.findings()[0].offset, 40);
+    assert_eq!(
+        d.findings()[0].message,
+        "malformed padding: value 0x7e is not allowed"
+    );
+    // Reserved flag bits beside REKEY and NAMED.
+    for golden in [HELLO, KEY_EXPIRED_NAMED] {
+        let mut m = bytes(golden);
+        m[3] |= 0x40;
+        assert_eq!(kinds(&m), vec![FindingKind::ReservedBits], "{golden}");
+    }
+    // A seq without NAMED.
+    let mut m = bytes(KEY_EXPIRED_NAMED);
+    m[3] = 0;
+    let d = Dissection::of(&m, None);
+    assert_eq!(kinds(&m), vec![FindingKind::UnnamedSeq]);
+    assert_eq!(
+        d.findings()[0].message,
+        "malformed seq: value 0x3 is not allowed"
+    );
+    assert_eq!(FindingKind::UnnamedSeq.as_str(), "unnamed_seq");
+    assert_eq!(FindingKind::BadIdLength.as_str(), "bad_id_length");
+    assert_eq!(FindingKind::NonzeroPadding.as_str(), "nonzero_padding");
 }
 
 #[test]
@@ -148,7 +323,7 @@ fn data_message_every_field_for_both_suites() {
         assert_eq!(
             layout(&d),
             vec![
-                ("ciot_e2e.version", 0, 1, Some(1)),
+                ("ciot_e2e.version", 0, 1, Some(2)),
                 ("ciot_e2e.type", 1, 1, Some(3)),
                 ("ciot_e2e.ksi", 2, 1, Some(5)),
                 ("ciot_e2e.flags", 3, 1, Some(1)),
@@ -175,7 +350,10 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
     let gcm = data_message(&gcm_keys(), 1, b"abc");
     for (name, msg, needed_at) in [
         ("trigger", bytes(TRIGGER), 50),
-        ("key-expired", bytes(KEY_EXPIRED), 29),
+        ("key-expired", bytes(KEY_EXPIRED), 33),
+        ("key-expired named", bytes(KEY_EXPIRED_NAMED), 33),
+        ("hello", bytes(HELLO), 64),
+        ("hello long", bytes(HELLO_LONG), 68),
         ("data", gcm.clone(), 0),
     ] {
         let full = Dissection::of(&msg, None);
@@ -205,6 +383,9 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
                 (_, 0..=1) => 4,
                 ("data", 2..=8) => 9,
                 ("data", _) => 25,
+                // Until the identifier length is there, no hello is shorter
+                // than 64 octets; from then on its length is known.
+                ("hello long", 2..=16) => 64,
                 _ => needed_at,
             };
             assert_eq!(
@@ -223,12 +404,12 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
 
 #[test]
 fn unknown_type_shows_its_header_and_the_rest() {
-    let msg = [0x01, 0x7f, 0x09, 0x00, 0xaa, 0xbb];
+    let msg = [0x02, 0x7f, 0x09, 0x00, 0xaa, 0xbb];
     let d = Dissection::of(&msg, None);
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(1)),
+            ("ciot_e2e.version", 0, 1, Some(2)),
             ("ciot_e2e.type", 1, 1, Some(0x7f)),
             ("ciot_e2e.ksi", 2, 1, Some(9)),
             ("ciot_e2e.flags", 3, 1, Some(0)),
@@ -245,15 +426,20 @@ fn unknown_type_shows_its_header_and_the_rest() {
 
 #[test]
 fn unknown_version_shows_the_version_and_the_rest() {
-    let d = Dissection::of(&[0x02, 0x01, 0x00], None);
+    // A version 1 message is an unknown version now.
+    let d = Dissection::of(&[0x01, 0x01, 0x00], None);
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(2)),
+            ("ciot_e2e.version", 0, 1, Some(1)),
             ("ciot_e2e.body", 1, 2, None)
         ]
     );
     assert_eq!(d.findings()[0].kind, FindingKind::UnknownVersion);
+    assert_eq!(
+        d.findings()[0].message,
+        "unknown protocol version 1 (this crate speaks version 2)"
+    );
     assert_eq!(d.message_type(), None);
 }
 
@@ -307,7 +493,7 @@ fn reserved_bits_unknown_codes_and_trailing_data_are_findings_not_stops() {
 fn any_octets_dissect_without_panicking() {
     let mut d = Dissection::new();
     let mut state = 0x1234_5678u32;
-    let mut buf = [0u8; 80];
+    let mut buf = [0u8; 120];
     for round in 0..20_000 {
         for b in buf.iter_mut() {
             state ^= state << 13;
@@ -315,8 +501,12 @@ fn any_octets_dissect_without_panicking() {
             state ^= state << 5;
             *b = state as u8;
         }
-        buf[0] = 1;
-        buf[1] = (round % 5) as u8;
+        buf[0] = 2;
+        buf[1] = (round % 6) as u8;
+        if round % 3 == 0 {
+            // A plausible identifier length, so hellos get past it.
+            buf[16] = (round % 70) as u8;
+        }
         let len = round % buf.len();
         d.run(&buf[..len], None);
         for f in d.fields() {
@@ -657,6 +847,14 @@ fn cli_dissect_decrypts_a_generated_capture_with_its_key_log() {
     let summary = &lines[300]["summary"];
     assert_eq!(summary["messages"], 300);
     assert_eq!(summary["malformed"], 0);
+    assert!(summary["types"]["hello"].as_u64().unwrap() > 0);
+    assert!(
+        lines[..300]
+            .iter()
+            .filter(|l| l["type"] == "key-expired")
+            .count()
+            > 0
+    );
     let data = summary["types"]["data"].as_u64().unwrap();
     assert!(data > 100);
     assert_eq!(
@@ -673,11 +871,10 @@ fn cli_dissect_decrypts_a_generated_capture_with_its_key_log() {
 
     // Text mode, and clear errors for bad files.
     let out = cli(&["dissect", p]);
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .contains("ciot_e2e.trigger.rand")
-    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ciot_e2e.trigger.rand"));
+    assert!(text.contains("ciot_e2e.hello.id"));
+    assert!(text.lines().any(|l| l.starts_with("  hello: ")));
     std::fs::write(dir.join("not.pcap"), b"definitely not a capture").unwrap();
     let out = cli(&["dissect", dir.join("not.pcap").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,13 +1,15 @@
 //! The Wireshark dissector (`dissector/ciot_e2e.lua`) against the crate's
 //! lax dissector: on generated captures, valid and malformed, pcap and
 //! pcapng, Ethernet and USER0, every field (abbreviation, value, offset,
-//! length) and every finding must agree, packet by packet.
+//! length) and every finding must agree, packet by packet. The captures
+//! hold every message of wire format v2 (hellos, key-expired errors with
+//! and without NAMED) and every kind of damage, and the test checks they do.
 //!
 //! Skips (and says why) when tshark is not installed, unless
 //! `CIOT_E2E_REQUIRE_TSHARK=1` (set by `ci/tshark.sh`), which makes a
 //! missing tshark a failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -206,8 +208,28 @@ fn flatten_theirs(obj: &Value, base: u64, p: &mut Packet) {
     }
 }
 
-fn compare(capture: &Path) -> usize {
+/// What a capture exercised: (abbrev, value) of some fields, finding kinds.
+#[derive(Default)]
+struct Seen {
+    fields: BTreeSet<(String, String)>,
+    findings: BTreeSet<String>,
+}
+
+/// Compares tshark with ciot-e2e on `capture`; returns how many messages
+/// agreed, recording what they exercised in `seen`.
+fn compare(capture: &Path, seen: &mut Seen) -> usize {
     let ours = ours(capture);
+    for p in ours.values() {
+        for (abbrev, (value, _, _)) in &p.fields {
+            let value = match abbrev.as_str() {
+                "ciot_e2e.flags.named" | "ciot_e2e.flags.rekey" | "ciot_e2e.type" => value.clone(),
+                _ => String::new(),
+            };
+            seen.fields.insert((abbrev.clone(), value));
+        }
+        seen.findings
+            .extend(p.findings.iter().map(|(kind, _)| kind.clone()));
+    }
     let theirs = theirs(capture);
     let mut differences = Vec::new();
     for (n, mine) in &ours {
@@ -291,9 +313,42 @@ fn lua_dissector_agrees_with_ciot_e2e_dissect_field_by_field() {
             ],
         ),
     ];
+    let mut seen = Seen::default();
     for c in &captures {
-        let n = compare(c);
+        let n = compare(c, &mut seen);
         eprintln!("{}: {n} messages agree", c.display());
+    }
+    for (abbrev, value) in [
+        ("ciot_e2e.type", "4"),
+        ("ciot_e2e.flags.named", "0"),
+        ("ciot_e2e.flags.named", "1"),
+        ("ciot_e2e.flags.rekey", "0"),
+        ("ciot_e2e.flags.rekey", "1"),
+        ("ciot_e2e.key_expired.seq", ""),
+        ("ciot_e2e.hello.id", ""),
+        ("ciot_e2e.hello.padding", ""),
+        ("ciot_e2e.hello.tag", ""),
+    ] {
+        assert!(
+            seen.fields.contains(&(abbrev.to_owned(), value.to_owned())),
+            "no message compared had {abbrev} = {value:?}"
+        );
+    }
+    for kind in [
+        "truncated",
+        "unknown_version",
+        "unknown_type",
+        "reserved_bits",
+        "unknown_suite",
+        "unknown_kdf",
+        "unknown_cause",
+        "zero_lifetime",
+        "trailing_data",
+        "bad_id_length",
+        "nonzero_padding",
+        "unnamed_seq",
+    ] {
+        assert!(seen.findings.contains(kind), "no finding {kind} compared");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,7 +23,7 @@
 //! // A derive trigger cut after 20 octets: the header and the counter are
 //! // shown, RAND is not complete, and one finding says why.
 //! let mut bytes = [0u8; 20];
-//! bytes[..4].copy_from_slice(&[0x01, 0x01, 0x07, 0x00]);
+//! bytes[..4].copy_from_slice(&[0x02, 0x01, 0x07, 0x00]);
 //! let d = Dissection::of(&bytes, None);
 //! assert_eq!(d.field("ciot_e2e.ksi").map(|f| f.uint()), Some(Some(7)));
 //! assert!(d.field("ciot_e2e.trigger.counter").is_some());
@@ -38,8 +38,8 @@ use std::vec::Vec;
 use crate::keylog::KeyLog;
 use ciot_e2e::kdf::KdfProfile;
 use ciot_e2e::wire::{
-    self, Cause, Direction, Error, FLAG_DOWNLINK, FieldName, MAX_MESSAGE_LEN, MessageType, Suite,
-    data, header, key_expired, trigger,
+    self, CONTROL_TAG_LEN, Cause, Direction, Error, FLAG_DOWNLINK, FieldName, HelloRepr,
+    MAX_MESSAGE_LEN, MessageType, Suite, data, header, hello, key_expired, trigger,
 };
 
 pub mod pcap;
@@ -72,6 +72,9 @@ pub enum Shown {
     Seconds,
     /// Header flags: their hex value.
     Hex,
+    /// Octets that are meant to be read as text (a UE identifier): the
+    /// text in quotes when every octet is printable ASCII, else hex.
+    Text,
 }
 
 /// One field of a dissected message.
@@ -143,8 +146,15 @@ impl fmt::Display for FieldDisplay<'_> {
             (Value::Uint(v), Shown::Code(None)) => write!(f, "unknown ({v:#04x})"),
             (Value::Uint(v), Shown::Seconds) => write!(f, "{v} s"),
             (Value::Uint(v), Shown::Hex) => write!(f, "{v:#04x}"),
-            (Value::Uint(v), Shown::Plain) => write!(f, "{v}"),
+            (Value::Uint(v), Shown::Plain | Shown::Text) => write!(f, "{v}"),
             (Value::Bool(b), _) => f.write_str(if b { "valid" } else { "invalid" }),
+            (Value::Bytes, Shown::Text) if is_text(self.raw) => {
+                f.write_str("\"")?;
+                for &b in self.raw {
+                    write!(f, "{}", char::from(b))?;
+                }
+                f.write_str("\"")
+            }
             (Value::Bytes | Value::Plaintext, _) => {
                 for b in self.raw {
                     write!(f, "{b:02x}")?;
@@ -153,6 +163,12 @@ impl fmt::Display for FieldDisplay<'_> {
             }
         }
     }
+}
+
+/// Whether octets read as text: non-empty, every one printable ASCII
+/// (space included).
+fn is_text(raw: &[u8]) -> bool {
+    !raw.is_empty() && raw.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
 /// How bad a finding is.
@@ -182,7 +198,7 @@ impl Severity {
 pub enum FindingKind {
     /// Fewer octets than the message needs.
     Truncated,
-    /// The version octet is not 1.
+    /// The version octet is not the one this crate speaks (2).
     UnknownVersion,
     /// The type octet names no message.
     UnknownType,
@@ -202,6 +218,12 @@ pub enum FindingKind {
     BadLength,
     /// Keys for the KSI were in the key log but none verifies the tag.
     BadTag,
+    /// A hello's identifier length is not 1..=64.
+    BadIdLength,
+    /// A hello's padding holds a non-zero octet.
+    NonzeroPadding,
+    /// A key-expired error carries a seq without the NAMED flag.
+    UnnamedSeq,
 }
 
 impl FindingKind {
@@ -220,6 +242,9 @@ impl FindingKind {
             FindingKind::TrailingData => "trailing_data",
             FindingKind::BadLength => "bad_length",
             FindingKind::BadTag => "bad_tag",
+            FindingKind::BadIdLength => "bad_id_length",
+            FindingKind::NonzeroPadding => "nonzero_padding",
+            FindingKind::UnnamedSeq => "unnamed_seq",
         }
     }
 
@@ -248,6 +273,18 @@ impl FindingKind {
                 field: FieldName::Lifetime,
                 ..
             } => FindingKind::ZeroLifetime,
+            Error::Malformed {
+                field: FieldName::IdLength,
+                ..
+            } => FindingKind::BadIdLength,
+            Error::Malformed {
+                field: FieldName::Padding,
+                ..
+            } => FindingKind::NonzeroPadding,
+            Error::Malformed {
+                field: FieldName::Seq,
+                ..
+            } => FindingKind::UnnamedSeq,
             Error::TrailingData { .. } => FindingKind::TrailingData,
             Error::BadLength { .. } => FindingKind::BadLength,
             _ => FindingKind::BadTag,
@@ -507,10 +544,14 @@ impl Lax<'_, '_> {
                 self.trigger();
             }
             MessageType::KEY_EXPIRED => {
-                self.control_flags(flags);
-                self.key_expired();
+                let named = self.bit_flag(flags, "NAMED", "ciot_e2e.flags.named");
+                self.key_expired(named);
             }
             MessageType::DATA => self.data(flags, keys),
+            MessageType::HELLO => {
+                self.bit_flag(flags, "REKEY", "ciot_e2e.flags.rekey");
+                self.hello();
+            }
             _ => {
                 self.finding(
                     Error::UnknownType(ty.0),
@@ -543,6 +584,40 @@ impl Lax<'_, '_> {
             };
             self.finding(e, Some("ciot_e2e.flags"), header::FLAGS);
         }
+    }
+
+    /// The flags of a control message whose bit 0 means something: that
+    /// bit and the reserved bits 1–7 as children. Returns bit 0.
+    fn bit_flag(&mut self, flags: Option<u8>, name: &'static str, abbrev: &'static str) -> bool {
+        let Some(flags) = flags else { return false };
+        let bit = flags & 0x01;
+        self.push(
+            name,
+            abbrev,
+            3..4,
+            Some(0x01),
+            1,
+            Value::Uint(u64::from(bit)),
+            Shown::Plain,
+        );
+        let reserved = u64::from(flags >> 1);
+        self.push(
+            "Reserved",
+            "ciot_e2e.flags.reserved",
+            3..4,
+            Some(0xfe),
+            1,
+            Value::Uint(reserved),
+            Shown::Hex,
+        );
+        if reserved != 0 {
+            let e = Error::Malformed {
+                field: FieldName::Flags,
+                value: u64::from(flags),
+            };
+            self.finding(e, Some("ciot_e2e.flags"), header::FLAGS);
+        }
+        bit == 1
     }
 
     fn fixed_length(&mut self, len: usize) {
@@ -624,7 +699,7 @@ impl Lax<'_, '_> {
         self.fixed_length(wire::TriggerRepr::LEN);
     }
 
-    fn key_expired(&mut self) {
+    fn key_expired(&mut self, named: bool) {
         use key_expired::field;
         if let Some(cause) = self.byte(field::CAUSE).map(Cause) {
             self.uint(
@@ -647,8 +722,90 @@ impl Lax<'_, '_> {
             field::COUNTER,
             Shown::Plain,
         );
+        let seq = self.uint(
+            "Refused seq",
+            "ciot_e2e.key_expired.seq",
+            field::SEQ,
+            Shown::Plain,
+        );
+        if let (false, Some(seq @ 1..)) = (named, seq) {
+            // One encoding per message: an unnamed error carries seq 0.
+            let e = Error::Malformed {
+                field: FieldName::Seq,
+                value: seq,
+            };
+            self.finding(e, Some("ciot_e2e.key_expired.seq"), field::SEQ.start);
+        }
         self.bytes("Tag", "ciot_e2e.key_expired.tag", field::TAG);
         self.fixed_length(wire::KeyExpiredRepr::LEN);
+    }
+
+    fn hello(&mut self) {
+        use hello::field;
+        self.uint(
+            "Highest trigger counter",
+            "ciot_e2e.hello.counter",
+            field::COUNTER,
+            Shown::Plain,
+        );
+        self.uint("Hello seq", "ciot_e2e.hello.seq", field::SEQ, Shown::Plain);
+        let Some(id_len) = self.uint(
+            "Identifier length",
+            "ciot_e2e.hello.id_len",
+            field::ID_LEN..field::ID,
+            Shown::Plain,
+        ) else {
+            self.truncated(HelloRepr::MIN_LEN);
+            return;
+        };
+        let id_len = id_len as usize;
+        if !(1..=hello::MAX_ID_LEN).contains(&id_len) {
+            // Where the identifier ends, and so the padding and the tag, is
+            // unknown: what follows is shown undissected.
+            let e = Error::Malformed {
+                field: FieldName::IdLength,
+                value: id_len as u64,
+            };
+            self.finding(e, Some("ciot_e2e.hello.id_len"), field::ID_LEN);
+            if self.b.len() < HelloRepr::MIN_LEN {
+                // No hello is shorter, whatever its identifier.
+                self.truncated(HelloRepr::MIN_LEN);
+            }
+            self.rest(field::ID);
+            return;
+        }
+        let len = HelloRepr::len_for(id_len);
+        let id_end = field::ID + id_len;
+        let tag_start = len - CONTROL_TAG_LEN;
+        if self.get(field::ID..id_end).is_some() {
+            self.push(
+                "UE identifier",
+                "ciot_e2e.hello.id",
+                field::ID..id_end,
+                None,
+                0,
+                Value::Bytes,
+                Shown::Text,
+            );
+        }
+        if tag_start > id_end
+            && let Some(padding) = self.get(id_end..tag_start)
+        {
+            let nonzero = padding
+                .iter()
+                .position(|&b| b != 0)
+                .map(|i| (i, padding[i]));
+            self.bytes("Padding", "ciot_e2e.hello.padding", id_end..tag_start);
+            if let Some((i, value)) = nonzero {
+                let e = Error::Malformed {
+                    field: FieldName::Padding,
+                    value: u64::from(value),
+                };
+                self.finding(e, Some("ciot_e2e.hello.padding"), id_end + i);
+            }
+        }
+        self.bytes("Tag", "ciot_e2e.hello.tag", tag_start..len);
+        self.fixed_length(len);
     }
 
     fn data(&mut self, flags: Option<u8>, keys: Option<&KeyLog>) {

@@ -120,7 +120,8 @@ fn derive_ref(profile: KdfProfile, key: &[u8], s: &[u8]) -> [u8; 32] {
 ///   path; a parameter over 65535 octets is refused, naming the first one;
 /// - `PreparedRoot` (keyset, control key) equals the one-shot functions and the
 ///   reference derivation of the right S string under both profiles, and so
-///   do `alg_key` and `int_key`;
+///   do `alg_key` (P2 = the trigger counter) and `int_key`; one keyset under
+///   two trigger counters gives two different algorithm keys;
 /// - `Suite::from_name`, `Cause::from_name`, `MessageType::from_name` and
 ///   `kdf::parse_root_kind` accept exactly the names their values print; with
 ///   the `cli` feature, what hex-decodes feeds `Fc`/`RootBytes`/`Rand` as the
@@ -229,11 +230,18 @@ fn hierarchy(input: &Input<'_>) {
         "control key"
     );
 
+    let other = u64::from_be_bytes(input.root[..8].try_into().expect("8 octets"));
     for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-        for counter in [
-            1,
-            u64::from_be_bytes(input.root[..8].try_into().expect("8 octets")),
-        ] {
+        // The same keyset (as a repeated RAND gives) under another trigger
+        // counter: other algorithm keys.
+        if other != 1 {
+            assert_ne!(
+                kdf::alg_key(profile, &keyset, alg, 1),
+                kdf::alg_key(profile, &keyset, alg, other),
+                "{alg:?}: counters 1 and {other} share a key"
+            );
+        }
+        for counter in [1, other] {
             let s = s_ref(
                 &[FC_ALG_KEY],
                 &[

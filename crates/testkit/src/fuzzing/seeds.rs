@@ -9,7 +9,8 @@ use std::{format, vec};
 use ciot_e2e::kdf::{KdfProfile, KeySet, Rand};
 use ciot_e2e::protect::suite::SuiteKeys;
 use ciot_e2e::wire::{
-    Cause, ControlAuth, Direction, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite, TriggerRepr, data,
+    Cause, ControlAuth, Direction, HelloRepr, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite,
+    TriggerRepr, data, hello,
 };
 
 use super::kdf::Input;
@@ -28,7 +29,7 @@ pub fn all() -> Vec<Seed> {
         out.push(("decode_any", name.clone(), bytes.clone()));
         out.push(("repr_roundtrip", name, bytes));
     }
-    for which in 0u8..4 {
+    for which in 0u8..6 {
         let bytes: Vec<u8> = core::iter::once(which)
             .chain((0u8..96).map(|i| i.wrapping_mul(37) ^ which))
             .collect();
@@ -106,21 +107,45 @@ fn messages() -> Vec<(String, Vec<u8>)> {
     bad[29] = 0x00;
     out.push(("trigger-unknown-suite".to_string(), bad));
 
-    for cause in Cause::KNOWN {
+    let key_expired = |cause: Cause, refused: Option<u32>| {
         let r = KeyExpiredRepr {
             ksi: Ksi(7),
-            cause: *cause,
+            cause,
             counter: u64::MAX,
-            refused: Some(3),
+            refused,
             tag: [0; 16],
         };
         let mut buf = [0u8; KeyExpiredRepr::LEN];
         r.emit_signed(&auth, &mut buf).expect("exact buffer");
-        out.push((format!("key-expired-{cause}"), buf.to_vec()));
+        buf.to_vec()
+    };
+    for cause in Cause::KNOWN {
+        out.push((format!("key-expired-{cause}"), key_expired(*cause, Some(3))));
     }
-    let mut bad = out.last().expect("pushed").1.clone();
-    bad[4] = 0x05;
+    let unnamed = key_expired(Cause::REPLACED, None);
+    out.push(("key-expired-unnamed".to_string(), unnamed.clone()));
+    out.push((
+        "key-expired-named-seq-max".to_string(),
+        key_expired(Cause::TE2E_EXPIRED, Some(u32::MAX)),
+    ));
+    let mut bad = unnamed.clone();
+    bad[4] = 0x06;
     out.push(("key-expired-unknown-cause".to_string(), bad));
+    let mut bad = unnamed.clone();
+    bad[16] = 0x01;
+    out.push(("key-expired-seq-without-named".to_string(), bad));
+    let mut bad = unnamed.clone();
+    bad[3] = 0x02;
+    out.push(("key-expired-flags".to_string(), bad));
+    out.push((
+        "key-expired-truncated".to_string(),
+        unnamed[..unnamed.len() - 1].to_vec(),
+    ));
+    out.push((
+        "key-expired-trailing".to_string(),
+        [&unnamed[..], &[0]].concat(),
+    ));
+    out.extend(hellos(&auth));
 
     for suite in Suite::KNOWN {
         for dir in [Direction::Uplink, Direction::Downlink] {
@@ -148,12 +173,76 @@ fn messages() -> Vec<(String, Vec<u8>)> {
     bad[3] = 0x03;
     out.push(("data-reserved-flag".to_string(), bad));
     out.push(("empty".to_string(), Vec::new()));
-    out.push(("version-only".to_string(), vec![0x01]));
-    out.push(("unknown-version".to_string(), vec![0x02, 0x01, 0, 0]));
-    out.push(("unknown-type".to_string(), vec![0x01, 0x04, 0, 0]));
+    out.push(("version-only".to_string(), vec![0x02]));
+    out.push(("unknown-version".to_string(), vec![0x01, 0x01, 0, 0]));
+    // A whole version 1 key-expired error (29 octets): an unknown version.
+    let mut v1 = unnamed[..29].to_vec();
+    v1[0] = 0x01;
+    out.push(("v1-key-expired".to_string(), v1));
+    out.push(("unknown-type".to_string(), vec![0x02, 0x05, 0, 0]));
     out.push((
         "data-header-only".to_string(),
-        vec![0x01, 0x03, 0, 0, 0x01, 0, 0, 0, 0],
+        vec![0x02, 0x03, 0, 0, 0x01, 0, 0, 0, 0],
+    ));
+    out
+}
+
+fn hello_msg(auth: &ControlAuth, id: &[u8], rekey: bool) -> Vec<u8> {
+    let r = HelloRepr {
+        ksi: Ksi(2),
+        rekey,
+        counter: 5,
+        seq: 9,
+        id,
+        tag: [0; 16],
+    };
+    let mut buf = vec![0u8; r.buffer_len()];
+    r.emit_signed(auth, &mut buf).expect("exact buffer");
+    buf
+}
+
+/// Hellos at every length boundary, and each way one can be malformed.
+fn hellos(auth: &ControlAuth) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let short = hello_msg(auth, b"ue-7", true);
+    out.push(("hello-short".to_string(), short.clone()));
+    out.push((
+        "hello-no-rekey".to_string(),
+        hello_msg(auth, b"ue-7", false),
+    ));
+    for n in [1, 31, 32, hello::MAX_ID_LEN] {
+        out.push((
+            format!("hello-id-{n}"),
+            hello_msg(auth, &vec![b'u'; n], true),
+        ));
+    }
+    out.push((
+        "hello-id-not-text".to_string(),
+        hello_msg(auth, &[0x00, 0xff, 0x22, 0x5c], true),
+    ));
+    for (name, len) in [("hello-id-len-0", 0u8), ("hello-id-len-65", 65)] {
+        let mut bad = short.clone();
+        bad[hello::field::ID_LEN] = len;
+        out.push((name.to_string(), bad));
+    }
+    let mut bad = short.clone();
+    bad[hello::field::ID_LEN] = 40; // needs 73 octets
+    out.push(("hello-id-len-past-end".to_string(), bad));
+    let mut bad = short.clone();
+    bad[30] = 0x01;
+    out.push(("hello-padding".to_string(), bad));
+    let mut bad = short.clone();
+    bad[3] = 0x81;
+    out.push(("hello-flags".to_string(), bad));
+    out.push((
+        "hello-truncated".to_string(),
+        short[..short.len() - 1].to_vec(),
+    ));
+    out.push(("hello-trailing".to_string(), [&short[..], &[0]].concat()));
+    let long = hello_msg(auth, &[b'v'; 40], true);
+    out.push((
+        "hello-long-truncated".to_string(),
+        long[..long.len() - 1].to_vec(),
     ));
     out
 }
@@ -173,7 +262,7 @@ fn unprotect_scripts() -> Vec<(String, Vec<u8>)> {
         val: 0,
     };
     let mut out = Vec::new();
-    for c in 0u8..4 {
+    for c in 0u8..6 {
         out.push((
             format!("seal-open-{c}"),
             script([
@@ -273,6 +362,33 @@ fn unprotect_scripts() -> Vec<(String, Vec<u8>)> {
                     },
                 },
                 U::OpenSealed { c: 1, idx: 0 },
+            ]),
+        ));
+    }
+    // One keyset under trigger counters 1 and 2 (ciphers 0/4 and 1/5): what
+    // one seals, the other must not open.
+    for c in 0u8..2 {
+        out.push((
+            format!("counter-bound-{c}"),
+            script([
+                U::Seal {
+                    c,
+                    ksi: 1,
+                    downlink: false,
+                    seq: 0,
+                    payload: b"Hello",
+                },
+                U::Seal {
+                    c: c + 4,
+                    ksi: 1,
+                    downlink: false,
+                    seq: 0,
+                    payload: b"Hello",
+                },
+                U::OpenSealed { c: c + 4, idx: 0 },
+                U::OpenSealed { c, idx: 1 },
+                U::OpenSealed { c, idx: 0 },
+                U::OpenSealed { c: c + 4, idx: 1 },
             ]),
         ));
     }

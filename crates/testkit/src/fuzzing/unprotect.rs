@@ -12,21 +12,28 @@ use ciot_e2e::wire::{DataPacket, Direction, Ksi, Suite};
 
 use super::reader::{Reader, Writer};
 
-/// The fixed ciphers: every suite under two keysets, so a message sealed
-/// under one must not open under the other.
-fn ciphers() -> &'static [SuiteCipher; 4] {
-    static CIPHERS: OnceLock<[SuiteCipher; 4]> = OnceLock::new();
-    CIPHERS.get_or_init(|| {
-        let c = |suite, fill, profile| {
-            SuiteKeys::derive(profile, &KeySet::from_bytes([fill; 32]), suite, 1)
+/// How many fixed ciphers a script chooses from.
+const CIPHERS: usize = 6;
+
+/// The fixed ciphers: every suite under two keysets, and the first keyset
+/// again as trigger counter 2 would install it (a RAND source that repeats
+/// a RAND gives the same e2eKEYSET). A message sealed under one must not
+/// open under any other.
+fn ciphers() -> &'static [SuiteCipher; CIPHERS] {
+    static TABLE: OnceLock<[SuiteCipher; CIPHERS]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let c = |suite, fill, profile, counter| {
+            SuiteKeys::derive(profile, &KeySet::from_bytes([fill; 32]), suite, counter)
                 .expect("known suite")
                 .cipher()
         };
         [
-            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220),
-            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220),
-            c(Suite::NEA2_NIA2, 0x02, KdfProfile::HkdfSha256),
-            c(Suite::AES_128_GCM, 0x02, KdfProfile::HkdfSha256),
+            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 1),
+            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 1),
+            c(Suite::NEA2_NIA2, 0x02, KdfProfile::HkdfSha256, 1),
+            c(Suite::AES_128_GCM, 0x02, KdfProfile::HkdfSha256, 1),
+            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 2),
+            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 2),
         ]
     })
 }
@@ -242,6 +249,9 @@ impl WindowModel {
 ///   back; a 32-bit NIA2 MAC is forged by chance once in 2^32 tries), and a
 ///   message this run sealed opens to its payload, KSI, direction and
 ///   sequence number;
+/// - a message this run sealed under one cipher never opens under another,
+///   in particular not under the same keyset installed by another trigger
+///   counter;
 /// - a sealed message the window has not seen always opens (completeness);
 /// - on failure the buffer and the window are unchanged, and a replay or an
 ///   old number is reported as such;
@@ -249,8 +259,8 @@ impl WindowModel {
 ///   survives `restore`.
 pub fn unprotect(bytes: &[u8]) {
     let ciphers = ciphers();
-    let mut windows = [ReplayWindow::new(); 4];
-    let mut models: [WindowModel; 4] = Default::default();
+    let mut windows = [ReplayWindow::new(); CIPHERS];
+    let mut models: [WindowModel; CIPHERS] = Default::default();
     // Everything sealed: the octets, the cipher, the payload.
     let mut sealed: Vec<(Vec<u8>, usize, Vec<u8>)> = Vec::new();
     let mut genuine: HashMap<(usize, Vec<u8>), Vec<u8>> = HashMap::new();
@@ -266,7 +276,7 @@ pub fn unprotect(bytes: &[u8]) {
                 seq,
                 payload,
             } => {
-                let c = usize::from(c % 4);
+                let c = usize::from(c) % CIPHERS;
                 let dir = if downlink {
                     Direction::Downlink
                 } else {
@@ -305,7 +315,7 @@ pub fn unprotect(bytes: &[u8]) {
                         &mut windows,
                         &mut models,
                         &genuine,
-                        usize::from(c % 4),
+                        usize::from(c) % CIPHERS,
                         msg,
                     );
                 }
@@ -319,7 +329,7 @@ pub fn unprotect(bytes: &[u8]) {
                         &mut windows,
                         &mut models,
                         &genuine,
-                        usize::from(c % 4),
+                        usize::from(c) % CIPHERS,
                         msg,
                     );
                 }
@@ -330,7 +340,7 @@ pub fn unprotect(bytes: &[u8]) {
                     &mut windows,
                     &mut models,
                     &genuine,
-                    usize::from(c % 4),
+                    usize::from(c) % CIPHERS,
                     bytes.to_vec(),
                 );
             }
@@ -352,15 +362,21 @@ pub(crate) fn describe(bytes: &[u8]) -> std::string::String {
 }
 
 fn open(
-    ciphers: &[SuiteCipher; 4],
-    windows: &mut [ReplayWindow; 4],
-    models: &mut [WindowModel; 4],
+    ciphers: &[SuiteCipher; CIPHERS],
+    windows: &mut [ReplayWindow; CIPHERS],
+    models: &mut [WindowModel; CIPHERS],
     genuine: &HashMap<(usize, Vec<u8>), Vec<u8>>,
     c: usize,
     msg: Vec<u8>,
 ) {
     let cipher = &ciphers[c];
-    let key = (c, msg);
+    let mut key = (c, msg);
+    // Which other cipher sealed these octets in this run, if one did.
+    let foreign = (0..CIPHERS).filter(|&o| o != c).find(|&o| {
+        key.0 = o;
+        genuine.contains_key(&key)
+    });
+    key.0 = c;
     let expected = genuine.get(&key);
     let msg = key.1;
 
@@ -368,6 +384,9 @@ fn open(
     let mut buf = msg.clone();
     match cipher.open_in_place(&mut buf) {
         Ok(o) => {
+            if let (Some(other), None) = (foreign, expected) {
+                panic!("cipher {c} opened a message cipher {other} sealed: {msg:02x?}");
+            }
             assert_sealed(cipher, c, &msg, &buf, &o, expected);
             let p = DataPacket::new_checked(&msg[..]).expect("opened message parses");
             assert_eq!(

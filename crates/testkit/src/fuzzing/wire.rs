@@ -8,7 +8,7 @@ use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
 use ciot_e2e::wire::{
     self, ControlAuth, DataPacket, DataRepr, Error, FieldName, HelloPacket, HelloRepr,
     KeyExpiredPacket, KeyExpiredRepr, Message, MessageType, Suite, TriggerPacket, TriggerRepr,
-    data, peek_type,
+    data, hello, peek_type,
 };
 
 /// A fixed control key, for signing and verifying in the targets.
@@ -22,14 +22,21 @@ pub(crate) fn fixed_auth() -> ControlAuth {
 /// Oracle: parsing never panics; when it succeeds, `emit_into` into a buffer of
 /// `buffer_len()` octets gives exactly the input (the format is canonical), a
 /// buffer one octet short is refused, the view of the message type agrees
-/// with the Repr field by field, and `peek_type` names the same type. When it
-/// fails, the type's own view/Repr path fails with the same error.
+/// with the Repr field by field (a key-expired error's NAMED flag and seq,
+/// a hello's identifier, its zero padding and its length
+/// `max(64, 33 + idlen)` included), and `peek_type` names the same type.
+/// When it fails, the type's own view/Repr path fails with the same error.
+/// Opening a control message under the fixed key agrees with verifying it.
 pub fn decode_any(bytes: &[u8]) {
     let auth = fixed_auth();
     // Must not panic, whatever it answers: tags are random here.
-    let _ = auth.verify_message(bytes);
+    let verified = auth.verify_message(bytes);
     let _ = auth.open_trigger(bytes, 0);
-    let _ = auth.open_key_expired(bytes);
+    let opened_error = auth.open_key_expired(bytes);
+    let opened_hello = auth.open_hello(bytes);
+    if opened_error.is_ok() || opened_hello.is_ok() {
+        assert_eq!(verified, Ok(()), "opened but does not verify");
+    }
 
     let msg = match Message::parse(bytes) {
         Ok(msg) => msg,
@@ -101,8 +108,17 @@ pub fn decode_any(bytes: &[u8]) {
                 (r.ksi, r.cause, r.counter, &r.tag[..])
             );
             assert_eq!(p.named().then(|| p.seq()), r.refused);
+            assert!(p.named() || p.seq() == 0, "an unnamed error with a seq");
+            assert_eq!(bytes[3] & 1 == 1, r.refused.is_some());
+            assert_eq!(bytes.len(), KeyExpiredRepr::LEN);
+            assert_eq!(p.covered(), &bytes[..bytes.len() - wire::CONTROL_TAG_LEN]);
             assert!(r.cause.is_known());
             assert_eq!(KeyExpiredRepr::parse(&p).as_ref(), Ok(r));
+            assert_eq!(
+                opened_error.is_ok(),
+                p.verify(&auth).is_ok(),
+                "open_key_expired and verify disagree"
+            );
         }
         Message::Data(r) => {
             let p = DataPacket::new_checked(bytes).expect("parsed data fails its view");
@@ -134,11 +150,23 @@ pub fn decode_any(bytes: &[u8]) {
                 (r.ksi, r.rekey, r.counter, r.seq, r.id, &r.tag[..])
             );
             assert_eq!(bytes.len(), HelloRepr::len_for(r.id.len()));
+            assert_eq!(bytes.len(), 64.max(33 + r.id.len()));
+            assert!((1..=hello::MAX_ID_LEN).contains(&r.id.len()));
+            assert_eq!(usize::from(bytes[hello::field::ID_LEN]), r.id.len());
+            assert_eq!(&bytes[p.id_field()], r.id);
+            let padding = &bytes[p.id_field().end..bytes.len() - wire::CONTROL_TAG_LEN];
+            assert!(padding.iter().all(|&b| b == 0), "non-zero padding parsed");
+            assert_eq!(p.covered(), &bytes[..bytes.len() - wire::CONTROL_TAG_LEN]);
             assert!(
                 bytes.len() >= TriggerRepr::LEN,
                 "a hello shorter than a trigger"
             );
             assert_eq!(HelloRepr::parse(&p).as_ref(), Ok(r));
+            assert_eq!(
+                opened_hello.as_ref().ok(),
+                p.verify(&auth).is_ok().then_some(r),
+                "open_hello and verify disagree"
+            );
         }
     }
 }
@@ -152,6 +180,9 @@ fn view_error(ty: MessageType, bytes: &[u8]) -> Option<Error> {
         MessageType::KEY_EXPIRED => KeyExpiredPacket::new_checked(bytes)
             .and_then(|p| KeyExpiredRepr::parse(&p))
             .err(),
+        MessageType::HELLO => HelloPacket::new_checked(bytes)
+            .and_then(|p| HelloRepr::parse(&p))
+            .err(),
         _ => DataPacket::new_checked(bytes)
             .and_then(|p| DataRepr::parse(&p))
             .err(),
@@ -162,12 +193,14 @@ fn view_error(ty: MessageType, bytes: &[u8]) -> Option<Error> {
 ///
 /// Oracle: parse gives the Repr back (a trigger with lifetime 0 is the one
 /// Repr the format refuses, with `Malformed(Lifetime)`); a signed control
-/// message verifies and opens, and any single bit flip makes it fail; a data
-/// Repr whose tag length or suite does not fit is refused by `emit_into`
+/// message (trigger, key-expired error named or not, hello) verifies and
+/// opens, and any single bit flip makes it fail; a data Repr whose tag
+/// length or suite does not fit, and a hello whose identifier is empty or
+/// longer than 64 octets, are refused by `emit_into` and `emit_signed`
 /// rather than written.
 pub fn repr_roundtrip(bytes: &[u8]) {
     let mut u = Unstructured::new(bytes);
-    let Ok(which) = u.int_in_range(0u8..=3) else {
+    let Ok(which) = u.int_in_range(0u8..=5) else {
         return;
     };
     let flip: u16 = u.arbitrary().unwrap_or(0);
@@ -187,8 +220,78 @@ pub fn repr_roundtrip(bytes: &[u8]) {
                 data_roundtrip(&r);
             }
         }
+        3 => {
+            if let Ok(r) = HelloRepr::arbitrary(&mut u) {
+                hello_roundtrip(&r, flip);
+            }
+        }
+        4 => hello_misfit(&mut u),
         _ => data_misfit(&mut u),
     }
+}
+
+fn hello_roundtrip(r: &HelloRepr<'_>, flip: u16) {
+    let len = r.buffer_len();
+    assert_eq!(len, 64.max(33 + r.id.len()));
+    let mut buf = std::vec![0xa5u8; len + 1];
+    assert_eq!(Message::Hello(*r).emit_into(&mut buf), Ok(len));
+    assert_eq!(buf[len], 0xa5, "emit_into wrote past its length");
+    assert_eq!(Message::parse(&buf[..len]), Ok(Message::Hello(*r)));
+    assert_eq!(
+        Message::Hello(*r).emit_into(&mut buf[..len - 1]),
+        Err(Error::BufferTooSmall {
+            needed: len,
+            got: len - 1
+        })
+    );
+
+    let auth = fixed_auth();
+    let buf = &mut buf[..len];
+    assert_eq!(r.emit_signed(&auth, buf), Ok(len));
+    assert_eq!(auth.verify_message(buf), Ok(()));
+    let signed = HelloRepr {
+        tag: auth.tag(&buf[..len - wire::CONTROL_TAG_LEN]),
+        ..*r
+    };
+    assert_eq!(auth.open_hello(buf), Ok(signed));
+    let bit = usize::from(flip) % (len * 8);
+    buf[bit / 8] ^= 1 << (bit % 8);
+    assert!(
+        auth.open_hello(buf).is_err(),
+        "hello with bit {bit} flipped opened"
+    );
+}
+
+/// Hellos whose identifier is empty or over 64 octets: never written.
+fn hello_misfit(u: &mut Unstructured<'_>) {
+    let (Ok(long), Ok(extra)) = (u.arbitrary::<bool>(), u.int_in_range(1usize..=32)) else {
+        return;
+    };
+    let id = [0x69u8; hello::MAX_ID_LEN + 32];
+    let id = if long {
+        &id[..hello::MAX_ID_LEN + extra]
+    } else {
+        &id[..0]
+    };
+    let r = HelloRepr {
+        ksi: wire::Ksi(u.arbitrary().unwrap_or(0)),
+        rekey: u.arbitrary().unwrap_or(false),
+        counter: u.arbitrary().unwrap_or(0),
+        seq: u.arbitrary().unwrap_or(0),
+        id,
+        tag: [0; 16],
+    };
+    let refused = Err(Error::Malformed {
+        field: FieldName::IdLength,
+        value: id.len() as u64,
+    });
+    let mut buf = std::vec![0x5au8; 2 * HelloRepr::MAX_LEN];
+    assert_eq!(Message::Hello(r).emit_into(&mut buf), refused);
+    assert_eq!(r.emit_signed(&fixed_auth(), &mut buf), refused);
+    assert!(
+        buf.iter().all(|&b| b == 0x5a),
+        "a refused hello was written"
+    );
 }
 
 fn trigger_roundtrip(r: &TriggerRepr, flip: u16) {
@@ -248,6 +351,8 @@ mod trigger {
     pub(super) const COVERED: usize = ciot_e2e::wire::trigger::field::TAG.start;
 }
 
+use ciot_e2e::wire::key_expired::field as key_expired_field;
+
 fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
     let mut buf = [0u8; KeyExpiredRepr::LEN];
     assert_eq!(
@@ -255,6 +360,12 @@ fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
         Ok(KeyExpiredRepr::LEN)
     );
     assert_eq!(Message::parse(&buf), Ok(Message::KeyExpired(*r)));
+    // NAMED and the seq field say the same thing.
+    assert_eq!(buf[3], u8::from(r.refused.is_some()));
+    assert_eq!(
+        buf[key_expired_field::SEQ],
+        r.refused.unwrap_or(0).to_be_bytes()
+    );
     let auth = fixed_auth();
     assert_eq!(r.emit_signed(&auth, &mut buf), Ok(KeyExpiredRepr::LEN));
     let covered = ciot_e2e::wire::key_expired::field::TAG.start;
