@@ -16,8 +16,8 @@ local TRIGGER_LEN = 50
 local KEY_EXPIRED_LEN = 33
 local DATA_HEADER_LEN = 9
 local TAG_LEN = 16
--- The hello: max(64, 33 + identifier length) octets, identifier 1..64.
-local HELLO_MIN_LEN = 64
+-- The hello: max(84, 33 + identifier length) octets, identifier 1..64.
+local HELLO_MIN_LEN = 84
 local HELLO_ID_LEN_AT = 16
 local HELLO_ID_AT = 17
 local MAX_ID_LEN = 64

@@ -74,7 +74,7 @@ fn derive_everything(profile: KdfProfile) -> u8 {
         acc ^= u8::from(keyset == one_shot);
         acc ^= prepared.control_key().as_bytes()[0];
         for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-            acc ^= kdf::alg_key(profile, &keyset, alg).as_bytes()[0];
+            acc ^= kdf::alg_key(profile, &keyset, alg, 7).as_bytes()[0];
         }
         let copy = prepared.clone();
         acc ^= copy.keyset(&Rand([0xa5; 16])).as_bytes()[31];

@@ -38,12 +38,12 @@ const GOLDEN_KEY_EXPIRED: &str =
 /// The same, naming the refused message: seq 3 (flag NAMED).
 const GOLDEN_KEY_EXPIRED_NAMED: &str =
     "020201010100000000000000010000000398fb34a3b962e182a826a3a4c7a0f31e";
-/// "ue-0001", KSI 1, counter 1, hello seq 2, REKEY: padded to 64 octets.
-const GOLDEN_HELLO: &str = "020401010000000000000001000000020775652d30303031000000000000000000000000000000000000000000000000025bd0f2d8b07f7c81c6d0210f881dc0";
-/// A 35-octet identifier, no keyset yet (KSI 0, counter 0), seq 1, REKEY:
-/// 17 + 35 + 16 = 68 octets, no padding.
-const GOLDEN_HELLO_LONG: &str = "020400010000000000000000000000012375652d303030312e73656e736f72732e706c616e742d372e6578616d706c652e636f6d84025112af5ad15cb13faf3250b00bf0";
-const LONG_ID: &[u8] = b"ue-0001.sensors.plant-7.example.com";
+/// "ue-0001", KSI 1, counter 1, hello seq 2, REKEY: padded to 84 octets.
+const GOLDEN_HELLO: &str = "020401010000000000000001000000020775652d303030310000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b676b84856f7abad540797024b6630f3";
+/// A 58-octet identifier, no keyset yet (KSI 0, counter 0), seq 1, REKEY:
+/// 17 + 58 + 16 = 91 octets, no padding.
+const GOLDEN_HELLO_LONG: &str = "020400010000000000000000000000013a75652d303030312e73656e736f72732e706c616e742d372e6275696c64696e672d31322e6578616d706c652e636f6d2e656e7465727072697365d92649bf7238e06cfb6753d6b10cf372";
+const LONG_ID: &[u8] = b"ue-0001.sensors.plant-7.building-12.example.com.enterprise";
 
 fn doc_trigger() -> TriggerRepr {
     TriggerRepr {
@@ -114,9 +114,9 @@ fn golden_hellos_match_the_format_doc() {
         id: b"ue-0001",
         tag: [0; 16],
     };
-    assert_eq!(short.emit_signed(&auth, &mut buf), Ok(64));
-    assert_eq!(hex::encode(&buf[..64]), GOLDEN_HELLO);
-    let got = auth.open_hello(&buf[..64]).unwrap();
+    assert_eq!(short.emit_signed(&auth, &mut buf), Ok(84));
+    assert_eq!(hex::encode(&buf[..84]), GOLDEN_HELLO);
+    let got = auth.open_hello(&buf[..84]).unwrap();
     assert_eq!(
         (got.ksi, got.rekey, got.counter, got.seq, got.id),
         (Ksi(1), true, 1, 2, &b"ue-0001"[..])
@@ -130,9 +130,9 @@ fn golden_hellos_match_the_format_doc() {
         id: LONG_ID,
         tag: [0; 16],
     };
-    assert_eq!(long.emit_signed(&auth, &mut buf), Ok(68));
-    assert_eq!(hex::encode(&buf[..68]), GOLDEN_HELLO_LONG);
-    assert_eq!(auth.open_hello(&buf[..68]).unwrap().id, LONG_ID);
+    assert_eq!(long.emit_signed(&auth, &mut buf), Ok(91));
+    assert_eq!(hex::encode(&buf[..91]), GOLDEN_HELLO_LONG);
+    assert_eq!(auth.open_hello(&buf[..91]).unwrap().id, LONG_ID);
 }
 
 #[test]
@@ -260,7 +260,7 @@ fn random_reprs_round_trip_through_emit_and_parse() {
                 };
                 let mut b = vec![0u8; r.buffer_len()];
                 r.emit(&mut HelloPacket::new_unchecked(&mut b[..]));
-                assert_eq!(b.len(), 64.max(33 + id_len), "case {i}");
+                assert_eq!(b.len(), 84.max(33 + id_len), "case {i}");
                 assert_eq!(Message::parse(&b).unwrap(), Message::Hello(r), "case {i}");
                 b
             }
@@ -313,11 +313,11 @@ fn every_truncation_of_every_message_is_reported_as_truncated() {
         ("hello long", unhex(GOLDEN_HELLO_LONG)),
     ] {
         for n in 0..full.len() {
-            // A hello is at least 64 octets whatever its identifier; past
+            // A hello is at least 84 octets whatever its identifier; past
             // that, its identifier length says how long it is.
             let needed = match n {
                 0..2 => 4,
-                _ if full[1] == 0x04 && n < 64 => 64,
+                _ if full[1] == 0x04 && n < 84 => 84,
                 _ => full.len(),
             };
             assert_eq!(
@@ -393,7 +393,7 @@ fn rejects_trailing_data_after_control_messages() {
             got: 34
         })
     );
-    for (golden, len) in [(GOLDEN_HELLO, 64), (GOLDEN_HELLO_LONG, 68)] {
+    for (golden, len) in [(GOLDEN_HELLO, 84), (GOLDEN_HELLO_LONG, 91)] {
         let mut h = unhex(golden);
         h.push(0);
         assert_eq!(
@@ -491,12 +491,12 @@ fn rejects_bad_hello_identifier_lengths_and_padding() {
     }
     // A valid identifier length that does not fit the octets there.
     let mut m = h.clone();
-    m[16] = 40;
+    m[16] = 60;
     assert_eq!(
         Message::parse(&m),
         Err(Error::Truncated {
-            needed: 73,
-            got: 64
+            needed: 93,
+            got: 84
         })
     );
     let mut m = unhex(GOLDEN_HELLO_LONG);
@@ -504,12 +504,12 @@ fn rejects_bad_hello_identifier_lengths_and_padding() {
     assert_eq!(
         Message::parse(&m),
         Err(Error::TrailingData {
-            expected: 64,
-            got: 68
+            expected: 84,
+            got: 91
         })
     );
-    // Every padding octet (24..48) must be zero.
-    for at in 24..48 {
+    // Every padding octet (24..68) must be zero.
+    for at in 24..68 {
         let mut m = h.clone();
         m[at] = 0x5a;
         assert_eq!(

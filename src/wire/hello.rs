@@ -14,7 +14,7 @@
 //! +-------+-----------------------+
 //! | idlen |   UE identifier (idlen octets, 1..=64) ...
 //! +-------+-------------------------------------------
-//! |   zero padding up to the tag, so the hello is max(64, 33 + idlen) octets
+//! |   zero padding up to the tag, so the hello is max(84, 33 + idlen) octets
 //! +---------------------------------------------------
 //! |   tag (16): HMAC-SHA-256(control key, every octet before it)[..16]
 //! +---------------------------------------------------
@@ -22,8 +22,10 @@
 //!
 //! REKEY says the UE holds no keyset it can use (new, restored, expired):
 //! it needs a new one even if its counter equals the EESE's. The padding
-//! makes a hello at least as long as anything the EESE sends back to it (one
-//! derive trigger, 50 octets), so answering a hello never amplifies.
+//! makes a hello at least as long as anything the EESE sends back to it (a
+//! key-expired error repeated for a UE that may have missed it, and a
+//! derive trigger: 33 + 50 = 83 octets), so answering a hello never
+//! amplifies.
 
 use nom::bytes::complete::take;
 use nom::multi::length_data;
@@ -199,8 +201,9 @@ pub struct HelloRepr<'a> {
 }
 
 impl<'a> HelloRepr<'a> {
-    /// The shortest hello: what it is padded to.
-    pub const MIN_LEN: usize = 64;
+    /// The shortest hello: what it is padded to, at least the longest
+    /// answer (a key-expired error and a derive trigger, 83 octets).
+    pub const MIN_LEN: usize = 84;
     /// The longest hello (a 64-octet identifier).
     pub const MAX_LEN: usize = field::ID + MAX_ID_LEN + TAG_LEN;
 
@@ -310,27 +313,28 @@ mod tests {
     }
 
     #[rustfmt::skip]
-    const UNSIGNED_UE7: [u8; 48] = [
+    const UNSIGNED_UE7: [u8; 68] = [
         0x02, 0x04, 0x03, 0x01,
         0, 0, 0, 0, 0, 0, 0, 0x09,
         0x01, 0x02, 0x03, 0x04,
         0x03, b'u', b'e', b'7',
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
     #[test]
-    fn construct_writes_every_octet_and_pads_to_64() {
-        let mut buf = [0xa5u8; 64];
+    fn construct_writes_every_octet_and_pads_to_84() {
+        let mut buf = [0xa5u8; 84];
         repr(b"ue7").emit(&mut HelloPacket::new_unchecked(&mut buf[..]));
-        assert_eq!(&buf[..48], &UNSIGNED_UE7);
-        assert_eq!(&buf[48..], &[0xa5; 16], "emit writes the carried tag");
+        assert_eq!(&buf[..68], &UNSIGNED_UE7);
+        assert_eq!(&buf[68..], &[0xa5; 16], "emit writes the carried tag");
     }
 
     #[test]
     fn deconstruct_reads_every_field() {
-        let mut buf = [0xa5u8; 64];
-        buf[..48].copy_from_slice(&UNSIGNED_UE7);
+        let mut buf = [0xa5u8; 84];
+        buf[..68].copy_from_slice(&UNSIGNED_UE7);
         let p = HelloPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(
             (p.ksi(), p.rekey(), p.counter(), p.seq(), p.id()),
@@ -341,9 +345,9 @@ mod tests {
 
     #[test]
     fn length_follows_the_identifier_past_31_octets() {
-        assert_eq!(HelloRepr::len_for(1), 64);
-        assert_eq!(HelloRepr::len_for(31), 64);
-        assert_eq!(HelloRepr::len_for(32), 65);
+        assert_eq!(HelloRepr::len_for(1), 84);
+        assert_eq!(HelloRepr::len_for(51), 84);
+        assert_eq!(HelloRepr::len_for(52), 85);
         assert_eq!(HelloRepr::len_for(64), HelloRepr::MAX_LEN);
         assert_eq!(HelloRepr::MAX_LEN, 97);
         let id = [0x42u8; 64];
@@ -355,13 +359,18 @@ mod tests {
     }
 
     #[test]
-    fn hello_is_never_shorter_than_a_trigger() {
-        const { assert!(HelloRepr::MIN_LEN >= crate::wire::TriggerRepr::LEN) };
+    fn hello_is_never_shorter_than_the_longest_answer() {
+        const {
+            assert!(
+                HelloRepr::MIN_LEN
+                    >= crate::wire::TriggerRepr::LEN + crate::wire::KeyExpiredRepr::LEN
+            )
+        };
     }
 
     #[test]
     fn rejects_bad_identifier_lengths_padding_and_lengths() {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 84];
         repr(b"ue7").emit_signed(&auth(), &mut buf).unwrap();
         let mut b = buf;
         b[field::ID_LEN] = 0;
@@ -391,29 +400,29 @@ mod tests {
             })
         );
         assert_eq!(
-            HelloPacket::new_checked(&buf[..63]),
+            HelloPacket::new_checked(&buf[..83]),
             Err(Error::Truncated {
-                needed: 64,
-                got: 63
+                needed: 84,
+                got: 83
             })
         );
-        let mut long = [0u8; 65];
-        long[..64].copy_from_slice(&buf);
+        let mut long = [0u8; 85];
+        long[..84].copy_from_slice(&buf);
         assert_eq!(
             HelloPacket::new_checked(&long[..]),
             Err(Error::TrailingData {
-                expected: 64,
-                got: 65
+                expected: 84,
+                got: 85
             })
         );
-        // A 40-octet identifier needs 73 octets.
-        let mut b = [0u8; 73];
-        repr(&[1; 40]).emit_signed(&auth(), &mut b).unwrap();
+        // A 60-octet identifier needs 93 octets.
+        let mut b = [0u8; 93];
+        repr(&[1; 60]).emit_signed(&auth(), &mut b).unwrap();
         assert_eq!(
-            HelloPacket::new_checked(&b[..72]),
+            HelloPacket::new_checked(&b[..92]),
             Err(Error::Truncated {
-                needed: 73,
-                got: 72
+                needed: 93,
+                got: 92
             })
         );
         assert_eq!(
@@ -428,13 +437,13 @@ mod tests {
     #[test]
     fn signed_hello_verifies_and_any_bit_flip_does_not() {
         let a = auth();
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 84];
         repr(b"ue7").emit_signed(&a, &mut buf).unwrap();
         assert_eq!(
             HelloPacket::new_checked(&buf[..]).unwrap().verify(&a),
             Ok(())
         );
-        for bit in 0..64 * 8 {
+        for bit in 0..84 * 8 {
             let mut forged = buf;
             forged[bit / 8] ^= 1 << (bit % 8);
             let ok = HelloPacket::new_checked(&forged[..]).map(|p| p.verify(&a));

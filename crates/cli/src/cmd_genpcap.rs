@@ -255,7 +255,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
 }
 
 /// A UE identifier into `id`; returns its length. Mostly short text
-/// (`ue-7`), sometimes text long enough to make the hello longer than 64
+/// (`ue-7`), sometimes text long enough to make the hello longer than 84
 /// octets, sometimes octets that are not text.
 fn ue_id(rng: &mut Rng, ue_n: u16, id: &mut [u8; hello::MAX_ID_LEN]) -> usize {
     match rng.below(8) {

@@ -14,9 +14,9 @@ const GOLDEN_KEY_EXPIRED: &str =
     "0202010001000000000000000100000000eb711eaf6c18a46be8442892bb66936a";
 const GOLDEN_KEY_EXPIRED_NAMED: &str =
     "020201010100000000000000010000000398fb34a3b962e182a826a3a4c7a0f31e";
-const GOLDEN_HELLO: &str = "020401010000000000000001000000020775652d30303031000000000000000000000000000000000000000000000000025bd0f2d8b07f7c81c6d0210f881dc0";
-const GOLDEN_HELLO_LONG: &str = "020400010000000000000000000000012375652d303030312e73656e736f72732e706c616e742d372e6578616d706c652e636f6d84025112af5ad15cb13faf3250b00bf0";
-const LONG_ID: &str = "ue-0001.sensors.plant-7.example.com";
+const GOLDEN_HELLO: &str = "020401010000000000000001000000020775652d303030310000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b676b84856f7abad540797024b6630f3";
+const GOLDEN_HELLO_LONG: &str = "020400010000000000000000000000013a75652d303030312e73656e736f72732e706c616e742d372e6275696c64696e672d31322e6578616d706c652e636f6d2e656e7465727072697365d92649bf7238e06cfb6753d6b10cf372";
+const LONG_ID: &str = "ue-0001.sensors.plant-7.building-12.example.com.enterprise";
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ciot-e2e"))
@@ -145,32 +145,32 @@ fn decode_shows_every_field_of_the_v2_control_messages() {
 
     let h = decode_json(GOLDEN_HELLO);
     assert_eq!(h["type"], "hello");
-    assert_eq!(h["length"], 64);
+    assert_eq!(h["length"], 84);
     assert_eq!(h["ksi"], 1);
     assert_eq!(h["rekey"], true);
     assert_eq!(h["counter"], 1);
     assert_eq!(h["seq"], 2);
     assert_eq!(h["id_length"], 7);
     assert_eq!(h["id"], hex::encode("ue-0001"));
-    assert_eq!(h["padding"], 24);
-    assert_eq!(h["tag"], &GOLDEN_HELLO[96..]);
+    assert_eq!(h["padding"], 44);
+    assert_eq!(h["tag"], &GOLDEN_HELLO[136..]);
     assert_eq!(h["tag_valid"], true);
     let h = decode_json(GOLDEN_HELLO_LONG);
     assert_eq!(
         (&h["length"], &h["id_length"], &h["padding"]),
-        (&68.into(), &35.into(), &0.into())
+        (&91.into(), &58.into(), &0.into())
     );
 
     // Text: one line per field; the identifier as quoted text.
     let out = run(&["decode", GOLDEN_HELLO]);
     let text = String::from_utf8(out.stdout).unwrap();
     for want in [
-        "hello (64 octets)",
+        "hello (84 octets)",
         "  rekey: true",
         "  seq: 2",
         "  id_length: 7",
         "  id: \"ue-0001\" (7 octets)",
-        "  padding: 24 zero octets",
+        "  padding: 44 zero octets",
     ] {
         assert!(text.lines().any(|l| l == want), "{want:?} in\n{text}");
     }

@@ -38,22 +38,22 @@ const KEY_EXPIRED_NAMED: &str = "02020101\
     00000003\
     98fb34a3b962e182a826a3a4c7a0f31e";
 
-/// docs/wire-format.md, "Hello": "ue-0001", padded to 64 octets.
+/// docs/wire-format.md, "Hello": "ue-0001", padded to 84 octets.
 const HELLO: &str = "02040101\
     0000000000000001\
     00000002\
     07\
     75652d30303031\
-    000000000000000000000000000000000000000000000000\
-    025bd0f2d8b07f7c81c6d0210f881dc0";
+    0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\
+    b676b84856f7abad540797024b6630f3";
 
-/// docs/wire-format.md, "Hello": a 35-octet identifier, 68 octets, no padding.
+/// docs/wire-format.md, "Hello": a 58-octet identifier, 91 octets, no padding.
 const HELLO_LONG: &str = "02040001\
     0000000000000000\
     00000001\
-    23\
-    75652d303030312e73656e736f72732e706c616e742d372e6578616d706c652e636f6d\
-    84025112af5ad15cb13faf3250b00bf0";
+    3a\
+    75652d303030312e73656e736f72732e706c616e742d372e6275696c64696e672d31322e6578616d706c652e636f6d2e656e7465727072697365\
+    d92649bf7238e06cfb6753d6b10cf372";
 
 fn bytes(hex: &str) -> Vec<u8> {
     hex::decode(hex).unwrap()
@@ -200,8 +200,8 @@ fn golden_hellos_every_field_at_its_offset() {
             ("ciot_e2e.hello.seq", 12, 4, Some(2)),
             ("ciot_e2e.hello.id_len", 16, 1, Some(7)),
             ("ciot_e2e.hello.id", 17, 7, None),
-            ("ciot_e2e.hello.padding", 24, 24, None),
-            ("ciot_e2e.hello.tag", 48, 16, None),
+            ("ciot_e2e.hello.padding", 24, 44, None),
+            ("ciot_e2e.hello.tag", 68, 16, None),
         ]
     );
     assert!(d.findings().is_empty());
@@ -217,11 +217,11 @@ fn golden_hellos_every_field_at_its_offset() {
         [
             ("ciot_e2e.hello.counter", 4, 8, Some(0)),
             ("ciot_e2e.hello.seq", 12, 4, Some(1)),
-            ("ciot_e2e.hello.id_len", 16, 1, Some(35)),
-            ("ciot_e2e.hello.id", 17, 35, None),
-            ("ciot_e2e.hello.tag", 52, 16, None),
+            ("ciot_e2e.hello.id_len", 16, 1, Some(58)),
+            ("ciot_e2e.hello.id", 17, 58, None),
+            ("ciot_e2e.hello.tag", 75, 16, None),
         ],
-        "no padding past 31 octets of identifier"
+        "no padding past 51 octets of identifier"
     );
     assert!(d.findings().is_empty());
 
@@ -258,7 +258,7 @@ fn malformed_hellos_and_errors_get_their_own_findings() {
             format!("malformed identifier length: value {bad:#x} is not allowed")
         );
         let body = d.field("ciot_e2e.body").unwrap();
-        assert_eq!((body.offset, body.len), (17, 47));
+        assert_eq!((body.offset, body.len), (17, 67));
         assert!(d.field("ciot_e2e.hello.tag").is_none());
         // Shorter than any hello: truncated as well.
         assert_eq!(
@@ -268,12 +268,12 @@ fn malformed_hellos_and_errors_get_their_own_findings() {
     }
     // A length that the octets do not match.
     let mut m = bytes(HELLO);
-    m[16] = 40;
+    m[16] = 60;
     let d = Dissection::of(&m, None);
     assert_eq!(kinds(&m), vec![FindingKind::Truncated]);
     assert_eq!(
         d.findings()[0].message,
-        "truncated: needed 73 octets, got 64"
+        "truncated: needed 93 octets, got 84"
     );
     let mut m = bytes(HELLO_LONG);
     m[16] = 7;
@@ -282,7 +282,7 @@ fn malformed_hellos_and_errors_get_their_own_findings() {
         kinds(&m),
         vec![FindingKind::NonzeroPadding, FindingKind::TrailingData]
     );
-    assert_eq!(d.field("ciot_e2e.trailing").unwrap().offset, 64);
+    assert_eq!(d.field("ciot_e2e.trailing").unwrap().offset, 84);
     // Non-zero padding: found at its octet.
     let mut m = bytes(HELLO);
     m[40] = 0x7e;
@@ -352,8 +352,8 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
         ("trigger", bytes(TRIGGER), 50),
         ("key-expired", bytes(KEY_EXPIRED), 33),
         ("key-expired named", bytes(KEY_EXPIRED_NAMED), 33),
-        ("hello", bytes(HELLO), 64),
-        ("hello long", bytes(HELLO_LONG), 68),
+        ("hello", bytes(HELLO), 84),
+        ("hello long", bytes(HELLO_LONG), 91),
         ("data", gcm.clone(), 0),
     ] {
         let full = Dissection::of(&msg, None);
@@ -384,8 +384,8 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
                 ("data", 2..=8) => 9,
                 ("data", _) => 25,
                 // Until the identifier length is there, no hello is shorter
-                // than 64 octets; from then on its length is known.
-                ("hello long", 2..=16) => 64,
+                // than 84 octets; from then on its length is known.
+                ("hello long", 2..=16) => 84,
                 _ => needed_at,
             };
             assert_eq!(

@@ -12,5 +12,6 @@
 
 pub mod describe;
 pub mod fuzzing;
+pub mod pair;
 pub mod rng;
 pub mod sim;

@@ -130,10 +130,10 @@ impl Pair {
                 return;
             }
             for d in std::mem::take(&mut self.to_eese) {
-                self.deliver_to_eese(d);
+                let _ = self.deliver_to_eese(d);
             }
             for d in std::mem::take(&mut self.to_ue) {
-                self.deliver_to_ue(d);
+                let _ = self.deliver_to_ue(d);
             }
         }
     }
@@ -211,7 +211,9 @@ impl Pair {
 
     /// The UE's application sends a payload.
     pub fn ue_send(&mut self, payload: &[u8]) {
-        self.ue.send(self.now, payload).expect("the UE takes the payload");
+        self.ue
+            .send(self.now, payload)
+            .expect("the UE takes the payload");
         self.drain();
     }
 

@@ -115,6 +115,11 @@ pub(crate) struct Session {
     /// A trigger (for the current keyset) to transmit.
     pub send_trigger: bool,
     pub send_error: Option<ErrorOut>,
+    /// The last message refused by name, kept until the UE confirms the
+    /// keyset that followed: a hello that shows the UE may have missed the
+    /// error gets it again (the UE sends a payload again only if it still
+    /// holds exactly that message, so repeating it is safe).
+    pub last_refusal: Option<ErrorOut>,
     /// Octets of unauthenticated input not yet answered.
     pub credit: u16,
     /// No answer to unauthenticated input before this time.
@@ -144,6 +149,7 @@ impl Session {
             retx_shift: 0,
             send_trigger: false,
             send_error: None,
+            last_refusal: None,
             credit: 0,
             quiet_until: Instant(0),
             rand_pending: false,
@@ -243,6 +249,7 @@ impl Session {
             c.confirmed = true;
             self.retx_left = 0;
             self.retx_at = Instant::NEVER;
+            self.last_refusal = None;
             env.events.push(Event::Confirmed {
                 ksi: c.ks.ksi,
                 counter: c.ks.counter,
@@ -280,6 +287,7 @@ impl Session {
         self.rand_pending = false;
         self.send_trigger = false;
         self.send_error = None;
+        self.last_refusal = None;
         self.hello_seen = None;
         self.dirty = true;
         if let Some(c) = self.current.take() {

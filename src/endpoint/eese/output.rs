@@ -44,6 +44,10 @@ impl Session {
     fn repeat_trigger(&mut self, now: Instant, env: &Env<'_>) {
         if self.valid(now).is_some_and(|c| !c.confirmed) {
             self.send_trigger = true;
+            // The UE may have missed the error that named its message, too.
+            if let Some(r) = self.last_refusal {
+                self.send_error = Some(r);
+            }
             self.retx_shift = self.retx_shift.saturating_add(1).min(16);
             let next = min(
                 env.cfg.trigger_retransmit * (1u32 << self.retx_shift),

@@ -107,12 +107,13 @@ impl Session {
                 };
                 match c.ks.open(buf) {
                     Ok(opened) => {
-                        self.send_error = Some(ErrorOut {
+                        let e = ErrorOut {
                             ksi,
                             cause,
                             counter: c.ks.counter,
                             refused: Some(opened.seq),
-                        });
+                        };
+                        self.refuse(e);
                         self.rekey(now, env, true);
                         Err(Reject::ExpiredKsi(ksi))
                     }
@@ -178,12 +179,13 @@ impl Session {
                 };
                 match cipher.open_with_window(buf, &mut p.recv) {
                     Ok(opened) => {
-                        self.send_error = Some(ErrorOut {
+                        let e = ErrorOut {
                             ksi,
                             cause,
                             counter: p.counter,
                             refused: Some(opened.seq),
-                        });
+                        };
+                        self.refuse(e);
                         if self.valid(now).is_some() {
                             self.send_trigger = true;
                         } else {
@@ -195,6 +197,12 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Refuses a message by name: the error goes out, and is kept to repeat.
+    fn refuse(&mut self, e: ErrorOut) {
+        self.send_error = Some(e);
+        self.last_refusal = Some(e);
     }
 
     /// A data message that did not open: forged or damaged (answered within
@@ -231,6 +239,14 @@ impl Session {
         }
         self.hello_seen = Some(seq);
         let (theirs, rekey) = (packet.counter(), packet.rekey());
+        // The UE has not confirmed the keyset that followed a refusal: it may
+        // have missed the error, so it goes again (with the trigger below).
+        if let Some(r) = self.last_refusal
+            && theirs >= r.counter
+            && self.current.as_ref().is_some_and(|c| !c.confirmed)
+        {
+            self.send_error = Some(r);
+        }
         if theirs > self.counter {
             // The UE accepted a trigger this EESE no longer knows of (it was
             // restored from an older state): the next one must be above it.

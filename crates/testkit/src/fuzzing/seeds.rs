@@ -210,7 +210,7 @@ fn hellos(auth: &ControlAuth) -> Vec<(String, Vec<u8>)> {
         "hello-no-rekey".to_string(),
         hello_msg(auth, b"ue-7", false),
     ));
-    for n in [1, 31, 32, hello::MAX_ID_LEN] {
+    for n in [1, 51, 52, hello::MAX_ID_LEN] {
         out.push((
             format!("hello-id-{n}"),
             hello_msg(auth, &vec![b'u'; n], true),

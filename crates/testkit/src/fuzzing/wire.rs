@@ -24,7 +24,7 @@ pub(crate) fn fixed_auth() -> ControlAuth {
 /// buffer one octet short is refused, the view of the message type agrees
 /// with the Repr field by field (a key-expired error's NAMED flag and seq,
 /// a hello's identifier, its zero padding and its length
-/// `max(64, 33 + idlen)` included), and `peek_type` names the same type.
+/// `max(84, 33 + idlen)` included), and `peek_type` names the same type.
 /// When it fails, the type's own view/Repr path fails with the same error.
 /// Opening a control message under the fixed key agrees with verifying it.
 pub fn decode_any(bytes: &[u8]) {
@@ -150,7 +150,7 @@ pub fn decode_any(bytes: &[u8]) {
                 (r.ksi, r.rekey, r.counter, r.seq, r.id, &r.tag[..])
             );
             assert_eq!(bytes.len(), HelloRepr::len_for(r.id.len()));
-            assert_eq!(bytes.len(), 64.max(33 + r.id.len()));
+            assert_eq!(bytes.len(), 84.max(33 + r.id.len()));
             assert!((1..=hello::MAX_ID_LEN).contains(&r.id.len()));
             assert_eq!(usize::from(bytes[hello::field::ID_LEN]), r.id.len());
             assert_eq!(&bytes[p.id_field()], r.id);
@@ -232,7 +232,7 @@ pub fn repr_roundtrip(bytes: &[u8]) {
 
 fn hello_roundtrip(r: &HelloRepr<'_>, flip: u16) {
     let len = r.buffer_len();
-    assert_eq!(len, 64.max(33 + r.id.len()));
+    assert_eq!(len, 84.max(33 + r.id.len()));
     let mut buf = std::vec![0xa5u8; len + 1];
     assert_eq!(Message::Hello(*r).emit_into(&mut buf), Ok(len));
     assert_eq!(buf[len], 0xa5, "emit_into wrote past its length");
