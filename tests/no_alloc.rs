@@ -1,63 +1,31 @@
-//! No derivation path allocates: a counting global allocator sees zero heap
-//! calls across every derivation of both profiles.
+//! No derivation and no endpoint path allocates: a counting global allocator
+//! sees zero heap calls across every derivation of both profiles and a whole
+//! UE ↔ EESE exchange (hello, trigger, snapshots, data both ways).
 //!
-//! The count is per thread, so the test harness's own allocations on other
-//! threads do not disturb it.
+//! The allocator's counters are process-wide, so this test runs without the
+//! test harness (`harness = false`): one thread, nothing else allocating.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::alloc::System;
 
+use ciot_e2e::endpoint::{
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, Received, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+};
 use ciot_e2e::kdf::{
     self, Algorithm, Ck, CkIk, Fc, HkdfKey, Ik, KdfProfile, KeySet, PreparedRoot, Rand, RootBytes,
     RootKey, RootKind, Ts33220Key,
 };
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-thread_local! {
-    static HEAP_CALLS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_heap_call() {
-    // `try_with`: the allocator may run while the thread's locals are torn down.
-    let _ = HEAP_CALLS.try_with(|n| n.set(n.get() + 1));
-}
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_heap_call();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_heap_call();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_heap_call();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_heap_call();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// The counting allocator is a library's: this package writes no unsafe code.
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Heap calls made by this thread while `f` runs.
+/// Heap calls (allocations, reallocations, frees) while `f` runs.
 fn heap_calls_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let before = HEAP_CALLS.with(Cell::get);
+    let region = Region::new(GLOBAL);
     let out = std::hint::black_box(f());
-    (HEAP_CALLS.with(Cell::get) - before, out)
+    let c = region.change();
+    (c.allocations + c.reallocations + c.deallocations, out)
 }
 
 /// Runs every derivation of the crate once, dropping every key.
@@ -82,7 +50,6 @@ fn derive_everything(profile: KdfProfile) -> u8 {
     acc
 }
 
-#[test]
 fn no_derivation_allocates() {
     for profile in [KdfProfile::Ts33220, KdfProfile::HkdfSha256] {
         let (calls, _) = heap_calls_during(|| derive_everything(profile));
@@ -103,10 +70,63 @@ fn no_derivation_allocates() {
     assert_eq!(calls, 0, "heap calls in kdf / Ts33220Key / HkdfKey");
 }
 
-#[test]
+/// A UE and a one-UE EESE through hello, trigger, snapshots and data both
+/// ways, with buffers on the stack.
+fn exchange() -> usize {
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([3; 32]));
+    let id = UeId::new(b"ue-no-alloc").unwrap();
+    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, 1);
+    let mut n = 0u8;
+    let rands = move || {
+        n = n.wrapping_add(1);
+        Some(Rand([n; 16]))
+    };
+    let mut eese = Eese::new(EeseConfig::default(), root, rands);
+    let now = Instant(0);
+    let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
+    let (mut snap, mut esnap) = ([0u8; UE_SNAPSHOT_LEN], [0u8; EESE_SNAPSHOT_LEN]);
+    let mut delivered = 0;
+    ue.send(now, b"up").unwrap();
+    for _ in 0..4 {
+        if let Some(p) = ue.poll_persist(&mut snap) {
+            ue.persisted(p).unwrap();
+        }
+        while let Ok(Some(t)) = ue.poll_transmit(now, &mut a) {
+            if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len]) {
+                delivered += 1;
+                let s = eese.send(now, b"down", &mut b).unwrap();
+                if let Ok(Received::Data(_)) = ue.handle_datagram(now, &mut b[..s.len]) {
+                    delivered += 1;
+                }
+            }
+        }
+        if let Some(p) = eese.poll_persist(&mut esnap) {
+            eese.persisted(p).unwrap();
+        }
+        while let Ok(Some(t)) = eese.poll_transmit(now, &mut b) {
+            let _ = ue.handle_datagram(now, &mut b[..t.len]);
+        }
+        while ue.poll_event().is_some() || eese.poll_event().is_some() {}
+    }
+    delivered
+}
+
+fn no_endpoint_call_allocates() {
+    let (calls, delivered) = heap_calls_during(exchange);
+    assert_eq!(delivered, 2, "the exchange went through");
+    assert_eq!(calls, 0, "heap calls in the UE or the EESE");
+}
+
 fn the_counter_sees_an_allocation() {
     // Without this, a broken counter would make the test above pass vacuously.
     let (calls, v) = heap_calls_during(|| vec![1u8; 64]);
     assert!(calls >= 1);
     drop(v);
+}
+
+fn main() {
+    the_counter_sees_an_allocation();
+    no_derivation_allocates();
+    no_endpoint_call_allocates();
+    println!("no_alloc: 0 heap calls in every derivation and a whole UE/EESE exchange");
 }

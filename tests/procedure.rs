@@ -563,6 +563,24 @@ fn a_listening_ue_gets_a_lost_trigger_in_front_of_the_next_payload() {
     assert_eq!(p.at_ue, [b"to a listening UE".to_vec()]);
 }
 
+/// Once found by fuzzing the old endpoint: a payload too long for the hold
+/// buffer went out, and an error naming its KSI made the UE "retransmit" the
+/// emptied buffer. Now the UE refuses such a payload and holds nothing.
+#[test]
+fn a_payload_longer_than_the_hold_buffer_is_refused_and_nothing_is_resent() {
+    let mut p = started_quiet();
+    p.ue_send(b"kept");
+    p.settle();
+    assert_eq!(
+        p.ue.send(p.now, &[0x55; 65]),
+        Err(ciot_e2e::endpoint::SendError::PayloadTooLong { len: 65, max: 64 })
+    );
+    p.advance(eese_cfg().te2e);
+    p.ue_send(b"next");
+    p.settle();
+    assert_eq!(p.at_eese, [b"kept".to_vec(), b"next".to_vec()]);
+}
+
 /// A snapshot is refused if it was cut short, damaged, of the other kind or
 /// of another root; nothing is built then.
 #[test]

@@ -258,7 +258,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     pub fn least_recently_active(&self) -> Option<&Id> {
         self.sessions
             .iter()
-            .min_by_key(|(_, e)| e.last_active)
+            .min_by_key(|(id, e)| (e.last_active, *id))
             .map(|(id, _)| id)
     }
 
@@ -554,7 +554,10 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
 
     /// The enterprise's "expire now" for every UE; returns how many sessions.
     pub fn expire_all(&mut self, now: Instant) -> usize {
-        let ids: Vec<Id> = self.sessions.keys().cloned().collect();
+        // In the order of the identifiers, so the effects come out the same
+        // way every time.
+        let mut ids: Vec<Id> = self.sessions.keys().cloned().collect();
+        ids.sort_unstable();
         for id in &ids {
             self.expire_now(now, id);
         }

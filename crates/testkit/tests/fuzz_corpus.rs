@@ -151,15 +151,6 @@ fn describe() {
     }
 }
 
-/// Found by `endpoint`: a payload too long for the hold buffer was sent under a
-/// KSI that an earlier held payload had been sent under; the key-expired error
-/// for that KSI made the UE "retransmit" the emptied buffer, and the EESE
-/// delivered an empty payload the application never sent.
-#[test]
-fn ue_does_not_retransmit_an_emptied_hold_buffer() {
-    regression("endpoint", "retransmit-after-unheld-send");
-}
-
 /// Found by `unprotect` (an oracle bug, not a crate bug): libFuzzer learned a
 /// NEA2/NIA2 message sealed under the fixed keys in an earlier run and fed it
 /// raw; the message is genuine, so it must open, and the oracle must judge it

@@ -196,10 +196,11 @@ impl Action {
             },
             8 => {
                 let b = r.u8();
+                let attacker = r.u8() & 3;
                 Action::Forge {
                     to_eese: b & 1 == 1,
                     ue,
-                    kind: match (b >> 1) % 6 {
+                    kind: match ((b >> 1) & 0x07) % 6 {
                         0 => Forgery::Garbage,
                         1 => Forgery::Hello,
                         2 => Forgery::Data,
@@ -208,7 +209,7 @@ impl Action {
                         _ => Forgery::Empty,
                     },
                     from: if b & 0x80 == 0 {
-                        Source::Attacker(b & 3)
+                        Source::Attacker(attacker)
                     } else {
                         Source::Ue(ue)
                     },

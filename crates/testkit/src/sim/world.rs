@@ -3,7 +3,7 @@
 //! following from one seed.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ pub(crate) struct World {
     pub now: Instant,
     pub ues: Vec<UeSlot>,
     pub eese: EeseTable<UeId, u16, SimRand>,
-    pub eese_disks: HashMap<UeId, Disk>,
+    pub eese_disks: BTreeMap<UeId, Disk>,
     pub eese_slow: bool,
     pub rand_mode: Rc<Cell<RandMode>>,
     /// Datagrams any UE sent (what is genuine to the EESE).
@@ -124,7 +124,7 @@ pub(crate) struct World {
     pub counts: Counts,
     pub next_addr: u16,
     /// Sessions waiting for a RAND from the EMKS.
-    pub rand_wanted: HashSet<UeId>,
+    pub rand_wanted: BTreeSet<UeId>,
     /// (UE, payload, time) of every application send, for the liveness check.
     pub sends: Vec<(u8, Vec<u8>, Instant)>,
     /// Octets the EESE, and each UE, put on the wire.
@@ -170,7 +170,7 @@ impl World {
             now: Instant(1_000),
             ues: Vec::new(),
             eese,
-            eese_disks: HashMap::new(),
+            eese_disks: BTreeMap::new(),
             eese_slow: false,
             rand_mode,
             from_ues: HashSet::new(),
@@ -179,7 +179,7 @@ impl World {
             oracle: Oracle::default(),
             counts: Counts::default(),
             next_addr: 100,
-            rand_wanted: HashSet::new(),
+            rand_wanted: BTreeSet::new(),
             sends: Vec::new(),
             eese_octets: 0,
             eese_octets_to: HashMap::new(),
