@@ -97,7 +97,7 @@ pub fn nia2(a: &Nia2Args) -> Result<(), Failure> {
     let bits = a.inputs.bits(&message)?;
     let mac = nea2_nia2::nia2(&p.key, p.count, p.bearer, p.direction, &message, bits)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", hex::encode(mac));
+    crate::outln!("{}", hex::encode(mac));
     Ok(())
 }
 
@@ -108,6 +108,6 @@ pub fn nea2(a: &Nea2Args) -> Result<(), Failure> {
     let bits = a.inputs.bits(&data)?;
     nea2_nia2::nea2(&p.key, p.count, p.bearer, p.direction, &mut data, bits)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", hex::encode(&data));
+    crate::outln!("{}", hex::encode(&data));
     Ok(())
 }

@@ -95,7 +95,13 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
     let mut d = Dissection::new();
     let mut line: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut sum = Summary::default();
-    let io_fail = |e: io::Error| Failure::usage(format!("writing output: {e}"));
+    let io_fail = |e: io::Error| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // The reader went away (`ciot-e2e dissect … | head`): stop quietly.
+            std::process::exit(0);
+        }
+        Failure::usage(format!("writing output: {e}"))
+    };
     while let Some(frame) = capture.next_frame() {
         let frame = frame.map_err(bad)?;
         sum.frames += 1;

@@ -64,7 +64,7 @@ pub fn kdf(a: &KdfArgs) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
     let out = kdf::kdf(&key, fc, &refs).map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", hex::encode(out));
+    crate::outln!("{}", hex::encode(out));
     Ok(())
 }
 
@@ -75,7 +75,7 @@ pub fn derive(c: &DeriveCommand) -> Result<(), Failure> {
             let ck = Ck::from_bytes(hex_array("ck", ck).map_err(Failure::usage)?);
             let ik = Ik::from_bytes(hex_array("ik", ik).map_err(Failure::usage)?);
             let root = kdf::int_key((*kdf).into(), &CkIk::new(&ck, &ik));
-            println!("{}", hex::encode(root.key().as_bytes()));
+            crate::outln!("{}", hex::encode(root.key().as_bytes()));
         }
         DeriveCommand::Keyset {
             root,
@@ -89,7 +89,7 @@ pub fn derive(c: &DeriveCommand) -> Result<(), Failure> {
             );
             let rand = Rand(hex_array("rand", rand).map_err(Failure::usage)?);
             let keyset = PreparedRoot::new(&root, (*kdf).into()).keyset(&rand);
-            println!("{}", hex::encode(keyset.as_bytes()));
+            crate::outln!("{}", hex::encode(keyset.as_bytes()));
         }
     }
     Ok(())

@@ -114,7 +114,7 @@ pub fn protect(a: &ProtectArgs) -> Result<(), Failure> {
     let n = c
         .seal(Ksi(a.ksi), direction, a.seq, &payload, &mut out)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", hex::encode(&out[..n]));
+    crate::outln!("{}", hex::encode(&out[..n]));
     Ok(())
 }
 
@@ -130,6 +130,6 @@ pub fn unprotect(a: &UnprotectArgs) -> Result<(), Failure> {
     let opened = c
         .open_in_place(&mut msg)
         .map_err(|e| Failure::rejected(e.to_string()))?;
-    println!("{}", hex::encode(&msg[opened.payload]));
+    crate::outln!("{}", hex::encode(&msg[opened.payload]));
     Ok(())
 }

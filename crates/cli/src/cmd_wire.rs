@@ -259,7 +259,7 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
         }
     }
     .map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", hex::encode(&buf[..len]));
+    crate::outln!("{}", hex::encode(&buf[..len]));
     Ok(())
 }
 
@@ -403,17 +403,17 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
         if let Some(ok) = tag_ok {
             obj.insert("tag_valid".into(), json!(ok));
         }
-        println!("{}", Value::Object(obj));
+        crate::outln!("{}", Value::Object(obj));
     } else {
-        println!("{} ({} octets)", msg.message_type(), bytes.len());
+        crate::outln!("{} ({} octets)", msg.message_type(), bytes.len());
         for (name, _, text) in &fields {
-            println!("  {name}: {text}");
+            crate::outln!("  {name}: {text}");
         }
         match (tag_ok, &msg, &a.root) {
-            (Some(true), _, _) => println!("  tag check: valid under the given root"),
-            (Some(false), _, _) => println!("  tag check: INVALID under the given root"),
+            (Some(true), _, _) => crate::outln!("  tag check: valid under the given root"),
+            (Some(false), _, _) => crate::outln!("  tag check: INVALID under the given root"),
             (None, Message::Data(_), Some(_)) => {
-                println!(
+                crate::outln!(
                     "  tag check: not done (a data tag needs the keyset: use `ciot-e2e unprotect`)"
                 )
             }

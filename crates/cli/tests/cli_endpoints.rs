@@ -1,5 +1,7 @@
 //! The runnable endpoints: `demo` shows the whole TR cycle and exits 0; the
-//! two-process `eese`/`ue` run echoes every payload across rekeys.
+//! two-process `eese`/`ue` run echoes every payload across rekeys; the
+//! `eese` server keeps nothing for strangers and still serves a real UE after
+//! a flood of spoofed datagrams.
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -22,11 +24,12 @@ fn demo_runs_the_whole_cycle_and_exits_0() {
     );
     // The TR steps, in order.
     let steps = [
+        "hello           UE \"demo-ue\"",
         "derive-trigger  KSI 0",
         "keyset KSI 0 expired (te2e-expired)",
-        "key-expired     KSI 0 refused: te2e-expired",
+        "key-expired     KSI 0 (counter 1) refused: te2e-expired; names seq",
         "derive-trigger  KSI 1",
-        "retransmitted the held message under KSI 1",
+        "retransmitted the refused message under KSI 1",
         "received \"temperature=21.7\" (KSI 1",
         "keyset KSI 1 expired (te2e-expired)",
         "derive-trigger  KSI 2",
@@ -195,4 +198,125 @@ fn demo_capture_decrypts_with_its_key_log() {
         "retransmitted payload decrypted"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `eese` server keeps no state for unauthenticated datagrams and sends
+/// their sources no more octets than they sent it: after 10,000 spoofed
+/// datagrams from 200 source ports (garbage, forged hellos and data, also
+/// naming the real UE) a table of 32 sessions still serves a real UE.
+#[test]
+fn eese_serves_a_real_ue_after_ten_thousand_spoofed_datagrams_without_amplifying() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let eese = bin()
+        .args([
+            "eese",
+            "--listen",
+            &listen,
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+            "--max-sessions",
+            "32",
+            "--exit-after",
+            "12",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut x = 0x9e37_79b9_u32;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut sent = 0;
+    let mut answered = 0usize;
+    for p in 0..200 {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        for i in 0..50 {
+            let r = next();
+            let mut d: Vec<u8> = match i % 4 {
+                // Garbage of any length.
+                0 => (0..(r % 120)).map(|_| next() as u8).collect(),
+                // A forged hello naming the real UE or another, random tag.
+                1 => {
+                    let id: &[u8] = if r % 2 == 0 { b"ue-1" } else { b"stranger" };
+                    let mut h = vec![2, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (r % 200) as u8];
+                    h.push(id.len() as u8);
+                    h.extend_from_slice(id);
+                    h.resize(84 - 16, 0);
+                    h.extend((0..16).map(|_| next() as u8));
+                    h
+                }
+                // Forged data under some KSI.
+                2 => {
+                    let mut m = vec![2, 3, (r % 4) as u8, 0, 2, 0, 0, 0, (p % 256) as u8];
+                    m.extend((0..40).map(|_| next() as u8));
+                    m
+                }
+                _ => vec![],
+            };
+            if d.len() > 1 && i % 8 == 7 {
+                d[0] = 1; // an old version
+            }
+            s.send_to(&d, &listen).unwrap();
+            sent += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = s.recv_from(&mut buf) {
+            answered += n;
+        }
+    }
+    assert_eq!(sent, 10_000);
+    let out = bin()
+        .args([
+            "ue",
+            "--connect",
+            &listen,
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+            "--count",
+            "3",
+            "--interval-ms",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let eese_out = eese.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&eese_out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}\n{log}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("echoed 3/3"),
+        "{text}"
+    );
+    assert_eq!(answered, 0, "the spoofed sources got {answered} octets");
+    let stats = log
+        .lines()
+        .find(|l| l.starts_with("eese: unauthenticated input: "))
+        .unwrap_or_else(|| panic!("no statistics line in\n{log}"));
+    let nums: Vec<u64> = stats
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (datagrams, octets_in, octets_out, sessions) = (nums[0], nums[1], nums[2], nums[3]);
+    assert!(datagrams >= 10_000, "{stats}");
+    assert!(octets_out <= octets_in, "{stats}");
+    assert_eq!(sessions, 1, "only the real UE has a session: {stats}");
 }

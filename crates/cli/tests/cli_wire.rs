@@ -305,3 +305,27 @@ fn bad_input_is_one_line_on_stderr_and_nothing_on_stdout() {
     );
     assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
 }
+
+/// `ciot-e2e decode … | head`: a reader that goes away ends the process
+/// quietly, exit 0, no panic.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    for args in [
+        vec!["decode", GOLDEN_HELLO],
+        vec!["decode", "--json", GOLDEN_HELLO],
+        vec!["kdf", "--key", "00", "--fc", "10"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ciot-e2e"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
