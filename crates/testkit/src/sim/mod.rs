@@ -31,6 +31,8 @@ use ciot_e2e::wire::Suite;
 
 mod action;
 mod calm;
+mod deliver;
+mod faults;
 mod oracle;
 mod world;
 

@@ -8,13 +8,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, Persist, RandSource, Received,
-    Reject, SendOutcome, Transmit, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, Persist, RandSource, SendOutcome,
+    Transmit, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
-use ciot_e2e::wire::{self, MessageType};
 
-use super::action::{Action, Forgery, RandMode, Source};
+use super::action::{Action, RandMode};
 use super::oracle::Oracle;
 use crate::rng::Rng;
 
@@ -53,7 +52,7 @@ impl Disk {
     /// What a restore reads: the newer snapshot if its write may have
     /// completed (`newer`), else the durable one. The write in flight ends
     /// either way.
-    fn crash(&mut self, newer: bool) -> Option<Vec<u8>> {
+    pub(crate) fn crash(&mut self, newer: bool) -> Option<Vec<u8>> {
         if let Some((bytes, _)) = self.pending.take()
             && newer
         {
@@ -206,16 +205,16 @@ impl World {
         w
     }
 
-    fn fresh_addr(&mut self) -> u16 {
+    pub(crate) fn fresh_addr(&mut self) -> u16 {
         self.next_addr += 1;
         self.next_addr
     }
 
-    fn ue_index(&self, ue: u8) -> usize {
+    pub(crate) fn ue_index(&self, ue: u8) -> usize {
         usize::from(ue) % self.ues.len()
     }
 
-    fn index_of(&self, id: &UeId) -> Option<usize> {
+    pub(crate) fn index_of(&self, id: &UeId) -> Option<usize> {
         self.ues.iter().position(|u| u.id == *id)
     }
 
@@ -402,7 +401,7 @@ impl World {
         });
     }
 
-    fn send(&mut self, p: Packet) {
+    pub(crate) fn send(&mut self, p: Packet) {
         if self.trace {
             eprintln!(
                 "    {} → {}: {}",
@@ -537,301 +536,6 @@ impl World {
             }
         }
         progress
-    }
-
-    /// Delivers a datagram to where it is addressed, checking I2 and I3.
-    pub(crate) fn deliver(&mut self, p: Packet) {
-        if self.trace {
-            eprintln!(
-                "  deliver {} → {}: {}",
-                p.src,
-                p.dst,
-                crate::describe::datagram(&p.bytes)
-            );
-        }
-        if p.dst == EESE {
-            self.deliver_to_eese(p);
-        } else if let Some(i) = self.ues.iter().position(|u| u.addr == p.dst) {
-            self.deliver_to_ue(i, p);
-        }
-    }
-
-    fn deliver_to_eese(&mut self, p: Packet) {
-        let genuine = self.from_ues.contains(&p.bytes);
-        let now = self.now;
-        if self.eese.poll_timeout().is_some_and(|t| t <= now) {
-            // Timers the call would run anyway run first, so what the EESE
-            // sends next is the datagram's doing alone (late timers still
-            // reach the endpoints' own sends).
-            self.eese.handle_timeout(now);
-            self.drain_all();
-        }
-        let before = (!genuine).then(|| self.eese_state());
-        let mut bytes = p.bytes.clone();
-        let seed = self.seed;
-        let epochs: Vec<u32> = self.ues.iter().map(|u| u.epoch).collect();
-        let ids: Vec<UeId> = self.ues.iter().map(|u| u.id).collect();
-        let result = self.eese.handle_datagram(now, &p.src, &mut bytes, |id| {
-            let i = ids.iter().position(|x| x.as_bytes() == id)?;
-            Some((ids[i], root(seed, i as u8, epochs[i])))
-        });
-        if self.trace {
-            match &result {
-                Ok((_, Received::Data(d))) => eprintln!(
-                    "      EESE delivers {:?}",
-                    String::from_utf8_lossy(&bytes[d.payload.clone()])
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!("      EESE drops it: {e}"),
-            }
-        }
-        if let Ok((id, Received::Data(d))) = &result {
-            let i = self.index_of(id).unwrap_or(0);
-            let payload = bytes[d.payload.clone()].to_vec();
-            let prefix = format!("u:{i}:").into_bytes();
-            if self.oracle.delivered("EESE", &payload, &prefix) {
-                self.counts.delivered += 1;
-            }
-        }
-        let out = self.count_answers(p.src);
-        if let Some(before) = before {
-            let after = self.eese_state();
-            if after != before {
-                self.oracle.fail(
-                    "I3",
-                    format!(
-                        "a datagram no UE sent changed the EESE ({:?} from source {}): {before:?} → {after:?}",
-                        result.as_ref().err(),
-                        p.src
-                    ),
-                );
-            }
-        }
-        // What the EESE could not authenticate as fresh input of the UE,
-        // genuine octets or not, is what may be answered only within budget.
-        if let Err(r) = &result
-            && !matches!(r, Reject::ExpiredKsi(_))
-        {
-            self.oracle.unauthenticated(p.src, p.bytes.len(), out);
-        }
-    }
-
-    /// Drains after a datagram from `src`: the octets the EESE sent to `src`.
-    fn count_answers(&mut self, src: u16) -> usize {
-        let before = self.eese_octets_to.get(&src).copied().unwrap_or(0);
-        self.drain_all();
-        let after = self.eese_octets_to.get(&src).copied().unwrap_or(0);
-        usize::try_from(after - before).unwrap_or(usize::MAX)
-    }
-
-    fn deliver_to_ue(&mut self, i: usize, p: Packet) {
-        let genuine = self.ues[i].genuine.contains(&p.bytes);
-        let now = self.now;
-        if !genuine {
-            self.ues[i].ue.handle_timeout(now);
-            self.drain_all();
-        }
-        let before = (!genuine).then(|| self.ue_state(i));
-        let sent_before = self.ue_octets[i];
-        let mut bytes = p.bytes.clone();
-        let r = self.ues[i].ue.handle_datagram(now, &mut bytes);
-        if let Ok(Received::Data(d)) = &r {
-            let payload = bytes[d.payload.clone()].to_vec();
-            let prefix = format!("d:{i}:").into_bytes();
-            if self.oracle.delivered(&format!("UE {i}"), &payload, &prefix) {
-                self.counts.delivered += 1;
-            }
-        }
-        if let Some(before) = before {
-            let after = self.ue_state(i);
-            if after != before {
-                self.oracle.fail(
-                    "I3",
-                    format!("a datagram the EESE never sent changed UE {i} ({:?}): {before:?} → {after:?}", r.err()),
-                );
-            }
-            self.drain_all();
-            if self.ue_octets[i] != sent_before {
-                self.oracle.fail(
-                    "I3",
-                    format!("UE {i} answered a datagram the EESE never sent"),
-                );
-            }
-        } else {
-            self.drain_all();
-        }
-    }
-
-    /// What unauthenticated input must not change at the EESE.
-    fn eese_state(&self) -> String {
-        let mut s = format!("sessions {}", self.eese.len());
-        for u in &self.ues {
-            let st = self.eese.status(self.now, &u.id);
-            let keys = self
-                .eese
-                .current_keys(&u.id)
-                .map(|(r, k)| (r.clone(), k.clone()));
-            s.push_str(&format!("; {}: {st:?} {keys:?}", u.id));
-        }
-        s
-    }
-
-    /// What unauthenticated input must not change at UE `i`.
-    fn ue_state(&self, i: usize) -> String {
-        let u = &self.ues[i].ue;
-        let keys = u.current_keys().map(|(r, k)| (r.clone(), k.clone()));
-        format!(
-            "{:?} {} {:?} holding {}",
-            u.status(),
-            u.last_counter(),
-            keys,
-            u.holding()
-        )
-    }
-
-    fn forge(&mut self, to_eese: bool, i: usize, kind: Forgery, from: Source, seed: u16) {
-        let mut r = Rng::new(u64::from(seed) ^ self.seed.rotate_left(17));
-        let bytes = match kind {
-            Forgery::Empty => Vec::new(),
-            Forgery::Garbage => {
-                let mut b = vec![0u8; r.index(121)];
-                r.fill(&mut b);
-                if !b.is_empty() && r.chance(0.5) {
-                    b[0] = wire::VERSION;
-                }
-                b
-            }
-            Forgery::Hello => {
-                let id = self.ues[i].id;
-                let mut tag = [0u8; 16];
-                r.fill(&mut tag);
-                let h = wire::HelloRepr {
-                    ksi: wire::Ksi(r.below(256) as u8),
-                    rekey: r.chance(0.5),
-                    counter: r.below(1 << 20),
-                    seq: r.below(1 << 20) as u32,
-                    id: id.as_bytes(),
-                    tag,
-                };
-                let mut b = vec![0u8; h.buffer_len()];
-                h.emit(&mut wire::HelloPacket::new_unchecked(&mut b[..]));
-                b
-            }
-            Forgery::Data => {
-                let mut b = vec![0u8; 9 + r.index(40) + 16];
-                r.fill(&mut b);
-                b[..5].copy_from_slice(&[
-                    wire::VERSION,
-                    MessageType::DATA.0,
-                    r.below(4) as u8,
-                    u8::from(!to_eese),
-                    wire::Suite::AES_128_GCM.0,
-                ]);
-                b
-            }
-            Forgery::Control => {
-                let mut b = vec![0u8; if r.chance(0.5) { 50 } else { 33 }];
-                r.fill(&mut b);
-                b[0] = wire::VERSION;
-                b[1] = if b.len() == 50 { 0x01 } else { 0x02 };
-                b[3] = 0;
-                if b.len() == 50 {
-                    b[28] = 0x01;
-                    b[29] = 0x02;
-                } else {
-                    b[4] = 0x01;
-                    b[13..17].fill(0);
-                }
-                b
-            }
-            Forgery::Mutation => {
-                let Some(p) = self
-                    .history
-                    .get(r.index(self.history.len().max(1)))
-                    .cloned()
-                else {
-                    return;
-                };
-                let mut b = p.bytes;
-                match r.below(3) {
-                    0 if !b.is_empty() => {
-                        let at = r.index(b.len());
-                        b[at] ^= 1 << r.below(8);
-                    }
-                    1 => {
-                        let n = r.index(b.len() + 1);
-                        b.truncate(n);
-                    }
-                    _ => b.extend_from_slice(&[0, 1, 2]),
-                }
-                b
-            }
-        };
-        let src = match from {
-            Source::Attacker(n) => 60_000 + u16::from(n),
-            Source::Ue(_) => self.ues[i].addr,
-        };
-        let dst = if to_eese { EESE } else { self.ues[i].addr };
-        self.deliver(Packet { src, dst, bytes });
-    }
-
-    pub(crate) fn crash_ue(&mut self, i: usize, newer: bool) {
-        self.counts.crashes += 1;
-        let slot = &mut self.ues[i];
-        let snapshot = slot.disk.crash(newer);
-        let r = root(self.seed, i as u8, slot.epoch);
-        let seed = self.rng.next_u64();
-        slot.ue = match snapshot {
-            Some(b) => match Ue::restore(self.ue_cfg, r.clone(), slot.id, seed, &b) {
-                Ok(ue) => ue,
-                // Written under the root before a new AKA: start afresh.
-                Err(_) => Ue::new(self.ue_cfg, r, slot.id, seed),
-            },
-            None => Ue::new(self.ue_cfg, r, slot.id, seed),
-        };
-    }
-
-    pub(crate) fn crash_eese(&mut self, newer: bool) {
-        self.counts.crashes += 1;
-        let mut table = EeseTable::new(
-            self.eese_cfg,
-            SimRand {
-                mode: self.rand_mode.clone(),
-                rng: self.rng.fork(),
-            },
-        );
-        for (i, u) in self.ues.iter().enumerate() {
-            if let Some(disk) = self.eese_disks.get_mut(&u.id)
-                && let Some(bytes) = disk.crash(newer)
-            {
-                // A snapshot of an older root is refused: that session is
-                // gone, and the UE's hello makes a new one.
-                let _ = table.restore(u.id, root(self.seed, i as u8, u.epoch), &bytes);
-            }
-        }
-        self.eese = table;
-        self.rand_wanted.clear();
-    }
-
-    fn disk(&mut self, eese: bool, i: usize, slow: bool) {
-        if eese {
-            self.eese_slow = slow;
-            if !slow {
-                for (id, d) in &mut self.eese_disks {
-                    if let Some((bytes, p)) = d.pending.take() {
-                        d.durable = Some(bytes);
-                        let _ = self.eese.persisted(id, p);
-                    }
-                }
-            }
-        } else {
-            let slot = &mut self.ues[i];
-            slot.disk.slow = slow;
-            if !slow && let Some((bytes, p)) = slot.disk.pending.take() {
-                slot.disk.durable = Some(bytes);
-                let _ = slot.ue.persisted(p);
-            }
-        }
     }
 
     /// Same KSI and counter on both sides: same keys.

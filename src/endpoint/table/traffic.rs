@@ -1,0 +1,218 @@
+//! The table's traffic: datagrams in, payloads out, and the effects of all
+//! sessions polled in one place.
+
+use std::hash::Hash;
+
+use crate::kdf::RootKey;
+use crate::wire::{HelloPacket, MessageType, peek_type};
+
+use super::super::eese::Session;
+use super::super::effects::{
+    Datagram, Persist, RandSource, Received, Reject, SendError, Transmit, UnknownPersist,
+};
+use super::super::time::Instant;
+use super::{EeseTable, Entry2, QUEUED_PER_UE, SendOutcome};
+
+impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable<Id, A, R> {
+    /// Handles a datagram from `from`. A hello names its UE, which `resolve`
+    /// looks up (its table key and root) when the table has no session for
+    /// it: the hello's tag is verified with that root before any state is
+    /// made, and a fresh, authentic hello records that the UE is at `from`.
+    /// Anything else is taken as from the UE at `from`: data is decrypted in
+    /// place and returned.
+    ///
+    /// # Errors
+    /// [`Reject::NoSession`] for a non-hello from an address no UE said hello
+    /// from; [`Reject::UnknownUe`] for a hello `resolve` knows nothing of;
+    /// the [`Reject`] the session gives otherwise. None of these leaves any
+    /// state behind for an unauthenticated sender.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: &A,
+        buf: &mut [u8],
+        resolve: impl FnOnce(&[u8]) -> Option<(Id, RootKey)>,
+    ) -> Result<(Id, Received), Reject> {
+        if peek_type(buf)? != MessageType::HELLO {
+            let id = self.peers.get(from).cloned().ok_or(Reject::NoSession)?;
+            return self.session_datagram(now, &id, buf).map(|r| (id, r));
+        }
+        let packet = HelloPacket::new_checked(&buf[..])?;
+        let (id, root) = resolve(packet.id()).ok_or(Reject::UnknownUe)?;
+        if !self.sessions.contains_key(&id) {
+            // Verify before any state exists for this UE.
+            let s = Session::new(root, None);
+            packet.verify(&s.auth(&self.cfg))?;
+            self.put(id.clone(), s, now);
+        }
+        let r = self.session_datagram(now, &id, buf)?;
+        self.move_peer(&id, from);
+        Ok((id, r))
+    }
+
+    /// Records that `ue` is at `from` (after fresh, authentic input). A move
+    /// starts the new address's answer budget empty.
+    fn move_peer(&mut self, ue: &Id, from: &A) {
+        let Some(e) = self.sessions.get_mut(ue) else {
+            return;
+        };
+        if e.peer.as_ref() == Some(from) {
+            return;
+        }
+        if let Some(old) = e.peer.replace(from.clone()) {
+            self.peers.remove(&old);
+        }
+        e.session.credit = 0;
+        if let Some(other) = self.peers.insert(from.clone(), ue.clone())
+            && &other != ue
+            && let Some(o) = self.sessions.get_mut(&other)
+        {
+            // Another UE was at this address before: it has moved on.
+            o.peer = None;
+        }
+        self.touch(ue);
+    }
+
+    fn session_datagram(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        buf: &mut [u8],
+    ) -> Result<Received, Reject> {
+        self.with(ue, |s, env, e| {
+            let r = s.handle_datagram(now, env, buf);
+            if r.is_ok() {
+                *e.last_active = now;
+            }
+            r
+        })
+        .unwrap_or(Err(Reject::NoSession))
+    }
+
+    /// Sends a payload to `ue`: sealed into `out` when its keyset allows
+    /// ([`SendOutcome::Sent`]: transmit it), else kept while a new keyset is
+    /// made first (TR 33.863 §6.5.2.3 step 3 skipped: the EESE starts the
+    /// contact, trigger first) and handed out by [`EeseTable::poll_transmit`].
+    ///
+    /// # Errors
+    /// [`SendError::NoSession`]; [`SendError::Busy`] when
+    /// [`QUEUED_PER_UE`] payloads already wait; [`SendError::RandPending`]
+    /// while a RAND from the EMKS is awaited (the payload is kept);
+    /// [`SendError::BufferTooSmall`], [`SendError::PayloadTooLong`].
+    pub fn send(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<SendOutcome<A>, SendError> {
+        self.with(ue, |s, env, e| {
+            let queue = |e: &mut Entry2<'_, A>| {
+                if e.queued.len() >= QUEUED_PER_UE {
+                    return Err(SendError::Busy);
+                }
+                e.queued.push_back(payload.to_vec());
+                Ok(SendOutcome::Queued)
+            };
+            // Keep the order behind payloads already waiting; wait for an
+            // address to send to.
+            let Some(to) = e.peer.cloned().filter(|_| e.queued.is_empty()) else {
+                return queue(e);
+            };
+            match s.send(now, env, payload, out) {
+                Ok(sealed) => Ok(SendOutcome::Sent { sealed, to }),
+                Err(SendError::EffectsPending) => queue(e),
+                Err(SendError::RandPending) => {
+                    queue(e)?;
+                    Err(SendError::RandPending)
+                }
+                Err(other) => Err(other),
+            }
+        })
+        .unwrap_or(Err(SendError::NoSession))
+    }
+
+    /// The next snapshot to store, with the UE it belongs to; `out` holds
+    /// [`EESE_SNAPSHOT_LEN`](super::EESE_SNAPSHOT_LEN) octets. Store it as
+    /// that UE's (replacing the previous one), then call
+    /// [`EeseTable::persisted`].
+    pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<(Id, Persist)> {
+        while let Some(id) = self.to_persist.pop_front() {
+            let Some(e) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            e.in_persist = false;
+            if let Some(p) = e.session.poll_persist(&self.cfg, out) {
+                return Some((id, p));
+            }
+        }
+        None
+    }
+
+    /// `ue`'s snapshot of `persist` is durable: what it covers may go out.
+    ///
+    /// # Errors
+    /// [`UnknownPersist`] when it is not the snapshot last polled for `ue`.
+    pub fn persisted(&mut self, ue: &Id, persist: Persist) -> Result<(), UnknownPersist> {
+        let g = persist.generation();
+        let r = self
+            .sessions
+            .get_mut(ue)
+            .map_or(Err(UnknownPersist(g)), |e| e.session.persisted(persist));
+        self.touch(ue);
+        r
+    }
+
+    /// The next datagram to send, with the UE it goes to: a key-expired
+    /// error or a trigger, or a payload that waited for its keyset. `out`
+    /// must hold the largest payload plus 25 octets (and at least 50, or
+    /// nothing comes out).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(Id, A, Transmit)> {
+        if out.len() < crate::wire::TriggerRepr::LEN {
+            return None;
+        }
+        while let Some(id) = self.to_transmit.pop_front() {
+            // Off the list while it runs: `touch` at the end of the call puts
+            // it back if it can make progress again.
+            match self.sessions.get_mut(&id) {
+                Some(e) => e.in_transmit = false,
+                None => continue,
+            }
+            let got = self.with(&id, |s, env, e| {
+                if let Some(t) = s.poll_transmit(now, env, out) {
+                    return Some(t);
+                }
+                let payload = e.queued.front()?;
+                match s.send(now, env, payload, out) {
+                    Ok(sealed) => {
+                        e.queued.pop_front();
+                        Some(Transmit {
+                            len: sealed.len,
+                            what: Datagram::Data {
+                                ksi: sealed.ksi,
+                                counter: sealed.counter,
+                                seq: sealed.seq,
+                                retransmission: false,
+                            },
+                        })
+                    }
+                    // Waits for a snapshot, a trigger or a RAND: the session is
+                    // back on the list once it can go on.
+                    Err(SendError::EffectsPending | SendError::RandPending) => None,
+                    Err(_) => {
+                        // Cannot be sent at all (too long for `out`): dropped.
+                        e.queued.pop_front();
+                        None
+                    }
+                }
+            });
+            if let Some(Some(t)) = got {
+                // On the list only with a peer (see `touch`).
+                if let Some(to) = self.sessions.get(&id).and_then(|e| e.peer.clone()) {
+                    return Some((id, to, t));
+                }
+            }
+        }
+        None
+    }
+}
