@@ -17,11 +17,11 @@ triple=thumbv7em-none-eabihf
 
 if rustup target list --installed | grep -qx "$triple" || rustup target add "$triple"; then
     echo "no-std check: linking for $triple without an allocator"
-    cargo build --release --manifest-path "$manifest" --target-dir "$target_dir" --target "$triple"
+    cargo build --release --locked --manifest-path "$manifest" --target-dir "$target_dir" --target "$triple"
 else
     host="$(rustc -vV | sed -n 's/^host: //p')"
     echo "no-std check: $triple unavailable; linking for $host without std or an allocator"
     RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-nostartfiles -C link-arg=-lc" \
-        cargo build --release --manifest-path "$manifest" --target-dir "$target_dir" --target "$host"
+        cargo build --release --locked --manifest-path "$manifest" --target-dir "$target_dir" --target "$host"
 fi
 echo "no-std check: ok (kdf, wire, protect and the endpoint core link with no global allocator)"

@@ -5,7 +5,7 @@
 use super::hkdf::HkdfKey;
 use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind};
 use super::ts33220::{self, Ts33220Key};
-use super::{Error, KdfProfile};
+use super::KdfProfile;
 use zeroize::Zeroize;
 
 /// FC of `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")`.
@@ -324,16 +324,6 @@ pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm, counter: u6
     key
 }
 
-/// Parses a root kind name from the command line.
-///
-/// # Errors
-/// [`Error::UnknownRootKindName`] for anything but `int-key`, `e2m-keyset`, `e2m-key`.
-pub fn parse_root_kind(name: &str) -> Result<RootKind, Error> {
-    [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey]
-        .into_iter()
-        .find(|k| k.name() == name)
-        .ok_or(Error::UnknownRootKindName)
-}
 
 #[cfg(test)]
 mod tests {

@@ -162,7 +162,8 @@ impl RootKind {
         }
     }
 
-    /// The name used on the command line (`int-key`, `e2m-keyset`, `e2m-key`).
+    /// The kind's short name, as the docs spell it (`int-key`, `e2m-keyset`,
+    /// `e2m-key`).
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
@@ -170,6 +171,14 @@ impl RootKind {
             RootKind::E2mKeyset => "e2m-keyset",
             RootKind::E2mKey => "e2m-key",
         }
+    }
+
+    /// The kind whose short name is `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey]
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 

@@ -18,7 +18,7 @@ mod ts33220;
 
 pub use hierarchy::{
     Algorithm, FC_ALG_KEY, FC_CONTROL_KEY, FC_INT_KEY, FC_KEYSET, INT_KEY_LABEL, PreparedRoot,
-    alg_key, int_key, keyset, parse_root_kind,
+    alg_key, int_key, keyset,
 };
 pub use hkdf::HkdfKey;
 pub use keys::{AlgKey, Ck, CkIk, ControlKey, Ik, KeySet, Rand, RootBytes, RootKey, RootKind};
@@ -54,7 +54,8 @@ impl KdfProfile {
         }
     }
 
-    /// The command-line name: `3gpp` or `hkdf`.
+    /// The profile's short name, as the docs and analyzers show it: `3gpp`
+    /// or `hkdf`.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
@@ -103,7 +104,4 @@ pub enum Error {
     /// A root-kind code that names no solution.
     #[error("unknown root kind {0:#04x}")]
     UnknownRootKind(u8),
-    /// A root-kind name that names no solution.
-    #[error("unknown root kind: expected int-key, e2m-keyset or e2m-key")]
-    UnknownRootKindName,
 }

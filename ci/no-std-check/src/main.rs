@@ -12,13 +12,15 @@
 use core::hint::black_box;
 use core::panic::PanicInfo;
 
-use ciot_e2e::endpoint::{Config, EeseSession, Event, Instant, Sent, Sink, Ue};
-use ciot_e2e::protect::replay::ReplayWindow;
-use ciot_e2e::protect::suite::SuiteKeys;
-use ciot_e2e::wire::{Direction, Ksi, Message, Suite};
+use ciot_e2e::endpoint::{
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, Received, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+};
 use ciot_e2e::kdf::{
     self, Algorithm, Ck, CkIk, Fc, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind,
 };
+use ciot_e2e::protect::replay::ReplayWindow;
+use ciot_e2e::protect::suite::SuiteKeys;
+use ciot_e2e::wire::{Direction, Ksi, Message, Suite};
 
 /// Every derivation, for both profiles and every root kind; returns a
 /// checksum so nothing is optimized away.
@@ -38,7 +40,7 @@ fn derive_everything() -> u8 {
             acc ^= kdf::keyset(profile, &root, &rand).as_bytes()[0];
             acc ^= prepared.control_key().as_bytes()[0];
             for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-                acc ^= kdf::alg_key(profile, &keyset, alg).as_bytes()[0];
+                acc ^= kdf::alg_key(profile, &keyset, alg, 1).as_bytes()[0];
             }
         }
     }
@@ -54,63 +56,78 @@ fn derive_everything() -> u8 {
     acc
 }
 
-/// A sink that keeps the last datagram on the stack.
-struct Last {
-    buf: [u8; 128],
-    len: usize,
-    events: u8,
-}
-
-impl Sink for Last {
-    fn transmit(&mut self, d: &[u8]) {
-        if let Some(slot) = self.buf.get_mut(..d.len()) {
-            slot.copy_from_slice(d);
-            self.len = d.len();
-        }
-    }
-    fn event(&mut self, _: Event<'_>) {
-        self.events = self.events.wrapping_add(1);
-    }
-}
-
-/// Wire codecs, both suites and one rekey plus a data message through the
-/// UE and EESE endpoints.
+/// Wire codecs, both suites, and a whole exchange through the UE and the
+/// EESE endpoints: hello, snapshots, trigger, data both ways.
 fn protocol_everything() -> u8 {
     let mut acc = 0u8;
     let root = kdf::int_key(
         KdfProfile::Ts33220,
-        &CkIk::new(&Ck::from_bytes(black_box([1; 16])), &Ik::from_bytes([2; 16])),
+        &CkIk::new(
+            &Ck::from_bytes(black_box([1; 16])),
+            &Ik::from_bytes([2; 16]),
+        ),
     );
-    let cfg = Config::default();
-    let mut eese = EeseSession::new(root.clone());
-    let mut ue: Ue<64> = Ue::with_config(root, &cfg);
-    let mut rng = || Some(Rand(black_box([7; 16])));
-    let mut to_ue = Last { buf: [0; 128], len: 0, events: 0 };
-    let mut to_eese = Last { buf: [0; 128], len: 0, events: 0 };
-    let mut scratch = [0u8; 128];
+    let Ok(id) = UeId::new(b"ue-no-std") else {
+        return 0;
+    };
+    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, 1);
+    let mut eese = Eese::new(EeseConfig::default(), root, || {
+        Some(Rand(black_box([7; 16])))
+    });
     let now = Instant::from_millis(black_box(0));
-    eese.rekey(now, &cfg, &mut rng, &mut to_ue);
-    let mut d = to_ue.buf;
-    ue.handle_datagram(now, &cfg, &mut d[..to_ue.len], &mut scratch, &mut to_eese);
-    if let Ok(Sent::Now { .. }) = ue.send(b"hello", &mut scratch, &mut to_eese) {
-        let mut d = to_eese.buf;
-        eese.handle_datagram(now, &cfg, &mut d[..to_eese.len], &mut rng, &mut to_ue);
+    let (mut a, mut b) = ([0u8; 128], [0u8; 128]);
+    let (mut snap, mut esnap) = ([0u8; UE_SNAPSHOT_LEN], [0u8; EESE_SNAPSHOT_LEN]);
+    let _ = ue.send(now, b"hello");
+    for _ in 0..4 {
+        if let Some(p) = ue.poll_persist(&mut snap) {
+            let _ = ue.persisted(p);
+        }
+        while let Ok(Some(t)) = ue.poll_transmit(now, &mut a) {
+            if let Ok(m) = Message::parse(&a[..t.len]) {
+                acc ^= m.buffer_len() as u8;
+            }
+            if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len]) {
+                if let Ok(s) = eese.send(now, b"down", &mut b) {
+                    let _ = ue.handle_datagram(now, &mut b[..s.len]);
+                }
+            }
+        }
+        if let Some(p) = eese.poll_persist(&mut esnap) {
+            let _ = eese.persisted(p);
+        }
+        while let Ok(Some(t)) = eese.poll_transmit(now, &mut b) {
+            let _ = ue.handle_datagram(now, &mut b[..t.len]);
+        }
+        while ue.poll_event().is_some() || eese.poll_event().is_some() {
+            acc = acc.wrapping_add(1);
+        }
     }
-    if let Ok(m) = Message::parse(&to_eese.buf[..to_eese.len]) {
-        acc ^= m.buffer_len() as u8;
+    if let Ok(restored) = Ue::<64>::restore(
+        UeConfig::default(),
+        kdf::int_key(
+            KdfProfile::Ts33220,
+            &CkIk::new(&Ck::from_bytes([1; 16]), &Ik::from_bytes([2; 16])),
+        ),
+        id,
+        2,
+        &snap,
+    ) {
+        acc ^= restored.last_counter() as u8;
     }
     for suite in [Suite::NEA2_NIA2, Suite::AES_128_GCM] {
         let keyset = kdf::KeySet::from_bytes(black_box([3; 32]));
-        if let Ok(keys) = SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite) {
+        if let Ok(keys) = SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite, 1) {
             let c = keys.cipher();
             let mut buf = [0u8; 64];
             if let Ok(n) = c.seal(Ksi(1), Direction::Uplink, 0, b"payload", &mut buf) {
                 let mut w = ReplayWindow::new();
-                acc ^= c.open_with_window(&mut buf[..n], &mut w).map_or(0, |o| o.payload.len() as u8);
+                acc ^= c
+                    .open_with_window(&mut buf[..n], &mut w)
+                    .map_or(0, |o| o.payload.len() as u8);
             }
         }
     }
-    acc ^ to_ue.events ^ to_eese.events
+    acc
 }
 
 /// The exported entry point (`_start` is where the linker starts by default),

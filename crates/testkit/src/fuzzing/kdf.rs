@@ -123,7 +123,7 @@ fn derive_ref(profile: KdfProfile, key: &[u8], s: &[u8]) -> [u8; 32] {
 ///   do `alg_key` (P2 = the trigger counter) and `int_key`; one keyset under
 ///   two trigger counters gives two different algorithm keys;
 /// - `Suite::from_name`, `Cause::from_name`, `MessageType::from_name` and
-///   `kdf::parse_root_kind` accept exactly the names their values print; with
+///   `RootKind::from_name` accept exactly the names their values print; with
 ///   the `cli` feature, what hex-decodes feeds `Fc`/`RootBytes`/`Rand` as the
 ///   tool does.
 pub fn kdf(bytes: &[u8]) {
@@ -288,13 +288,12 @@ fn names(text: &[u8]) {
             MessageType::KNOWN,
         );
         let kinds = [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey];
-        match kdf::parse_root_kind(name) {
-            Ok(k) => assert_eq!(k.name(), name),
-            Err(e) => {
-                assert_eq!(e, Error::UnknownRootKindName);
+        match RootKind::from_name(name) {
+            Some(k) => assert_eq!(k.name(), name),
+            None => {
                 assert!(
                     kinds.iter().all(|k| k.name() != name),
-                    "parse_root_kind refused {name:?}"
+                    "RootKind::from_name refused {name:?}"
                 );
             }
         }
