@@ -21,8 +21,8 @@ use aes::Aes128;
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Instant, Received, SendOutcome, UE_SNAPSHOT_LEN,
-    Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Instant, Received, SendOutcome, UE_SNAPSHOT_LEN, Ue,
+    UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
 use ciot_e2e::wire::Suite;
@@ -80,7 +80,8 @@ impl Setup {
         s.settle_eese();
         let (_, _, t) = s.table.poll_transmit(now, &mut buf).expect("trigger");
         let mut trigger = buf[..t.len].to_vec();
-        s.ue.handle_datagram(now, &mut trigger).expect("trigger accepted");
+        s.ue.handle_datagram(now, &mut trigger)
+            .expect("trigger accepted");
         s.settle_ue();
         // One uplink message confirms the keyset at the EESE.
         s.ue.send(now, b"up").unwrap();
@@ -195,10 +196,8 @@ impl Bare {
                 tag.copy_from_slice(&t);
             }
             Bare::Nea2Nia2(aes, mac) => {
-                let mut ctr = Ctr::from_core(ctr::CtrCore::inner_iv_init(
-                    aes.clone(),
-                    &[0u8; 16].into(),
-                ));
+                let mut ctr =
+                    Ctr::from_core(ctr::CtrCore::inner_iv_init(aes.clone(), &[0u8; 16].into()));
                 ctr.apply_keystream(body);
                 tag.copy_from_slice(&cmac(mac, head, body));
             }
@@ -219,10 +218,8 @@ impl Bare {
             Bare::Nea2Nia2(aes, mac) => {
                 let (body, tag) = rest.split_at_mut(rest.len() - 4);
                 assert_eq!(&cmac(mac, head, body)[..], &tag[..]);
-                let mut ctr = Ctr::from_core(ctr::CtrCore::inner_iv_init(
-                    aes.clone(),
-                    &[0u8; 16].into(),
-                ));
+                let mut ctr =
+                    Ctr::from_core(ctr::CtrCore::inner_iv_init(aes.clone(), &[0u8; 16].into()));
                 ctr.apply_keystream(body);
                 body.len()
             }

@@ -6,7 +6,8 @@
 
 use ciot_e2e::kdf::{
     self, AlgKey, Algorithm, Ck, CkIk, ControlKey, Error, Fc, HkdfKey, Ik, KdfProfile, KeySet,
-    MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey, RootKind, Ts33220Key, };
+    MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey, RootKind, Ts33220Key,
+};
 use subtle::ConstantTimeEq;
 
 const KINDS: [RootKind; 3] = [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey];

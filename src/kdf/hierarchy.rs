@@ -2,10 +2,10 @@
 //! algorithm keys. `docs/key-hierarchy.md` is the table of every derivation
 //! below; the tests at the end of this file hold each S string to it.
 
+use super::KdfProfile;
 use super::hkdf::HkdfKey;
 use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind};
 use super::ts33220::{self, Ts33220Key};
-use super::KdfProfile;
 use zeroize::Zeroize;
 
 /// FC of `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")`.
@@ -323,7 +323,6 @@ pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm, counter: u6
     low.zeroize();
     key
 }
-
 
 #[cfg(test)]
 mod tests {

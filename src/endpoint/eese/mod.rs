@@ -100,11 +100,15 @@ pub(crate) struct Session {
     pub durable_counter: u64,
     /// State changed since the last snapshot polled.
     pub dirty: bool,
-    /// The snapshot being written: its generation and counter.
-    pub inflight: Option<(u64, u64)>,
+    /// The snapshot being written: its generation, counter and hello.
+    pub inflight: Option<(u64, u64, Option<u32>)>,
     pub generation: u64,
     /// Highest hello sequence number seen.
     pub hello_seen: Option<u32>,
+    /// Highest hello sequence number a durable snapshot covers. Nothing a
+    /// hello caused goes out before its number is durable, so a hello
+    /// replayed after a restore is stale (or its first copy had no effect).
+    pub hello_durable: Option<u32>,
     pub current: Option<Current>,
     pub previous: Option<Previous>,
     /// Repeat the unconfirmed trigger at this time; `retx_left` more times
@@ -142,6 +146,7 @@ impl Session {
             inflight: None,
             generation: 0,
             hello_seen: None,
+            hello_durable: None,
             current: None,
             previous: None,
             retx_at: Instant::NEVER,
@@ -154,6 +159,11 @@ impl Session {
             quiet_until: Instant(0),
             rand_pending: false,
         }
+    }
+
+    /// A hello was taken whose number no durable snapshot covers yet.
+    pub(crate) fn hello_pending(&self) -> bool {
+        self.hello_seen > self.hello_durable
     }
 
     pub(crate) fn te2e(&self, cfg: &EeseConfig) -> Duration {
@@ -289,6 +299,7 @@ impl Session {
         self.send_error = None;
         self.last_refusal = None;
         self.hello_seen = None;
+        self.hello_durable = None;
         self.dirty = true;
         if let Some(c) = self.current.take() {
             env.events.push(Event::KeysExpired {

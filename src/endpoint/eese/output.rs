@@ -157,7 +157,7 @@ impl Session {
         let len = self.write_snapshot(cfg, out);
         self.dirty = false;
         self.generation += 1;
-        self.inflight = Some((self.generation, self.counter));
+        self.inflight = Some((self.generation, self.counter, self.hello_seen));
         Some(Persist {
             generation: self.generation,
             len,
@@ -167,8 +167,9 @@ impl Session {
     /// The snapshot of `persist` is durable.
     pub(crate) fn persisted(&mut self, persist: Persist) -> Result<(), UnknownPersist> {
         match self.inflight {
-            Some((generation, counter)) if generation == persist.generation => {
+            Some((generation, counter, hello)) if generation == persist.generation => {
                 self.durable_counter = self.durable_counter.max(counter);
+                self.hello_durable = self.hello_durable.max(hello);
                 self.inflight = None;
                 Ok(())
             }
@@ -179,8 +180,12 @@ impl Session {
     /// Whether `poll_transmit` (or a send of data waiting for this session,
     /// `queued`) can make progress now: an error to send, a trigger whose
     /// snapshot is durable, or data not blocked on a snapshot or a RAND.
+    /// Nothing goes out while a hello's number is not durable.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn ready(&self, queued: bool) -> bool {
+        if self.hello_pending() {
+            return false;
+        }
         let blocked = self
             .current
             .as_ref()
@@ -191,7 +196,8 @@ impl Session {
     }
 
     /// The next control datagram: a key-expired error, then a trigger. A
-    /// trigger waits until the snapshot holding its counter is durable.
+    /// trigger waits until the snapshot holding its counter is durable, and
+    /// both until the last hello's number is.
     pub(crate) fn poll_transmit(
         &mut self,
         now: Instant,
@@ -199,6 +205,9 @@ impl Session {
         out: &mut [u8],
     ) -> Option<Transmit> {
         self.advance(now, env);
+        if self.hello_pending() {
+            return None;
+        }
         if let Some(e) = self.send_error {
             let repr = KeyExpiredRepr {
                 ksi: e.ksi,

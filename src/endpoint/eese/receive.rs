@@ -237,7 +237,9 @@ impl Session {
         {
             return Err(Reject::StaleHello { seq, last });
         }
+        // Its number is made durable before anything it causes goes out.
         self.hello_seen = Some(seq);
+        self.dirty = true;
         let (theirs, rekey) = (packet.counter(), packet.rekey());
         // The UE has not confirmed the keyset that followed a refusal: it may
         // have missed the error, so it goes again (with the trigger below).

@@ -66,6 +66,7 @@ impl Session {
         let record = snapshot::parse_eese(bytes, &s.auth(cfg))?;
         s.te2e_secs = record.te2e_secs;
         s.hello_seen = record.hello_seen;
+        s.hello_durable = record.hello_seen;
         s.counter = record.counter.saturating_add(COUNTER_RESERVE);
         s.durable_counter = record.counter;
         if let Some((k, state, _deadline)) = record.keyset {

@@ -90,6 +90,10 @@ pub struct EeseTable<Id, A = SocketAddr, R = OsRand> {
     rng: R,
     sessions: HashMap<Id, Entry<A>>,
     peers: HashMap<A, Id>,
+    /// Where a UE said a fresh hello from, until the snapshot holding the
+    /// hello's number is durable: only then does the UE move there (so a
+    /// hello replayed after a restore cannot move it).
+    moving: HashMap<Id, A>,
     timers: BinaryHeap<Reverse<(Instant, Id)>>,
     to_persist: VecDeque<Id>,
     to_transmit: VecDeque<Id>,
@@ -112,6 +116,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             rng,
             sessions: HashMap::with_capacity(n),
             peers: HashMap::with_capacity(n),
+            moving: HashMap::new(),
             timers: BinaryHeap::with_capacity(n),
             to_persist: VecDeque::new(),
             to_transmit: VecDeque::new(),
@@ -182,6 +187,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     }
 
     fn put(&mut self, ue: Id, session: Session, now: Instant) {
+        self.moving.remove(&ue);
         if let Some(old) = self.sessions.get(&ue).and_then(|e| e.peer.clone()) {
             self.peers.remove(&old);
         }
@@ -202,6 +208,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
 
     /// Removes a UE's session.
     pub fn remove(&mut self, ue: &Id) -> bool {
+        self.moving.remove(ue);
         match self.sessions.remove(ue) {
             Some(e) => {
                 if let Some(a) = e.peer {

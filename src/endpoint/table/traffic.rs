@@ -46,8 +46,21 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             self.put(id.clone(), s, now);
         }
         let r = self.session_datagram(now, &id, buf)?;
-        self.move_peer(&id, from);
+        self.moving.insert(id.clone(), from.clone());
+        self.settle_move(&id);
         Ok((id, r))
+    }
+
+    /// Moves `ue` to where its last fresh hello came from once the hello's
+    /// number is durable.
+    fn settle_move(&mut self, ue: &Id) {
+        let durable = self
+            .sessions
+            .get(ue)
+            .is_some_and(|e| !e.session.hello_pending());
+        if durable && let Some(to) = self.moving.remove(ue) {
+            self.move_peer(ue, &to);
+        }
     }
 
     /// Records that `ue` is at `from` (after fresh, authentic input). A move
@@ -159,6 +172,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             .sessions
             .get_mut(ue)
             .map_or(Err(UnknownPersist(g)), |e| e.session.persisted(persist));
+        self.settle_move(ue);
         self.touch(ue);
         r
     }

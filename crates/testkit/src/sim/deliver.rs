@@ -3,6 +3,7 @@
 //! the endpoint's state and the octets answered (I3).
 
 use ciot_e2e::endpoint::{Received, Reject, UeId};
+use ciot_e2e::wire::MessageType;
 
 use super::world::{EESE, Packet, World, root};
 
@@ -60,6 +61,14 @@ impl World {
             if self.oracle.delivered("EESE", &payload, &prefix) {
                 self.counts.delivered += 1;
             }
+        }
+        if let Ok((id, Received::Control(MessageType::HELLO))) = &result {
+            self.oracle.hello_taken(&p.bytes);
+            self.eese_disks
+                .entry(*id)
+                .or_default()
+                .hellos
+                .push(p.bytes.clone());
         }
         let out = self.count_answers(p.src);
         if let Some(before) = before {

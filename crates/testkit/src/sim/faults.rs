@@ -128,6 +128,14 @@ impl World {
             },
         );
         for (i, u) in self.ues.iter().enumerate() {
+            if let Some(disk) = self.eese_disks.get_mut(&u.id) {
+                let mut lost = std::mem::take(&mut disk.hellos);
+                let writing = std::mem::take(&mut disk.hellos_writing);
+                if !(newer && disk.pending.is_some()) {
+                    lost.extend(writing);
+                }
+                self.oracle.hellos_forgotten(&lost);
+            }
             if let Some(disk) = self.eese_disks.get_mut(&u.id)
                 && let Some(bytes) = disk.crash(newer)
             {
@@ -147,6 +155,7 @@ impl World {
                 for (id, d) in &mut self.eese_disks {
                     if let Some((bytes, p)) = d.pending.take() {
                         d.durable = Some(bytes);
+                        d.hellos_writing.clear();
                         let _ = self.eese.persisted(id, p);
                     }
                 }

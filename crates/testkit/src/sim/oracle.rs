@@ -31,6 +31,9 @@ pub(crate) struct Oracle {
     /// I2: payloads sent, and payloads delivered.
     sent: HashSet<Vec<u8>>,
     delivered: HashSet<Vec<u8>>,
+    /// I2 for hellos: each one the EESE took (each is unique: the UE never
+    /// repeats a hello sequence number).
+    hellos: HashSet<Vec<u8>>,
     /// I3: octets of unauthenticated input per source, and answered to it.
     pub unauth_in: HashMap<u16, u64>,
     pub unauth_out: HashMap<u16, u64>,
@@ -158,6 +161,28 @@ impl Oracle {
             return false;
         }
         true
+    }
+
+    /// The EESE took `hello` as fresh; taking the same octets twice is a
+    /// replay acted on.
+    pub(crate) fn hello_taken(&mut self, hello: &[u8]) {
+        if !self.hellos.insert(hello.to_vec()) {
+            self.fail(
+                "I2",
+                format!(
+                    "the EESE took a hello twice: {}",
+                    crate::describe::datagram(hello)
+                ),
+            );
+        }
+    }
+
+    /// The EESE crashed before a snapshot covering these hellos was
+    /// durable: it may take them again.
+    pub(crate) fn hellos_forgotten(&mut self, hellos: &[Vec<u8>]) {
+        for h in hellos {
+            self.hellos.remove(h);
+        }
     }
 
     /// Whether `payload` was delivered.

@@ -46,6 +46,12 @@ pub(crate) struct Disk {
     pub durable: Option<Vec<u8>>,
     pub pending: Option<(Vec<u8>, Persist)>,
     pub slow: bool,
+    /// At the EESE: hellos taken since the session's last snapshot was
+    /// polled, and those the snapshot being written covers, while nothing
+    /// has gone out since. A crash forgets these: the EESE may take them
+    /// again, as nothing they caused went out.
+    pub hellos: Vec<Vec<u8>>,
+    pub hellos_writing: Vec<Vec<u8>>,
 }
 
 impl Disk {
@@ -382,6 +388,12 @@ impl World {
     /// A datagram the EESE transmitted to UE `i` at `dst`.
     fn eese_transmitted(&mut self, i: usize, dst: u16, what: Datagram, bytes: Vec<u8>) {
         let slot = &self.ues[i];
+        // What the session sends now may answer the hellos it took: those
+        // are acted on, and no crash may let the EESE take them again.
+        if let Some(d) = self.eese_disks.get_mut(&slot.id) {
+            d.hellos.clear();
+            d.hellos_writing.clear();
+        }
         match what {
             Datagram::Trigger { .. } => {
                 let r = root(self.seed, i as u8, slot.epoch);
@@ -504,7 +516,9 @@ impl World {
             let disk = self.eese_disks.entry(id).or_default();
             if self.eese_slow {
                 disk.pending = Some((bytes, p));
+                disk.hellos_writing = std::mem::take(&mut disk.hellos);
             } else {
+                disk.hellos.clear();
                 disk.durable = Some(bytes);
                 let _ = self.eese.persisted(&id, p);
             }
