@@ -17,6 +17,7 @@ mod cmd_demo;
 mod cmd_dissect;
 mod cmd_genpcap;
 mod cmd_kdf;
+mod cmd_loadtest;
 mod cmd_peer;
 mod cmd_protect;
 mod cmd_sim;
@@ -46,7 +47,7 @@ enum Command {
     /// Run a UE over UDP that sends numbered payloads and waits for each echo.
     Ue(cmd_peer::UeArgs),
     /// Load test: one EESE and many UEs over loopback UDP with loss, reordering and hostile input.
-    Loadtest(LoadtestStub),
+    Loadtest(cmd_loadtest::LoadtestArgs),
     /// Simulate an EESE and its UEs over an adversarial network with crashes; check the invariants.
     Sim(cmd_sim::SimArgs),
     /// Derive e2e_int_key or an e2eKEYSET.
@@ -80,13 +81,6 @@ macro_rules! outln {
             }
         }
     }};
-}
-
-/// Arguments of the load test while it is ported.
-#[derive(clap::Args)]
-pub struct LoadtestStub {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
 }
 
 /// A command's failure: the message for stderr and the exit code.
@@ -124,9 +118,7 @@ fn main() -> ExitCode {
         Command::Unprotect(a) => cmd_protect::unprotect(&a),
         Command::Eese(a) => cmd_peer::eese(&a),
         Command::Ue(a) => cmd_peer::ue(&a),
-        Command::Loadtest(_) => Err(Failure::usage(
-            "loadtest is being ported to the hello-based endpoints",
-        )),
+        Command::Loadtest(a) => cmd_loadtest::loadtest(&a),
         Command::Sim(a) => cmd_sim::sim(&a),
         Command::Derive(c) => cmd_kdf::derive(&c),
         Command::Nia2(a) => cmd_algo::nia2(&a),

@@ -1,7 +1,10 @@
 //! The load test, small: 1,000 UEs and 20,000 echoed messages over loopback
-//! UDP with 5 % loss, duplication and reordering and 10 % hostile datagrams.
-//! It must echo everything, mis-key nothing and accept no forgery. A second
-//! run shows the command does fail when it cannot finish in time.
+//! UDP with 5 % loss, duplication and reordering and 10 % hostile datagrams
+//! (forged and replayed hellos among them). It must echo everything, each
+//! payload no more often than it was sent, mis-key nothing, accept no
+//! forgery and never answer a source with more than it could not
+//! authenticate from it. A second run shows the command does fail when it
+//! cannot finish in time; bad arguments are refused before anything runs.
 
 use std::process::Command;
 
@@ -56,6 +59,33 @@ fn thousand_ues_under_loss_and_hostile_input_echo_everything_and_mis_key_nothing
         out.contains("mis-keyed: 0 (at the EESE 0, at the UEs 0)"),
         "{out}"
     );
+    // Hellos, the v2 way in, were forged and replayed too.
+    for kind in [
+        "forged hello ",
+        "forged hello from a stranger ",
+        "forged hello, unknown UE ",
+        "replayed hello ",
+    ] {
+        assert!(out.contains(kind), "no {kind:?} injected:\n{out}");
+    }
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{out}"))
+            .to_owned()
+    };
+    // No payload delivered or echoed more often than it was sent.
+    let once = line("once:");
+    assert!(
+        once.ends_with(
+            "beyond what was transmitted: 0 deliveries at the EESE, 0 echoes at the UEs"
+        ),
+        "{once}"
+    );
+    // The EESE never sent a source more than it could not authenticate.
+    let unauth = line("unauth:");
+    assert!(unauth.ends_with(", over budget 0"), "{unauth}");
+    assert!(!unauth.starts_with("unauth:    0 datagrams"), "{unauth}");
 }
 
 #[test]
@@ -86,4 +116,31 @@ fn out_of_range_ratios_are_refused() {
         err.contains("--loss-ratio must be between 0 and 0.5"),
         "{err}"
     );
+    let (code, _, err) = loadtest(&["--ues", "1", "--garbage-ratio=-0.1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--garbage-ratio must be between 0 and 0.5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_counts_are_refused_before_anything_runs() {
+    for (args, want) in [
+        (&["--ues", "0"][..], "--ues must be between 1 and 50000"),
+        (&["--ues", "50001"][..], "--ues must be between 1 and 50000"),
+        (
+            &["--window", "0"][..],
+            "--te2e, --window, --rto-ms and --deadline must be positive",
+        ),
+        (
+            &["--te2e", "0"][..],
+            "--te2e, --window, --rto-ms and --deadline must be positive",
+        ),
+    ] {
+        let (code, out, err) = loadtest(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} started a run:\n{out}");
+    }
 }

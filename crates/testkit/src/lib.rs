@@ -5,6 +5,8 @@
 //!   corpus (the targets in `fuzz/` are one line each into here);
 //! - [`sim`]: the deterministic simulator of an EESE and its UEs over an
 //!   adversarial network with crashes, and its invariants;
+//! - [`loadtest`]: one EESE and many UEs over loopback UDP with a fault
+//!   layer and hostile input, every echo checked (`ciot-e2e loadtest`);
 //! - [`rng`]: the one deterministic generator everything seeded uses.
 
 #![forbid(unsafe_code)]
@@ -12,6 +14,7 @@
 
 pub mod describe;
 pub mod fuzzing;
+pub mod loadtest;
 pub mod pair;
 pub mod rng;
 pub mod sim;

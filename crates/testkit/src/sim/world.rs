@@ -507,10 +507,7 @@ impl World {
     fn drain_eese(&mut self) -> bool {
         let mut progress = false;
         let mut snap = [0u8; EESE_SNAPSHOT_LEN];
-        loop {
-            let Some((id, p)) = self.eese.poll_persist(&mut snap) else {
-                break;
-            };
+        while let Some((id, p)) = self.eese.poll_persist(&mut snap) {
             progress = true;
             let bytes = snap[..p.len()].to_vec();
             let disk = self.eese_disks.entry(id).or_default();

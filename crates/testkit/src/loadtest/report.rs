@@ -1,31 +1,46 @@
 //! The load test's report: counts, rates, memory, and the verdict.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::faults::{Class, FaultStats};
+use super::Shared;
+use super::faults::FaultStats;
+use super::hostile::Class;
+use super::ledger::{self, Findings};
 use super::stats::peak_rss_kib;
-use super::{LoadtestArgs, Shared, eese, ues};
+use super::{Settings, eese, ue};
 
 /// Everything the report is made of.
 pub struct Inputs<'a> {
-    /// The command line.
-    pub args: &'a LoadtestArgs,
-    /// Messages to echo.
+    /// How the run was set up.
+    pub settings: &'a Settings,
+    /// Payloads to echo.
     pub total: u64,
-    /// Every UE's address (the EESE's session key).
-    pub addrs: &'a [SocketAddr],
-    /// From the first message to the last echo.
+    /// From the first payload to the last echo.
     pub duration: Duration,
     /// The UE driver's result.
-    pub ue: &'a ues::Report,
+    pub ue: &'a ue::Report,
     /// The EESE thread's result.
     pub eese: &'a eese::Report,
     /// The registries of injected datagrams.
     pub shared: &'a Shared,
     /// Kernel receive-buffer drops during the run (system-wide).
     pub kernel_drops: Option<u64>,
+}
+
+/// How a run ended: why it failed, if it did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why the run failed; empty when it passed.
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether every check held.
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
 }
 
 fn faults_line(name: &str, f: &FaultStats) -> String {
@@ -45,55 +60,73 @@ fn reasons(map: &BTreeMap<&'static str, u64>) -> String {
         .join(", ")
 }
 
-/// Prints the report; `Err` says why the run failed.
-pub fn print(x: &Inputs<'_>) -> Result<(), String> {
-    let (u, e) = (&x.ue.stats, &x.eese.stats);
-    let secs = x.duration.as_secs_f64().max(1e-3);
-    let n = x.ue.rekeys.len().max(1);
-
-    // Keys: where both sides are on the same keyset, they must hold the same keys.
-    let (mut same, mut eese_ahead, mut mismatched) = (0u64, 0u64, 0u64);
-    for (ue, addr) in x.ue.ues.iter().zip(x.addrs) {
-        let Some(session) = x.eese.table.get(addr) else {
-            mismatched += 1;
-            continue;
-        };
-        match (ue.current(), session.current()) {
-            (Some(a), Some(b)) if a.1 == b.1 => {
-                if a.0 == b.0 && ue.current_keys() == session.current_keys() {
+/// Where both sides are on the same keyset, they must hold the same keys:
+/// (same, EESE ahead, disagree, never started).
+fn keys(x: &Inputs<'_>) -> (u64, u64, u64, u64) {
+    let (mut same, mut ahead, mut mismatched, mut idle) = (0, 0, 0, 0);
+    let table = &x.eese.table;
+    for (i, ue) in x.ue.ues.iter().enumerate() {
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
+        let theirs = table.status(x.eese.now, &id).and_then(|s| s.keyset);
+        match (ue.status(), theirs) {
+            (None, None) => idle += 1,
+            (Some(a), Some(b)) if a.counter == b.counter => {
+                let keys = ue.current_keys().map(|k| k.1);
+                if a.ksi == b.ksi && keys == table.current_keys(&id).map(|k| k.1) {
                     same += 1;
                 } else {
                     mismatched += 1;
                 }
             }
-            (a, Some(b)) if a.is_none_or(|a| a.1 < b.1) => eese_ahead += 1,
+            (a, Some(b)) if a.is_none_or(|a| a.counter < b.counter) => ahead += 1,
             _ => mismatched += 1,
         }
     }
+    (same, ahead, mismatched, idle)
+}
 
-    println!(
+/// Prints the report, one line at a time, and says whether the run passed.
+pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
+    let mut say = |s: String| out(&s);
+    let (u, e) = (&x.ue.stats, &x.eese.stats);
+    let secs = x.duration.as_secs_f64().max(1e-3);
+    let n = x.ue.rekeys.len().max(1);
+    let (same, ahead, mismatched, idle) = keys(x);
+    let once: Findings = ledger::compare(
+        &x.ue.transmitted,
+        &x.eese.delivered,
+        &x.eese.echoed,
+        &x.ue.echoes,
+    );
+
+    say(format!(
         "messages:  sent {}, echoed {}/{}, retransmitted {} after a timeout + {} by the UE \
          under a new keyset (TR step 5) + {} when a trigger came without an error, \
-         connects {}, duplicate echoes {}, gave up {}",
+         hellos {}, duplicate echoes {}, gave up {}",
         u.started,
         u.echoed,
         x.total,
         u.retransmitted,
         u.held_retransmitted,
         u.resent_on_rekey,
-        u.connects,
+        u.hellos,
         u.dup_echoes,
         u.gave_up
-    );
-    println!(
+    ));
+    say(format!(
         "data:      uplink data messages {}, payloads delivered at the EESE {}, echoes {} \
-         (refused {}), datagrams received by the EESE {}",
-        u.data_sent, e.data, e.echoes, e.echo_failed, e.datagrams_in
-    );
+         (refused {}), datagrams received by the EESE {}, hellos it accepted {}",
+        u.data_sent, e.data, e.echoes, e.echo_failed, e.datagrams_in, e.hellos
+    ));
+    say(format!(
+        "once:      {} payloads delivered again after a retransmission; beyond what was \
+         transmitted: {} deliveries at the EESE, {} echoes at the UEs",
+        once.redelivered, once.extra_deliveries, once.extra_echoes
+    ));
     let rekeys: u64 = x.ue.rekeys.iter().map(|&r| u64::from(r)).sum();
     let min = x.ue.rekeys.iter().min().copied().unwrap_or(0);
     let max = x.ue.rekeys.iter().max().copied().unwrap_or(0);
-    println!(
+    say(format!(
         "rekeys:    {} at the UEs (per UE min {min}, mean {:.1}, max {max}), {} keysets made \
          by the EESE, {} ran out (te2e), {} refused by key-expired errors at the UEs",
         rekeys,
@@ -101,20 +134,31 @@ pub fn print(x: &Inputs<'_>) -> Result<(), String> {
         e.rekeys,
         e.expiries,
         u.expiries
-    );
-    println!(
-        "keys:      at the end {same} UEs share the EESE's current keyset, {eese_ahead} have \
-         not received its latest trigger yet, {mismatched} disagree"
-    );
-    println!("faults:    {}", faults_line("uplink", &x.ue.faults));
-    println!("           {}", faults_line("downlink", &x.eese.faults));
+    ));
+    let idle = if idle > 0 {
+        format!(", {idle} never sent anything")
+    } else {
+        String::new()
+    };
+    say(format!(
+        "keys:      at the end {same} UEs share the EESE's current keyset, {ahead} have \
+         not received its latest trigger yet, {mismatched} disagree{idle}"
+    ));
+    say(format!(
+        "faults:    {}",
+        faults_line("uplink", &x.ue.faults)
+    ));
+    say(format!(
+        "           {}",
+        faults_line("downlink", &x.eese.faults)
+    ));
     let unreceived_up = x.shared.to_eese.unreceived();
     let unreceived_down = x.shared.to_ue.unreceived();
     for class in Class::ALL {
         let i = class.index();
         let (iu, id) = (x.ue.faults.injected[i], x.eese.faults.injected[i]);
         let (ru, rd) = (&x.eese.received.injected[i], &x.ue.received.injected[i]);
-        println!(
+        say(format!(
             "hostile:   {:<8} injected {} (toward the EESE {iu}, toward UEs {id}); rejected {}, \
              ignored as repeats {}, delivered late (original lost) {}, ACCEPTED {}, \
              never received {}",
@@ -125,32 +169,32 @@ pub fn print(x: &Inputs<'_>) -> Result<(), String> {
             ru.late + rd.late,
             ru.accepted + rd.accepted,
             unreceived_up[i] + unreceived_down[i],
-        );
+        ));
     }
     let mut kinds = x.ue.faults.kinds.clone();
     for (k, v) in &x.eese.faults.kinds {
         *kinds.entry(k).or_insert(0) += v;
     }
-    println!("           kinds: {}", reasons(&kinds));
-    println!(
+    say(format!("           kinds: {}", reasons(&kinds)));
+    say(format!(
         "           rejected at the EESE: {}",
         reasons(&x.eese.received.injected_reasons)
-    );
-    println!(
+    ));
+    say(format!(
         "           rejected at the UEs: {}",
         reasons(&x.ue.received.injected_reasons)
-    );
-    println!(
+    ));
+    say(format!(
         "honest:    rejected duplicates and late datagrams at the EESE: {}",
         reasons(&x.eese.received.honest_reasons)
-    );
-    println!(
+    ));
+    say(format!(
         "           at the UEs: {}",
         reasons(&x.ue.received.honest_reasons)
-    );
+    ));
     let accepted = x.ue.received.accepted() + x.eese.received.accepted();
     let miskeyed = u.miskeyed + e.miskeyed;
-    println!(
+    say(format!(
         "mis-keyed: {miskeyed} (at the EESE {}, at the UEs {}); forged or garbage accepted: \
          {accepted} {}",
         e.miskeyed,
@@ -164,40 +208,60 @@ pub fn print(x: &Inputs<'_>) -> Result<(), String> {
         } else {
             String::new()
         }
-    );
-    println!(
+    ));
+    let un = &x.eese.unauth;
+    say(format!(
+        "unauth:    {} datagrams the EESE could not authenticate, {} octets in from {} \
+         sources; {} octets sent back to them ({} sources answered, at most {:.2} of a \
+         source's input), over budget {}",
+        un.datagrams,
+        un.octets_in,
+        un.per_source.len(),
+        un.octets_out,
+        un.answered_sources,
+        un.max_ratio(),
+        un.over_budget
+    ));
+    say(format!(
         "sockets:   send errors {} (UEs) / {} (EESE), receive errors {} / {}, kernel \
-         receive-buffer drops {}",
+         receive-buffer drops {}, datagrams to the stranger's address {}",
         u.send_errors,
         e.send_errors,
         u.recv_errors,
         e.recv_errors,
         x.kernel_drops
-            .map_or_else(|| "unknown".into(), |d| format!("{d} (system-wide)"))
-    );
+            .map_or_else(|| "unknown".into(), |d| format!("{d} (system-wide)")),
+        u.to_stranger
+    ));
     let rate = u.echoed as f64 / secs;
     let mean_latency = u.latency_sum_ms as f64 / u.echoed.max(1) as f64;
-    println!(
+    say(format!(
         "time:      {secs:.2} s, {rate:.0} messages/s echoed, {:.0} datagrams/s into the \
          EESE; echo latency mean {mean_latency:.1} ms, max {} ms",
         e.datagrams_in as f64 / secs,
         u.latency_max_ms
-    );
+    ));
     let peak = peak_rss_kib();
     let peak_mib = peak.map_or(0.0, |k| k as f64 / 1024.0);
-    println!(
+    say(format!(
         "memory:    peak resident {}",
         peak.map_or_else(
             || "unknown".into(),
             |_| format!("{peak_mib:.1} MiB (VmHWM)")
         )
-    );
+    ));
 
     let mut failures = Vec::new();
     if u.echoed != x.total || x.ue.incomplete > 0 {
         failures.push(format!(
             "{} of {} echoed ({} UEs incomplete)",
             u.echoed, x.total, x.ue.incomplete
+        ));
+    }
+    if once.extra_deliveries + once.extra_echoes > 0 {
+        failures.push(format!(
+            "{} deliveries and {} echoes more than were sent",
+            once.extra_deliveries, once.extra_echoes
         ));
     }
     if miskeyed > 0 {
@@ -209,24 +273,27 @@ pub fn print(x: &Inputs<'_>) -> Result<(), String> {
     if mismatched > 0 {
         failures.push(format!("{mismatched} UEs disagree with the EESE on keys"));
     }
+    if un.over_budget > 0 {
+        failures.push(format!(
+            "the EESE sent a source more octets than it could not authenticate from it \
+             ({} times)",
+            un.over_budget
+        ));
+    }
     if u.deadline_hit {
-        failures.push(format!("deadline of {} s passed", x.args.deadline));
+        failures.push(format!("deadline of {} s passed", x.settings.deadline_secs));
     }
     let verdict = if failures.is_empty() { "PASS" } else { "FAIL" };
-    println!(
+    say(format!(
         "loadtest {verdict}: {} UEs, {}/{} echoed, {miskeyed} mis-keyed, {accepted} forged \
          accepted, {} rekeys, {} retransmitted, {} hostile injected, {secs:.1} s, \
          {rate:.0} msg/s, peak {peak_mib:.1} MiB",
-        x.args.ues,
+        x.settings.ues,
         u.echoed,
         x.total,
         rekeys,
         u.retransmitted,
         x.ue.faults.injected.iter().sum::<u64>() + x.eese.faults.injected.iter().sum::<u64>(),
-    );
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    ));
+    Verdict { failures }
 }
