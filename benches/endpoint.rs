@@ -21,8 +21,8 @@ use aes::Aes128;
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Instant, Received, SendOutcome, UE_SNAPSHOT_LEN, Ue,
-    UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, EeseTable, Instant, Received, SendError, SendOutcome,
+    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
 use ciot_e2e::wire::Suite;
@@ -131,6 +131,64 @@ fn seal(table: &mut Table, snap: &mut [u8], now: Instant, payload: &[u8], out: &
     }
 }
 
+/// The one-UE `Eese`, keyed with `ue` talking to it.
+fn single(suite: Suite) -> Eese<fn() -> Option<Rand>> {
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
+    let cfg = EeseConfig {
+        suite,
+        te2e: Duration::from_secs(1 << 30),
+        soft_limit: u32::MAX,
+        ..EeseConfig::default()
+    };
+    let mut eese = Eese::new(cfg, root.clone(), rands as fn() -> Option<Rand>);
+    let mut ue: Ue<128> = Ue::new(
+        UeConfig::default(),
+        root,
+        UeId::new(b"bench-ue").unwrap(),
+        1,
+    );
+    let now = Instant(1_000);
+    let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
+    let mut snap = [0u8; 256];
+    ue.send(now, b"up").unwrap();
+    for _ in 0..4 {
+        while let Some(p) = ue.poll_persist(&mut snap) {
+            ue.persisted(p).unwrap();
+        }
+        while let Some(t) = ue.poll_transmit(now, &mut a).unwrap() {
+            let _ = eese.handle_datagram(now, &mut a[..t.len]);
+        }
+        while let Some(p) = eese.poll_persist(&mut snap) {
+            eese.persisted(p).unwrap();
+        }
+        while let Some(t) = eese.poll_transmit(now, &mut b).unwrap() {
+            let _ = ue.handle_datagram(now, &mut b[..t.len]);
+        }
+    }
+    eese
+}
+
+fn single_seal(eese: &mut Eese<fn() -> Option<Rand>>, payload: &[u8], out: &mut [u8]) -> usize {
+    loop {
+        match eese.send(Instant(1_000), payload, out) {
+            Ok(s) => return s.len,
+            Err(SendError::EffectsPending) => {
+                let mut snap = [0u8; 256];
+                while let Some(p) = eese.poll_persist(&mut snap) {
+                    eese.persisted(p).unwrap();
+                }
+                let mut scratch = [0u8; 2048];
+                while eese
+                    .poll_transmit(Instant(1_000), &mut scratch)
+                    .unwrap()
+                    .is_some()
+                {}
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+}
+
 fn endpoint(c: &mut Criterion, group: &str, suite: Suite, bare: &Bare) {
     let mut g = c.benchmark_group(group);
     for size in SIZES {
@@ -140,6 +198,10 @@ fn endpoint(c: &mut Criterion, group: &str, suite: Suite, bare: &Bare) {
         let mut out = vec![0u8; size + 64];
         g.bench_with_input(BenchmarkId::new("seal/ours", size), &size, |b, _| {
             b.iter(|| s.seal(black_box(&payload), &mut out))
+        });
+        let mut one = single(suite);
+        g.bench_with_input(BenchmarkId::new("seal/single", size), &size, |b, _| {
+            b.iter(|| single_seal(&mut one, black_box(&payload), &mut out))
         });
         let len = HEADER + size + suite.tag_len();
         let mut msg = vec![0u8; len];

@@ -2,11 +2,12 @@
 
 use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootKey};
 use crate::protect::replay::{ReplayWindow, SendCounter};
-use crate::protect::suite::{Opened, SuiteKeys};
+use crate::protect::suite::{Opened, SuiteCipher, SuiteKeys};
 use crate::protect::{self};
-use crate::wire::{ControlAuth, Direction, Ksi, Suite, TriggerRepr};
+use crate::wire::{ControlAuth, DataPacket, Direction, Ksi, Suite, TriggerRepr};
 
-/// A keyset in use: what a session stores per keyset (no expanded ciphers).
+/// A keyset in use: what a session stores per keyset. The expanded ciphers
+/// are kept beside it where they pay (see [`super::slot`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Keyset {
     pub ksi: Ksi,
@@ -63,14 +64,20 @@ impl Keyset {
         self.send.peek()
     }
 
-    /// Protects `payload` into `out` under the next sequence number.
+    /// The suite's ciphers, expanded from the compact keys.
+    pub fn cipher(&self) -> SuiteCipher {
+        self.keys.cipher()
+    }
+
+    /// Protects `payload` into `out` under the next sequence number, with
+    /// `cipher` (this keyset's, expanded).
     pub fn seal(
         &mut self,
+        cipher: &SuiteCipher,
         direction: Direction,
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<(u32, usize), protect::Error> {
-        let cipher = self.keys.cipher();
         let needed = cipher.message_len(payload.len());
         if out.len() < needed {
             return Err(protect::Error::BufferTooSmall {
@@ -85,15 +92,63 @@ impl Keyset {
         Ok((seq, len))
     }
 
-    /// Verifies and decrypts `buf` in place, guarded by the replay window.
-    pub fn open(&mut self, buf: &mut [u8]) -> Result<Opened, protect::Error> {
-        self.keys.cipher().open_with_window(buf, &mut self.recv)
+    /// Verifies and decrypts a checked data message in place, guarded by
+    /// the replay window.
+    pub fn open(
+        &mut self,
+        cipher: &SuiteCipher,
+        packet: DataPacket<&mut [u8]>,
+    ) -> Result<Opened, protect::Error> {
+        cipher.open_packet(packet, Some(&mut self.recv))
     }
 
-    /// Verifies and decrypts `buf` in place with no replay window: for a
-    /// keyset whose window is unknown (restored), only to learn whether the
-    /// message is authentic. Nothing is recorded.
-    pub fn authenticate(&self, buf: &mut [u8]) -> Result<Opened, protect::Error> {
-        self.keys.cipher().open_in_place(buf)
+    /// Verifies and decrypts a checked data message in place with no replay
+    /// window: for a keyset whose window is unknown (restored), only to learn
+    /// whether the message is authentic. Nothing is recorded.
+    pub fn authenticate(&self, packet: DataPacket<&mut [u8]>) -> Result<Opened, protect::Error> {
+        self.cipher().open_packet(packet, None)
+    }
+}
+
+/// A keyset's ciphers as an endpoint holds them: expanded once and kept
+/// (feature `kept-ciphers`, the default), or expanded for each message (a
+/// smaller state, for devices short of RAM).
+#[derive(Clone, Debug)]
+pub(crate) struct Expanded(#[cfg(feature = "kept-ciphers")] SuiteCipher);
+
+impl Expanded {
+    pub fn new(_ks: &Keyset) -> Self {
+        Expanded(
+            #[cfg(feature = "kept-ciphers")]
+            _ks.cipher(),
+        )
+    }
+
+    /// The ciphers of `ks` (whose keys these are).
+    pub fn get(&self, _ks: &Keyset) -> CipherRef<'_> {
+        #[cfg(feature = "kept-ciphers")]
+        return CipherRef::Kept(&self.0);
+        #[cfg(not(feature = "kept-ciphers"))]
+        return CipherRef::Made(_ks.cipher());
+    }
+}
+
+/// Ciphers kept by the endpoint, or made for one message.
+// Lives on the stack for one message; boxing `Made` would allocate per
+// message, which is what the kept ciphers avoid.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum CipherRef<'a> {
+    #[cfg_attr(not(feature = "kept-ciphers"), allow(dead_code))]
+    Kept(&'a SuiteCipher),
+    Made(SuiteCipher),
+}
+
+impl core::ops::Deref for CipherRef<'_> {
+    type Target = SuiteCipher;
+    fn deref(&self) -> &SuiteCipher {
+        match self {
+            CipherRef::Kept(c) => c,
+            CipherRef::Made(c) => c,
+        }
     }
 }

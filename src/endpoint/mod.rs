@@ -38,6 +38,7 @@ mod eese;
 mod effects;
 mod events;
 mod keyset;
+mod slot;
 mod snapshot;
 #[cfg(feature = "std")]
 mod table;

@@ -227,9 +227,7 @@ impl SuiteCipher {
     /// the message names another suite, [`Error::BadTag`]. On any error `buf`
     /// is unchanged.
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, Error> {
-        let opened = Self::header(buf)?;
-        self.open_parsed(buf, &opened)?;
-        Ok(opened)
+        self.open_packet(DataPacket::new_checked(buf)?, None)
     }
 
     /// [`SuiteCipher::open_in_place`] guarded by a replay window, with RFC 8613
@@ -245,53 +243,69 @@ impl SuiteCipher {
         buf: &mut [u8],
         window: &mut ReplayWindow,
     ) -> Result<Opened, Error> {
-        let opened = Self::header(buf)?;
-        window.check(opened.seq)?;
-        self.open_parsed(buf, &opened)?;
-        window.accept(opened.seq)?;
-        Ok(opened)
+        self.open_packet(DataPacket::new_checked(buf)?, Some(window))
     }
 
-    /// Checks the data message's header once and reads what opening needs.
-    fn header(buf: &[u8]) -> Result<Opened, Error> {
-        let packet = DataPacket::new_checked(buf)?;
-        let tag_start = packet.len() - packet.suite().tag_len();
-        Ok(Opened {
-            ksi: packet.ksi(),
-            direction: packet.direction(),
-            seq: packet.seq(),
-            payload: data::HEADER_LEN..tag_start,
-        })
-    }
-
-    /// Verifies and decrypts a message whose header [`SuiteCipher::header`]
-    /// checked; `buf` is unchanged on error.
-    fn open_parsed(&self, buf: &mut [u8], h: &Opened) -> Result<(), Error> {
-        // `header` checked the message is long enough for its suite's tag.
-        let got = Suite(buf[data::field::SUITE]);
+    /// Opens a data message whose view the caller already checked
+    /// ([`DataPacket::new_checked`]), so nothing is checked twice: the replay
+    /// window (if any) first, then the suite, the MAC/tag, and only then the
+    /// payload is decrypted in place and the window updated.
+    ///
+    /// # Errors
+    /// As [`SuiteCipher::open_with_window`], without [`Error::Wire`]. On any
+    /// error neither the buffer nor the window changes.
+    pub fn open_packet(
+        &self,
+        packet: DataPacket<&mut [u8]>,
+        window: Option<&mut ReplayWindow>,
+    ) -> Result<Opened, Error> {
+        let (ksi, direction, seq, got) = (
+            packet.ksi(),
+            packet.direction(),
+            packet.seq(),
+            packet.suite(),
+        );
+        if let Some(w) = &window {
+            w.check(seq)?;
+        }
         if got != self.suite() {
             return Err(Error::SuiteMismatch {
                 expected: self.suite(),
                 got,
             });
         }
-        let (dir, seq, tag_start) = (h.direction.bit(), h.seq, h.payload.end);
+        let dir = direction.bit();
+        // The view is checked: the message holds a header and this suite's
+        // tag. (The checked forms keep any panic path out of the build.)
+        let buf = packet.into_inner();
+        let tag_start = buf.len().checked_sub(got.tag_len()).ok_or(Error::BadTag)?;
+        let (covered, tag) = buf.split_at_mut_checked(tag_start).ok_or(Error::BadTag)?;
+        let payload_len = covered.len().saturating_sub(data::HEADER_LEN);
         match self {
             SuiteCipher::Nea2Nia2 { enc, int } => {
-                let (covered, tag) = buf.split_at(tag_start);
-                let mac: &[u8; MAC_LEN] = tag.try_into().map_err(|_| Error::BadTag)?;
-                int.verify(seq, bearer(h.ksi), dir, covered, covered.len() * 8, mac)?;
-                let payload = &mut buf[h.payload.clone()];
-                enc.apply(seq, bearer(h.ksi), dir, payload, payload.len() * 8)?;
+                let mac: &[u8; MAC_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
+                // 128-NIA2 covers header ‖ ciphertext: verify, then decrypt.
+                int.verify(seq, bearer(ksi), dir, covered, covered.len() * 8, mac)?;
+                let payload = covered.get_mut(data::HEADER_LEN..).ok_or(Error::BadTag)?;
+                enc.apply(seq, bearer(ksi), dir, payload, payload_len * 8)?;
             }
             SuiteCipher::Aes128Gcm(gcm) => {
-                let (head, rest) = buf.split_at_mut(data::HEADER_LEN);
-                let (payload, tag) = rest.split_at_mut(tag_start - data::HEADER_LEN);
+                let (header, payload) = covered
+                    .split_at_mut_checked(data::HEADER_LEN)
+                    .ok_or(Error::BadTag)?;
                 let tag: &[u8; aes_gcm::TAG_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
-                gcm.open(&aes_gcm::nonce(dir, seq), head, payload, tag)?;
+                gcm.open(&aes_gcm::nonce(dir, seq), header, payload, tag)?;
             }
         }
-        Ok(())
+        if let Some(w) = window {
+            w.accept(seq)?;
+        }
+        Ok(Opened {
+            ksi,
+            direction,
+            seq,
+            payload: data::HEADER_LEN..data::HEADER_LEN + payload_len,
+        })
     }
 }
 

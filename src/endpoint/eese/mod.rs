@@ -16,6 +16,7 @@ use crate::wire::{Cause, ControlAuth, Ksi};
 use super::config::EeseConfig;
 use super::effects::{Event, RandSource};
 use super::keyset::Keyset;
+use super::slot::{Inline, Slot, Storage};
 use super::time::{Instant, lifetime_secs};
 
 mod output;
@@ -88,9 +89,30 @@ pub(crate) struct ErrorOut {
     pub refused: Option<u32>,
 }
 
+/// The last message refused by name: sent (`send`), and kept (`keep`) until
+/// the UE confirms the keyset that followed, so that a hello that shows the
+/// UE may have missed the error gets it again (the UE sends a payload again
+/// only if it still holds exactly that message, so repeating it is safe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub error: ErrorOut,
+    pub send: bool,
+    pub keep: bool,
+}
+
+/// A snapshot being written: what becomes durable with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub generation: u64,
+    pub counter: u64,
+    pub hello: Option<u32>,
+}
+
 /// One UE's session at the EESE: its root, keysets, timers and counters.
+/// What it seldom holds lives in `S`'s slots (inline for [`Eese`], boxed in
+/// the table).
 #[derive(Clone, Debug)]
-pub(crate) struct Session {
+pub(crate) struct Session<S: Storage = Inline> {
     pub root: RootKey,
     /// Per-UE te2e in seconds (0: the configured default).
     pub te2e_secs: u32,
@@ -100,8 +122,8 @@ pub(crate) struct Session {
     pub durable_counter: u64,
     /// State changed since the last snapshot polled.
     pub dirty: bool,
-    /// The snapshot being written: its generation, counter and hello.
-    pub inflight: Option<(u64, u64, Option<u32>)>,
+    /// The snapshot being written.
+    pub inflight: S::Slot<Written>,
     pub generation: u64,
     /// Highest hello sequence number seen.
     pub hello_seen: Option<u32>,
@@ -110,7 +132,14 @@ pub(crate) struct Session {
     /// replayed after a restore is stale (or its first copy had no effect).
     pub hello_durable: Option<u32>,
     pub current: Option<Current>,
-    pub previous: Option<Previous>,
+    /// The current keyset's ciphers, expanded (kept while the session is
+    /// active; the table drops them from sessions that go quiet).
+    #[cfg(feature = "kept-ciphers")]
+    pub cipher: S::Slot<crate::protect::suite::SuiteCipher>,
+    /// The kept ciphers were used since the table last looked.
+    #[cfg(feature = "kept-ciphers")]
+    pub cipher_used: bool,
+    pub previous: S::Slot<Previous>,
     /// Repeat the unconfirmed trigger at this time; `retx_left` more times
     /// on the timer, then only in front of data.
     pub retx_at: Instant,
@@ -118,12 +147,7 @@ pub(crate) struct Session {
     pub retx_shift: u8,
     /// A trigger (for the current keyset) to transmit.
     pub send_trigger: bool,
-    pub send_error: Option<ErrorOut>,
-    /// The last message refused by name, kept until the UE confirms the
-    /// keyset that followed: a hello that shows the UE may have missed the
-    /// error gets it again (the UE sends a payload again only if it still
-    /// holds exactly that message, so repeating it is safe).
-    pub last_refusal: Option<ErrorOut>,
+    pub refusal: S::Slot<Refusal>,
     /// Octets of unauthenticated input not yet answered.
     pub credit: u16,
     /// No answer to unauthenticated input before this time.
@@ -132,7 +156,7 @@ pub(crate) struct Session {
     pub rand_pending: bool,
 }
 
-impl Session {
+impl<S: Storage> Session<S> {
     /// A session for a UE whose root (e2e_int_key from the EMKS, or the
     /// e2mKEYSET / e2m_key of solutions #1/#2) the caller fetched. It has no
     /// keyset yet.
@@ -143,18 +167,21 @@ impl Session {
             counter: 0,
             durable_counter: 0,
             dirty: true,
-            inflight: None,
+            inflight: Default::default(),
             generation: 0,
             hello_seen: None,
             hello_durable: None,
             current: None,
-            previous: None,
+            #[cfg(feature = "kept-ciphers")]
+            cipher: Default::default(),
+            #[cfg(feature = "kept-ciphers")]
+            cipher_used: false,
+            previous: Default::default(),
             retx_at: Instant::NEVER,
             retx_left: 0,
             retx_shift: 0,
             send_trigger: false,
-            send_error: None,
-            last_refusal: None,
+            refusal: Default::default(),
             credit: 0,
             quiet_until: Instant(0),
             rand_pending: false,
@@ -232,7 +259,9 @@ impl Session {
             confirmed: false,
             announced: false,
         });
-        self.previous = old.map(|c| Previous {
+        #[cfg(feature = "kept-ciphers")]
+        self.cipher.set(None);
+        self.previous.set(old.map(|c| Previous {
             ksi: c.ks.ksi,
             counter: c.ks.counter,
             keys: c.ks.keys,
@@ -243,7 +272,7 @@ impl Session {
                 KeyState::Valid { .. } => KeyState::Expired(Cause::TE2E_EXPIRED),
                 other => other,
             },
-        });
+        }));
         self.send_trigger = announce;
         self.retx_at = now.after(env.cfg.trigger_retransmit);
         self.retx_left = env.cfg.trigger_attempts;
@@ -257,16 +286,58 @@ impl Session {
             && !c.confirmed
         {
             c.confirmed = true;
-            self.retx_left = 0;
-            self.retx_at = Instant::NEVER;
-            self.last_refusal = None;
             env.events.push(Event::Confirmed {
                 ksi: c.ks.ksi,
                 counter: c.ks.counter,
             });
+            self.retx_left = 0;
+            self.retx_at = Instant::NEVER;
+            self.unkeep_refusal();
         }
-        if self.previous.as_ref().is_some_and(|p| p.until <= now) {
-            self.previous = None;
+        if self.previous.get().is_some_and(|p| p.until <= now) {
+            self.previous.set(None);
+        }
+    }
+
+    /// Refuses a message by name: the error goes out, and is kept to repeat.
+    pub(crate) fn refuse(&mut self, error: ErrorOut) {
+        self.refusal.put(Refusal {
+            error,
+            send: true,
+            keep: true,
+        });
+    }
+
+    /// The kept refusal goes out again.
+    pub(crate) fn repeat_refusal(&mut self) {
+        if let Some(r) = self.refusal.get_mut()
+            && r.keep
+        {
+            r.send = true;
+        }
+    }
+
+    /// The refusal to send now, if any.
+    pub(crate) fn refusal_to_send(&self) -> Option<ErrorOut> {
+        self.refusal.get().filter(|r| r.send).map(|r| r.error)
+    }
+
+    /// The UE confirmed the keyset after the refusal: it is no longer kept
+    /// (but still sent if it has not gone out yet).
+    fn unkeep_refusal(&mut self) {
+        match self.refusal.get_mut() {
+            Some(r) if r.send => r.keep = false,
+            Some(_) => self.refusal.set(None),
+            None => {}
+        }
+    }
+
+    /// The refusal went out.
+    pub(crate) fn refusal_sent(&mut self) {
+        match self.refusal.get_mut() {
+            Some(r) if r.keep => r.send = false,
+            Some(_) => self.refusal.set(None),
+            None => {}
         }
     }
 
@@ -291,13 +362,14 @@ impl Session {
     /// e2m_key): every keyset of the old root is gone. Counters go on rising.
     pub(crate) fn replace_root(&mut self, env: &mut Env<'_>, root: RootKey) {
         self.root = root;
-        self.previous = None;
+        self.previous.set(None);
+        #[cfg(feature = "kept-ciphers")]
+        self.cipher.set(None);
         self.retx_left = 0;
         self.retx_at = Instant::NEVER;
         self.rand_pending = false;
         self.send_trigger = false;
-        self.send_error = None;
-        self.last_refusal = None;
+        self.refusal.set(None);
         self.hello_seen = None;
         self.hello_durable = None;
         self.dirty = true;

@@ -7,11 +7,12 @@ use crate::wire::{Cause, Direction, KeyExpiredRepr, TriggerRepr};
 use super::super::effects::{
     Datagram, Event, Persist, Sealed, SendError, Transmit, UnknownPersist,
 };
+use super::super::slot::{Slot, Storage};
 use super::super::snapshot::EESE_SNAPSHOT_LEN;
 use super::super::time::{Instant, lifetime_secs};
-use super::{Env, KeyState, Session};
+use super::{Env, KeyState, Session, Written};
 
-impl Session {
+impl<S: Storage> Session<S> {
     /// Runs the timers due at `now`: te2e expiry (TR step 2), the end of the
     /// previous keyset's grace, trigger repetition. Every call runs this
     /// first, so a late timer never lets an expired keyset send or receive.
@@ -30,8 +31,8 @@ impl Session {
             });
         }
         let confirmed = self.current.as_ref().is_some_and(|c| c.confirmed);
-        if confirmed && self.previous.as_ref().is_some_and(|p| p.until <= now) {
-            self.previous = None;
+        if confirmed && self.previous.get().is_some_and(|p| p.until <= now) {
+            self.previous.set(None);
         }
         if self.retx_left > 0 && self.retx_at <= now {
             self.retx_left -= 1;
@@ -45,9 +46,7 @@ impl Session {
         if self.valid(now).is_some_and(|c| !c.confirmed) {
             self.send_trigger = true;
             // The UE may have missed the error that named its message, too.
-            if let Some(r) = self.last_refusal {
-                self.send_error = Some(r);
-            }
+            self.repeat_refusal();
             self.retx_shift = self.retx_shift.saturating_add(1).min(16);
             let next = min(
                 env.cfg.trigger_retransmit * (1u32 << self.retx_shift),
@@ -62,18 +61,22 @@ impl Session {
 
     /// When `advance` must next run, if ever.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.current.as_ref().and_then(|c| match c.state {
-            KeyState::Valid { deadline } => Some(deadline),
-            _ => None,
-        });
-        let confirmed = self.current.as_ref().is_some_and(|c| c.confirmed);
-        let grace = self
-            .previous
-            .as_ref()
-            .filter(|_| confirmed)
-            .map(|p| p.until);
-        let retx = (self.retx_left > 0).then_some(self.retx_at);
-        [deadline, grace, retx].into_iter().flatten().min()
+        // On every call of the table's hot path: plain comparisons.
+        let mut next = Instant::NEVER;
+        if let Some(c) = &self.current {
+            if let KeyState::Valid { deadline } = c.state {
+                next = next.min(deadline);
+            }
+            if c.confirmed
+                && let Some(p) = self.previous.get()
+            {
+                next = next.min(p.until);
+            }
+        }
+        if self.retx_left > 0 {
+            next = next.min(self.retx_at);
+        }
+        (next != Instant::NEVER).then_some(next)
     }
 
     /// Seals `payload` for the UE into `out`. When the keyset has expired
@@ -118,11 +121,21 @@ impl Session {
         let Some(c) = self.current.as_mut() else {
             return Err(SendError::EffectsPending);
         };
-        if c.ks.counter > durable || !c.announced || self.send_trigger || self.send_error.is_some()
+        if c.ks.counter > durable
+            || !c.announced
+            || self.send_trigger
+            || self.refusal.get().is_some_and(|r| r.send)
         {
             return Err(SendError::EffectsPending);
         }
-        match c.ks.seal(Direction::Downlink, payload, out) {
+        #[cfg(feature = "kept-ciphers")]
+        let cipher = {
+            self.cipher_used = true;
+            &*self.cipher.get_or_put(|| c.ks.cipher())
+        };
+        #[cfg(not(feature = "kept-ciphers"))]
+        let cipher = &c.ks.cipher();
+        match c.ks.seal(cipher, Direction::Downlink, payload, out) {
             Ok((seq, len)) => Ok(Sealed {
                 len,
                 ksi: c.ks.ksi,
@@ -157,7 +170,11 @@ impl Session {
         let len = self.write_snapshot(cfg, out);
         self.dirty = false;
         self.generation += 1;
-        self.inflight = Some((self.generation, self.counter, self.hello_seen));
+        self.inflight.put(Written {
+            generation: self.generation,
+            counter: self.counter,
+            hello: self.hello_seen,
+        });
         Some(Persist {
             generation: self.generation,
             len,
@@ -166,11 +183,11 @@ impl Session {
 
     /// The snapshot of `persist` is durable.
     pub(crate) fn persisted(&mut self, persist: Persist) -> Result<(), UnknownPersist> {
-        match self.inflight {
-            Some((generation, counter, hello)) if generation == persist.generation => {
-                self.durable_counter = self.durable_counter.max(counter);
-                self.hello_durable = self.hello_durable.max(hello);
-                self.inflight = None;
+        match self.inflight.get().copied() {
+            Some(w) if w.generation == persist.generation => {
+                self.durable_counter = self.durable_counter.max(w.counter);
+                self.hello_durable = self.hello_durable.max(w.hello);
+                self.inflight.set(None);
                 Ok(())
             }
             _ => Err(UnknownPersist(persist.generation)),
@@ -190,7 +207,7 @@ impl Session {
             .current
             .as_ref()
             .is_some_and(|c| c.ks.counter > self.durable_counter);
-        self.send_error.is_some()
+        self.refusal_to_send().is_some()
             || (self.send_trigger && !blocked)
             || (queued && !blocked && !self.rand_pending)
     }
@@ -208,7 +225,7 @@ impl Session {
         if self.hello_pending() {
             return None;
         }
-        if let Some(e) = self.send_error {
+        if let Some(e) = self.refusal_to_send() {
             let repr = KeyExpiredRepr {
                 ksi: e.ksi,
                 cause: e.cause,
@@ -217,7 +234,7 @@ impl Session {
                 tag: [0; 16],
             };
             let len = repr.emit_signed(&self.auth(env.cfg), out).ok()?;
-            self.send_error = None;
+            self.refusal_sent();
             return Some(Transmit {
                 len,
                 what: Datagram::KeyExpired {

@@ -4,10 +4,11 @@ use crate::protect;
 use crate::wire::{Cause, DataPacket, Direction, HelloPacket, MessageType, TriggerRepr, peek_type};
 
 use super::super::effects::{Delivered, Received, Reject};
+use super::super::slot::{Slot, Storage};
 use super::super::time::Instant;
 use super::{CREDIT_CAP, Env, ErrorOut, KeyState, Session};
 
-impl Session {
+impl<S: Storage> Session<S> {
     /// Handles a datagram from the UE (the caller found the session).
     pub(crate) fn handle_datagram(
         &mut self,
@@ -51,17 +52,18 @@ impl Session {
         env: &mut Env<'_>,
         buf: &mut [u8],
     ) -> Result<Received, Reject> {
-        let packet = DataPacket::new_checked(&buf[..])?;
+        let len = buf.len();
+        // Checked once here; the view goes down to the cipher.
+        let packet = DataPacket::new_checked(buf)?;
         if packet.direction() != Direction::Uplink {
             return Err(Reject::WrongDirection);
         }
         let ksi = packet.ksi();
-        let len = buf.len();
         if self.current.as_ref().is_some_and(|c| c.ks.ksi == ksi) {
-            return self.on_current(now, env, buf);
+            return self.on_current(now, env, packet, len);
         }
-        if self.previous.as_ref().is_some_and(|p| p.ksi == ksi) {
-            return self.on_previous(now, env, buf);
+        if self.previous.get().is_some_and(|p| p.ksi == ksi) {
+            return self.on_previous(now, env, packet, len);
         }
         // Unknown KSI: the UE may hold a keyset this EESE lost or never
         // made; the current trigger (if it can be afforded) tells it.
@@ -73,31 +75,40 @@ impl Session {
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
-        buf: &mut [u8],
+        packet: DataPacket<&mut [u8]>,
+        len: usize,
     ) -> Result<Received, Reject> {
-        let len = buf.len();
         let Some(c) = self.current.as_mut() else {
             return Err(Reject::NoSession);
         };
         let ksi = c.ks.ksi;
         match c.state {
-            KeyState::Valid { deadline } if now < deadline => match c.ks.open(buf) {
-                Ok(opened) => {
-                    let (counter, soft) = (c.ks.counter, opened.seq >= env.cfg.soft_limit);
-                    self.confirm(now, env);
-                    if soft {
-                        // Key-use soft limit: renew before the space runs out.
-                        self.rekey(now, env, true);
+            KeyState::Valid { deadline } if now < deadline => {
+                #[cfg(feature = "kept-ciphers")]
+                let cipher = {
+                    self.cipher_used = true;
+                    &*self.cipher.get_or_put(|| c.ks.cipher())
+                };
+                #[cfg(not(feature = "kept-ciphers"))]
+                let cipher = &c.ks.cipher();
+                match c.ks.open(cipher, packet) {
+                    Ok(opened) => {
+                        let (counter, soft) = (c.ks.counter, opened.seq >= env.cfg.soft_limit);
+                        self.confirm(now, env);
+                        if soft {
+                            // Key-use soft limit: renew before the space runs out.
+                            self.rekey(now, env, true);
+                        }
+                        Ok(Received::Data(Delivered {
+                            ksi,
+                            counter,
+                            seq: opened.seq,
+                            payload: opened.payload,
+                        }))
                     }
-                    Ok(Received::Data(Delivered {
-                        ksi,
-                        counter,
-                        seq: opened.seq,
-                        payload: opened.payload,
-                    }))
+                    Err(e) => self.failed(now, env, len, e),
                 }
-                Err(e) => self.failed(now, env, len, e),
-            },
+            }
             KeyState::Valid { .. } | KeyState::Expired(_) => {
                 // TR step 3: the UE's contact under an expired keyset. Prove
                 // it is the UE's and fresh, refuse it by name, rekey (step 4).
@@ -105,7 +116,7 @@ impl Session {
                     KeyState::Expired(cause) => cause,
                     _ => Cause::TE2E_EXPIRED,
                 };
-                match c.ks.open(buf) {
+                match c.ks.open(&c.ks.cipher(), packet) {
                     Ok(opened) => {
                         let e = ErrorOut {
                             ksi,
@@ -125,7 +136,7 @@ impl Session {
                 // restore: never delivered, never named. Authentic contact
                 // starts the keyset the restore made necessary. (Opened in
                 // place: on this error the caller's buffer is not a payload.)
-                if c.ks.authenticate(buf).is_ok() {
+                if c.ks.authenticate(packet).is_ok() {
                     self.rekey(now, env, false);
                     self.unauthenticated(now, env, len);
                     Err(Reject::RetiredKsi(ksi))
@@ -141,17 +152,18 @@ impl Session {
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
-        buf: &mut [u8],
+        packet: DataPacket<&mut [u8]>,
+        len: usize,
     ) -> Result<Received, Reject> {
-        let len = buf.len();
-        let Some(p) = self.previous.as_mut() else {
+        let Some(p) = self.previous.get_mut() else {
             return Err(Reject::NoSession);
         };
         let ksi = p.ksi;
+        // Only around a rekey: expanded per message.
         let cipher = p.keys.cipher();
         match p.state {
             KeyState::Retired => {
-                let ok = cipher.open_in_place(buf).is_ok();
+                let ok = cipher.open_packet(packet, None).is_ok();
                 self.unauthenticated(now, env, len);
                 Err(if ok {
                     Reject::RetiredKsi(ksi)
@@ -160,7 +172,7 @@ impl Session {
                 })
             }
             KeyState::Valid { .. } if now < p.until => {
-                match cipher.open_with_window(buf, &mut p.recv) {
+                match cipher.open_packet(packet, Some(&mut p.recv)) {
                     Ok(opened) => Ok(Received::Data(Delivered {
                         ksi,
                         counter: p.counter,
@@ -177,7 +189,7 @@ impl Session {
                     KeyState::Expired(cause) => cause,
                     _ => Cause::REPLACED,
                 };
-                match cipher.open_with_window(buf, &mut p.recv) {
+                match cipher.open_packet(packet, Some(&mut p.recv)) {
                     Ok(opened) => {
                         let e = ErrorOut {
                             ksi,
@@ -197,12 +209,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// Refuses a message by name: the error goes out, and is kept to repeat.
-    fn refuse(&mut self, e: ErrorOut) {
-        self.send_error = Some(e);
-        self.last_refusal = Some(e);
     }
 
     /// A data message that did not open: forged or damaged (answered within
@@ -243,11 +249,13 @@ impl Session {
         let (theirs, rekey) = (packet.counter(), packet.rekey());
         // The UE has not confirmed the keyset that followed a refusal: it may
         // have missed the error, so it goes again (with the trigger below).
-        if let Some(r) = self.last_refusal
-            && theirs >= r.counter
+        if self
+            .refusal
+            .get()
+            .is_some_and(|r| r.keep && theirs >= r.error.counter)
             && self.current.as_ref().is_some_and(|c| !c.confirmed)
         {
-            self.send_error = Some(r);
+            self.repeat_refusal();
         }
         if theirs > self.counter {
             // The UE accepted a trigger this EESE no longer knows of (it was

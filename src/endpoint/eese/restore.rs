@@ -6,13 +6,14 @@ use crate::wire::Cause;
 
 use super::super::config::EeseConfig;
 use super::super::keyset::Keyset;
+use super::super::slot::Storage;
 use super::super::snapshot::{
     self, COUNTER_RESERVE, EESE_MAGIC, KeysetRecord, SnapshotError, Writer,
 };
 use super::super::time::Instant;
 use super::{Current, KeyState, Session};
 
-impl Session {
+impl<S: Storage> Session<S> {
     /// Writes the session's snapshot into `out` (at least
     /// `EESE_SNAPSHOT_LEN` octets); returns its length.
     pub(crate) fn write_snapshot(&self, cfg: &EeseConfig, out: &mut [u8]) -> usize {

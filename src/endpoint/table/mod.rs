@@ -27,6 +27,7 @@ use crate::protect::suite::SuiteKeys;
 use super::config::EeseConfig;
 use super::eese::{Env, EventSink, Session, SessionStatus};
 use super::effects::{Event, OsRand, RandSource, Sealed};
+use super::slot::Boxed;
 use super::snapshot::SnapshotError;
 use super::time::Instant;
 
@@ -36,19 +37,66 @@ mod traffic;
 pub const QUEUED_PER_UE: usize = 16;
 /// Unpolled events the table keeps; past it the oldest goes.
 pub const EVENT_CAPACITY: usize = 1 << 16;
+/// Sessions whose expanded ciphers the table keeps by default (see
+/// [`EeseTable::set_kept_ciphers`]).
+pub const KEPT_CIPHERS: usize = 4096;
 
 struct Entry<A> {
-    session: Session,
+    session: Session<Boxed>,
     /// Where the UE is (its last fresh, authentic hello came from there).
     peer: Option<A>,
     /// The time of this session's live heap entry ([`Instant::NEVER`]: none).
     scheduled: Instant,
     in_persist: bool,
     in_transmit: bool,
+    /// On the `kept` list.
+    #[cfg(feature = "kept-ciphers")]
+    in_kept: bool,
     /// Payloads waiting for the keyset their send started.
     queued: VecDeque<Vec<u8>>,
     /// Last authentic datagram from this UE.
     last_active: Instant,
+}
+
+/// The table's schedule: the timer heap and the sessions with work to hand
+/// out.
+struct Lists<Id> {
+    timers: BinaryHeap<Reverse<(Instant, Id)>>,
+    to_persist: VecDeque<Id>,
+    to_transmit: VecDeque<Id>,
+    /// Sessions holding expanded ciphers, oldest first (a CLOCK list: a
+    /// session that used its ciphers since it was last looked at goes to the
+    /// back instead of losing them).
+    #[cfg(feature = "kept-ciphers")]
+    kept: VecDeque<Id>,
+    #[cfg(feature = "kept-ciphers")]
+    kept_cap: usize,
+}
+
+impl<Id: Ord + Clone> Lists<Id> {
+    /// Puts a session on the lists and in the heap as its state asks.
+    fn schedule<A>(&mut self, ue: &Id, e: &mut Entry<A>) {
+        let next = e.session.poll_timeout().unwrap_or(Instant::NEVER);
+        if next != e.scheduled {
+            e.scheduled = next;
+            if next != Instant::NEVER {
+                self.timers.push(Reverse((next, ue.clone())));
+            }
+        }
+        if e.session.dirty && e.session.inflight.is_none() && !e.in_persist {
+            e.in_persist = true;
+            self.to_persist.push_back(ue.clone());
+        }
+        if !e.in_transmit && e.peer.is_some() && e.session.ready(!e.queued.is_empty()) {
+            e.in_transmit = true;
+            self.to_transmit.push_back(ue.clone());
+        }
+        #[cfg(feature = "kept-ciphers")]
+        if !e.in_kept && e.session.cipher.is_some() {
+            e.in_kept = true;
+            self.kept.push_back(ue.clone());
+        }
+    }
 }
 
 struct Sink<'a, Id> {
@@ -94,9 +142,7 @@ pub struct EeseTable<Id, A = SocketAddr, R = OsRand> {
     /// hello's number is durable: only then does the UE move there (so a
     /// hello replayed after a restore cannot move it).
     moving: HashMap<Id, A>,
-    timers: BinaryHeap<Reverse<(Instant, Id)>>,
-    to_persist: VecDeque<Id>,
-    to_transmit: VecDeque<Id>,
+    lists: Lists<Id>,
     events: VecDeque<(Id, Event)>,
     events_lost: u64,
 }
@@ -117,12 +163,45 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             sessions: HashMap::with_capacity(n),
             peers: HashMap::with_capacity(n),
             moving: HashMap::new(),
-            timers: BinaryHeap::with_capacity(n),
-            to_persist: VecDeque::new(),
-            to_transmit: VecDeque::new(),
+            lists: Lists {
+                timers: BinaryHeap::with_capacity(n),
+                to_persist: VecDeque::new(),
+                to_transmit: VecDeque::new(),
+                #[cfg(feature = "kept-ciphers")]
+                kept: VecDeque::new(),
+                #[cfg(feature = "kept-ciphers")]
+                kept_cap: KEPT_CIPHERS,
+            },
             events: VecDeque::new(),
             events_lost: 0,
         }
+    }
+
+    /// Sessions holding expanded ciphers now (at most the number set with
+    /// [`EeseTable::set_kept_ciphers`]).
+    #[must_use]
+    pub fn kept_ciphers(&self) -> usize {
+        #[cfg(feature = "kept-ciphers")]
+        return self
+            .sessions
+            .values()
+            .filter(|e| e.session.cipher.is_some())
+            .count();
+        #[cfg(not(feature = "kept-ciphers"))]
+        return 0;
+    }
+
+    /// How many sessions keep their current keyset's ciphers expanded
+    /// (about 0.4–1.5 KiB each, by suite and CPU); the others expand them for
+    /// every message. Recently active sessions keep theirs (default
+    /// [`KEPT_CIPHERS`]; 0 keeps none).
+    pub fn set_kept_ciphers(&mut self, n: usize) {
+        #[cfg(feature = "kept-ciphers")]
+        {
+            self.lists.kept_cap = n;
+            self.evict_ciphers();
+        }
+        let _ = n;
     }
 
     /// The configuration.
@@ -152,7 +231,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     /// Timer entries in the queue, stale ones included (for measurements).
     #[must_use]
     pub fn queued_timers(&self) -> usize {
-        self.timers.len()
+        self.lists.timers.len()
     }
 
     /// Events dropped because they were not polled in time.
@@ -186,7 +265,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         Ok(())
     }
 
-    fn put(&mut self, ue: Id, session: Session, now: Instant) {
+    fn put(&mut self, ue: Id, session: Session<Boxed>, now: Instant) {
         self.moving.remove(&ue);
         if let Some(old) = self.sessions.get(&ue).and_then(|e| e.peer.clone()) {
             self.peers.remove(&old);
@@ -199,6 +278,8 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
                 scheduled: Instant::NEVER,
                 in_persist: false,
                 in_transmit: false,
+                #[cfg(feature = "kept-ciphers")]
+                in_kept: false,
                 queued: VecDeque::new(),
                 last_active: now,
             },
@@ -267,11 +348,12 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             .map(|(id, _)| id)
     }
 
-    /// Runs `f` on a session with its environment, then reschedules it.
+    /// Runs `f` on a session with its environment, then reschedules it (one
+    /// lookup for both).
     fn with<T>(
         &mut self,
         ue: &Id,
-        f: impl FnOnce(&mut Session, &mut Env<'_>, &mut Entry2<'_, A>) -> T,
+        f: impl FnOnce(&mut Session<Boxed>, &mut Env<'_>, &mut Entry2<'_, A>) -> T,
     ) -> Option<T> {
         let EeseTable {
             cfg,
@@ -279,6 +361,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             sessions,
             events,
             events_lost,
+            lists,
             ..
         } = self;
         let entry = sessions.get_mut(ue)?;
@@ -298,37 +381,56 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             peer: entry.peer.as_ref(),
         };
         let r = f(&mut entry.session, &mut env, &mut rest);
-        self.touch(ue);
+        lists.schedule(ue, entry);
+        self.tidy();
         Some(r)
     }
 
     /// Puts a session on the lists and in the heap as its state asks.
     fn touch(&mut self, ue: &Id) {
-        let Some(e) = self.sessions.get_mut(ue) else {
-            return;
-        };
-        let next = e.session.poll_timeout().unwrap_or(Instant::NEVER);
-        if next != e.scheduled {
-            e.scheduled = next;
-            if next != Instant::NEVER {
-                self.timers.push(Reverse((next, ue.clone())));
-            }
+        if let Some(e) = self.sessions.get_mut(ue) {
+            self.lists.schedule(ue, e);
+            self.tidy();
         }
-        if e.session.dirty && e.session.inflight.is_none() && !e.in_persist {
-            e.in_persist = true;
-            self.to_persist.push_back(ue.clone());
+    }
+
+    /// Keeps the lists within bounds: kept ciphers within their cap, stale
+    /// heap entries fewer than the sessions.
+    fn tidy(&mut self) {
+        #[cfg(feature = "kept-ciphers")]
+        if self.lists.kept.len() > self.lists.kept_cap {
+            self.evict_ciphers();
         }
-        if !e.in_transmit && e.peer.is_some() && e.session.ready(!e.queued.is_empty()) {
-            e.in_transmit = true;
-            self.to_transmit.push_back(ue.clone());
-        }
-        if self.timers.len() > 2 * self.sessions.len() + 1024 {
-            self.timers = self
+        if self.lists.timers.len() > 2 * self.sessions.len() + 1024 {
+            self.lists.timers = self
                 .sessions
                 .iter()
                 .filter(|(_, e)| e.scheduled != Instant::NEVER)
                 .map(|(id, e)| Reverse((e.scheduled, id.clone())))
                 .collect();
+        }
+    }
+
+    /// Drops kept ciphers, from the sessions that used them least recently,
+    /// until at most `kept_cap` sessions hold them.
+    #[cfg(feature = "kept-ciphers")]
+    fn evict_ciphers(&mut self) {
+        while self.lists.kept.len() > self.lists.kept_cap {
+            let Some(id) = self.lists.kept.pop_front() else {
+                return;
+            };
+            let Some(e) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if e.session.cipher_used && e.session.cipher.is_some() {
+                // Used since last looked at: a second chance.
+                e.session.cipher_used = false;
+                self.lists.kept.push_back(id);
+            } else {
+                e.session.cipher = None;
+                e.session.cipher_used = false;
+                e.in_kept = false;
+            }
         }
     }
 
@@ -381,11 +483,11 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
 
     /// When [`EeseTable::handle_timeout`] must next run, if ever.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.timers.peek() {
+        while let Some(Reverse((at, id))) = self.lists.timers.peek() {
             match self.sessions.get(id) {
                 Some(e) if e.scheduled == *at => return Some(*at),
                 _ => {
-                    self.timers.pop();
+                    self.lists.timers.pop();
                 }
             }
         }
@@ -394,11 +496,11 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.timers.peek() {
+        while let Some(Reverse((at, _))) = self.lists.timers.peek() {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, id))) = self.timers.pop() else {
+            let Some(Reverse((at, id))) = self.lists.timers.pop() else {
                 break;
             };
             let due = self.sessions.get_mut(&id).is_some_and(|e| {

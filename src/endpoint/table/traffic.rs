@@ -150,7 +150,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     /// that UE's (replacing the previous one), then call
     /// [`EeseTable::persisted`].
     pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<(Id, Persist)> {
-        while let Some(id) = self.to_persist.pop_front() {
+        while let Some(id) = self.lists.to_persist.pop_front() {
             let Some(e) = self.sessions.get_mut(&id) else {
                 continue;
             };
@@ -185,7 +185,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         if out.len() < crate::wire::TriggerRepr::LEN {
             return None;
         }
-        while let Some(id) = self.to_transmit.pop_front() {
+        while let Some(id) = self.lists.to_transmit.pop_front() {
             // Off the list while it runs: `touch` at the end of the call puts
             // it back if it can make progress again.
             match self.sessions.get_mut(&id) {

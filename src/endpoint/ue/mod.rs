@@ -14,7 +14,7 @@ use crate::wire::{Cause, ControlAuth, Ksi};
 use super::config::UeConfig;
 use super::effects::{Event, SendError, Sent, UeId};
 use super::events::Events;
-use super::keyset::Keyset;
+use super::keyset::{Expanded, Keyset};
 use super::time::{Instant, Jitter};
 
 mod output;
@@ -37,6 +37,7 @@ pub(crate) enum Status {
 #[derive(Clone, Debug)]
 pub(crate) struct Current {
     pub ks: Keyset,
+    pub cipher: Expanded,
     pub status: Status,
     /// te2e as the trigger announced it, counted from its arrival.
     pub deadline: Instant,

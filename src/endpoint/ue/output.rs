@@ -253,7 +253,8 @@ impl<const HOLD: usize> Ue<HOLD> {
             return None;
         }
         let payload = &self.held.buf[..self.held.len];
-        let (seq, len) = cur.ks.seal(Direction::Uplink, payload, out).ok()?;
+        let cipher = cur.cipher.get(&cur.ks);
+        let (seq, len) = cur.ks.seal(&cipher, Direction::Uplink, payload, out).ok()?;
         let (ksi, counter) = (cur.ks.ksi, cur.ks.counter);
         self.held.state = HeldState::Sent { ksi, counter, seq };
         if again {

@@ -6,7 +6,7 @@ use crate::wire::{
 };
 
 use super::super::effects::{Delivered, Event, Received, Reject};
-use super::super::keyset::Keyset;
+use super::super::keyset::{CipherRef, Expanded, Keyset};
 use super::super::time::Instant;
 use super::{Current, HeldState, Previous, Status, Ue};
 
@@ -71,6 +71,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             .after(core::time::Duration::from_secs(u64::from(trigger.lifetime)))
             .after(self.cfg.grace);
         let old = self.current.replace(Current {
+            cipher: Expanded::new(&ks),
             ks,
             status: Status::Usable,
             deadline,
@@ -147,19 +148,28 @@ impl<const HOLD: usize> Ue<HOLD> {
     }
 
     fn on_data(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, Reject> {
-        let packet = DataPacket::new_checked(&buf[..])?;
+        // Checked once here; the view goes down to the cipher.
+        let packet = DataPacket::new_checked(buf)?;
         if packet.direction() != Direction::Downlink {
             return Err(Reject::WrongDirection);
         }
         let ksi = packet.ksi();
         let durable = self.durable.last_counter;
-        let ks = match (&mut self.current, &mut self.previous) {
+        let (ks, cipher) = match (&mut self.current, &mut self.previous) {
             (Some(c), _) if c.ks.ksi == ksi => match c.status {
-                Status::Usable if now < c.deadline => &mut c.ks,
+                Status::Usable if now < c.deadline => {
+                    let cipher = c.cipher.get(&c.ks);
+                    (&mut c.ks, cipher)
+                }
                 Status::Retired => return Err(Reject::RetiredKsi(ksi)),
                 _ => return Err(Reject::ExpiredKsi(ksi)),
             },
-            (_, Some(p)) if p.ks.ksi == ksi && now < p.until => &mut p.ks,
+            (_, Some(p)) if p.ks.ksi == ksi && now < p.until => {
+                // Only for the grace period after a rekey: expanded per
+                // message.
+                let cipher = CipherRef::Made(p.ks.cipher());
+                (&mut p.ks, cipher)
+            }
             _ => return Err(Reject::UnknownKsi(ksi)),
         };
         if ks.counter > durable {
@@ -167,7 +177,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             // plus a replayed trigger deliver this message again.
             return Err(Reject::NotDurable(ksi));
         }
-        let opened = ks.open(buf)?;
+        let opened = ks.open(&cipher, packet)?;
         let counter = ks.counter;
         self.answered(now);
         Ok(Received::Data(Delivered {

@@ -5,7 +5,7 @@ use crate::protect::replay::SendCounter;
 
 use super::super::config::UeConfig;
 use super::super::effects::UeId;
-use super::super::keyset::Keyset;
+use super::super::keyset::{Expanded, Keyset};
 use super::super::snapshot::{self, KeysetRecord, SnapshotError, UE_MAGIC, Writer};
 use super::super::time::Instant;
 use super::{Current, Durable, Status, Ue};
@@ -91,6 +91,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             // crash: start past them (none left past 2^32 - 1).
             ks.send = SendCounter::restore(u32::try_from(send_limit).ok(), u32::MAX);
             ue.current = Some(Current {
+                cipher: Expanded::new(&ks),
                 ks,
                 status: Status::Retired,
                 deadline: Instant(deadline),

@@ -123,9 +123,8 @@ fn derive_ref(profile: KdfProfile, key: &[u8], s: &[u8]) -> [u8; 32] {
 ///   do `alg_key` (P2 = the trigger counter) and `int_key`; one keyset under
 ///   two trigger counters gives two different algorithm keys;
 /// - `Suite::from_name`, `Cause::from_name`, `MessageType::from_name` and
-///   `RootKind::from_name` accept exactly the names their values print; with
-///   the `cli` feature, what hex-decodes feeds `Fc`/`RootBytes`/`Rand` as the
-///   tool does.
+///   `RootKind::from_name` accept exactly the names their values print; what
+///   hex-decodes feeds `Fc`/`RootBytes`/`Rand` as the CLI's values do.
 pub fn kdf(bytes: &[u8]) {
     let mut r = Reader::new(bytes);
     let input = Input::read(&mut r);
