@@ -49,16 +49,18 @@ fn build(n: u32) -> Table {
 }
 
 fn memory() {
-    const N: u32 = 100_000;
-    let region = Region::new(GLOBAL);
-    let t = build(N);
-    let held =
-        region.change().bytes_allocated as isize - region.change().bytes_deallocated as isize;
-    println!(
-        "table memory: {N} sessions, {} bytes/session ({} timers queued)",
-        held / N as isize,
-        t.queued_timers()
-    );
+    for n in [100_000u32, 1_000_000] {
+        let region = Region::new(GLOBAL);
+        let t = build(n);
+        let held =
+            region.change().bytes_allocated as isize - region.change().bytes_deallocated as isize;
+        println!(
+            "table memory: {n} sessions, {} bytes/session, {} MiB in all ({} timers queued)",
+            held / n as isize,
+            held / (1 << 20),
+            t.queued_timers()
+        );
+    }
 }
 
 fn expire(c: &mut Criterion) {

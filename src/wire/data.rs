@@ -56,6 +56,7 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
     /// [`Error::BadLength`] over [`MAX_MESSAGE_LEN`]; [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`]; [`Error::Malformed`] for a
     /// reserved flag bit or an unknown suite.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let bytes = buffer.as_ref();
         let got = peek_type(bytes)?;
@@ -217,6 +218,7 @@ impl<'a> DataRepr<'a> {
     ///
     /// # Errors
     /// None today; the `Result` keeps parse's signature uniform.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &DataPacket<&'a T>) -> Result<Self, Error> {
         Ok(DataRepr {
             ksi: packet.ksi(),

@@ -63,6 +63,7 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`]
     /// (a reserved flag bit, or a seq without NAMED).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let bytes = buffer.as_ref();
         control::check_header(
@@ -191,6 +192,7 @@ impl KeyExpiredRepr {
     ///
     /// # Errors
     /// [`Error::Malformed`] for an unknown cause.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(packet: &KeyExpiredPacket<T>) -> Result<Self, Error> {
         let cause = packet.cause();
         if !cause.is_known() {

@@ -282,6 +282,7 @@ impl Direction {
 /// # Errors
 /// [`Error::Truncated`] under two octets, [`Error::UnknownVersion`],
 /// [`Error::UnknownType`].
+#[inline]
 pub fn peek_type(bytes: &[u8]) -> Result<MessageType, Error> {
     let version = *bytes.first().ok_or(Error::Truncated {
         needed: header::LEN,

@@ -62,6 +62,7 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// # Errors
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnknownVersion`],
     /// [`Error::UnknownType`], [`Error::WrongType`], [`Error::Malformed`] (flags).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let bytes = buffer.as_ref();
         control::check_header(bytes, MessageType::DERIVE_TRIGGER, TriggerRepr::LEN, 0)?;
@@ -195,6 +196,7 @@ impl TriggerRepr {
     /// # Errors
     /// [`Error::Malformed`] for an unknown KDF profile or suite, or a zero
     /// lifetime.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(packet: &TriggerPacket<T>) -> Result<Self, Error> {
         let kdf = packet.kdf_code();
         let profile = KdfProfile::from_code(kdf).ok_or(Error::Malformed {

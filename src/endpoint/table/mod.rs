@@ -7,13 +7,14 @@
 //! The answer budget for input that cannot be authenticated is kept per
 //! address: it starts empty whenever a UE moves.
 //!
-//! Sessions live in a hash map keyed by a UE identifier; their next timers
+//! Sessions live in a slab indexed by a hash of the UE identifier (`store`); their next timers
 //! live in one binary heap, so finding the next due timer is O(1) and
 //! scheduling one is O(log n). A session's heap entry is replaced lazily: an
 //! entry whose time no longer matches the session's schedule is skipped when
 //! it surfaces, and the heap is rebuilt when stale entries outnumber the
 //! sessions. No thread or task per UE.
 
+use std::boxed::Box;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
@@ -31,7 +32,10 @@ use super::slot::Boxed;
 use super::snapshot::SnapshotError;
 use super::time::Instant;
 
+mod store;
 mod traffic;
+
+use store::Store;
 
 /// Payloads a session keeps while a new keyset is being made for it.
 pub const QUEUED_PER_UE: usize = 16;
@@ -40,6 +44,40 @@ pub const EVENT_CAPACITY: usize = 1 << 16;
 /// Sessions whose expanded ciphers the table keeps by default (see
 /// [`EeseTable::set_kept_ciphers`]).
 pub const KEPT_CIPHERS: usize = 4096;
+
+/// Payloads waiting for a keyset: usually none, so an empty queue is one
+/// pointer (an empty `VecDeque` inline would be four) and its storage goes
+/// when it empties.
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(super) struct Queue(Option<Box<VecDeque<Vec<u8>>>>);
+
+impl Queue {
+    pub(super) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn push_back(&mut self, payload: Vec<u8>) {
+        self.0.get_or_insert_with(Box::default).push_back(payload);
+    }
+
+    pub(super) fn front(&self) -> Option<&Vec<u8>> {
+        self.0.as_ref()?.front()
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Vec<u8>> {
+        let q = self.0.as_mut()?;
+        let p = q.pop_front();
+        if q.is_empty() {
+            self.0 = None;
+        }
+        p
+    }
+}
 
 struct Entry<A> {
     session: Session<Boxed>,
@@ -53,7 +91,7 @@ struct Entry<A> {
     #[cfg(feature = "kept-ciphers")]
     in_kept: bool,
     /// Payloads waiting for the keyset their send started.
-    queued: VecDeque<Vec<u8>>,
+    queued: Queue,
     /// Last authentic datagram from this UE.
     last_active: Instant,
 }
@@ -136,7 +174,7 @@ pub enum SendOutcome<A> {
 pub struct EeseTable<Id, A = SocketAddr, R = OsRand> {
     cfg: EeseConfig,
     rng: R,
-    sessions: HashMap<Id, Entry<A>>,
+    sessions: Store<Id, Entry<A>>,
     peers: HashMap<A, Id>,
     /// Where a UE said a fresh hello from, until the snapshot holding the
     /// hello's number is durable: only then does the UE move there (so a
@@ -160,7 +198,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         EeseTable {
             cfg,
             rng,
-            sessions: HashMap::with_capacity(n),
+            sessions: Store::with_capacity(n),
             peers: HashMap::with_capacity(n),
             moving: HashMap::new(),
             lists: Lists {
@@ -280,7 +318,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
                 in_transmit: false,
                 #[cfg(feature = "kept-ciphers")]
                 in_kept: false,
-                queued: VecDeque::new(),
+                queued: Queue::default(),
                 last_active: now,
             },
         );
@@ -519,7 +557,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
 
 /// The parts of an entry a session call may touch beside the session.
 struct Entry2<'a, A> {
-    queued: &'a mut VecDeque<Vec<u8>>,
+    queued: &'a mut Queue,
     last_active: &'a mut Instant,
     peer: Option<&'a A>,
 }
