@@ -124,6 +124,10 @@ pub enum Reject {
     /// A hello from a UE the EESE has no root for.
     #[error("unknown UE")]
     UnknownUe,
+    /// An authentic trigger for a suite this build does not have (its
+    /// feature, `suite-aes-gcm` or `suite-nea2-nia2`, is off).
+    #[error("suite {0} is not built in")]
+    UnsupportedSuite(Suite),
 }
 
 impl From<wire::Error> for Reject {
@@ -145,6 +149,7 @@ impl From<protect::Error> for Reject {
                 Reject::SuiteMismatch { expected, got }
             }
             protect::Error::Wire(w) => Reject::from(w),
+            protect::Error::UnknownSuite(s) => Reject::UnsupportedSuite(s),
             // Opening a checked message fails in no other way; report it as
             // not authentic rather than panic.
             _ => Reject::Unauthentic,

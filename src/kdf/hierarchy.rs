@@ -3,6 +3,7 @@
 //! below; the tests at the end of this file hold each S string to it.
 
 use super::KdfProfile;
+#[cfg(feature = "kdf-hkdf")]
 use super::hkdf::HkdfKey;
 use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind};
 use super::ts33220::{self, Ts33220Key};
@@ -25,6 +26,7 @@ pub const INT_KEY_LABEL: &[u8; 15] = b"CIoT End-to-end";
 #[derive(Clone)]
 pub(crate) enum PreparedKey {
     Ts33220(Ts33220Key),
+    #[cfg(feature = "kdf-hkdf")]
     Hkdf(HkdfKey),
 }
 
@@ -32,6 +34,7 @@ impl PreparedKey {
     pub(crate) fn new(profile: KdfProfile, key: &[u8]) -> Self {
         match profile {
             KdfProfile::Ts33220 => PreparedKey::Ts33220(Ts33220Key::new(key)),
+            #[cfg(feature = "kdf-hkdf")]
             KdfProfile::HkdfSha256 => PreparedKey::Hkdf(HkdfKey::new(key)),
         }
     }
@@ -40,6 +43,7 @@ impl PreparedKey {
     pub(crate) fn derive_s(&self, s: &[u8]) -> [u8; 32] {
         match self {
             PreparedKey::Ts33220(k) => k.mac(s),
+            #[cfg(feature = "kdf-hkdf")]
             PreparedKey::Hkdf(k) => k.expand(s),
         }
     }
@@ -253,6 +257,7 @@ impl PreparedRoot {
     pub fn keyset(&self, rand: &Rand) -> KeySet {
         KeySet::from_bytes(match &self.key {
             PreparedKey::Ts33220(k) => k.mac_block(&keyset_block(self.kind, &rand.0, false)),
+            #[cfg(feature = "kdf-hkdf")]
             PreparedKey::Hkdf(k) => k.expand_block(&keyset_block(self.kind, &rand.0, true)),
         })
     }

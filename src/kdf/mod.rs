@@ -12,6 +12,7 @@
 //! derivations is `docs/key-hierarchy.md`.
 
 mod hierarchy;
+#[cfg(feature = "kdf-hkdf")]
 mod hkdf;
 mod keys;
 mod ts33220;
@@ -20,12 +21,16 @@ pub use hierarchy::{
     Algorithm, FC_ALG_KEY, FC_CONTROL_KEY, FC_INT_KEY, FC_KEYSET, INT_KEY_LABEL, PreparedRoot,
     alg_key, int_key, keyset,
 };
+#[cfg(feature = "kdf-hkdf")]
 pub use hkdf::HkdfKey;
 pub use keys::{AlgKey, Ck, CkIk, ControlKey, Ik, KeySet, Rand, RootBytes, RootKey, RootKind};
 pub use ts33220::{Fc, MAX_PARAM_LEN, Ts33220Key, kdf};
 
 /// Which KDF every derivation uses (TR 33.863 requirement #2: the KDF can be
 /// chosen). The code is carried in the derive trigger.
+///
+/// `HkdfSha256` is there with the feature `kdf-hkdf` (a default); without it
+/// its code `0x02` is an unknown profile, refused like any other.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[repr(u8)]
@@ -34,6 +39,7 @@ pub enum KdfProfile {
     #[default]
     Ts33220 = 0x01,
     /// HKDF-SHA-256 (RFC 5869) with S as `info` and no salt.
+    #[cfg(feature = "kdf-hkdf")]
     HkdfSha256 = 0x02,
 }
 
@@ -49,6 +55,7 @@ impl KdfProfile {
     pub const fn from_code(code: u8) -> Option<Self> {
         match code {
             0x01 => Some(KdfProfile::Ts33220),
+            #[cfg(feature = "kdf-hkdf")]
             0x02 => Some(KdfProfile::HkdfSha256),
             _ => None,
         }
@@ -60,6 +67,7 @@ impl KdfProfile {
     pub const fn name(self) -> &'static str {
         match self {
             KdfProfile::Ts33220 => "3gpp",
+            #[cfg(feature = "kdf-hkdf")]
             KdfProfile::HkdfSha256 => "hkdf",
         }
     }

@@ -1,7 +1,13 @@
 //! Data protection: the 128-NEA2/NIA2 and AES-128-GCM suites, the replay
 //! window and key-use limits. Nothing here allocates.
+//!
+//! Each suite is built with its feature (`suite-aes-gcm`, `suite-nea2-nia2`,
+//! both default); a suite that is not built has no keys
+//! ([`Error::UnknownSuite`]).
 
+#[cfg(feature = "suite-aes-gcm")]
 pub mod aes_gcm;
+#[cfg(feature = "suite-nea2-nia2")]
 pub mod nea2_nia2;
 pub mod replay;
 pub mod suite;

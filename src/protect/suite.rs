@@ -23,15 +23,21 @@ use crate::kdf::{AlgKey, Algorithm, KdfProfile, KeySet, alg_key};
 use crate::wire::{DataPacket, Direction, Ksi, MAX_MESSAGE_LEN, Suite, data};
 
 use super::Error;
+#[cfg(feature = "suite-aes-gcm")]
 use super::aes_gcm::{self, Gcm};
+#[cfg(feature = "suite-nea2-nia2")]
 use super::nea2_nia2::{MAC_LEN, Nea2, Nia2};
 use super::replay::ReplayWindow;
 
 /// The algorithm keys of one keyset for its suite: the compact form a
 /// session stores (zeroized on drop). [`SuiteKeys::cipher`] expands them.
+///
+/// Each variant is there with its suite's feature (`suite-nea2-nia2`,
+/// `suite-aes-gcm`; both default).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum SuiteKeys {
     /// 128-NEA2 and 128-NIA2 keys.
+    #[cfg(feature = "suite-nea2-nia2")]
     Nea2Nia2 {
         /// 128-NEA2 key.
         enc: AlgKey,
@@ -39,6 +45,7 @@ pub enum SuiteKeys {
         int: AlgKey,
     },
     /// AES-128-GCM key.
+    #[cfg(feature = "suite-aes-gcm")]
     Aes128Gcm(AlgKey),
 }
 
@@ -47,7 +54,8 @@ impl SuiteKeys {
     /// (algorithm- and counter-bound, see `docs/key-hierarchy.md`).
     ///
     /// # Errors
-    /// [`Error::UnknownSuite`] for a suite this version does not define.
+    /// [`Error::UnknownSuite`] for a suite this version does not define, or
+    /// whose feature is not built.
     pub fn derive(
         profile: KdfProfile,
         keyset: &KeySet,
@@ -55,10 +63,12 @@ impl SuiteKeys {
         counter: u64,
     ) -> Result<Self, Error> {
         match suite {
+            #[cfg(feature = "suite-nea2-nia2")]
             Suite::NEA2_NIA2 => Ok(SuiteKeys::Nea2Nia2 {
                 enc: alg_key(profile, keyset, Algorithm::Nea2, counter),
                 int: alg_key(profile, keyset, Algorithm::Nia2, counter),
             }),
+            #[cfg(feature = "suite-aes-gcm")]
             Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(
                 profile,
                 keyset,
@@ -72,8 +82,12 @@ impl SuiteKeys {
     /// The suite these keys are for.
     #[must_use]
     pub const fn suite(&self) -> Suite {
-        match self {
+        // On the place, so that a build without any suite (no variant)
+        // still matches exhaustively.
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
             SuiteKeys::Nea2Nia2 { .. } => Suite::NEA2_NIA2,
+            #[cfg(feature = "suite-aes-gcm")]
             SuiteKeys::Aes128Gcm(_) => Suite::AES_128_GCM,
         }
     }
@@ -81,12 +95,14 @@ impl SuiteKeys {
     /// Expands the keys into ready ciphers (AES key schedules, GHASH key).
     #[must_use]
     pub fn cipher(&self) -> SuiteCipher {
-        match self {
-            SuiteKeys::Nea2Nia2 { enc, int } => SuiteCipher::Nea2Nia2 {
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
+            SuiteKeys::Nea2Nia2 { ref enc, ref int } => SuiteCipher::Nea2Nia2 {
                 enc: Nea2::new(enc),
                 int: Nia2::new(int),
             },
-            SuiteKeys::Aes128Gcm(k) => SuiteCipher::Aes128Gcm(Gcm::new(k)),
+            #[cfg(feature = "suite-aes-gcm")]
+            SuiteKeys::Aes128Gcm(ref k) => SuiteCipher::Aes128Gcm(Gcm::new(k)),
         }
     }
 }
@@ -112,6 +128,7 @@ pub struct Opened {
 #[allow(clippy::large_enum_variant)]
 pub enum SuiteCipher {
     /// 128-NEA2 + 128-NIA2.
+    #[cfg(feature = "suite-nea2-nia2")]
     Nea2Nia2 {
         /// Encryption.
         enc: Nea2,
@@ -119,6 +136,7 @@ pub enum SuiteCipher {
         int: Nia2,
     },
     /// AES-128-GCM.
+    #[cfg(feature = "suite-aes-gcm")]
     Aes128Gcm(Gcm),
 }
 
@@ -129,6 +147,7 @@ impl core::fmt::Debug for SuiteCipher {
 }
 
 /// BEARER for a KSI: its five low bits.
+#[cfg(feature = "suite-nea2-nia2")]
 const fn bearer(ksi: Ksi) -> u8 {
     ksi.0 & 0x1f
 }
@@ -137,8 +156,10 @@ impl SuiteCipher {
     /// The suite.
     #[must_use]
     pub const fn suite(&self) -> Suite {
-        match self {
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
             SuiteCipher::Nea2Nia2 { .. } => Suite::NEA2_NIA2,
+            #[cfg(feature = "suite-aes-gcm")]
             SuiteCipher::Aes128Gcm(_) => Suite::AES_128_GCM,
         }
     }
@@ -165,33 +186,41 @@ impl SuiteCipher {
         buf: &mut [u8],
         payload_len: usize,
     ) -> Result<usize, Error> {
-        let len = self.message_len(payload_len);
-        if len > MAX_MESSAGE_LEN {
+        let tag_len = self.suite().tag_len();
+        // Checked arithmetic: a payload length near `usize::MAX` must not
+        // wrap to a short message.
+        let max = MAX_MESSAGE_LEN - data::HEADER_LEN - tag_len;
+        if payload_len > max {
             return Err(Error::PayloadTooLong {
                 len: payload_len,
-                max: MAX_MESSAGE_LEN - (len - payload_len),
+                max,
             });
         }
+        let len = data::HEADER_LEN + payload_len + tag_len;
         let got = buf.len();
-        let msg = buf
-            .get_mut(..len)
-            .ok_or(Error::BufferTooSmall { needed: len, got })?;
-        let mut packet = DataPacket::new_unchecked(msg);
-        packet.set_header(ksi, direction, self.suite(), seq);
+        let too_small = Error::BufferTooSmall { needed: len, got };
+        let msg = buf.get_mut(..len).ok_or(too_small)?;
+        // `msg` is header ‖ payload ‖ tag; the checked splits keep any panic
+        // path out of the build.
+        let (covered, tag) = msg.split_at_mut_checked(len - tag_len).ok_or(too_small)?;
+        let (header, payload) = covered
+            .split_at_mut_checked(data::HEADER_LEN)
+            .ok_or(too_small)?;
+        let header: &mut [u8; data::HEADER_LEN] = header.try_into().map_err(|_| too_small)?;
+        data::write_header(header, ksi, direction, self.suite(), seq);
         let dir = direction.bit();
-        match self {
-            SuiteCipher::Nea2Nia2 { enc, int } => {
-                let (_, payload, _) = packet.split_mut();
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
+            SuiteCipher::Nea2Nia2 { ref enc, ref int } => {
                 enc.apply(seq, bearer(ksi), dir, payload, payload_len * 8)?;
-                let msg = packet.into_inner();
-                let (covered, tag) = msg.split_at_mut(len - MAC_LEN);
-                let mac = int.mac(seq, bearer(ksi), dir, covered, covered.len() * 8)?;
-                tag.copy_from_slice(&mac);
+                let tag: &mut [u8; MAC_LEN] = tag.try_into().map_err(|_| too_small)?;
+                // 128-NIA2 covers header ‖ ciphertext: encrypt, then MAC.
+                *tag = int.mac(seq, bearer(ksi), dir, covered, covered.len() * 8)?;
             }
-            SuiteCipher::Aes128Gcm(gcm) => {
-                let (header, payload, tag) = packet.split_mut();
-                let t = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
-                tag.copy_from_slice(&t);
+            #[cfg(feature = "suite-aes-gcm")]
+            SuiteCipher::Aes128Gcm(ref gcm) => {
+                let tag: &mut [u8; aes_gcm::TAG_LEN] = tag.try_into().map_err(|_| too_small)?;
+                *tag = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
             }
         }
         Ok(len)
@@ -281,15 +310,17 @@ impl SuiteCipher {
         let tag_start = buf.len().checked_sub(got.tag_len()).ok_or(Error::BadTag)?;
         let (covered, tag) = buf.split_at_mut_checked(tag_start).ok_or(Error::BadTag)?;
         let payload_len = covered.len().saturating_sub(data::HEADER_LEN);
-        match self {
-            SuiteCipher::Nea2Nia2 { enc, int } => {
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
+            SuiteCipher::Nea2Nia2 { ref enc, ref int } => {
                 let mac: &[u8; MAC_LEN] = (&*tag).try_into().map_err(|_| Error::BadTag)?;
                 // 128-NIA2 covers header ‖ ciphertext: verify, then decrypt.
                 int.verify(seq, bearer(ksi), dir, covered, covered.len() * 8, mac)?;
                 let payload = covered.get_mut(data::HEADER_LEN..).ok_or(Error::BadTag)?;
                 enc.apply(seq, bearer(ksi), dir, payload, payload_len * 8)?;
             }
-            SuiteCipher::Aes128Gcm(gcm) => {
+            #[cfg(feature = "suite-aes-gcm")]
+            SuiteCipher::Aes128Gcm(ref gcm) => {
                 let (header, payload) = covered
                     .split_at_mut_checked(data::HEADER_LEN)
                     .ok_or(Error::BadTag)?;

@@ -17,7 +17,7 @@
 
 use super::{
     Direction, Error, FLAG_DOWNLINK, Field, FieldName, Ksi, MAX_MESSAGE_LEN, MessageType, Suite,
-    array, header, peek_type, write_header,
+    array, header, peek_type,
 };
 
 /// Field offsets of the data message.
@@ -171,18 +171,46 @@ impl<'a, T: AsRef<[u8]> + ?Sized> DataPacket<&'a T> {
     }
 }
 
+/// Writes a data message's header: the common header, the suite and the
+/// sequence number. On an array, so nothing here can go out of bounds.
+pub(crate) fn write_header(
+    header: &mut [u8; HEADER_LEN],
+    ksi: Ksi,
+    direction: Direction,
+    suite: Suite,
+    seq: u32,
+) {
+    let flags = match direction {
+        Direction::Downlink => FLAG_DOWNLINK,
+        Direction::Uplink => 0,
+    };
+    let [s0, s1, s2, s3] = seq.to_be_bytes();
+    *header = [
+        super::VERSION,
+        MessageType::DATA.0,
+        ksi.0,
+        flags,
+        suite.0,
+        s0,
+        s1,
+        s2,
+        s3,
+    ];
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> DataPacket<T> {
     /// Writes the common header, the suite and the sequence number.
+    ///
+    /// # Panics
+    /// When the buffer is shorter than [`HEADER_LEN`] (a view made with
+    /// [`DataPacket::new_unchecked`] on a buffer too short to emit into).
     pub fn set_header(&mut self, ksi: Ksi, direction: Direction, suite: Suite, seq: u32) {
-        let flags = if direction == Direction::Downlink {
-            FLAG_DOWNLINK
-        } else {
-            0
-        };
-        let bytes = self.buffer.as_mut();
-        write_header(bytes, MessageType::DATA, ksi, flags);
-        bytes[field::SUITE] = suite.0;
-        bytes[field::SEQ].copy_from_slice(&seq.to_be_bytes());
+        let header = self
+            .buffer
+            .as_mut()
+            .first_chunk_mut::<HEADER_LEN>()
+            .expect("a data message's buffer holds its header");
+        write_header(header, ksi, direction, suite, seq);
     }
 
     /// The header, the payload and the tag at once: the header to
