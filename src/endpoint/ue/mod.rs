@@ -4,11 +4,13 @@
 //! [`output`] the effects the caller polls (persist, transmit, event) and
 //! the timers.
 
-use core::time::Duration;
+use core::num::NonZeroU64;
 
 use zeroize::Zeroize;
 
 use crate::kdf::{PreparedRoot, RootKey};
+use crate::protect::replay::ReplayWindow;
+use crate::protect::suite::SuiteKeys;
 use crate::wire::{Cause, ControlAuth, Ksi};
 
 use super::config::UeConfig;
@@ -16,10 +18,12 @@ use super::effects::{Event, SendError, Sent, UeId};
 use super::events::Events;
 use super::keyset::{Expanded, Keyset};
 use super::time::{Instant, Jitter};
+use settings::Settings;
 
 mod output;
 mod receive;
 mod restore;
+mod settings;
 
 /// How far the UE trusts its current keyset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +48,14 @@ pub(crate) struct Current {
 }
 
 /// The keyset a trigger replaced while usable: opens in-flight downlink
-/// until `until`, never sends.
+/// until `until`, never sends. Only what receiving needs is kept (its
+/// ciphers are expanded per message for this short while).
 #[derive(Clone, Debug)]
 pub(crate) struct Previous {
-    pub ks: Keyset,
+    pub ksi: Ksi,
+    pub counter: u64,
+    pub keys: SuiteKeys,
+    pub recv: ReplayWindow,
     pub until: Instant,
 }
 
@@ -67,8 +75,17 @@ pub(crate) enum HeldState {
 /// a key-expired error that names it. Zeroized when dropped or replaced.
 pub(crate) struct Held<const N: usize> {
     pub buf: [u8; N],
-    pub len: usize,
+    /// Octets held: at most `N` and `u16::MAX` (no data message carries
+    /// more than 65 507 octets).
+    pub len: u16,
     pub state: HeldState,
+}
+
+impl<const N: usize> Held<N> {
+    /// The payload held.
+    pub(crate) fn payload(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
 }
 
 impl<const N: usize> Drop for Held<N> {
@@ -91,8 +108,9 @@ impl<const N: usize> Clone for Held<N> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Durable {
     pub last_counter: u64,
-    /// Counter of the keyset the snapshot holds, if any.
-    pub keyset: Option<u64>,
+    /// Counter of the keyset the snapshot holds, if any (a keyset's counter
+    /// is above the last accepted, so never 0).
+    pub keyset: Option<NonZeroU64>,
     /// Uplink sequence numbers below this may be used.
     pub send_limit: u64,
     /// Hello sequence numbers below this may be used.
@@ -165,7 +183,7 @@ impl Durable {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Ue<const HOLD: usize = 256> {
-    pub(crate) cfg: UeConfig,
+    pub(crate) cfg: Settings,
     pub(crate) root: RootKey,
     pub(crate) id: UeId,
     /// Highest trigger counter accepted.
@@ -175,7 +193,8 @@ pub struct Ue<const HOLD: usize = 256> {
     pub(crate) held: Held<HOLD>,
     /// A hello is wanted at this time ([`Instant::NEVER`]: not wanted).
     pub(crate) hello_due: Instant,
-    pub(crate) hello_backoff: Duration,
+    /// The next hello back-off, in milliseconds.
+    pub(crate) hello_backoff: u64,
     /// The next hello's sequence number.
     pub(crate) next_hello: u64,
     /// First uplink since the last authentic datagram from the EESE.
@@ -187,7 +206,9 @@ pub struct Ue<const HOLD: usize = 256> {
     pub(crate) send_limit: u64,
     pub(crate) hello_limit: u64,
     pub(crate) durable: Durable,
-    pub(crate) inflight: Option<(u64, Durable)>,
+    /// What the snapshot being written holds; its generation is
+    /// `generation` (one write is outstanding at a time).
+    pub(crate) inflight: Option<Durable>,
     pub(crate) generation: u64,
     pub(crate) events: Events,
     pub(crate) jitter: Jitter,
@@ -200,6 +221,7 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// the back-off jitter (any value; differing per device spreads hellos).
     #[must_use]
     pub fn new(cfg: UeConfig, root: RootKey, id: UeId, seed: u64) -> Self {
+        let cfg = Settings::new(&cfg);
         Ue {
             cfg,
             root,
@@ -213,7 +235,7 @@ impl<const HOLD: usize> Ue<HOLD> {
                 state: HeldState::Empty,
             },
             hello_due: Instant(0),
-            hello_backoff: cfg.hello_backoff,
+            hello_backoff: cfg.hello_backoff_ms,
             next_hello: 0,
             unanswered_since: Instant::NEVER,
             last_heard: Instant(0),
@@ -227,10 +249,34 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
     }
 
-    /// The configuration.
+    /// Back to the state [`Ue::new`] makes, keeping the configuration, the
+    /// root, the identifier and the jitter generator; field by field, so no
+    /// second UE is built on the stack. The held payload is zeroized.
+    pub(crate) fn reset(&mut self) {
+        self.last_counter = 0;
+        self.current = None;
+        self.previous = None;
+        self.held.buf.zeroize();
+        self.held.len = 0;
+        self.held.state = HeldState::Empty;
+        self.hello_due = Instant(0);
+        self.hello_backoff = self.cfg.hello_backoff_ms;
+        self.next_hello = 0;
+        self.unanswered_since = Instant::NEVER;
+        self.last_heard = Instant(0);
+        self.send_limit = 0;
+        self.hello_limit = 0;
+        self.durable = Durable::NOTHING;
+        self.inflight = None;
+        self.generation = 0;
+        self.events = Events::new();
+    }
+
+    /// The configuration, to the millisecond (the UE keeps its intervals
+    /// in whole milliseconds, which is all its timers use).
     #[must_use]
-    pub const fn config(&self) -> &UeConfig {
-        &self.cfg
+    pub fn config(&self) -> UeConfig {
+        self.cfg.config()
     }
 
     /// The UE's identifier.
@@ -278,24 +324,31 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// The UE keeps it, so it can go out again if the EESE names it refused.
     ///
     /// # Errors
-    /// [`SendError::PayloadTooLong`] over `HOLD` octets;
-    /// [`SendError::Busy`] while the previous payload has not gone out.
-    /// Nothing changes then.
+    /// [`SendError::PayloadTooLong`] over `HOLD` octets (or 65 535, more
+    /// than any data message carries); [`SendError::Busy`] while the
+    /// previous payload has not gone out. Nothing changes then.
     pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<Sent, SendError> {
-        if payload.len() > HOLD {
-            return Err(SendError::PayloadTooLong {
-                len: payload.len(),
-                max: HOLD,
-            });
-        }
+        let max = HOLD.min(usize::from(u16::MAX));
+        let len = match u16::try_from(payload.len()) {
+            Ok(len) if payload.len() <= HOLD => len,
+            _ => {
+                return Err(SendError::PayloadTooLong {
+                    len: payload.len(),
+                    max,
+                });
+            }
+        };
         if self.holding() {
             return Err(SendError::Busy);
         }
         self.advance(now);
-        let old = self.held.len;
-        self.held.buf[..old].zeroize();
-        self.held.buf[..payload.len()].copy_from_slice(payload);
-        self.held.len = payload.len();
+        if let Some(old) = self.held.buf.get_mut(..usize::from(self.held.len)) {
+            old.zeroize();
+        }
+        if let Some(slot) = self.held.buf.get_mut(..payload.len()) {
+            slot.copy_from_slice(payload);
+        }
+        self.held.len = len;
         self.held.state = HeldState::Waiting { again: false };
         if self.can_send(now) {
             Ok(Sent::Queued)
@@ -327,7 +380,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         // Nothing of the old root's snapshots speaks for the new one.
         self.durable = Durable::NOTHING;
         self.inflight = None;
-        self.hello_backoff = self.cfg.hello_backoff;
+        self.hello_backoff = self.cfg.hello_backoff_ms;
         self.hello_due = now;
     }
 
@@ -384,7 +437,7 @@ impl<const HOLD: usize> core::fmt::Debug for Ue<HOLD> {
             .field("held_len", &self.held.len)
             .field("held", &self.held.state)
             .field("durable", &self.durable)
-            .field("inflight", &self.inflight.map(|(g, _)| g))
+            .field("inflight", &self.inflight.map(|_| self.generation))
             .field("send_limit", &self.send_limit)
             .field("hello_due", &self.hello_due)
             .finish_non_exhaustive()

@@ -1,6 +1,7 @@
 //! What the caller polls from a UE (persist, transmit, event) and its timers.
 
 use core::cmp::min;
+use core::num::NonZeroU64;
 
 use crate::wire::{Cause, Direction, HelloRepr, Ksi, data};
 
@@ -43,16 +44,16 @@ impl<const HOLD: usize> Ue<HOLD> {
         if !self.has_usable() && self.holding() {
             self.want_hello(now);
         }
-        if let Some(after) = self.cfg.probe_after
+        if let Some(after) = self.cfg.probe_after()
             && self.unanswered_since != Instant::NEVER
-            && self.unanswered_since.after(after) <= now
+            && self.unanswered_since.after_ms(after) <= now
         {
             // Uplink went out and nothing authentic came back: ask.
             self.unanswered_since = Instant::NEVER;
             self.want_hello(now);
         }
-        if let Some(k) = self.cfg.keepalive
-            && self.last_heard.after(k) <= now
+        if let Some(k) = self.cfg.keepalive()
+            && self.last_heard.after_ms(k) <= now
         {
             // Silence for too long: say where the UE is. The hello's answer
             // (or the next keepalive) moves the mark on.
@@ -71,10 +72,10 @@ impl<const HOLD: usize> Ue<HOLD> {
             .map(|c| c.deadline);
         let probe = self
             .cfg
-            .probe_after
+            .probe_after()
             .filter(|_| self.unanswered_since != Instant::NEVER)
-            .map(|d| self.unanswered_since.after(d));
-        let keepalive = self.cfg.keepalive.map(|k| self.last_heard.after(k));
+            .map(|ms| self.unanswered_since.after_ms(ms));
+        let keepalive = self.cfg.keepalive().map(|ms| self.last_heard.after_ms(ms));
         [
             deadline,
             self.previous.as_ref().map(|p| p.until),
@@ -116,7 +117,10 @@ impl<const HOLD: usize> Ue<HOLD> {
     fn desired(&self) -> Durable {
         Durable {
             last_counter: self.last_counter,
-            keyset: self.current.as_ref().map(|c| c.ks.counter),
+            keyset: self
+                .current
+                .as_ref()
+                .and_then(|c| NonZeroU64::new(c.ks.counter)),
             send_limit: self.send_limit,
             hello_limit: self.hello_limit,
         }
@@ -140,7 +144,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
         let len = self.write_snapshot(&want, out);
         self.generation += 1;
-        self.inflight = Some((self.generation, want));
+        self.inflight = Some(want);
         Some(Persist {
             generation: self.generation,
             len,
@@ -154,7 +158,7 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// changes then.
     pub fn persisted(&mut self, persist: Persist) -> Result<(), UnknownPersist> {
         match self.inflight {
-            Some((generation, state)) if generation == persist.generation => {
+            Some(state) if persist.generation == self.generation => {
                 self.durable = state;
                 self.inflight = None;
                 Ok(())
@@ -216,8 +220,11 @@ impl<const HOLD: usize> Ue<HOLD> {
         };
         let len = repr.emit_signed(&self.auth(), out).ok()?;
         self.next_hello += 1;
-        self.hello_due = now.after(self.jitter.spread(self.hello_backoff));
-        self.hello_backoff = min(self.hello_backoff * 2, self.cfg.hello_backoff_max);
+        self.hello_due = now.after_ms(self.jitter.spread(self.hello_backoff));
+        self.hello_backoff = min(
+            self.hello_backoff.saturating_mul(2),
+            self.cfg.hello_backoff_max_ms,
+        );
         self.reserve();
         Some(Transmit {
             len,
@@ -245,14 +252,14 @@ impl<const HOLD: usize> Ue<HOLD> {
             self.want_hello(now);
             return None;
         };
-        let covered = durable.keyset == Some(cur.ks.counter)
+        let covered = durable.keyset.map(NonZeroU64::get) == Some(cur.ks.counter)
             && durable.last_counter >= cur.ks.counter
             && u64::from(seq) < durable.send_limit;
         if !covered {
             self.reserve();
             return None;
         }
-        let payload = &self.held.buf[..self.held.len];
+        let payload = self.held.payload();
         let cipher = cur.cipher.get(&cur.ks);
         let (seq, len) = cur.ks.seal(&cipher, Direction::Uplink, payload, out).ok()?;
         let (ksi, counter) = (cur.ks.ksi, cur.ks.counter);

@@ -68,8 +68,8 @@ impl<const HOLD: usize> Ue<HOLD> {
         // 3); the UE stops on its own once its grace past te2e is over too,
         // so a keyset is never used without bound.
         let deadline = now
-            .after(core::time::Duration::from_secs(u64::from(trigger.lifetime)))
-            .after(self.cfg.grace);
+            .after_ms(u64::from(trigger.lifetime) * 1000)
+            .after_ms(self.cfg.grace_ms);
         let old = self.current.replace(Current {
             cipher: Expanded::new(&ks),
             ks,
@@ -81,8 +81,11 @@ impl<const HOLD: usize> Ue<HOLD> {
         self.previous = old
             .filter(|c| c.status == Status::Usable && now < c.deadline)
             .map(|c| Previous {
-                ks: c.ks,
-                until: now.after(self.cfg.grace),
+                ksi: c.ks.ksi,
+                counter: c.ks.counter,
+                keys: c.ks.keys,
+                recv: c.ks.recv,
+                until: now.after_ms(self.cfg.grace_ms),
             });
         self.last_counter = trigger.counter;
         // A new keyset starts its sequence numbers at 0: reserve from there.
@@ -140,7 +143,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             cur.status = Status::Expired(err.cause);
         }
         // A trigger follows the error; if it is lost, a hello asks again.
-        let retry = now.after(self.hello_backoff);
+        let retry = now.after_ms(self.hello_backoff);
         if self.hello_due > retry {
             self.hello_due = retry;
         }
@@ -155,30 +158,27 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
         let ksi = packet.ksi();
         let durable = self.durable.last_counter;
-        let (ks, cipher) = match (&mut self.current, &mut self.previous) {
+        let (cipher, recv, counter) = match (&mut self.current, &mut self.previous) {
             (Some(c), _) if c.ks.ksi == ksi => match c.status {
                 Status::Usable if now < c.deadline => {
-                    let cipher = c.cipher.get(&c.ks);
-                    (&mut c.ks, cipher)
+                    (c.cipher.get(&c.ks), &mut c.ks.recv, c.ks.counter)
                 }
                 Status::Retired => return Err(Reject::RetiredKsi(ksi)),
                 _ => return Err(Reject::ExpiredKsi(ksi)),
             },
-            (_, Some(p)) if p.ks.ksi == ksi && now < p.until => {
+            (_, Some(p)) if p.ksi == ksi && now < p.until => {
                 // Only for the grace period after a rekey: expanded per
                 // message.
-                let cipher = CipherRef::Made(p.ks.cipher());
-                (&mut p.ks, cipher)
+                (CipherRef::Made(p.keys.cipher()), &mut p.recv, p.counter)
             }
             _ => return Err(Reject::UnknownKsi(ksi)),
         };
-        if ks.counter > durable {
+        if counter > durable {
             // Delivering before the keyset is durable would let a restore
             // plus a replayed trigger deliver this message again.
             return Err(Reject::NotDurable(ksi));
         }
-        let opened = ks.open(&cipher, packet)?;
-        let counter = ks.counter;
+        let opened = cipher.open_packet(packet, Some(recv))?;
         self.answered(now);
         Ok(Received::Data(Delivered {
             ksi,
@@ -192,6 +192,6 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// goes wrong, and the back-off starts again.
     fn hello_settled(&mut self) {
         self.hello_due = Instant::NEVER;
-        self.hello_backoff = self.cfg.hello_backoff;
+        self.hello_backoff = self.cfg.hello_backoff_ms;
     }
 }

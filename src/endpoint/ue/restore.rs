@@ -1,5 +1,7 @@
 //! A UE's snapshot: written when the caller polls it, read back at restore.
 
+use core::num::NonZeroU64;
+
 use crate::kdf::RootKey;
 use crate::protect::replay::SendCounter;
 
@@ -60,46 +62,66 @@ impl<const HOLD: usize> Ue<HOLD> {
         snapshot: &[u8],
     ) -> Result<Self, SnapshotError> {
         let mut ue = Self::new(cfg, root, id, seed);
-        let record = snapshot::parse_ue(snapshot, &ue.auth())?;
-        ue.last_counter = record.last_counter;
-        ue.next_hello = record.hello_limit;
-        ue.hello_limit = record.hello_limit;
-        ue.durable = Durable {
+        ue.restore_in_place(snapshot)?;
+        Ok(ue)
+    }
+
+    /// What [`Ue::restore`] does, into this UE instead of a new one: its
+    /// configuration, root and identifier stay; everything else becomes what
+    /// the snapshot says, exactly as after `Ue::restore` (events not yet
+    /// polled are gone). For a UE in storage the caller owns, which it
+    /// cannot afford to build elsewhere and copy (the C API).
+    ///
+    /// # Errors
+    /// As [`Ue::restore`]; nothing changes then.
+    pub fn restore_in_place(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
+        let record = snapshot::parse_ue(snapshot, &self.auth())?;
+        let keyset = match record.keyset {
+            Some((k, send_limit, deadline)) => {
+                if k.counter > record.last_counter || k.counter == 0 {
+                    return Err(SnapshotError::Corrupt("keyset counter"));
+                }
+                if k.profile != self.cfg.profile {
+                    return Err(SnapshotError::Corrupt("kdf profile"));
+                }
+                let mut ks = Keyset::derive(
+                    &self.root,
+                    k.ksi,
+                    k.counter,
+                    k.rand,
+                    k.profile,
+                    k.suite,
+                    u32::MAX,
+                )
+                .map_err(|_| SnapshotError::Corrupt("suite"))?;
+                // Numbers up to the stored limit may have been used before
+                // the crash: start past them (none left past 2^32 - 1).
+                ks.send = SendCounter::restore(u32::try_from(send_limit).ok(), u32::MAX);
+                Some((ks, send_limit, deadline))
+            }
+            None => None,
+        };
+        self.reset();
+        self.last_counter = record.last_counter;
+        self.next_hello = record.hello_limit;
+        self.hello_limit = record.hello_limit;
+        self.durable = Durable {
             last_counter: record.last_counter,
             keyset: None,
             send_limit: 0,
             hello_limit: record.hello_limit,
         };
-        if let Some((k, send_limit, deadline)) = record.keyset {
-            if k.counter > record.last_counter || k.counter == 0 {
-                return Err(SnapshotError::Corrupt("keyset counter"));
-            }
-            if k.profile != cfg.profile {
-                return Err(SnapshotError::Corrupt("kdf profile"));
-            }
-            let mut ks = Keyset::derive(
-                &ue.root,
-                k.ksi,
-                k.counter,
-                k.rand,
-                k.profile,
-                k.suite,
-                u32::MAX,
-            )
-            .map_err(|_| SnapshotError::Corrupt("suite"))?;
-            // Numbers up to the stored limit may have been used before the
-            // crash: start past them (none left past 2^32 - 1).
-            ks.send = SendCounter::restore(u32::try_from(send_limit).ok(), u32::MAX);
-            ue.current = Some(Current {
+        if let Some((ks, send_limit, deadline)) = keyset {
+            self.durable.keyset = NonZeroU64::new(ks.counter);
+            self.durable.send_limit = send_limit;
+            self.send_limit = send_limit;
+            self.current = Some(Current {
                 cipher: Expanded::new(&ks),
                 ks,
                 status: Status::Retired,
                 deadline: Instant(deadline),
             });
-            ue.send_limit = send_limit;
-            ue.durable.keyset = Some(k.counter);
-            ue.durable.send_limit = send_limit;
         }
-        Ok(ue)
+        Ok(())
     }
 }
