@@ -402,7 +402,9 @@ impl UeId {
     /// The identifier's octets.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        // `len` is 1..=64 (checked by `new`); the `min` lets the compiler
+        // see it.
+        &self.bytes[..usize::from(self.len).min(wire::hello::MAX_ID_LEN)]
     }
 }
 

@@ -24,7 +24,6 @@ use nom::bytes::complete::take;
 use nom::combinator::{all_consuming, cond};
 use nom::number::complete::{be_u8, be_u32, be_u64};
 use nom::{IResult, Parser};
-use sha2::{Digest, Sha256};
 
 use crate::kdf::{KdfProfile, Rand};
 use crate::wire::{ControlAuth, Ksi, Suite};
@@ -101,7 +100,7 @@ pub(crate) fn root_check(auth: &ControlAuth) -> [u8; 4] {
 }
 
 fn checksum(bytes: &[u8]) -> [u8; 4] {
-    let d = Sha256::digest(bytes);
+    let d = crate::kdf::sha256(bytes);
     [d[0], d[1], d[2], d[3]]
 }
 

@@ -24,6 +24,7 @@ pub use hierarchy::{
 #[cfg(feature = "kdf-hkdf")]
 pub use hkdf::HkdfKey;
 pub use keys::{AlgKey, Ck, CkIk, ControlKey, Ik, KeySet, Rand, RootBytes, RootKey, RootKind};
+pub(crate) use ts33220::sha256;
 pub use ts33220::{Fc, MAX_PARAM_LEN, Ts33220Key, kdf};
 
 /// Which KDF every derivation uses (TR 33.863 requirement #2: the KDF can be

@@ -6,7 +6,6 @@
 //! The S string is streamed into the MAC: no parameter is copied and nothing
 //! allocates, whatever the parameters' lengths.
 
-use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::Error;
@@ -174,6 +173,8 @@ struct Stream {
     len: u64,
 }
 
+// `fill` stays below `BLOCK`; the code reaches the block through `get_mut`
+// and chunks so that the compiler sees it and links no panic path.
 impl Stream {
     fn new(state: [u32; 8]) -> Self {
         Stream {
@@ -185,14 +186,16 @@ impl Stream {
     }
 
     fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        while !data.is_empty() {
-            let take = data.len().min(BLOCK - self.fill);
+        self.len = self.len.wrapping_add(data.len() as u64);
+        while let Some(free) = self.block.get_mut(self.fill..)
+            && !data.is_empty()
+        {
+            let take = data.len().min(free.len());
             let (head, rest) = data.split_at(take);
-            self.block[self.fill..self.fill + take].copy_from_slice(head);
+            free[..take].copy_from_slice(head);
             self.fill += take;
             data = rest;
-            if self.fill == BLOCK {
+            if self.fill >= BLOCK {
                 compress(&mut self.state, &self.block);
                 self.fill = 0;
             }
@@ -201,16 +204,34 @@ impl Stream {
 
     /// FIPS 180-4 §5.1.1 padding: `0x80`, zeros, the 64-bit bit length.
     fn finish(&mut self) -> [u32; 8] {
-        self.block[self.fill] = 0x80;
-        self.block[self.fill + 1..].fill(0);
+        if let Some((first, rest)) = self
+            .block
+            .get_mut(self.fill..)
+            .and_then(<[u8]>::split_first_mut)
+        {
+            *first = 0x80;
+            rest.fill(0);
+        }
         if self.fill >= LEN_FIELD {
             compress(&mut self.state, &self.block);
             self.block.fill(0);
         }
-        self.block[LEN_FIELD..].copy_from_slice(&(self.len * 8).to_be_bytes());
+        if let Some((_, length)) = self.block.split_last_chunk_mut::<8>() {
+            *length = self.len.wrapping_mul(8).to_be_bytes();
+        }
         compress(&mut self.state, &self.block);
         self.state
     }
+}
+
+/// SHA-256 of `data` (FIPS 180-4), on the same compression as the HMAC: for
+/// a key longer than a block and for snapshot checksums, so that no second
+/// SHA-256 implementation is linked.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut stream = Stream::new(SHA256_IV);
+    stream.len = 0;
+    stream.update(data);
+    digest_octets(&stream.finish())
 }
 
 impl Ts33220Key {
@@ -221,11 +242,11 @@ impl Ts33220Key {
         // with zeros to B octets and XORed with ipad (0x36) / opad (0x5c).
         let mut pad = [0u8; BLOCK];
         if key.len() > BLOCK {
-            let mut digest: [u8; 32] = Sha256::digest(key).into();
+            let mut digest = sha256(key);
             pad[..32].copy_from_slice(&digest);
             digest.zeroize();
-        } else {
-            pad[..key.len()].copy_from_slice(key);
+        } else if let Some(head) = pad.get_mut(..key.len()) {
+            head.copy_from_slice(key);
         }
         pad.iter_mut().for_each(|b| *b ^= 0x36);
         let mut inner = SHA256_IV;
@@ -257,7 +278,7 @@ impl Ts33220Key {
 
     /// `HMAC-SHA-256(key, a || b)` without concatenating `a` and `b` first.
     pub(crate) fn mac2(&self, a: &[u8], b: &[u8]) -> [u8; 32] {
-        let n = a.len() + b.len();
+        let n = a.len().saturating_add(b.len());
         if n >= LEN_FIELD {
             let mut stream = Stream::new(self.inner);
             stream.update(a);
@@ -269,10 +290,17 @@ impl Ts33220Key {
         }
         // A short message: it and its padding fill one block. The block holds
         // only the message (S strings are public).
+        // `n` is below LEN_FIELD; checked splits and zipped copies keep any
+        // panic path out of the build.
         let mut block = [0u8; BLOCK];
-        block[..a.len()].copy_from_slice(a);
-        block[a.len()..n].copy_from_slice(b);
-        block[n] = 0x80;
+        if let Some((message, padding)) = block.split_at_mut_checked(n)
+            && let Some((to_a, to_b)) = message.split_at_mut_checked(a.len())
+            && let Some(first) = padding.first_mut()
+        {
+            to_a.iter_mut().zip(a).for_each(|(d, s)| *d = *s);
+            to_b.iter_mut().zip(b).for_each(|(d, s)| *d = *s);
+            *first = 0x80;
+        }
         block[LEN_FIELD..].copy_from_slice(&one_block_len_bits(n).to_be_bytes());
         self.mac_block(&block)
     }
@@ -374,6 +402,7 @@ mod tests {
         // Every key-length class (short, one block, hashed) and every S length
         // across the one-block/two-block boundary (55/56) and beyond.
         use hmac::{Hmac, KeyInit, Mac};
+        use sha2::Sha256;
         let data: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
         for key_len in [0, 1, 16, 32, 63, 64, 65, 100, 200] {
             let key = &data[..key_len];

@@ -2,14 +2,31 @@
 //! encrypting in place with the tag detached.
 //!
 //! [`Gcm::open`] verifies the tag over the ciphertext *before* decrypting:
-//! `aes-gcm` 0.11's `decrypt_inout_detached` computes GHASH over the input,
-//! compares the tag in constant time and applies the keystream only when it
-//! matches. A failed open therefore leaves the buffer exactly as it was (the
-//! tests flip every bit of ciphertext, tag and AAD and check this).
+//! GHASH runs over the input, the tag is compared in constant time, and the
+//! keystream is applied only when it matches. A failed open therefore
+//! leaves the buffer exactly as it was (the tests flip every bit of
+//! ciphertext, tag and AAD and check this).
+//!
+//! # Why GCM is composed here
+//! The mode is SP 800-38D §7 on three RustCrypto crates, `aes` (the block
+//! cipher), `ctr` (GCTR: `Ctr32BE` is the mode's inc32) and `ghash`. The
+//! `aes-gcm` crate composes the same, but applies the keystream with a call
+//! that panics when the 32-bit counter would run out: unreachable for any
+//! message this crate handles (under 65 507 octets, 2^32 blocks are 64 GiB),
+//! yet linked into every build, where the device builds prove at link time
+//! that no panic is reachable (`ci/footprint.sh`). Here that call is the
+//! fallible one and its error is [`Error::GcmTooLong`]. The tests check the
+//! composition against the `aes-gcm` crate for every length from 0 to 100
+//! octets and against the published GCM vectors (tests/protect_vectors.rs).
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{A_MAX, Aes128Gcm, P_MAX};
-use zeroize::ZeroizeOnDrop;
+use aes::Aes128;
+use aes::cipher::{BlockCipherEncrypt, InnerIvInit, KeyInit, StreamCipherCore};
+use ctr::CtrCore;
+use ctr::flavors::Ctr32BE;
+use ghash::GHash;
+use ghash::universal_hash::UniversalHash;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::Error;
 use crate::kdf::AlgKey;
@@ -19,6 +36,13 @@ pub const TAG_LEN: usize = 16;
 
 /// Length of the nonce in octets (96 bits, the GCM default).
 pub const NONCE_LEN: usize = 12;
+
+/// The most plaintext one nonce may protect, in octets (SP 800-38D 5.2.1.1:
+/// 2^39 - 256 bits).
+const P_MAX: u64 = (1 << 36) - 32;
+
+/// The most associated data, in octets (2^64 - 1 bits).
+const A_MAX: u64 = (1 << 61) - 1;
 
 /// The nonce of a data message: `0^24 || DIRECTION (8 bits) || 0^32 ||
 /// SEQ (32 bits, big-endian)`.
@@ -35,11 +59,12 @@ pub const fn nonce(direction: u8, seq: u32) -> [u8; NONCE_LEN] {
 /// AES-128-GCM under one key: key schedule and GHASH key computed once.
 #[derive(Clone)]
 pub struct Gcm {
-    aead: Aes128Gcm,
+    aes: Aes128,
+    ghash: GHash,
 }
 
 fn check_lengths(aad: &[u8], data: &[u8]) -> Result<(), Error> {
-    // SP 800-38D 5.2.1.1; the same limits `aes-gcm` enforces.
+    // SP 800-38D 5.2.1.1.
     let too_long = |len: usize, max: u64| u64::try_from(len).map_or(true, |l| l > max);
     if too_long(data.len(), P_MAX) || too_long(aad.len(), A_MAX) {
         return Err(Error::GcmTooLong {
@@ -54,9 +79,46 @@ impl Gcm {
     /// Expands `key` for AES-128-GCM.
     #[must_use]
     pub fn new(key: &AlgKey) -> Self {
-        Gcm {
-            aead: Aes128Gcm::new(key.as_bytes().into()),
+        let aes = Aes128::new(key.as_bytes().into());
+        // SP 800-38D §7.1: the hash subkey H = CIPH_K(0^128).
+        let mut h = ghash::Key::default();
+        aes.encrypt_block(&mut h);
+        let ghash = GHash::new(&h);
+        h.as_mut_slice().zeroize();
+        Gcm { aes, ghash }
+    }
+
+    /// GCTR from J0 = nonce ‖ 0^31 ‖ 1 (§7.1 step 2, a 96-bit IV): the
+    /// counter positioned at inc32(J0) for the data, and CIPH_K(J0), which
+    /// masks the tag.
+    fn gctr(&self, nonce: &[u8; NONCE_LEN]) -> (CtrCore<&Aes128, Ctr32BE>, ghash::Block) {
+        let mut j0 = ghash::Block::default();
+        j0[..NONCE_LEN].copy_from_slice(nonce);
+        j0[15] = 1;
+        let mut ctr = CtrCore::<&Aes128, Ctr32BE>::inner_iv_init(&self.aes, &j0);
+        let mut mask = ghash::Block::default();
+        ctr.write_keystream_block(&mut mask);
+        (ctr, mask)
+    }
+
+    /// The tag (§7.1 steps 5-6): GHASH over the padded AAD, the padded
+    /// ciphertext and their bit lengths, masked with CIPH_K(J0).
+    fn tag(&self, mut mask: ghash::Block, aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] {
+        let mut ghash = self.ghash.clone();
+        ghash.update_padded(aad);
+        ghash.update_padded(ciphertext);
+        let mut lengths = ghash::Block::default();
+        lengths[..8].copy_from_slice(&(aad.len() as u64 * 8).to_be_bytes());
+        lengths[8..].copy_from_slice(&(ciphertext.len() as u64 * 8).to_be_bytes());
+        ghash.update(&[lengths]);
+        let mut s = ghash.finalize();
+        let mut tag = [0u8; TAG_LEN];
+        for ((t, s), m) in tag.iter_mut().zip(s.iter()).zip(mask.iter()) {
+            *t = s ^ m;
         }
+        s.as_mut_slice().zeroize();
+        mask.as_mut_slice().zeroize();
+        tag
     }
 
     /// Encrypts `buf` in place and returns the tag over `aad` and the
@@ -72,15 +134,14 @@ impl Gcm {
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
         check_lengths(aad, buf)?;
-        let data_len = buf.len();
-        self.aead
-            .encrypt_inout_detached(nonce.into(), aad, buf.into())
-            .map(Into::into)
-            // Unreachable after `check_lengths`, which applies the same limits.
+        let (ctr, mask) = self.gctr(nonce);
+        // Checks the counter's room before it touches `buf`.
+        ctr.try_apply_keystream_partial(buf.into())
             .map_err(|_| Error::GcmTooLong {
-                data: data_len,
+                data: buf.len(),
                 aad: aad.len(),
-            })
+            })?;
+        Ok(self.tag(mask, aad, buf))
     }
 
     /// Verifies `tag` over `aad` and the ciphertext in `buf`, then decrypts
@@ -100,14 +161,22 @@ impl Gcm {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), Error> {
         check_lengths(aad, buf)?;
-        self.aead
-            .decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
-            .map_err(|_| Error::BadTag)
+        let (ctr, mask) = self.gctr(nonce);
+        let expected = self.tag(mask, aad, buf);
+        if !bool::from(expected.ct_eq(tag)) {
+            return Err(Error::BadTag);
+        }
+        ctr.try_apply_keystream_partial(buf.into())
+            .map_err(|_| Error::GcmTooLong {
+                data: buf.len(),
+                aad: aad.len(),
+            })
     }
 }
 
-// `Aes128Gcm` is `ZeroizeOnDrop` with the `zeroize` feature (its AES key
-// schedule and GHASH state clear themselves); `Gcm` holds nothing else.
+// `Aes128` is `ZeroizeOnDrop` with its `zeroize` feature, and `GHash`'s
+// POLYVAL state clears itself in its `Drop` with ghash's (the AES key
+// schedule and the GHASH key); `Gcm` holds nothing else.
 impl ZeroizeOnDrop for Gcm {}
 
 impl core::fmt::Debug for Gcm {
@@ -176,7 +245,29 @@ mod tests {
     #[test]
     fn gcm_zeroizes_on_drop() {
         fn assert_zod<T: ZeroizeOnDrop>() {}
-        assert_zod::<Aes128Gcm>();
+        assert_zod::<Aes128>();
         assert_zod::<Gcm>();
+    }
+
+    #[test]
+    fn composition_equals_the_aes_gcm_crate_for_every_length_up_to_100() {
+        use aes_gcm::Aes128Gcm;
+        use aes_gcm::aead::AeadInOut;
+        let key: [u8; 16] = core::array::from_fn(|i| i as u8 * 7 + 3);
+        let ours = Gcm::new(&AlgKey::from_bytes(key));
+        let theirs = <Aes128Gcm as aes_gcm::aead::KeyInit>::new(&key.into());
+        for len in 0..=100usize {
+            let n = nonce((len % 2) as u8, len as u32 * 977);
+            let aad: [u8; 9] = core::array::from_fn(|i| (len + i) as u8);
+            let plain: [u8; 100] = core::array::from_fn(|i| (i * 31 + len) as u8);
+            let (mut a, mut b) = (plain, plain);
+            let tag = ours.seal(&n, &aad, &mut a[..len]).unwrap();
+            let want = theirs
+                .encrypt_inout_detached(&n.into(), &aad, (&mut b[..len]).into())
+                .unwrap();
+            assert_eq!((&a[..len], &tag[..]), (&b[..len], &want[..]), "length {len}");
+            ours.open(&n, &aad, &mut a[..len], &tag).unwrap();
+            assert_eq!(a[..len], plain[..len], "length {len}");
+        }
     }
 }

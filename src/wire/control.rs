@@ -50,39 +50,46 @@ pub(crate) fn check_exact(bytes: &[u8], len: usize) -> Result<(), Error> {
     Ok(())
 }
 
+// The trailer is split off with `split_last_chunk`: a view made without
+// checks on a buffer shorter than a tag reads an empty trailer instead of
+// panicking, and the checked paths carry no panic branch at all.
+
 /// The octets the tag covers: all but the last [`TAG_LEN`]. The message is
 /// longer than a tag (every control message's header checks ensure it).
 pub(crate) fn covered(bytes: &[u8]) -> &[u8] {
-    &bytes[..bytes.len() - TAG_LEN]
+    bytes.split_last_chunk::<TAG_LEN>().map_or(&[], |(c, _)| c)
 }
 
 /// The tag: the last [`TAG_LEN`] octets.
 pub(crate) fn tag(bytes: &[u8]) -> &[u8] {
-    &bytes[bytes.len() - TAG_LEN..]
+    bytes.split_last_chunk::<TAG_LEN>().map_or(&[], |(_, t)| t)
 }
 
 /// The carried tag as an array.
 pub(crate) fn tag_array(bytes: &[u8]) -> [u8; TAG_LEN] {
-    let mut t = [0u8; TAG_LEN];
-    t.copy_from_slice(tag(bytes));
-    t
+    bytes
+        .split_last_chunk::<TAG_LEN>()
+        .map_or([0; TAG_LEN], |(_, t)| *t)
 }
 
 /// Writes `tag` into the trailer.
 pub(crate) fn set_tag(bytes: &mut [u8], tag: &[u8; TAG_LEN]) {
-    let at = bytes.len() - TAG_LEN;
-    bytes[at..].copy_from_slice(tag);
+    if let Some((_, t)) = bytes.split_last_chunk_mut::<TAG_LEN>() {
+        *t = *tag;
+    }
 }
 
 /// Computes the tag over the covered octets and writes it.
 pub(crate) fn sign(bytes: &mut [u8], auth: &ControlAuth) {
-    let tag = auth.tag(covered(bytes));
-    set_tag(bytes, &tag);
+    if let Some((covered, t)) = bytes.split_last_chunk_mut::<TAG_LEN>() {
+        *t = auth.tag(covered);
+    }
 }
 
 /// Verifies the trailer in constant time.
 pub(crate) fn verify(bytes: &[u8], auth: &ControlAuth) -> Result<(), Error> {
-    auth.verify(covered(bytes), tag(bytes))
+    let (covered, tag) = bytes.split_last_chunk::<TAG_LEN>().ok_or(Error::BadTag)?;
+    auth.verify(covered, tag)
 }
 
 /// Emits a control message of `len` octets at the start of `buf` with

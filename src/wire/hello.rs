@@ -34,7 +34,7 @@ use nom::{IResult, Parser};
 
 use super::auth::TAG_LEN;
 use super::{
-    ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header, write_header,
+    ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header,
 };
 
 /// Flag bit 0 of a hello: the UE has no usable keyset and needs a new one.
@@ -251,16 +251,42 @@ impl<'a> HelloRepr<'a> {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut HelloPacket<T>) {
         let flags = if self.rekey { FLAG_REKEY } else { 0 };
         let bytes = packet.buffer.as_mut();
-        write_header(bytes, MessageType::HELLO, self.ksi, flags);
-        bytes[field::COUNTER].copy_from_slice(&self.counter.to_be_bytes());
-        bytes[field::SEQ].copy_from_slice(&self.seq.to_be_bytes());
+        // Written through chunks and checked splits: nothing here can index
+        // out of bounds, whatever the buffer (a short one is left short).
+        let Some((head, rest)) = bytes.split_first_chunk_mut::<{ field::ID }>() else {
+            return;
+        };
+        let [c0, c1, c2, c3, c4, c5, c6, c7] = self.counter.to_be_bytes();
+        let [s0, s1, s2, s3] = self.seq.to_be_bytes();
         // The identifier is at most 64 octets, so its length fits one octet.
-        bytes[field::ID_LEN] = self.id.len() as u8;
-        let id_end = field::ID + self.id.len();
-        bytes[field::ID..id_end].copy_from_slice(self.id);
-        let tag_start = bytes.len() - TAG_LEN;
-        bytes[id_end..tag_start].fill(0);
-        control::set_tag(bytes, &self.tag);
+        let id_len = self.id.len() as u8;
+        *head = [
+            super::VERSION,
+            MessageType::HELLO.0,
+            self.ksi.0,
+            flags,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            s0,
+            s1,
+            s2,
+            s3,
+            id_len,
+        ];
+        let Some((id, trailer)) = rest.split_at_mut_checked(self.id.len()) else {
+            return;
+        };
+        id.copy_from_slice(self.id);
+        if let Some((padding, tag)) = trailer.split_last_chunk_mut::<TAG_LEN>() {
+            padding.fill(0);
+            *tag = self.tag;
+        }
     }
 
     /// Emits into `buf` with a tag computed with the control key (the carried

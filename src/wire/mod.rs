@@ -301,11 +301,14 @@ pub fn peek_type(bytes: &[u8]) -> Result<MessageType, Error> {
     Ok(ty)
 }
 
-/// Reads a big-endian array at a field known to be in bounds.
+/// Reads the octets of a field that a checked view holds. Zeros (never
+/// seen: `new_checked` ensured the field is there) rather than a panic path
+/// where the compiler cannot see the check.
 fn array<const N: usize>(bytes: &[u8], field: Field) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&bytes[field]);
-    out
+    bytes
+        .get(field)
+        .and_then(|f| f.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 /// Writes the common header.

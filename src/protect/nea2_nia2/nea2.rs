@@ -57,9 +57,14 @@ impl Nea2 {
         let [c0, c1, c2, c3, b, z0, z1, z2] = p;
         let t1 = aes::Block::from([c0, c1, c2, c3, b, z0, z1, z2, 0, 0, 0, 0, 0, 0, 0, 0]);
         // The 64-bit counter allows 2^64 blocks (2^68 octets); no slice is
-        // that long, so `apply_keystream_partial` cannot run out and panic.
+        // that long, so the keystream cannot run out. The fallible call
+        // keeps the panicking one's unreachable branch out of the build.
         CtrCore::<&Aes128, Ctr64BE>::inner_iv_init(&self.aes, &t1)
-            .apply_keystream_partial(data.into());
+            .try_apply_keystream_partial(data.into())
+            .map_err(|_| Error::BitsTooLong {
+                bits,
+                available: usize::MAX,
+            })?;
         if let (Some(mask), Some(last)) = (partial_mask(bits), data.last_mut()) {
             *last &= mask;
         }
