@@ -265,7 +265,11 @@ mod tests {
             let want = theirs
                 .encrypt_inout_detached(&n.into(), &aad, (&mut b[..len]).into())
                 .unwrap();
-            assert_eq!((&a[..len], &tag[..]), (&b[..len], &want[..]), "length {len}");
+            assert_eq!(
+                (&a[..len], &tag[..]),
+                (&b[..len], &want[..]),
+                "length {len}"
+            );
             ours.open(&n, &aad, &mut a[..len], &tag).unwrap();
             assert_eq!(a[..len], plain[..len], "length {len}");
         }

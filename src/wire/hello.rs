@@ -33,9 +33,7 @@ use nom::number::complete::be_u8;
 use nom::{IResult, Parser};
 
 use super::auth::TAG_LEN;
-use super::{
-    ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header,
-};
+use super::{ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header};
 
 /// Flag bit 0 of a hello: the UE has no usable keyset and needs a new one.
 pub const FLAG_REKEY: u8 = 0x01;
