@@ -78,18 +78,24 @@ impl Keyset {
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<(u32, usize), protect::Error> {
-        let needed = cipher.message_len(payload.len());
-        if out.len() < needed {
-            return Err(protect::Error::BufferTooSmall {
-                needed,
-                got: out.len(),
-            });
-        }
-        let mut next = self.send;
-        let seq = next.next()?;
-        let len = cipher.seal(self.ksi, direction, seq, payload, out)?;
-        self.send = next;
-        Ok((seq, len))
+        seal_under(cipher, self.ksi, &mut self.send, direction, payload, out)
+    }
+
+    /// [`Keyset::seal`] with the `kept` ciphers, or with ciphers expanded for
+    /// this message (see [`with_cipher`]).
+    pub fn seal_expanding(
+        &mut self,
+        kept: Option<&SuiteCipher>,
+        direction: Direction,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<(u32, usize), protect::Error> {
+        let Keyset {
+            ksi, keys, send, ..
+        } = self;
+        with_cipher(kept, keys, |cipher| {
+            seal_under(cipher, *ksi, send, direction, payload, out)
+        })
     }
 
     /// Verifies and decrypts a checked data message in place, guarded by
@@ -110,6 +116,30 @@ impl Keyset {
     }
 }
 
+/// Protects `payload` under the next number of `send` (which moves only
+/// when the message is sealed).
+fn seal_under(
+    cipher: &SuiteCipher,
+    ksi: crate::wire::Ksi,
+    send: &mut SendCounter,
+    direction: Direction,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<(u32, usize), protect::Error> {
+    let needed = cipher.message_len(payload.len());
+    if out.len() < needed {
+        return Err(protect::Error::BufferTooSmall {
+            needed,
+            got: out.len(),
+        });
+    }
+    let mut next = *send;
+    let seq = next.next()?;
+    let len = cipher.seal(ksi, direction, seq, payload, out)?;
+    *send = next;
+    Ok((seq, len))
+}
+
 /// A keyset's ciphers as an endpoint holds them: expanded once and kept
 /// (feature `kept-ciphers`, the default), or expanded for each message (a
 /// smaller state, for devices short of RAM).
@@ -124,31 +154,26 @@ impl Expanded {
         )
     }
 
-    /// The ciphers of `ks` (whose keys these are).
-    pub fn get(&self, _ks: &Keyset) -> CipherRef<'_> {
+    /// The kept ciphers; `None` in a build that expands them per message.
+    pub fn kept(&self) -> Option<&SuiteCipher> {
         #[cfg(feature = "kept-ciphers")]
-        return CipherRef::Kept(&self.0);
+        return Some(&self.0);
         #[cfg(not(feature = "kept-ciphers"))]
-        return CipherRef::Made(_ks.cipher());
+        return None;
     }
 }
 
-/// Ciphers kept by the endpoint, or made for one message.
-// Lives on the stack for one message; boxing `Made` would allocate per
-// message, which is what the kept ciphers avoid.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum CipherRef<'a> {
-    #[cfg_attr(not(feature = "kept-ciphers"), allow(dead_code))]
-    Kept(&'a SuiteCipher),
-    Made(SuiteCipher),
-}
-
-impl core::ops::Deref for CipherRef<'_> {
-    type Target = SuiteCipher;
-    fn deref(&self) -> &SuiteCipher {
-        match self {
-            CipherRef::Kept(c) => c,
-            CipherRef::Made(c) => c,
-        }
+/// Runs `f` with the ciphers of `keys`: `kept` when the endpoint keeps
+/// them, else expanded for this call into this function's frame. The
+/// expanded ciphers (about 400 octets for AES-128-GCM) are built in place
+/// and never moved, which on a device is stack.
+pub(crate) fn with_cipher<R>(
+    kept: Option<&SuiteCipher>,
+    keys: &SuiteKeys,
+    f: impl FnOnce(&SuiteCipher) -> R,
+) -> R {
+    match kept {
+        Some(cipher) => f(cipher),
+        None => f(&keys.cipher()),
     }
 }

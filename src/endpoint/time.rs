@@ -43,9 +43,16 @@ impl Instant {
     }
 }
 
-/// A span in whole milliseconds, saturating.
+/// A span in whole milliseconds, saturating. (As `as_millis` saturated to
+/// 64 bits, without its 128-bit arithmetic, which a 32-bit device pays for
+/// in code.)
+// Not inlined: an endpoint converts several intervals at construction, and
+// one copy of this is smaller on a device than one per call site.
+#[inline(never)]
 pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 /// Whole seconds of a span, at least 1, saturating at `u32::MAX` (the
@@ -88,6 +95,23 @@ mod tests {
         for _ in 0..1000 {
             let s = j.spread(4000);
             assert!((3000..5000).contains(&s), "{s}");
+        }
+    }
+
+    #[test]
+    fn millis_is_as_millis_saturated() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_millis(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_secs(u64::MAX / 1000),
+            Duration::new(u64::MAX / 1000, 807_000_000),
+            Duration::new(u64::MAX / 1000, 808_000_000),
+            Duration::MAX,
+        ] {
+            let want = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            assert_eq!(millis(d), want, "{d:?}");
         }
     }
 

@@ -79,13 +79,19 @@ impl Gcm {
     /// Expands `key` for AES-128-GCM.
     #[must_use]
     pub fn new(key: &AlgKey) -> Self {
-        let aes = Aes128::new(key.as_bytes().into());
+        // Built where it is returned, the hash key set once the block
+        // cipher is there: the key schedule (352 octets on a 32-bit device)
+        // is written once, not copied through temporaries on the stack.
+        let mut gcm = Gcm {
+            aes: Aes128::new(key.as_bytes().into()),
+            ghash: GHash::new(&ghash::Key::default()),
+        };
         // SP 800-38D §7.1: the hash subkey H = CIPH_K(0^128).
         let mut h = ghash::Key::default();
-        aes.encrypt_block(&mut h);
-        let ghash = GHash::new(&h);
+        gcm.aes.encrypt_block(&mut h);
+        gcm.ghash = GHash::new(&h);
         h.as_mut_slice().zeroize();
-        Gcm { aes, ghash }
+        gcm
     }
 
     /// GCTR from J0 = nonce ‖ 0^31 ‖ 1 (§7.1 step 2, a 96-bit IV): the

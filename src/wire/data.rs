@@ -17,7 +17,7 @@
 
 use super::{
     Direction, Error, FLAG_DOWNLINK, Field, FieldName, Ksi, MAX_MESSAGE_LEN, MessageType, Suite,
-    array, header, peek_type,
+    array, header, octet, peek_type,
 };
 
 /// Field offsets of the data message.
@@ -119,17 +119,17 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
 
     /// KSI of the keyset that protects the payload.
     pub fn ksi(&self) -> Ksi {
-        Ksi(self.buffer.as_ref()[header::KSI])
+        Ksi(octet(self.buffer.as_ref(), header::KSI))
     }
 
     /// Direction (flags bit 0).
     pub fn direction(&self) -> Direction {
-        Direction::from_bit(self.buffer.as_ref()[header::FLAGS])
+        Direction::from_bit(octet(self.buffer.as_ref(), header::FLAGS))
     }
 
     /// Suite code.
     pub fn suite(&self) -> Suite {
-        Suite(self.buffer.as_ref()[field::SUITE])
+        Suite(octet(self.buffer.as_ref(), field::SUITE))
     }
 
     /// Sequence number.
@@ -139,21 +139,27 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
 
     /// The authenticated header octets.
     pub fn header(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::HEADER]
+        self.buffer.as_ref().get(field::HEADER).unwrap_or(&[])
     }
 
     fn tag_start(&self) -> usize {
-        self.buffer.as_ref().len() - self.suite().tag_len()
+        self.buffer
+            .as_ref()
+            .len()
+            .saturating_sub(self.suite().tag_len())
     }
 
     /// The protected payload (ciphertext), without the tag.
     pub fn ciphertext(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::PAYLOAD..self.tag_start()]
+        self.buffer
+            .as_ref()
+            .get(field::PAYLOAD..self.tag_start())
+            .unwrap_or(&[])
     }
 
     /// The MAC or tag.
     pub fn tag(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.tag_start()..]
+        self.buffer.as_ref().get(self.tag_start()..).unwrap_or(&[])
     }
 }
 
@@ -161,13 +167,19 @@ impl<'a, T: AsRef<[u8]> + ?Sized> DataPacket<&'a T> {
     /// The ciphertext, borrowed for as long as the buffer (not the view).
     pub fn ciphertext_ref(&self) -> &'a [u8] {
         let bytes = self.buffer.as_ref();
-        &bytes[field::PAYLOAD..bytes.len() - Suite(bytes[field::SUITE]).tag_len()]
+        let tag_start = bytes
+            .len()
+            .saturating_sub(Suite(octet(bytes, field::SUITE)).tag_len());
+        bytes.get(field::PAYLOAD..tag_start).unwrap_or(&[])
     }
 
     /// The tag, borrowed for as long as the buffer.
     pub fn tag_ref(&self) -> &'a [u8] {
         let bytes = self.buffer.as_ref();
-        &bytes[bytes.len() - Suite(bytes[field::SUITE]).tag_len()..]
+        let tag_start = bytes
+            .len()
+            .saturating_sub(Suite(octet(bytes, field::SUITE)).tag_len());
+        bytes.get(tag_start..).unwrap_or(&[])
     }
 }
 

@@ -33,7 +33,9 @@ use nom::number::complete::be_u8;
 use nom::{IResult, Parser};
 
 use super::auth::TAG_LEN;
-use super::{ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header};
+use super::{
+    ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header, octet,
+};
 
 /// Flag bit 0 of a hello: the UE has no usable keyset and needs a new one.
 pub const FLAG_REKEY: u8 = 0x01;
@@ -52,6 +54,13 @@ pub mod field {
     pub const ID_LEN: usize = 16;
     /// Where the UE identifier starts.
     pub const ID: usize = 17;
+}
+
+/// The identifier of a checked hello (empty, never seen, where the compiler
+/// cannot see the check).
+fn id_of(bytes: &[u8]) -> &[u8] {
+    let len = usize::from(octet(bytes, field::ID_LEN));
+    bytes.get(field::ID..field::ID + len).unwrap_or(&[])
 }
 
 /// A hello viewed in place.
@@ -128,12 +137,12 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
 
     /// The UE's current KSI (0 when it holds none).
     pub fn ksi(&self) -> Ksi {
-        Ksi(self.buffer.as_ref()[header::KSI])
+        Ksi(octet(self.buffer.as_ref(), header::KSI))
     }
 
     /// Whether the UE needs a new keyset (flag REKEY).
     pub fn rekey(&self) -> bool {
-        self.buffer.as_ref()[header::FLAGS] & FLAG_REKEY != 0
+        octet(self.buffer.as_ref(), header::FLAGS) & FLAG_REKEY != 0
     }
 
     /// The highest trigger counter the UE accepted.
@@ -148,13 +157,12 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
 
     /// The UE identifier.
     pub fn id(&self) -> &[u8] {
-        let bytes = self.buffer.as_ref();
-        &bytes[field::ID..field::ID + usize::from(bytes[field::ID_LEN])]
+        id_of(self.buffer.as_ref())
     }
 
     /// Byte range of the identifier.
     pub fn id_field(&self) -> Field {
-        field::ID..field::ID + usize::from(self.buffer.as_ref()[field::ID_LEN])
+        field::ID..field::ID + usize::from(octet(self.buffer.as_ref(), field::ID_LEN))
     }
 
     /// The authentication tag.
@@ -179,8 +187,7 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
 impl<'a, T: AsRef<[u8]> + ?Sized> HelloPacket<&'a T> {
     /// The UE identifier, borrowed for as long as the buffer.
     pub fn id_ref(&self) -> &'a [u8] {
-        let bytes = self.buffer.as_ref();
-        &bytes[field::ID..field::ID + usize::from(bytes[field::ID_LEN])]
+        id_of(self.buffer.as_ref())
     }
 }
 

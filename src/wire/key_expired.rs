@@ -24,7 +24,7 @@
 
 use super::auth::TAG_LEN;
 use super::{
-    Cause, ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header,
+    Cause, ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header, octet,
     write_header,
 };
 
@@ -91,17 +91,17 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
 
     /// The refused KSI.
     pub fn ksi(&self) -> Ksi {
-        Ksi(self.buffer.as_ref()[header::KSI])
+        Ksi(octet(self.buffer.as_ref(), header::KSI))
     }
 
     /// Whether the error names the refused message (flag NAMED).
     pub fn named(&self) -> bool {
-        self.buffer.as_ref()[header::FLAGS] & FLAG_NAMED != 0
+        octet(self.buffer.as_ref(), header::FLAGS) & FLAG_NAMED != 0
     }
 
     /// Cause code (open: may be unknown).
     pub fn cause(&self) -> Cause {
-        Cause(self.buffer.as_ref()[field::CAUSE])
+        Cause(octet(self.buffer.as_ref(), field::CAUSE))
     }
 
     /// Trigger counter of the refused keyset.

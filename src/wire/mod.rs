@@ -301,6 +301,12 @@ pub fn peek_type(bytes: &[u8]) -> Result<MessageType, Error> {
     Ok(ty)
 }
 
+/// Reads the octet at `at` of a checked view (0, never seen, where the
+/// compiler cannot see the check: no panic path).
+fn octet(bytes: &[u8], at: usize) -> u8 {
+    bytes.get(at).copied().unwrap_or(0)
+}
+
 /// Reads the octets of a field that a checked view holds. Zeros (never
 /// seen: `new_checked` ensured the field is there) rather than a panic path
 /// where the compiler cannot see the check.

@@ -23,7 +23,7 @@ use crate::kdf::{KdfProfile, Rand};
 
 use super::auth::TAG_LEN;
 use super::{
-    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, control, header,
+    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, control, header, octet,
     write_header,
 };
 
@@ -77,7 +77,7 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
 
     /// KSI of the new keyset.
     pub fn ksi(&self) -> Ksi {
-        Ksi(self.buffer.as_ref()[header::KSI])
+        Ksi(octet(self.buffer.as_ref(), header::KSI))
     }
 
     /// Trigger counter.
@@ -92,12 +92,12 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
 
     /// KDF profile code (open: may be unknown).
     pub fn kdf_code(&self) -> u8 {
-        self.buffer.as_ref()[field::KDF]
+        octet(self.buffer.as_ref(), field::KDF)
     }
 
     /// Suite code (open: may be unknown).
     pub fn suite(&self) -> Suite {
-        Suite(self.buffer.as_ref()[field::SUITE])
+        Suite(octet(self.buffer.as_ref(), field::SUITE))
     }
 
     /// Lifetime te2e in seconds.

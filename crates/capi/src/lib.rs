@@ -124,7 +124,12 @@ pub(crate) struct State {
 // The header's literals are the crate's values (cbindgen copies literals
 // only), and the state fits the storage the header declares.
 const _: () = {
-    assert!(core::mem::size_of::<State>() <= CIOT_E2E_UE_SIZE);
+    assert!(
+        core::mem::size_of::<State>() <= CIOT_E2E_UE_SIZE,
+        "the UE state outgrows CIOT_E2E_UE_SIZE: ciot-e2e keeps expanded ciphers \
+         (another package of this build enables its feature kept-ciphers), so \
+         build ciot-e2e-capi with its feature kept-ciphers too"
+    );
     assert!(core::mem::align_of::<State>() <= CIOT_E2E_UE_ALIGN);
     assert!(core::mem::size_of::<ciot_e2e_ue>() == CIOT_E2E_UE_SIZE);
     assert!(core::mem::align_of::<ciot_e2e_ue>() == CIOT_E2E_UE_ALIGN);
@@ -132,6 +137,15 @@ const _: () = {
     assert!(UE_SNAPSHOT_LEN == CIOT_E2E_SNAPSHOT_LEN);
     assert!(MAX_ID_LEN == CIOT_E2E_MAX_ID_LEN);
 };
+
+/// For ci/footprint.sh's self-test only (feature `panic-link-selftest`): an
+/// index that is not checked, so this function can panic, and a firmware
+/// that links a library built with `panic-link-check` must fail to link.
+#[cfg(feature = "panic-link-selftest")]
+#[unsafe(no_mangle)]
+pub extern "C" fn ciot_e2e_selftest_panic(i: usize) -> u8 {
+    core::hint::black_box([1u8, 2, 3, 4])[i]
+}
 
 /// On bare metal the library brings the panic handler. No panic is
 /// reachable from the C API in the reference build (`ci/footprint.sh`

@@ -1,5 +1,6 @@
 //! The UE's entry points and the plain structures they fill.
 
+use core::mem::MaybeUninit;
 use core::time::Duration;
 
 use ciot_e2e::endpoint::{Datagram, Event, Instant, Persist, Received, Sent, UeConfig, UeId};
@@ -157,8 +158,26 @@ pub struct ciot_e2e_status {
     pub last_counter: u64,
 }
 
+/// A span in whole milliseconds, saturating, with 64-bit arithmetic only.
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// `Duration::from_millis` without a 64-bit division, which a 32-bit device
+/// links as a library routine of almost a kilobyte: the quotient by 1000 is
+/// taken 16 bits at a time with 32-bit divisions (schoolbook long division;
+/// each partial dividend is below 1000 · 2^16).
+#[inline(never)]
+pub(crate) fn from_millis(ms: u64) -> Duration {
+    let (mut secs, mut rem) = (0u64, 0u32);
+    for shift in [48u32, 32, 16, 0] {
+        let chunk = (rem << 16) | ((ms >> shift) as u32 & 0xffff);
+        secs = (secs << 16) | u64::from(chunk / 1000);
+        rem = chunk % 1000;
+    }
+    Duration::new(secs, rem * 1_000_000)
 }
 
 fn profile(code: u8) -> Result<KdfProfile, i32> {
@@ -170,14 +189,14 @@ fn profile(code: u8) -> Result<KdfProfile, i32> {
 }
 
 fn config(c: &ciot_e2e_ue_config) -> Result<UeConfig, i32> {
-    let interval = |ms: u64| (ms != CIOT_E2E_NEVER).then(|| Duration::from_millis(ms));
+    let interval = |ms: u64| (ms != CIOT_E2E_NEVER).then(|| from_millis(ms));
     Ok(UeConfig {
         profile: profile(c.kdf_profile)?,
-        grace: Duration::from_millis(c.grace_ms),
+        grace: from_millis(c.grace_ms),
         probe_after: interval(c.probe_after_ms),
         keepalive: interval(c.keepalive_ms),
-        hello_backoff: Duration::from_millis(c.hello_backoff_ms),
-        hello_backoff_max: Duration::from_millis(c.hello_backoff_max_ms),
+        hello_backoff: from_millis(c.hello_backoff_ms),
+        hello_backoff_max: from_millis(c.hello_backoff_max_ms),
         send_reserve: c.send_reserve,
         hello_reserve: c.hello_reserve,
     })
@@ -305,9 +324,11 @@ unsafe fn install(
             mark.write(0);
             core::ptr::drop_in_place(slot);
         }
-        slot.write(CUe::new(cfg, root, id, seed));
+        // Through a reference the compiler knows spans the UE, so that it
+        // builds the UE in place rather than on the stack.
+        let ue = (*slot.cast::<MaybeUninit<CUe>>()).write(CUe::new(cfg, root, id, seed));
         if let Some(snapshot) = snapshot
-            && let Err(e) = (*slot).restore_in_place(snapshot)
+            && let Err(e) = ue.restore_in_place(snapshot)
         {
             core::ptr::drop_in_place(slot);
             return Err(snapshot_error(e));
@@ -753,4 +774,33 @@ pub unsafe extern "C" fn ciot_e2e_ue_status(
         Ok(CIOT_E2E_OK)
     };
     code(run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_millis_is_durations() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let edges = [
+            0,
+            1,
+            999,
+            1000,
+            65_535_999,
+            1 << 32,
+            (1 << 48) + 7,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for ms in edges.into_iter().chain((0..10_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        })) {
+            assert_eq!(from_millis(ms), Duration::from_millis(ms), "{ms}");
+        }
+    }
 }

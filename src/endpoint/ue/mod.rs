@@ -220,6 +220,9 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// with [`crate::kdf::int_key`]) or an e2mKEYSET / e2m_key; `seed` feeds
     /// the back-off jitter (any value; differing per device spreads hellos).
     #[must_use]
+    // Inlined so that a caller writing the UE into its own storage (the C
+    // API) builds it there, not on the stack first.
+    #[inline(always)]
     pub fn new(cfg: UeConfig, root: RootKey, id: UeId, seed: u64) -> Self {
         let cfg = Settings::new(&cfg);
         Ue {

@@ -198,6 +198,8 @@ impl<const HOLD: usize> Ue<HOLD> {
         Ok(self.transmit_held(now, out))
     }
 
+    // Its own frame apart from the data path's (see `on_trigger`).
+    #[inline(never)]
     fn transmit_hello(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         if self.hello_due > now {
             return None;
@@ -232,6 +234,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         })
     }
 
+    #[inline(never)]
     fn transmit_held(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         let HeldState::Waiting { again } = self.held.state else {
             return None;
@@ -260,8 +263,10 @@ impl<const HOLD: usize> Ue<HOLD> {
             return None;
         }
         let payload = self.held.payload();
-        let cipher = cur.cipher.get(&cur.ks);
-        let (seq, len) = cur.ks.seal(&cipher, Direction::Uplink, payload, out).ok()?;
+        let (seq, len) = cur
+            .ks
+            .seal_expanding(cur.cipher.kept(), Direction::Uplink, payload, out)
+            .ok()?;
         let (ksi, counter) = (cur.ks.ksi, cur.ks.counter);
         self.held.state = HeldState::Sent { ksi, counter, seq };
         if again {

@@ -6,7 +6,7 @@ use crate::wire::{
 };
 
 use super::super::effects::{Delivered, Event, Received, Reject};
-use super::super::keyset::{CipherRef, Expanded, Keyset};
+use super::super::keyset::{Expanded, Keyset, with_cipher};
 use super::super::time::Instant;
 use super::{Current, HeldState, Previous, Status, Ue};
 
@@ -28,6 +28,9 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
     }
 
+    // Each handler is its own function, so the deepest stack is the largest
+    // handler's frame, not the sum of the three (a device's stack).
+    #[inline(never)]
     fn on_trigger(&mut self, now: Instant, buf: &[u8]) -> Result<Received, Reject> {
         let packet = TriggerPacket::new_checked(buf)?;
         let trigger = TriggerRepr::parse(&packet)?;
@@ -99,6 +102,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         Ok(Received::Control(MessageType::DERIVE_TRIGGER))
     }
 
+    #[inline(never)]
     fn on_key_expired(&mut self, now: Instant, buf: &[u8]) -> Result<Received, Reject> {
         let packet = KeyExpiredPacket::new_checked(buf)?;
         let err = KeyExpiredRepr::parse(&packet)?;
@@ -150,6 +154,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         Ok(Received::Control(MessageType::KEY_EXPIRED))
     }
 
+    #[inline(never)]
     fn on_data(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, Reject> {
         // Checked once here; the view goes down to the cipher.
         let packet = DataPacket::new_checked(buf)?;
@@ -158,18 +163,17 @@ impl<const HOLD: usize> Ue<HOLD> {
         }
         let ksi = packet.ksi();
         let durable = self.durable.last_counter;
-        let (cipher, recv, counter) = match (&mut self.current, &mut self.previous) {
+        let (keys, kept, recv, counter) = match (&mut self.current, &mut self.previous) {
             (Some(c), _) if c.ks.ksi == ksi => match c.status {
                 Status::Usable if now < c.deadline => {
-                    (c.cipher.get(&c.ks), &mut c.ks.recv, c.ks.counter)
+                    (&c.ks.keys, c.cipher.kept(), &mut c.ks.recv, c.ks.counter)
                 }
                 Status::Retired => return Err(Reject::RetiredKsi(ksi)),
                 _ => return Err(Reject::ExpiredKsi(ksi)),
             },
+            // Only for the grace period after a rekey: expanded per message.
             (_, Some(p)) if p.ksi == ksi && now < p.until => {
-                // Only for the grace period after a rekey: expanded per
-                // message.
-                (CipherRef::Made(p.keys.cipher()), &mut p.recv, p.counter)
+                (&p.keys, None, &mut p.recv, p.counter)
             }
             _ => return Err(Reject::UnknownKsi(ksi)),
         };
@@ -178,7 +182,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             // plus a replayed trigger deliver this message again.
             return Err(Reject::NotDurable(ksi));
         }
-        let opened = cipher.open_packet(packet, Some(recv))?;
+        let opened = with_cipher(kept, keys, |cipher| cipher.open_packet(packet, Some(recv)))?;
         self.answered(now);
         Ok(Received::Data(Delivered {
             ksi,
