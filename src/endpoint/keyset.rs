@@ -174,6 +174,10 @@ pub(crate) fn with_cipher<R>(
 ) -> R {
     match kept {
         Some(cipher) => f(cipher),
-        None => f(&keys.cipher()),
+        None => {
+            let mut made = SuiteCipher::unfinished(keys);
+            made.finish();
+            f(&made)
+        }
     }
 }

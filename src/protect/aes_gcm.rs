@@ -79,19 +79,31 @@ impl Gcm {
     /// Expands `key` for AES-128-GCM.
     #[must_use]
     pub fn new(key: &AlgKey) -> Self {
-        // Built where it is returned, the hash key set once the block
-        // cipher is there: the key schedule (352 octets on a 32-bit device)
-        // is written once, not copied through temporaries on the stack.
-        let mut gcm = Gcm {
-            aes: Aes128::new(key.as_bytes().into()),
-            ghash: GHash::new(&ghash::Key::default()),
-        };
-        // SP 800-38D §7.1: the hash subkey H = CIPH_K(0^128).
-        let mut h = ghash::Key::default();
-        gcm.aes.encrypt_block(&mut h);
-        gcm.ghash = GHash::new(&h);
-        h.as_mut_slice().zeroize();
+        let mut gcm = Gcm::scheduled(key);
+        gcm.set_hash_key();
         gcm
+    }
+
+    /// The key schedule, and a GHASH key still to be set
+    /// ([`Gcm::set_hash_key`]): the two steps of [`Gcm::new`] apart, so that
+    /// a caller can build the cipher in its own place (384 octets on a
+    /// 32-bit device) and never copy it through the stack. The schedule is
+    /// the last field computed, so it is written straight into its place.
+    #[inline(never)]
+    pub(crate) fn scheduled(key: &AlgKey) -> Self {
+        Gcm {
+            ghash: GHash::new(&ghash::Key::default()),
+            aes: Aes128::new(key.as_bytes().into()),
+        }
+    }
+
+    /// SP 800-38D §7.1: the hash subkey H = CIPH_K(0^128).
+    #[inline(never)]
+    pub(crate) fn set_hash_key(&mut self) {
+        let mut h = ghash::Key::default();
+        self.aes.encrypt_block(&mut h);
+        self.ghash = GHash::new(&h);
+        h.as_mut_slice().zeroize();
     }
 
     /// GCTR from J0 = nonce ‖ 0^31 ‖ 1 (§7.1 step 2, a 96-bit IV): the

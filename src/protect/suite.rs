@@ -95,15 +95,9 @@ impl SuiteKeys {
     /// Expands the keys into ready ciphers (AES key schedules, GHASH key).
     #[must_use]
     pub fn cipher(&self) -> SuiteCipher {
-        match *self {
-            #[cfg(feature = "suite-nea2-nia2")]
-            SuiteKeys::Nea2Nia2 { ref enc, ref int } => SuiteCipher::Nea2Nia2 {
-                enc: Nea2::new(enc),
-                int: Nia2::new(int),
-            },
-            #[cfg(feature = "suite-aes-gcm")]
-            SuiteKeys::Aes128Gcm(ref k) => SuiteCipher::Aes128Gcm(Gcm::new(k)),
-        }
+        let mut cipher = SuiteCipher::unfinished(self);
+        cipher.finish();
+        cipher
     }
 }
 
@@ -153,6 +147,31 @@ const fn bearer(ksi: Ksi) -> u8 {
 }
 
 impl SuiteCipher {
+    /// [`SuiteKeys::cipher`] in two steps, for a caller that builds the
+    /// ciphers in its own place (on a device, the stack): the key schedules,
+    /// then [`SuiteCipher::finish`].
+    pub(crate) fn unfinished(keys: &SuiteKeys) -> Self {
+        match *keys {
+            #[cfg(feature = "suite-nea2-nia2")]
+            SuiteKeys::Nea2Nia2 { ref enc, ref int } => SuiteCipher::Nea2Nia2 {
+                enc: Nea2::new(enc),
+                int: Nia2::new(int),
+            },
+            #[cfg(feature = "suite-aes-gcm")]
+            SuiteKeys::Aes128Gcm(ref k) => SuiteCipher::Aes128Gcm(Gcm::scheduled(k)),
+        }
+    }
+
+    /// The second step of [`SuiteCipher::unfinished`]: the GHASH key.
+    pub(crate) fn finish(&mut self) {
+        match *self {
+            #[cfg(feature = "suite-nea2-nia2")]
+            SuiteCipher::Nea2Nia2 { .. } => {}
+            #[cfg(feature = "suite-aes-gcm")]
+            SuiteCipher::Aes128Gcm(ref mut g) => g.set_hash_key(),
+        }
+    }
+
     /// The suite.
     #[must_use]
     pub const fn suite(&self) -> Suite {
@@ -178,6 +197,8 @@ impl SuiteCipher {
     /// [`Error::BufferTooSmall`] when `buf` cannot hold the message;
     /// [`Error::PayloadTooLong`] when the message would exceed
     /// [`MAX_MESSAGE_LEN`]. `buf` is unchanged on error.
+    // Not inlined, as `open_packet`.
+    #[inline(never)]
     pub fn seal_in_place(
         &self,
         ksi: Ksi,
@@ -283,6 +304,9 @@ impl SuiteCipher {
     /// # Errors
     /// As [`SuiteCipher::open_with_window`], without [`Error::Wire`]. On any
     /// error neither the buffer nor the window changes.
+    // Not inlined: its frame then stays apart from the one holding the
+    // expanded cipher while the cipher is built (a device's stack).
+    #[inline(never)]
     pub fn open_packet(
         &self,
         packet: DataPacket<&mut [u8]>,

@@ -1,6 +1,5 @@
 //! The UE's entry points and the plain structures they fill.
 
-use core::mem::MaybeUninit;
 use core::time::Duration;
 
 use ciot_e2e::endpoint::{Datagram, Event, Instant, Persist, Received, Sent, UeConfig, UeId};
@@ -14,7 +13,7 @@ use crate::codes::{
 };
 use crate::ffi::{MARK, STATE_LEN, bytes, bytes_mut, code, input, out, state_ptr, ue_mut, ue_ref};
 use crate::{
-    CIOT_E2E_KDF_HKDF_SHA256, CIOT_E2E_NEVER, CIOT_E2E_ROOT_LEN, CIOT_E2E_SNAPSHOT_LEN, CUe,
+    CIOT_E2E_KDF_HKDF_SHA256, CIOT_E2E_NEVER, CIOT_E2E_ROOT_LEN, CIOT_E2E_SNAPSHOT_LEN, CUe, State,
     ciot_e2e_ue,
 };
 
@@ -283,10 +282,10 @@ pub extern "C" fn ciot_e2e_ue_state_size() -> usize {
     STATE_LEN
 }
 
-/// What `init` and `restore` share: checks every argument, then writes a
-/// new UE straight into the state (dropping one that was there) and, for a
-/// restore, loads the snapshot into it there: the UE is never built on the
-/// stack and copied.
+/// What `init` and `restore` share: checks every argument, writes a new UE
+/// into the state (dropping one that was there) and, for a restore, loads
+/// the snapshot into it there. The UE is not built in this frame, so the
+/// deepest stack is the larger of building and restoring, not their sum.
 ///
 /// # Safety
 /// As [`ciot_e2e_ue_init`].
@@ -294,7 +293,7 @@ pub extern "C" fn ciot_e2e_ue_state_size() -> usize {
 unsafe fn install(
     ue: *mut ciot_e2e_ue,
     state_len: usize,
-    config_in: *const ciot_e2e_ue_config,
+    config: *const ciot_e2e_ue_config,
     root_kind: u8,
     root: *const u8,
     root_len: usize,
@@ -307,16 +306,53 @@ unsafe fn install(
     if state_len < STATE_LEN {
         return Err(CIOT_E2E_ERR_STATE_SIZE);
     }
+    // SAFETY: the caller's promises, and a state pointer checked for null,
+    // alignment and size.
+    unsafe { write_new(state, config, root_kind, root, root_len, id, id_len, seed)? };
+    // SAFETY: `write_new` left a valid UE in the state (its mark still
+    // clear); a refused snapshot drops it again, so the state reads as not
+    // initialized. The mark is set only once the UE is complete.
+    unsafe {
+        let slot = core::ptr::addr_of_mut!((*state).ue);
+        if let Some(snapshot) = snapshot
+            && let Err(e) = (*slot).restore_in_place(snapshot)
+        {
+            core::ptr::drop_in_place(slot);
+            return Err(snapshot_error(e));
+        }
+        core::ptr::addr_of_mut!((*state).mark).write(MARK);
+    }
+    Ok(CIOT_E2E_OK)
+}
+
+/// Checks the configuration, root and identifier, then drops the UE the
+/// state holds, if any, and writes a new one, leaving the mark clear.
+/// Nothing is written when an argument is refused.
+///
+/// # Safety
+/// `state` is non-null, aligned and spans the library's state, which the
+/// caller owns; the other pointers as in [`ciot_e2e_ue_init`].
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn write_new(
+    state: *mut State,
+    config_in: *const ciot_e2e_ue_config,
+    root_kind: u8,
+    root: *const u8,
+    root_len: usize,
+    id: *const u8,
+    id_len: usize,
+    seed: u64,
+) -> Result<(), i32> {
     // SAFETY: the caller passes an initialized configuration.
     let cfg = config(unsafe { input(config_in)? })?;
     // SAFETY: the caller promises `root_len` and `id_len` readable octets.
     let (root, id) = unsafe { (bytes(root, root_len)?, bytes(id, id_len)?) };
     let id = UeId::new(id).map_err(|_| CIOT_E2E_ERR_LENGTH)?;
     let root = root_key(root_kind, root)?;
-    // SAFETY: `state` is non-null, aligned and (checked above) spans the
-    // library's state, which the caller owns. A UE behind a set mark is
+    // SAFETY: as the function requires. A UE behind a set mark is
     // initialized: it is dropped (its keys zeroized) once, the mark cleared
-    // first. The mark is set only once a valid UE is in place.
+    // first.
     unsafe {
         let mark = core::ptr::addr_of_mut!((*state).mark);
         let slot = core::ptr::addr_of_mut!((*state).ue);
@@ -324,18 +360,9 @@ unsafe fn install(
             mark.write(0);
             core::ptr::drop_in_place(slot);
         }
-        // Through a reference the compiler knows spans the UE, so that it
-        // builds the UE in place rather than on the stack.
-        let ue = (*slot.cast::<MaybeUninit<CUe>>()).write(CUe::new(cfg, root, id, seed));
-        if let Some(snapshot) = snapshot
-            && let Err(e) = ue.restore_in_place(snapshot)
-        {
-            core::ptr::drop_in_place(slot);
-            return Err(snapshot_error(e));
-        }
-        mark.write(MARK);
+        slot.write(CUe::new(cfg, root, id, seed));
     }
-    Ok(CIOT_E2E_OK)
+    Ok(())
 }
 
 /// Initializes a UE with no keyset: its first datagram is a hello (after
