@@ -30,6 +30,8 @@ pub(crate) fn state_ptr(ue: *mut ciot_e2e_ue) -> Result<*mut State, i32> {
 /// # Safety
 /// `ue` is NULL or points to a `ciot_e2e_ue` the caller owns and no one
 /// else uses during the call.
+// One copy of these checks, called from every entry point.
+#[inline(never)]
 pub(crate) unsafe fn ue_mut<'a>(ue: *mut ciot_e2e_ue) -> Result<&'a mut CUe, i32> {
     let state = state_ptr(ue)?;
     // SAFETY: `state` is non-null and aligned, and points to storage of

@@ -76,16 +76,18 @@ impl<const HOLD: usize> Ue<HOLD> {
             .filter(|_| self.unanswered_since != Instant::NEVER)
             .map(|ms| self.unanswered_since.after_ms(ms));
         let keepalive = self.cfg.keepalive().map(|ms| self.last_heard.after_ms(ms));
-        [
-            deadline,
-            self.previous.as_ref().map(|p| p.until),
+        // The earliest of the timers that are set; compared one by one
+        // (an iterator over them costs a device several hundred octets).
+        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let at = earliest(deadline, self.previous.as_ref().map(|p| p.until));
+        let at = earliest(
+            at,
             (self.hello_due != Instant::NEVER).then_some(self.hello_due),
-            probe,
-            keepalive,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        );
+        earliest(earliest(at, probe), keepalive)
     }
 
     /// Runs the timers due at `now`; then poll the effects.
