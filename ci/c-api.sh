@@ -2,7 +2,9 @@
 # The C API from C, against the Rust EESE (`ciot-e2e eese` on loopback):
 #
 # 1. the committed header is the one cbindgen writes (crates/capi/tests/header.rs);
-# 2. host: a C UE (crates/capi/examples/host_ue.c + cycle.c), built with gcc
+# 2. host: the complete example of docs/c-api.md, compiled from the document
+#    and run against the EESE (hello, one payload, its echo); then a C UE
+#    (crates/capi/examples/host_ue.c + cycle.c), built with gcc
 #    against the static library and again against the shared one, runs the
 #    TR 33.863 cycle over UDP: hello, trigger, data; te2e expiry; key-expired
 #    error, new trigger, retransmitted message; a restart from its snapshot;
@@ -75,6 +77,17 @@ gcc "${cflags[@]}" -DCIOT_E2E_KEPT_CIPHERS -o "$out/host_ue" "${host_src[@]}" \
     target/release/libciot_e2e_c.a -lpthread -ldl -lm
 gcc "${cflags[@]}" -DCIOT_E2E_KEPT_CIPHERS -o "$out/host_ue_shared" "${host_src[@]}" \
     -L target/release -lciot_e2e_c
+
+# The complete example of docs/c-api.md, as the document has it.
+awk '/^<!-- example:/ { f = 1; next } f && /^```c$/ { c = 1; next } c && /^```$/ { exit } c { print }' \
+    docs/c-api.md >"$out/example.c"
+gcc "${cflags[@]}" -DCIOT_E2E_KEPT_CIPHERS -o "$out/example" "$out/example.c" \
+    target/release/libciot_e2e_c.a -lpthread -ldl -lm
+
+step "host: the example of docs/c-api.md says hello, sends a payload and gets its echo"
+start_eese example
+timeout 60 "$out/example" "${eese_addr%:*}" "${eese_addr##*:}"
+stop_eese
 
 for variant in host_ue host_ue_shared; do
     step "host: $variant runs the cycle against ciot-e2e eese over UDP"

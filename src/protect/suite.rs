@@ -394,6 +394,22 @@ mod tests {
     }
 
     #[test]
+    fn seal_in_place_refuses_a_payload_length_that_would_wrap() {
+        // The message length was header + payload + tag without a check: a
+        // length near usize::MAX wrapped to a short message.
+        for suite in Suite::KNOWN {
+            let mut buf = [0u8; 64];
+            let got =
+                keys(*suite).seal_in_place(Ksi(1), Direction::Uplink, 0, &mut buf, usize::MAX - 3);
+            assert!(
+                matches!(got, Err(Error::PayloadTooLong { .. })),
+                "{suite}: {got:?}"
+            );
+            assert_eq!(buf, [0u8; 64]);
+        }
+    }
+
+    #[test]
     fn suite_mismatch_is_rejected() {
         let mut buf = [0u8; 64];
         let n = keys(Suite::AES_128_GCM)

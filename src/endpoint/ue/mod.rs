@@ -446,3 +446,88 @@ impl<const HOLD: usize> core::fmt::Debug for Ue<HOLD> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::format;
+
+    use core::time::Duration;
+
+    use super::*;
+    use crate::endpoint::UE_SNAPSHOT_LEN;
+    use crate::kdf::{RootBytes, RootKind};
+
+    fn root() -> RootKey {
+        RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]))
+    }
+
+    fn id() -> UeId {
+        UeId::new(b"ue-test").unwrap()
+    }
+
+    #[test]
+    fn a_payload_no_data_message_can_carry_is_refused_even_with_a_larger_hold() {
+        // Taken and then never sent, before: the seal refused it on every poll.
+        let mut ue: Ue<70_000> = Ue::new(UeConfig::default(), root(), id(), 1);
+        let big = std::vec![0u8; 65_536];
+        assert_eq!(
+            ue.send(Instant(0), &big),
+            Err(SendError::PayloadTooLong {
+                len: 65_536,
+                max: 65_535
+            })
+        );
+        assert!(!ue.holding());
+    }
+
+    #[test]
+    fn a_huge_hello_back_off_saturates_instead_of_panicking() {
+        // `Duration * 2` panicked on overflow when the back-off doubled.
+        let cfg = UeConfig {
+            hello_backoff: Duration::MAX,
+            hello_backoff_max: Duration::MAX,
+            hello_reserve: 1,
+            ..UeConfig::default()
+        };
+        let mut ue: Ue<16> = Ue::new(cfg, root(), id(), 1);
+        let mut out = [0u8; 256];
+        let mut snap = [0u8; UE_SNAPSHOT_LEN];
+        for t in 0..3 {
+            ue.handle_timeout(Instant(t));
+            if let Some(p) = ue.poll_persist(&mut snap) {
+                ue.persisted(p).unwrap();
+            }
+            let _ = ue.poll_transmit(Instant(t), &mut out);
+            ue.hello_due = Instant(t);
+        }
+        assert!(ue.next_hello >= 2, "hellos went out and doubled the back-off");
+        assert_eq!(ue.hello_backoff, u64::MAX);
+    }
+
+    #[test]
+    fn restore_in_place_is_restore_on_a_ue_that_ran() {
+        let mut ue: Ue<16> = Ue::new(UeConfig::default(), root(), id(), 9);
+        let mut snap = [0u8; UE_SNAPSHOT_LEN];
+        let mut out = [0u8; 256];
+        ue.send(Instant(5), b"held").unwrap();
+        let p = ue.poll_persist(&mut snap).unwrap();
+        let len = p.len();
+        ue.persisted(p).unwrap();
+        ue.poll_transmit(Instant(5), &mut out).unwrap();
+        let fresh: Ue<16> =
+            Ue::restore(UeConfig::default(), root(), id(), 9, &snap[..len]).unwrap();
+        ue.restore_in_place(&snap[..len]).unwrap();
+        // Everything but the jitter generator, which keeps running.
+        assert_eq!(format!("{ue:?}"), format!("{fresh:?}"));
+        assert_eq!(ue.poll_timeout(), fresh.poll_timeout());
+        assert_eq!(ue.next_hello, fresh.next_hello);
+        assert_eq!(ue.hello_backoff, fresh.hello_backoff);
+        assert!(ue.poll_event().is_none());
+        assert_eq!(ue.held.len, 0);
+        // A refused snapshot changes nothing.
+        let before = format!("{ue:?}");
+        assert!(ue.restore_in_place(&snap[..len - 1]).is_err());
+        assert_eq!(format!("{ue:?}"), before);
+    }
+}
