@@ -1,6 +1,8 @@
 //! One keyset as an endpoint holds it: compact keys, counters, replay window.
 
 use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootKey};
+
+use super::snapshot::KeysetRecord;
 use crate::protect::replay::{ReplayWindow, SendCounter};
 use crate::protect::suite::{Opened, SuiteCipher, SuiteKeys};
 use crate::protect::{self};
@@ -41,6 +43,18 @@ impl Keyset {
             send: SendCounter::with_soft_limit(soft_limit),
             recv: ReplayWindow::new(),
         })
+    }
+
+    /// What a snapshot stores of this keyset (no key material: the keys
+    /// follow from the root and these).
+    pub fn record(&self) -> KeysetRecord {
+        KeysetRecord {
+            ksi: self.ksi,
+            counter: self.counter,
+            rand: self.rand.clone(),
+            profile: self.profile,
+            suite: self.keys.suite(),
+        }
     }
 
     /// The trigger that installs this keyset, signed, with `lifetime_secs`
