@@ -170,21 +170,6 @@ fn vlan_tags_are_skipped_up_to_three() {
 }
 
 #[test]
-fn macsec_without_encryption_is_read_through() {
-    // SecTAG: TCI/AN 0 (not encrypted, not changed), SL 0, PN 1; then the
-    // protected frame's type, the packet and a 16-octet ICV.
-    let mut sectag = vec![0x00, 0x00, 0, 0, 0, 1, 0x08, 0x00];
-    sectag.extend_from_slice(&ipv4(&udp(MSG)));
-    sectag.extend_from_slice(&[0xcc; 16]);
-    let frame = ethernet(&[], 0x88e5, &sectag);
-    assert_found_v4(link::ETHERNET, &frame);
-    // Encrypted (E and C set): nothing to read.
-    let mut enc = frame.clone();
-    enc[14] = 0x0c;
-    assert!(payload(link::ETHERNET, &enc).is_none());
-}
-
-#[test]
 fn ipv4_options_are_skipped() {
     for words in [1, 3, 10] {
         let frame = ethernet(&[], 0x0800, &ipv4_with(17, 0x4000, words, &udp(MSG)));

@@ -3,18 +3,19 @@
 //! A frame carries a message either as the payload of a UDP datagram (over
 //! IPv4 or IPv6, over Ethernet, raw IP, BSD loopback or Linux cooked
 //! capture) to or from one of the watched ports, or as the whole frame of
-//! link type `USER0` (DLT 147). Ethernet, VLAN, IP and UDP are sliced by
-//! `etherparse` in its lax mode, so a frame cut short by the snapshot length
-//! still yields the part of the message it holds; a header that does not
-//! fit or contradicts itself means "no message here", never a panic.
+//! link type `USER0` (DLT 147). Ethernet, VLAN, IP and UDP headers are
+//! etherparse's slices, IP and UDP in its lax mode, so a frame cut short by
+//! the snapshot length still yields the part of the message it holds; a
+//! header that does not fit or contradicts itself means "no message here",
+//! never a panic.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::vec::Vec;
 
 use ciot_e2e::wire::MAX_MESSAGE_LEN;
 use etherparse::{
-    EtherType, Ethernet2Header, IpNumber, Ipv4Header, LaxNetSlice, LaxSlicedPacket, TransportSlice,
-    UdpHeader,
+    EtherPayloadSlice, EtherType, Ethernet2Header, Ethernet2Slice, IpNumber, Ipv4Header,
+    LaxIpSlice, LenSource, SingleVlanSlice, UdpHeader, UdpSlice,
 };
 
 /// Link-layer types (LINKTYPE_* values of pcap and pcapng) this module reads.
@@ -57,7 +58,7 @@ pub struct Found<'a> {
 /// fragment, a header that does not fit).
 #[must_use]
 pub fn find_message<'a>(link: u32, frame: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    let packet = match link {
+    let ip = match link {
         link::USER0 => {
             return Some(Found {
                 src: None,
@@ -65,46 +66,83 @@ pub fn find_message<'a>(link: u32, frame: &'a [u8], ports: &[u16]) -> Option<Fou
                 payload: frame,
             });
         }
-        link::ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok()?,
+        link::ETHERNET => {
+            let ethernet = Ethernet2Slice::from_slice_without_fcs(frame).ok()?;
+            ip_in(ethernet.payload())?
+        }
         // etherparse reads Linux cooked v1 only for a few ARPHRD types and
         // refuses loopback (772) and tun (0xfffe) devices, the ones `any`
         // captures of local traffic show; it has no v2 and no BSD loopback.
         // These link headers are fixed-size, so they are skipped by offset
         // (SLL: protocol at 14, header 16 octets; SLL2: protocol at 0,
         // header 20 octets) and the rest is etherparse's again.
-        link::LINUX_SLL => {
-            LaxSlicedPacket::from_ether_type(ether_type(frame, 14)?, frame.get(16..)?)
-        }
-        link::LINUX_SLL2 => {
-            LaxSlicedPacket::from_ether_type(ether_type(frame, 0)?, frame.get(20..)?)
-        }
-        link::RAW | link::IPV4 | link::IPV6 => LaxSlicedPacket::from_ip(frame).ok()?,
+        link::LINUX_SLL => ip_in(ether_payload(frame, 14, 16)?)?,
+        link::LINUX_SLL2 => ip_in(ether_payload(frame, 0, 20)?)?,
+        link::RAW | link::IPV4 | link::IPV6 => frame,
         // The family is in the capturing host's order; IPv4 is 2 and IPv6
         // 24, 28 or 30 everywhere, so the IP version nibble decides instead.
-        link::NULL | link::LOOP => LaxSlicedPacket::from_ip(frame.get(4..)?).ok()?,
+        link::NULL | link::LOOP => frame.get(4..)?,
         _ => return None,
     };
-    datagram(&packet, ports)
+    datagram(ip, ports)
 }
 
-fn ether_type(frame: &[u8], at: usize) -> Option<EtherType> {
-    let b = frame.get(at..at.checked_add(2)?)?;
-    Some(EtherType(u16::from_be_bytes([b[0], b[1]])))
+/// The payload after a cooked-capture header of `len` octets whose
+/// protocol (an EtherType) is at `at`.
+fn ether_payload(frame: &[u8], at: usize, len: usize) -> Option<EtherPayloadSlice<'_>> {
+    let ty: [u8; 2] = frame.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(EtherPayloadSlice {
+        ether_type: EtherType(u16::from_be_bytes(ty)),
+        len_source: LenSource::Slice,
+        payload: frame.get(len..)?,
+    })
 }
 
-/// The UDP payload of a sliced packet, when it is a whole (unfragmented)
+/// VLAN tags (802.1Q, 802.1ad, and the older 0x9100) read before the IP
+/// packet, as many as etherparse's own packet slicer reads.
+const MAX_VLAN_TAGS: usize = 3;
+
+/// The IPv4 or IPv6 packet of an Ethernet payload, under up to
+/// [`MAX_VLAN_TAGS`] VLAN tags.
+///
+/// etherparse's `LaxSlicedPacket` walks the same headers, but it fills a
+/// record of every layer (with room for errors and three link extensions):
+/// 80–100 ns per frame of `gen-pcap` traffic, against 15–20 for the
+/// hand-written parser this replaced and 25–30 for this walk over
+/// etherparse's per-header slices. The loop over VLAN tags is all that is
+/// left to write.
+fn ip_in(mut ether: EtherPayloadSlice<'_>) -> Option<&[u8]> {
+    for _ in 0..=MAX_VLAN_TAGS {
+        match ether.ether_type {
+            EtherType::IPV4 | EtherType::IPV6 => return Some(ether.payload),
+            EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                ether = SingleVlanSlice::from_slice(ether.payload).ok()?.payload();
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The UDP payload of an IP packet, when it is a whole (unfragmented)
 /// datagram to or from a watched port.
-fn datagram<'a>(packet: &LaxSlicedPacket<'a>, ports: &[u16]) -> Option<Found<'a>> {
-    let Some(TransportSlice::Udp(udp)) = &packet.transport else {
+fn datagram<'a>(packet: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
+    let (ip, ext_error) = LaxIpSlice::from_slice(packet).ok()?;
+    // An extension header that does not parse leaves its own number as the
+    // payload's, never UDP; refused here all the same, as etherparse's own
+    // slicer stops there.
+    if ext_error.is_some() {
         return None;
-    };
+    }
     // Lax slicing falls back to the captured length when a length field is
     // below its own header (an IPv4 total length shorter than the header,
     // an IPv6 payload length of 0, a UDP length under 8). Such a header is
     // damaged, and no message is read from it rather than a guess.
-    let (src, dst) = match packet.net.as_ref()? {
-        LaxNetSlice::Ipv4(ip) => {
-            let h = ip.header();
+    let (src, dst) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
             if usize::from(h.total_len()) < h.slice().len() {
                 return None;
             }
@@ -113,8 +151,8 @@ fn datagram<'a>(packet: &LaxSlicedPacket<'a>, ports: &[u16]) -> Option<Found<'a>
                 IpAddr::V4(h.destination_addr()),
             )
         }
-        LaxNetSlice::Ipv6(ip) => {
-            let h = ip.header();
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
             if h.payload_length() == 0 {
                 return None;
             }
@@ -123,8 +161,12 @@ fn datagram<'a>(packet: &LaxSlicedPacket<'a>, ports: &[u16]) -> Option<Found<'a>
                 IpAddr::V6(h.destination_addr()),
             )
         }
-        LaxNetSlice::Arp(_) => return None,
     };
+    let payload = ip.payload();
+    if payload.fragmented || payload.ip_number != IpNumber::UDP {
+        return None;
+    }
+    let udp = UdpSlice::from_slice_lax(payload.payload).ok()?;
     if usize::from(udp.length()) < UdpHeader::LEN {
         return None;
     }
