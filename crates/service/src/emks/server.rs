@@ -241,10 +241,14 @@ async fn changes(
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let latest = *rx.borrow_and_update();
+        // A caller ahead of the log (its first call, or an EMKS restored
+        // from a backup) starts over from where the log stands.
+        let ahead = q.since > latest;
         let (list, reset) = match app.store.changes(&enterprise, q.since, 1000) {
             Ok(x) => x,
             Err(e) => return internal(&e),
         };
+        let reset = reset || ahead;
         // Past every change looked at, so the caller does not see them again.
         let next = list.last().map_or(latest.max(q.since), |c| c.seq);
         if !list.is_empty() || reset || tokio::time::Instant::now() >= deadline {
