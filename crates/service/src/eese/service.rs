@@ -514,14 +514,13 @@ impl EeseService {
     }
 
     fn retry_fetches(&mut self) {
-        if !self.rand_waiting.is_empty() || self.pool.borrow().len() < RAND_BATCH / 4 {
-            if self.cfg.rand == RandChoice::Emks
-                && !self.rands_in_flight
-                && self.rand_retry_at.is_none_or(|t| StdInstant::now() >= t)
-            {
-                self.rands_in_flight = true;
-                let _ = self.jobs.send(Job::Rands(RAND_BATCH));
-            }
+        if (!self.rand_waiting.is_empty() || self.pool.borrow().len() < RAND_BATCH / 4)
+            && self.cfg.rand == RandChoice::Emks
+            && !self.rands_in_flight
+            && self.rand_retry_at.is_none_or(|t| StdInstant::now() >= t)
+        {
+            self.rands_in_flight = true;
+            let _ = self.jobs.send(Job::Rands(RAND_BATCH));
         }
         if self.parked.is_empty() {
             return;

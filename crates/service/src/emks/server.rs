@@ -1,6 +1,10 @@
 //! The EMKS's HTTPS server: a TLS accept loop that reads who the client is
 //! from its certificate, and an axum router over the [`RootStore`].
 
+// Handlers' helpers return the ready error response as `Err`; it is built
+// once per refused request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
