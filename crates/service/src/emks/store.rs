@@ -159,6 +159,60 @@ impl RootStore {
         Ok((generation, seq))
     }
 
+    /// Provisions many UEs of one enterprise in one transaction (a bulk
+    /// import, e.g. when an operator moves its subscribers to this EMKS);
+    /// each gets the next generation, as [`RootStore::provision`] gives.
+    ///
+    /// # Errors
+    /// As [`RootStore::provision`]; nothing of the batch is stored then.
+    pub fn provision_batch(
+        &self,
+        enterprise: &str,
+        kdf: &str,
+        batch: &[(Vec<u8>, [u8; 32])],
+    ) -> Result<(), ServiceError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut roots = tx.open_table(ROOTS)?;
+            let mut changes = tx.open_table(CHANGES)?;
+            let mut seq = changes.last()?.map_or(1, |(k, _)| k.value() + 1);
+            for (ue, root) in batch {
+                let prev = match roots.get(ue.as_slice())? {
+                    Some(g) => Some(RootRecord::decode(g.value())?),
+                    None => None,
+                };
+                if let Some(p) = &prev
+                    && p.enterprise != enterprise
+                {
+                    return Err(ServiceError::Refused {
+                        status: 409,
+                        message: format!(
+                            "UE {} belongs to enterprise {:?}",
+                            String::from_utf8_lossy(ue),
+                            p.enterprise
+                        ),
+                    });
+                }
+                let generation = prev.map_or(1, |p| p.generation + 1);
+                let rec = RootRecord {
+                    enterprise: enterprise.to_string(),
+                    generation,
+                    kdf: kdf.to_string(),
+                    root: Zeroizing::new(*root),
+                };
+                roots.insert(ue.as_slice(), rec.encode().as_slice())?;
+                let mut c = Vec::with_capacity(8 + 1 + enterprise.len() + ue.len());
+                c.extend_from_slice(&generation.to_be_bytes());
+                push_str(&mut c, enterprise);
+                c.extend_from_slice(ue);
+                changes.insert(seq, c.as_slice())?;
+                seq += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// `ue`'s current root, if it has one.
     ///
     /// # Errors
