@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # One socket per UE.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 cargo bench -p ciot-e2e-service --bench service "$@"

@@ -44,7 +44,12 @@ pub struct EeseArgs {
     #[arg(long)]
     listen: SocketAddr,
     /// CK, 16 octets hex (single-root demo mode: every UE gets this root).
-    #[arg(long, conflicts_with = "emks", required_unless_present = "emks", requires = "ik")]
+    #[arg(
+        long,
+        conflicts_with = "emks",
+        required_unless_present = "emks",
+        requires = "ik"
+    )]
     ck: Option<String>,
     /// IK, 16 octets hex (single-root demo mode).
     #[arg(long, conflicts_with = "emks", requires = "ck")]

@@ -124,7 +124,10 @@ pub fn emks(a: &EmksArgs) -> Result<(), Failure> {
         tls_dir,
     };
     serve(&cfg, |addr| {
-        crate::outln!("emks: listening on https://{addr}, database {}", db.display());
+        crate::outln!(
+            "emks: listening on https://{addr}, database {}",
+            db.display()
+        );
     })
     .map_err(fail)
 }
@@ -143,7 +146,12 @@ fn provision(p: &ProvisionArgs) -> Result<(), Failure> {
     let client =
         EmksClient::new(&p.emks, &p.tls_dir, "hss", Duration::from_secs(10)).map_err(fail)?;
     let r = client
-        .provision(&p.ue, &p.enterprise, kdf_name(profile), root.key().as_bytes())
+        .provision(
+            &p.ue,
+            &p.enterprise,
+            kdf_name(profile),
+            root.key().as_bytes(),
+        )
         .map_err(fail)?;
     crate::outln!(
         "provisioned {} for enterprise {}: root generation {}",
@@ -173,7 +181,7 @@ pub struct EeseServiceArgs {
     /// Directory with ca.crt and the EESE's certificate (`ciot-e2e pki init`).
     #[arg(long)]
     pub tls_dir: Option<PathBuf>,
-    /// Which certificate of --tls-dir to present: <name>.crt/<name>.key.
+    /// Which certificate of --tls-dir to present: NAME.crt and NAME.key.
     #[arg(long, default_value = "eese")]
     pub tls_name: String,
     /// The state file (created if missing); a restarted EESE continues from it.
@@ -182,7 +190,7 @@ pub struct EeseServiceArgs {
     /// Address of the admin interface (HTTP), e.g. 127.0.0.1:9090.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
-    /// File holding the admin bearer token (default: <tls-dir>/admin.token).
+    /// File holding the admin bearer token (default: admin.token in --tls-dir).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
     /// Where RANDs for new keysets come from.
@@ -348,7 +356,8 @@ pub fn admin(a: &AdminArgs) -> Result<(), Failure> {
         AdminCommand::Te2e { ue, secs } => c.te2e(ue, *secs),
         AdminCommand::Show { ue } => c.show(ue),
         AdminCommand::Send { ue, payload } => {
-            let p = crate::args::hex_bytes(payload).map_err(|e| Failure::usage(format!("--payload: {e}")))?;
+            let p = crate::args::hex_bytes(payload)
+                .map_err(|e| Failure::usage(format!("--payload: {e}")))?;
             c.send(ue, &p)
         }
         AdminCommand::Metrics => {

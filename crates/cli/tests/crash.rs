@@ -69,7 +69,10 @@ fn free_udp_port() -> u16 {
 fn wait_tcp(port: u16) {
     let t = StdInstant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "port {port} never opened");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -178,9 +181,17 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     .unwrap();
     for i in 0..UES {
         let (ck, ik) = aka(i);
-        let root = int_key(KdfProfile::Ts33220, &CkIk::new(&Ck::from_bytes(ck), &Ik::from_bytes(ik)));
-        hss.provision(&format!("crash-ue-{i}"), "acme", "3gpp", root.key().as_bytes())
-            .unwrap();
+        let root = int_key(
+            KdfProfile::Ts33220,
+            &CkIk::new(&Ck::from_bytes(ck), &Ik::from_bytes(ik)),
+        );
+        hss.provision(
+            &format!("crash-ue-{i}"),
+            "acme",
+            "3gpp",
+            root.key().as_bytes(),
+        )
+        .unwrap();
     }
 
     let udp_port = free_udp_port();
@@ -201,8 +212,10 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     let mut devices: Vec<Device> = (0..UES)
         .map(|i| {
             let (ck, ik) = aka(i);
-            let root =
-                int_key(KdfProfile::Ts33220, &CkIk::new(&Ck::from_bytes(ck), &Ik::from_bytes(ik)));
+            let root = int_key(
+                KdfProfile::Ts33220,
+                &CkIk::new(&Ck::from_bytes(ck), &Ik::from_bytes(ik)),
+            );
             let id = format!("crash-ue-{i}");
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
             sock.set_nonblocking(true).unwrap();
@@ -210,7 +223,12 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
                 panic!("v4")
             };
             Device {
-                ue: Ue::new(cfg, root, UeId::new(id.as_bytes()).unwrap(), seed ^ i as u64),
+                ue: Ue::new(
+                    cfg,
+                    root,
+                    UeId::new(id.as_bytes()).unwrap(),
+                    seed ^ i as u64,
+                ),
                 id,
                 sock,
                 addr,
@@ -379,7 +397,8 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
                 }
                 while let Ok(Some(t)) = d.ue.poll_transmit(tnow, &mut out) {
                     let _ = d.sock.send_to(&out[..t.len], eese_addr);
-                    cap.write(now - t0, d.addr, eese_addr, &out[..t.len]).unwrap();
+                    cap.write(now - t0, d.addr, eese_addr, &out[..t.len])
+                        .unwrap();
                     progress = true;
                 }
                 while let Some(ev) = d.ue.poll_event() {
@@ -424,11 +443,7 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
 
     // Delivery: every payload echoed; no transmission twice.
     let payloads = ledger.echoed.len() as u64;
-    let app_duplicates = ledger
-        .echoed
-        .values()
-        .filter(|v| v.len() > 1)
-        .count();
+    let app_duplicates = ledger.echoed.values().filter(|v| v.len() > 1).count();
     for (i, d) in devices.iter().enumerate() {
         for n in 1..=d.next {
             assert!(
@@ -484,11 +499,32 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     );
     assert_eq!(kills, KILLS);
     assert_eq!(payloads, ledger.sent, "every payload delivered");
-    assert_eq!(ledger.transmission_twice, 0, "a transmission delivered twice");
-    assert!(worst <= T_HEAL, "a UE took {worst:?} to heal (T_heal {T_HEAL:?})");
-    assert!(echoes_while_emks_down > 0, "sessions stopped while the EMKS was down");
-    assert_eq!(reuse_line.trim(), "nonce-reuse: 0", "{}", text.lines().filter(|l| l.contains("nonce-reuse")).take(5).collect::<Vec<_>>().join("\n"));
-    assert!(!decrypted_line.contains("decrypted: 0,"), "nothing decrypted: {decrypted_line}");
+    assert_eq!(
+        ledger.transmission_twice, 0,
+        "a transmission delivered twice"
+    );
+    assert!(
+        worst <= T_HEAL,
+        "a UE took {worst:?} to heal (T_heal {T_HEAL:?})"
+    );
+    assert!(
+        echoes_while_emks_down > 0,
+        "sessions stopped while the EMKS was down"
+    );
+    assert_eq!(
+        reuse_line.trim(),
+        "nonce-reuse: 0",
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("nonce-reuse"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !decrypted_line.contains("decrypted: 0,"),
+        "nothing decrypted: {decrypted_line}"
+    );
     drop(eese);
     drop(emks);
     let _ = std::fs::remove_dir_all(&dir);

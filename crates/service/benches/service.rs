@@ -102,7 +102,8 @@ fn restart(sessions: usize) {
             .map(|i| UeId::new(ue_name(i).as_bytes()).unwrap())
             .collect();
         for chunk in ids.chunks(100_000) {
-            s.write(chunk.iter().map(|id| (id, snap.as_slice()))).unwrap();
+            s.write(chunk.iter().map(|id| (id, snap.as_slice())))
+                .unwrap();
         }
     }
     let size = std::fs::metadata(d.join("eese.state")).unwrap().len();
@@ -125,7 +126,9 @@ fn restart(sessions: usize) {
         println!("service-restart: run {run}: {loaded} sessions loaded, serving after {secs:.2} s");
         drop(svc);
     }
-    println!("service-restart: {sessions} sessions, start to serving {best:.2} s (best of 3; goal <= 5 s)");
+    println!(
+        "service-restart: {sessions} sessions, start to serving {best:.2} s (best of 3; goal <= 5 s)"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -133,7 +136,8 @@ fn restart(sessions: usize) {
 /// datagrams taken without waiting, then back to a blocking receive), with
 /// the echo instead of the table.
 fn bare_echo(sock: &UdpSocket) {
-    sock.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
     let mut buf = vec![0u8; 65_536];
     loop {
         let mut got = 0;
@@ -162,7 +166,12 @@ struct Client {
 
 /// Closed loop: every client sends its messages one at a time, each after
 /// the previous one's answer (or 200 ms); at most `window` in flight.
-async fn drive(clients: &[Arc<Client>], to: SocketAddr, window: usize, per: usize) -> (u64, u64, f64) {
+async fn drive(
+    clients: &[Arc<Client>],
+    to: SocketAddr,
+    window: usize,
+    per: usize,
+) -> (u64, u64, f64) {
     let sem = Arc::new(tokio::sync::Semaphore::new(window));
     let t = StdInstant::now();
     let mut tasks = Vec::new();
@@ -175,7 +184,8 @@ async fn drive(clients: &[Arc<Client>], to: SocketAddr, window: usize, per: usiz
             for m in c.msgs.iter().take(per) {
                 let _permit = sem.acquire().await.unwrap();
                 let _ = c.sock.send_to(m, to).await;
-                match tokio::time::timeout(Duration::from_millis(200), c.sock.recv(&mut buf)).await {
+                match tokio::time::timeout(Duration::from_millis(200), c.sock.recv(&mut buf)).await
+                {
                     Ok(Ok(_)) => ok += 1,
                     _ => lost += 1,
                 }

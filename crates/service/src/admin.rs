@@ -172,7 +172,10 @@ async fn te2e(
         Ok(Json(b)) => b,
         Err(r) => return body_err(&r),
     };
-    let Some(secs) = u32::try_from(b.secs).ok().filter(|s| (1..=i32::MAX as u32).contains(s)) else {
+    let Some(secs) = u32::try_from(b.secs)
+        .ok()
+        .filter(|s| (1..=i32::MAX as u32).contains(s))
+    else {
         return err(
             StatusCode::BAD_REQUEST,
             format!("secs must be 1 to {}, got {}", i32::MAX, b.secs),
@@ -214,7 +217,10 @@ async fn send(
     if payload.is_empty() || payload.len() > MAX_PAYLOAD {
         return err(
             StatusCode::BAD_REQUEST,
-            format!("payload must be 1 to {MAX_PAYLOAD} octets, got {}", payload.len()),
+            format!(
+                "payload must be 1 to {MAX_PAYLOAD} octets, got {}",
+                payload.len()
+            ),
         );
     }
     run(&app, Command::Send(ue, payload)).await
@@ -229,7 +235,10 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn fallback() -> Response {
-    err(StatusCode::NOT_FOUND, "no such endpoint (see docs/DEPLOYMENT.md)")
+    err(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (see docs/DEPLOYMENT.md)",
+    )
 }
 
 /// Binds the admin interface on `addr` and serves it on a thread of its own.
@@ -315,7 +324,11 @@ impl AdminClient {
     }
 
     fn ue_url(&self, ue: &str, tail: &str) -> String {
-        format!("{}/v1/ues/{}{tail}", self.base, crate::emks::client::path_segment(ue))
+        format!(
+            "{}/v1/ues/{}{tail}",
+            self.base,
+            crate::emks::client::path_segment(ue)
+        )
     }
 
     /// Expires a UE's keys now.

@@ -131,6 +131,10 @@ pub fn init(dir: &Path, enterprises: &[String]) -> Result<Vec<PathBuf>, ServiceE
     }
     let mut token = [0u8; 24];
     getrandom::fill(&mut token).map_err(|e| ServiceError::Io(format!("random: {e}")))?;
-    put(ADMIN_TOKEN, format!("{}\n", hex::encode(token)).as_bytes(), true)?;
+    put(
+        ADMIN_TOKEN,
+        format!("{}\n", hex::encode(token)).as_bytes(),
+        true,
+    )?;
     Ok(written)
 }

@@ -106,7 +106,11 @@ fn identity(
 ///
 /// # Errors
 /// [`ServiceError::Tls`] naming the file that is missing or bad.
-pub fn client_agent(dir: &Path, stem: &str, timeout: Duration) -> Result<ureq::Agent, ServiceError> {
+pub fn client_agent(
+    dir: &Path,
+    stem: &str,
+    timeout: Duration,
+) -> Result<ureq::Agent, ServiceError> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
     let ca_path = dir.join(CA_CERT);
     let ca = Certificate::from_pem(&read(&ca_path)?)
@@ -125,7 +129,9 @@ pub fn client_agent(dir: &Path, stem: &str, timeout: Duration) -> Result<ureq::A
 }
 
 /// A plain client configuration: this timeout, statuses returned.
-pub(crate) fn plain_agent_config(timeout: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+pub(crate) fn plain_agent_config(
+    timeout: Duration,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)

@@ -58,12 +58,7 @@ fn status(e: ServiceError) -> (u16, String) {
     }
 }
 
-fn raw(
-    agent: &ureq::Agent,
-    method: &str,
-    url: &str,
-    body: Option<&[u8]>,
-) -> (u16, String) {
+fn raw(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, String) {
     let req = ureq::http::Request::builder()
         .method(method)
         .uri(url)
@@ -82,11 +77,19 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     let url = emks(&d);
     let hss = client(&url, &d, "hss");
     let root = [7u8; 32];
-    assert_eq!(hss.provision("ue-1", "acme", "3gpp", &root).unwrap().generation, 1);
+    assert_eq!(
+        hss.provision("ue-1", "acme", "3gpp", &root)
+            .unwrap()
+            .generation,
+        1
+    );
 
     // The wrong certificate for the door.
     let eese = client(&url, &d, "eese");
-    let (s, m) = status(eese.provision("ue-1", "acme", "3gpp", &[9; 32]).unwrap_err());
+    let (s, m) = status(
+        eese.provision("ue-1", "acme", "3gpp", &[9; 32])
+            .unwrap_err(),
+    );
     assert_eq!(s, 403, "{m}");
     assert!(m.contains("only the HSS"), "{m}");
     let (s, m) = status(hss.root("ue-1").unwrap_err());
@@ -96,9 +99,15 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     let (s1, m1) = status(other.root("ue-1").unwrap_err());
     let (s2, _) = status(other.root("nobody").unwrap_err());
     assert_eq!((s1, s2), (404, 404));
-    assert!(m1.contains("no UE \"ue-1\" in enterprise \"other\""), "{m1}");
+    assert!(
+        m1.contains("no UE \"ue-1\" in enterprise \"other\""),
+        "{m1}"
+    );
     // A UE stays with its enterprise.
-    let (s, _) = status(hss.provision("ue-1", "other", "3gpp", &[9; 32]).unwrap_err());
+    let (s, _) = status(
+        hss.provision("ue-1", "other", "3gpp", &[9; 32])
+            .unwrap_err(),
+    );
     assert_eq!(s, 409);
 
     // Malformed, wrong and oversized bodies.
@@ -120,18 +129,60 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     let big = format!(r#"{{"enterprise":"acme","root":"{}"}}"#, "0".repeat(8192));
     assert_eq!(raw(&agent, "PUT", &put, Some(big.as_bytes())).0, 413);
     let long = format!("{url}/v1/ues/{}/root", "u".repeat(65));
-    assert_eq!(raw(&agent, "PUT", &long, Some(br#"{"enterprise":"acme","root":"00"}"#)).0, 400);
-    assert_eq!(raw(&agent, "GET", &format!("{url}/v1/nothing"), None).0, 404);
+    assert_eq!(
+        raw(
+            &agent,
+            "PUT",
+            &long,
+            Some(br#"{"enterprise":"acme","root":"00"}"#)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        raw(&agent, "GET", &format!("{url}/v1/nothing"), None).0,
+        404
+    );
     let eese_agent = client_agent(&d.join("tls"), "eese", Duration::from_secs(5)).unwrap();
-    assert_eq!(raw(&eese_agent, "POST", &format!("{url}/v1/rand"), Some(br#"{"count":0}"#)).0, 422);
-    assert_eq!(raw(&eese_agent, "POST", &format!("{url}/v1/rand"), Some(br#"{"count":65}"#)).0, 422);
-    assert_eq!(raw(&eese_agent, "GET", &format!("{url}/v1/changes?since=x"), None).0, 400);
+    assert_eq!(
+        raw(
+            &eese_agent,
+            "POST",
+            &format!("{url}/v1/rand"),
+            Some(br#"{"count":0}"#)
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        raw(
+            &eese_agent,
+            "POST",
+            &format!("{url}/v1/rand"),
+            Some(br#"{"count":65}"#)
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        raw(
+            &eese_agent,
+            "GET",
+            &format!("{url}/v1/changes?since=x"),
+            None
+        )
+        .0,
+        400
+    );
 
     // No client certificate, or one of another CA: no connection at all.
     let d2 = dir("emks-bad-ca");
     pki::init(&d2.join("tls"), &["acme".into()]).unwrap();
     let stranger = EmksClient::new(&url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
-    assert!(matches!(stranger.root("ue-1"), Err(ServiceError::Unreachable(_))));
+    assert!(matches!(
+        stranger.root("ue-1"),
+        Err(ServiceError::Unreachable(_))
+    ));
     let no_cert: ureq::Agent = {
         use ureq::tls::{Certificate, RootCerts, TlsConfig};
         let ca = Certificate::from_pem(&std::fs::read(d.join("tls/ca.crt")).unwrap()).unwrap();
@@ -144,7 +195,12 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
             .build()
             .into()
     };
-    assert!(no_cert.get(&format!("{url}/v1/ues/ue-1/root")).call().is_err());
+    assert!(
+        no_cert
+            .get(&format!("{url}/v1/ues/ue-1/root"))
+            .call()
+            .is_err()
+    );
 
     // Nothing changed.
     let (g, r) = eese.root("ue-1").unwrap();
@@ -164,7 +220,12 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     let writer = std::thread::spawn(move || {
         for g in 2..=40u8 {
             // Generation g carries root [g; 32].
-            assert_eq!(hss.provision("ue-r", "acme", "3gpp", &[g; 32]).unwrap().generation, u64::from(g));
+            assert_eq!(
+                hss.provision("ue-r", "acme", "3gpp", &[g; 32])
+                    .unwrap()
+                    .generation,
+                u64::from(g)
+            );
         }
     });
     let mut last = 0;
@@ -172,7 +233,11 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     while !writer.is_finished() || seen == 0 {
         let (g, r) = eese.root("ue-r").unwrap();
         assert!(g >= last, "generation went back from {last} to {g}");
-        assert_eq!(*r.key().as_bytes(), [u8::try_from(g).unwrap(); 32], "root of generation {g} mixed");
+        assert_eq!(
+            *r.key().as_bytes(),
+            [u8::try_from(g).unwrap(); 32],
+            "root of generation {g} mixed"
+        );
         last = g;
         seen += 1;
     }
@@ -197,7 +262,10 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         tls_dir: d.join("tls"),
         tls_name: "eese".into(),
         state: d.join("eese.state"),
-        admin: Some((format!("127.0.0.1:{admin_port}").parse().unwrap(), token.clone())),
+        admin: Some((
+            format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            token.clone(),
+        )),
         rand: RandChoice::Local,
         table: EeseConfig::default(),
         webhook: None,
@@ -221,7 +289,10 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         let (s, m) = status(c.expire("ue-1").unwrap_err());
         assert_eq!(s, 401, "{m}");
         assert!(m.contains("bearer token"), "{m}");
-        assert!(matches!(c.metrics(), Err(ServiceError::Refused { status: 401, .. })));
+        assert!(matches!(
+            c.metrics(),
+            Err(ServiceError::Refused { status: 401, .. })
+        ));
     }
     let (s, m) = status(good.show("nobody").unwrap_err());
     assert_eq!(s, 404, "{m}");
@@ -247,9 +318,17 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         ("/v1/ues/ue-1/te2e", &b"{nope"[..], 400),
         ("/v1/ues/ue-1/te2e", &br#"{"secs":"ten"}"#[..], 400),
         ("/v1/ues/ue-1/send", &br#"{"payload":"xyz"}"#[..], 400),
-        ("/v1/ues/ue-1/send", &br#"{"payload":"00","more":1}"#[..], 400),
+        (
+            "/v1/ues/ue-1/send",
+            &br#"{"payload":"00","more":1}"#[..],
+            400,
+        ),
     ] {
-        let method = if path.ends_with("te2e") { "PUT" } else { "POST" };
+        let method = if path.ends_with("te2e") {
+            "PUT"
+        } else {
+            "POST"
+        };
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{base}{path}"))
@@ -259,10 +338,19 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
             .unwrap();
         let mut r = agent.run(req).unwrap();
         let text = r.body_mut().read_to_string().unwrap_or_default();
-        assert_eq!(r.status().as_u16(), want, "{path} {}: {text}", String::from_utf8_lossy(body));
+        assert_eq!(
+            r.status().as_u16(),
+            want,
+            "{path} {}: {text}",
+            String::from_utf8_lossy(body)
+        );
         assert!(text.contains("\"error\""), "{text}");
     }
-    assert_eq!(good.metrics().unwrap(), before, "a refused request changed a counter");
+    assert_eq!(
+        good.metrics().unwrap(),
+        before,
+        "a refused request changed a counter"
+    );
     drop(svc);
     let _ = std::fs::remove_dir_all(&d);
 }

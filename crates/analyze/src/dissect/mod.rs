@@ -42,8 +42,8 @@ mod nonce;
 pub mod pcap;
 pub mod udp;
 
-pub use nonce::NonceLedger;
 pub use model::{Field, FieldDisplay, Finding, FindingKind, PROTOCOL, Severity, Shown, Value};
+pub use nonce::NonceLedger;
 
 /// The dissection of one message: fields in wire order (a tree by depth)
 /// and findings. Reuse one with [`Dissection::run`] to avoid allocating per

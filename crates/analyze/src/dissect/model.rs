@@ -271,7 +271,7 @@ pub struct Finding {
     pub abbrev: Option<&'static str>,
     /// Where the problem is (for a truncation: the end of the octets).
     pub offset: usize,
-    /// A sentence; for format errors the [`wire::Error`]'s `Display`.
+    /// A sentence; for format errors the [`ciot_e2e::wire::Error`]'s `Display`.
     pub message: String,
 }
 

@@ -116,35 +116,125 @@ impl Metrics {
         let mut one = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        one("ciot_eese_sessions", "gauge", "UE sessions held (restored or waiting for their next hello).", g(&self.sessions));
-        one("ciot_eese_datagrams_received_total", "counter", "Datagrams received.", g(&self.datagrams_in));
-        one("ciot_eese_datagrams_sent_total", "counter", "Datagrams sent.", g(&self.datagrams_out));
-        one("ciot_eese_payloads_delivered_total", "counter", "Uplink payloads delivered.", g(&self.delivered));
-        one("ciot_eese_payloads_sent_total", "counter", "Downlink payloads sent.", g(&self.payloads_sent));
-        one("ciot_eese_rekeys_total", "counter", "Keysets installed.", g(&self.rekeys));
-        one("ciot_eese_triggers_sent_total", "counter", "Derive triggers sent.", g(&self.triggers_sent));
-        one("ciot_eese_errors_sent_total", "counter", "Key-expired errors sent.", g(&self.errors_sent));
-        one("ciot_eese_snapshots_written_total", "counter", "Session snapshots written to the state file.", g(&self.snapshots_written));
-        one("ciot_eese_state_commits_total", "counter", "Durable transactions on the state file.", g(&self.state_commits));
-        one("ciot_eese_emks_rands_total", "counter", "RANDs received from the EMKS.", g(&self.emks_rands));
-        one("ciot_eese_root_changes_total", "counter", "New root generations applied.", g(&self.root_changes));
-        one("ciot_eese_webhook_calls_total", "counter", "Uplink payloads handed to the webhook.", g(&self.webhook_ok));
-        one("ciot_eese_webhook_failures_total", "counter", "Webhook calls that failed.", g(&self.webhook_failed));
-        let _ = writeln!(s, "# HELP ciot_eese_rejects_total Datagrams dropped, by reason.\n# TYPE ciot_eese_rejects_total counter");
+        one(
+            "ciot_eese_sessions",
+            "gauge",
+            "UE sessions held (restored or waiting for their next hello).",
+            g(&self.sessions),
+        );
+        one(
+            "ciot_eese_datagrams_received_total",
+            "counter",
+            "Datagrams received.",
+            g(&self.datagrams_in),
+        );
+        one(
+            "ciot_eese_datagrams_sent_total",
+            "counter",
+            "Datagrams sent.",
+            g(&self.datagrams_out),
+        );
+        one(
+            "ciot_eese_payloads_delivered_total",
+            "counter",
+            "Uplink payloads delivered.",
+            g(&self.delivered),
+        );
+        one(
+            "ciot_eese_payloads_sent_total",
+            "counter",
+            "Downlink payloads sent.",
+            g(&self.payloads_sent),
+        );
+        one(
+            "ciot_eese_rekeys_total",
+            "counter",
+            "Keysets installed.",
+            g(&self.rekeys),
+        );
+        one(
+            "ciot_eese_triggers_sent_total",
+            "counter",
+            "Derive triggers sent.",
+            g(&self.triggers_sent),
+        );
+        one(
+            "ciot_eese_errors_sent_total",
+            "counter",
+            "Key-expired errors sent.",
+            g(&self.errors_sent),
+        );
+        one(
+            "ciot_eese_snapshots_written_total",
+            "counter",
+            "Session snapshots written to the state file.",
+            g(&self.snapshots_written),
+        );
+        one(
+            "ciot_eese_state_commits_total",
+            "counter",
+            "Durable transactions on the state file.",
+            g(&self.state_commits),
+        );
+        one(
+            "ciot_eese_emks_rands_total",
+            "counter",
+            "RANDs received from the EMKS.",
+            g(&self.emks_rands),
+        );
+        one(
+            "ciot_eese_root_changes_total",
+            "counter",
+            "New root generations applied.",
+            g(&self.root_changes),
+        );
+        one(
+            "ciot_eese_webhook_calls_total",
+            "counter",
+            "Uplink payloads handed to the webhook.",
+            g(&self.webhook_ok),
+        );
+        one(
+            "ciot_eese_webhook_failures_total",
+            "counter",
+            "Webhook calls that failed.",
+            g(&self.webhook_failed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ciot_eese_rejects_total Datagrams dropped, by reason.\n# TYPE ciot_eese_rejects_total counter"
+        );
         for (r, c) in REJECT_REASONS.iter().zip(&self.rejects) {
             let _ = writeln!(s, "ciot_eese_rejects_total{{reason=\"{r}\"}} {}", g(c));
         }
-        let _ = writeln!(s, "# HELP ciot_eese_emks_fetches_total Root fetches from the EMKS, by result.\n# TYPE ciot_eese_emks_fetches_total counter");
-        let _ = writeln!(s, "ciot_eese_emks_fetches_total{{result=\"ok\"}} {}", g(&self.emks_fetches_ok));
-        let _ = writeln!(s, "ciot_eese_emks_fetches_total{{result=\"failed\"}} {}", g(&self.emks_fetches_failed));
-        let _ = writeln!(s, "# HELP ciot_eese_emks_fetch_seconds Latency of root fetches from the EMKS.\n# TYPE ciot_eese_emks_fetch_seconds histogram");
+        let _ = writeln!(
+            s,
+            "# HELP ciot_eese_emks_fetches_total Root fetches from the EMKS, by result.\n# TYPE ciot_eese_emks_fetches_total counter"
+        );
+        let _ = writeln!(
+            s,
+            "ciot_eese_emks_fetches_total{{result=\"ok\"}} {}",
+            g(&self.emks_fetches_ok)
+        );
+        let _ = writeln!(
+            s,
+            "ciot_eese_emks_fetches_total{{result=\"failed\"}} {}",
+            g(&self.emks_fetches_failed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ciot_eese_emks_fetch_seconds Latency of root fetches from the EMKS.\n# TYPE ciot_eese_emks_fetch_seconds histogram"
+        );
         let mut cum = 0;
         for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency) {
             cum += g(c);
             let _ = writeln!(s, "ciot_eese_emks_fetch_seconds_bucket{{le=\"{b}\"}} {cum}");
         }
         cum += self.latency.last().map_or(0, g);
-        let _ = writeln!(s, "ciot_eese_emks_fetch_seconds_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(
+            s,
+            "ciot_eese_emks_fetch_seconds_bucket{{le=\"+Inf\"}} {cum}"
+        );
         let _ = writeln!(
             s,
             "ciot_eese_emks_fetch_seconds_sum {}",

@@ -1,5 +1,5 @@
 //! `ciot-e2e eese` with an EMKS: the EESE as a service on the
-//! [`EeseTable`].
+//! [`EeseTable`](ciot_e2e::endpoint::EeseTable).
 //!
 //! One thread runs the UDP socket loop and owns the table; everything that
 //! may block runs beside it and talks to it through one channel: root and
@@ -20,7 +20,7 @@
 //!   state file.
 
 pub mod metrics;
-pub mod state;
 mod service;
+pub mod state;
 
 pub use service::{EeseService, RandChoice, ServiceConfig};

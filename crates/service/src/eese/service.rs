@@ -191,8 +191,18 @@ impl EeseService {
         cfg: ServiceConfig,
         ready: impl FnOnce(SocketAddr, Option<SocketAddr>, usize),
     ) -> Result<Self, ServiceError> {
-        let emks = EmksClient::new(&cfg.emks, &cfg.tls_dir, &cfg.tls_name, Duration::from_secs(5))?;
-        let poll = EmksClient::new(&cfg.emks, &cfg.tls_dir, &cfg.tls_name, Duration::from_secs(40))?;
+        let emks = EmksClient::new(
+            &cfg.emks,
+            &cfg.tls_dir,
+            &cfg.tls_name,
+            Duration::from_secs(5),
+        )?;
+        let poll = EmksClient::new(
+            &cfg.emks,
+            &cfg.tls_dir,
+            &cfg.tls_name,
+            Duration::from_secs(40),
+        )?;
         let state = StateStore::open(&cfg.state)?;
         let pending = state.load_all()?;
         let sock = UdpSocket::bind(cfg.listen)
@@ -458,7 +468,12 @@ impl EeseService {
         self.send_payload(now, &id, &echo).map(|_| ())
     }
 
-    fn send_payload(&mut self, now: Instant, id: &UeId, p: &[u8]) -> Result<&'static str, ServiceError> {
+    fn send_payload(
+        &mut self,
+        now: Instant,
+        id: &UeId,
+        p: &[u8],
+    ) -> Result<&'static str, ServiceError> {
         let mut out = std::mem::take(&mut self.out);
         let r = match self.table.send(now, id, p, &mut out) {
             Ok(SendOutcome::Sent { sealed, to }) => {
@@ -495,7 +510,9 @@ impl EeseService {
             // A snapshot of an older root generation (re-provisioned while
             // this EESE was down) or a damaged one: the UE starts afresh,
             // which its hello makes safe (it carries its highest counter).
-            self.log(format_args!("{id}: snapshot not restored ({e}); new session"));
+            self.log(format_args!(
+                "{id}: snapshot not restored ({e}); new session"
+            ));
         }
     }
 
@@ -564,7 +581,8 @@ impl EeseService {
                         let backoff = if refused {
                             Duration::from_secs(10)
                         } else {
-                            Duration::from_millis(500 << f.failures.min(5)).min(Duration::from_secs(10))
+                            Duration::from_millis(500 << f.failures.min(5))
+                                .min(Duration::from_secs(10))
                         };
                         f.retry_at = Some(StdInstant::now() + backoff);
                         self.log(format_args!("{ue}: root fetch failed: {e}"));
@@ -580,10 +598,9 @@ impl EeseService {
                 self.rands_in_flight = false;
                 match r {
                     Ok(rands) => {
-                        self.metrics.emks_rands.fetch_add(
-                            rands.len() as u64,
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
+                        self.metrics
+                            .emks_rands
+                            .fetch_add(rands.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         self.pool.borrow_mut().extend(rands);
                         self.rand_retry_at = None;
                         let waiting = std::mem::take(&mut self.rand_waiting);
@@ -629,9 +646,10 @@ impl EeseService {
             return Some(r);
         }
         if !self.pending.contains_key(ue) {
-            let _ = r
-                .reply
-                .send(Err((404, format!("no session for UE {ue} (it has not said hello)"))));
+            let _ = r.reply.send(Err((
+                404,
+                format!("no session for UE {ue} (it has not said hello)"),
+            )));
             return None;
         }
         if self.roots.contains_key(ue) {
@@ -685,7 +703,9 @@ impl EeseService {
                 // Sessions still waiting for their hello hold a retired
                 // keyset already: expired in effect.
                 let n = self.table.expire_all(now);
-                self.log(format_args!("all keys expired by the enterprise ({n} sessions)"));
+                self.log(format_args!(
+                    "all keys expired by the enterprise ({n} sessions)"
+                ));
                 Ok(json!({ "expired": n, "waiting_for_hello": self.pending.len() }))
             }
             (Command::Te2e(u, secs), Some(id)) => {
@@ -711,9 +731,14 @@ impl EeseService {
         };
         let keyset = s.keyset.map(|k| {
             let (state, left) = match k.state {
-                KeysetState::Valid { remaining } => ("valid".to_string(), Some(remaining.as_secs_f64())),
+                KeysetState::Valid { remaining } => {
+                    ("valid".to_string(), Some(remaining.as_secs_f64()))
+                }
                 KeysetState::Expired(c) => (format!("expired ({c})"), None),
-                KeysetState::Retired => ("retired (restored; the next contact starts a new keyset)".to_string(), None),
+                KeysetState::Retired => (
+                    "retired (restored; the next contact starts a new keyset)".to_string(),
+                    None,
+                ),
             };
             json!({
                 "ksi": k.ksi.0,
@@ -825,7 +850,11 @@ impl EeseService {
         let quiet: Vec<UeId> = self
             .table
             .ids()
-            .filter(|id| self.table.last_active(id).is_some_and(|t| t.after(idle) <= now))
+            .filter(|id| {
+                self.table
+                    .last_active(id)
+                    .is_some_and(|t| t.after(idle) <= now)
+            })
             .copied()
             .collect();
         for id in quiet {
@@ -840,7 +869,11 @@ fn changes_loop(emks: &EmksClient, tx: &Sender<Msg>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         // The first call only learns where the log stands.
-        let wait = if since.is_some() { Duration::from_secs(25) } else { Duration::ZERO };
+        let wait = if since.is_some() {
+            Duration::from_secs(25)
+        } else {
+            Duration::ZERO
+        };
         match emks.changes(since.unwrap_or(u64::MAX / 2), wait) {
             Ok(r) => {
                 backoff = Duration::from_millis(500);
@@ -857,7 +890,9 @@ fn changes_loop(emks: &EmksClient, tx: &Sender<Msg>) {
                     return;
                 }
                 for c in r.changes {
-                    let Ok(ue) = UeId::new(c.ue.as_bytes()) else { continue };
+                    let Ok(ue) = UeId::new(c.ue.as_bytes()) else {
+                        continue;
+                    };
                     if tx
                         .send(Msg::Change {
                             ue,

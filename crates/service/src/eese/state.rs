@@ -128,7 +128,8 @@ mod tests {
         let b = UeId::new(b"ue-b").expect("id");
         {
             let mut s = StateStore::open(&p).expect("open");
-            s.write([(&a, &[1u8, 2][..]), (&b, &[3u8][..])]).expect("w1");
+            s.write([(&a, &[1u8, 2][..]), (&b, &[3u8][..])])
+                .expect("w1");
             s.write([(&a, &[9u8][..])]).expect("w2");
             assert_eq!(s.commits(), 2);
         }

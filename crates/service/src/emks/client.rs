@@ -67,7 +67,12 @@ impl EmksClient {
     /// # Errors
     /// [`ServiceError::Usage`] for a URL that is not `https://`; TLS file
     /// errors.
-    pub fn new(url: &str, tls_dir: &Path, stem: &str, timeout: Duration) -> Result<Self, ServiceError> {
+    pub fn new(
+        url: &str,
+        tls_dir: &Path,
+        stem: &str,
+        timeout: Duration,
+    ) -> Result<Self, ServiceError> {
         if !url.starts_with("https://") {
             return Err(ServiceError::Usage(format!(
                 "--emks must be an https:// URL, got {url:?}"

@@ -22,8 +22,8 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::api::{
-    ChangeEntry, ChangesResponse, ErrorBody, MAX_BODY, MAX_RANDS, MAX_WAIT_SECS,
-    ProvisionRequest, ProvisionResponse, RandRequest, RandResponse, RootResponse,
+    ChangeEntry, ChangesResponse, ErrorBody, MAX_BODY, MAX_RANDS, MAX_WAIT_SECS, ProvisionRequest,
+    ProvisionResponse, RandRequest, RandResponse, RootResponse,
 };
 use super::store::RootStore;
 use crate::ServiceError;
@@ -134,8 +134,9 @@ async fn provision(
     }
     let enterprise = req.enterprise.clone();
     let app2 = app.clone();
-    let r = tokio::task::spawn_blocking(move || app2.store.provision(&id, &enterprise, &kdf, &root))
-        .await;
+    let r =
+        tokio::task::spawn_blocking(move || app2.store.provision(&id, &enterprise, &kdf, &root))
+            .await;
     match r {
         Ok(Ok((generation, seq))) => {
             app.latest.send_replace(seq);
@@ -209,7 +210,10 @@ async fn rand(
     for _ in 0..n {
         let mut r = [0u8; 16];
         if let Err(e) = getrandom::fill(&mut r) {
-            return err(StatusCode::SERVICE_UNAVAILABLE, format!("no randomness: {e}"));
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no randomness: {e}"),
+            );
         }
         rands.push(hex::encode(r));
     }
@@ -269,14 +273,20 @@ async fn changes(
             })
             .into_response();
         }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
             continue;
         }
     }
 }
 
 async fn fallback() -> Response {
-    err(StatusCode::NOT_FOUND, "no such endpoint (see docs/DEPLOYMENT.md)")
+    err(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (see docs/DEPLOYMENT.md)",
+    )
 }
 
 fn router(app: Shared) -> Router {

@@ -42,7 +42,8 @@ impl RootRecord {
 
     fn decode(b: &[u8]) -> Result<Self, ServiceError> {
         let bad = || ServiceError::Db("corrupt root record".into());
-        let generation = u64::from_be_bytes(b.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        let generation =
+            u64::from_be_bytes(b.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
         let mut root = Zeroizing::new([0u8; 32]);
         root.copy_from_slice(b.get(8..40).ok_or_else(bad)?);
         let (kdf, rest) = take_str(b.get(40..).ok_or_else(bad)?).ok_or_else(bad)?;
@@ -175,8 +176,8 @@ impl RootStore {
         {
             let mut roots = tx.open_table(ROOTS)?;
             let mut changes = tx.open_table(CHANGES)?;
-            let mut seq = changes.last()?.map_or(1, |(k, _)| k.value() + 1);
-            for (ue, root) in batch {
+            let first = changes.last()?.map_or(1, |(k, _)| k.value() + 1);
+            for (seq, (ue, root)) in (first..).zip(batch) {
                 let prev = match roots.get(ue.as_slice())? {
                     Some(g) => Some(RootRecord::decode(g.value())?),
                     None => None,
@@ -206,7 +207,6 @@ impl RootStore {
                 push_str(&mut c, enterprise);
                 c.extend_from_slice(ue);
                 changes.insert(seq, c.as_slice())?;
-                seq += 1;
             }
         }
         tx.commit()?;
@@ -288,9 +288,18 @@ mod tests {
     fn each_provisioning_is_a_new_generation_and_a_change() {
         let p = tmp("gen");
         let s = RootStore::open(&p).expect("open");
-        assert_eq!(s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1"), (1, 1));
-        assert_eq!(s.provision(b"ue-2", "other", "3gpp", &[2; 32]).expect("p2"), (1, 2));
-        assert_eq!(s.provision(b"ue-1", "acme", "3gpp", &[3; 32]).expect("p3"), (2, 3));
+        assert_eq!(
+            s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1"),
+            (1, 1)
+        );
+        assert_eq!(
+            s.provision(b"ue-2", "other", "3gpp", &[2; 32]).expect("p2"),
+            (1, 2)
+        );
+        assert_eq!(
+            s.provision(b"ue-1", "acme", "3gpp", &[3; 32]).expect("p3"),
+            (2, 3)
+        );
         let r = s.root(b"ue-1").expect("root").expect("some");
         assert_eq!((r.generation, *r.root), (2, [3; 32]));
         let (c, reset) = s.changes("acme", 0, 10).expect("changes");
@@ -311,7 +320,9 @@ mod tests {
         let p = tmp("move");
         let s = RootStore::open(&p).expect("open");
         s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1");
-        let e = s.provision(b"ue-1", "other", "3gpp", &[2; 32]).expect_err("moved");
+        let e = s
+            .provision(b"ue-1", "other", "3gpp", &[2; 32])
+            .expect_err("moved");
         assert!(matches!(e, ServiceError::Refused { status: 409, .. }));
         assert_eq!(*s.root(b"ue-1").expect("r").expect("s").root, [1; 32]);
         let _ = std::fs::remove_file(&p);
