@@ -905,13 +905,12 @@ fn changes_loop(emks: &EmksClient, tx: &Sender<Msg>) {
                 }
             }
             Err(_) => {
+                // The position is kept: the EMKS's log (100,000 changes)
+                // still has what happened during the outage, and says
+                // `reset` when it does not. No refetch per failed attempt
+                // (that would be one fetch per cached root per retry).
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                // After an outage, changes may have been missed if the log
-                // was cut: a reset makes the loop check every cached root.
-                if since.is_some() && tx.send(Msg::Reset).is_err() {
-                    return;
-                }
             }
         }
     }
