@@ -43,8 +43,19 @@ pub struct EeseArgs {
     /// Address to listen on, e.g. 127.0.0.1:33863.
     #[arg(long)]
     listen: SocketAddr,
+    /// CK, 16 octets hex (single-root demo mode: every UE gets this root).
+    #[arg(
+        long,
+        conflicts_with = "emks",
+        required_unless_present = "emks",
+        requires = "ik"
+    )]
+    ck: Option<String>,
+    /// IK, 16 octets hex (single-root demo mode).
+    #[arg(long, conflicts_with = "emks", requires = "ck")]
+    ik: Option<String>,
     #[command(flatten)]
-    aka: AkaArgs,
+    service: crate::cmd_service::EeseServiceArgs,
     /// Key lifetime te2e in seconds.
     #[arg(long, default_value_t = 3600)]
     te2e: u32,
@@ -206,7 +217,22 @@ impl Server {
 
 /// Runs `ciot-e2e eese`.
 pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
-    let root = a.aka.root()?;
+    if let Some(emks) = &a.service.emks {
+        return crate::cmd_service::eese_service(
+            &a.service,
+            emks,
+            a.listen,
+            a.te2e,
+            a.max_sessions,
+            a.idle_timeout,
+            a.exit_after,
+        );
+    }
+    let root = AkaArgs {
+        ck: a.ck.clone().unwrap_or_default(),
+        ik: a.ik.clone().unwrap_or_default(),
+    }
+    .root()?;
     let sock = UdpSocket::bind(a.listen).map_err(io("bind"))?;
     sock.set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(io("socket"))?;
