@@ -107,6 +107,11 @@ fn would_block(e: &std::io::Error) -> bool {
     )
 }
 
+/// The port is closed (a connected UDP socket reports the ICMP error).
+fn refused(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::ConnectionRefused
+}
+
 /// What the server counts about input it could not authenticate.
 #[derive(Default)]
 struct Unauth {
@@ -361,7 +366,14 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                 progress = true;
             }
             while let Ok(Some(t)) = ue.poll_transmit(clock.now(), &mut out) {
-                sock.send(&out[..t.len]).map_err(io("send"))?;
+                match sock.send(&out[..t.len]) {
+                    // Nobody listening (yet): the datagram is lost, as on any
+                    // network; the UE's own repeats carry on.
+                    Err(e) if refused(&e) => {}
+                    r => {
+                        r.map_err(io("send"))?;
+                    }
+                }
                 progress = true;
             }
             while let Some(ev) = ue.poll_event() {
@@ -377,7 +389,9 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                         got.push(buf[d.payload].to_vec());
                     }
                 }
-                Err(e) if would_block(&e) => {}
+                // An EESE restarting answers with ICMP port unreachable for a
+                // moment: the UE waits it out rather than exit.
+                Err(e) if would_block(&e) || refused(&e) => {}
                 Err(e) => return Err(io("receive")(e)),
             }
             ue.handle_timeout(clock.now());
