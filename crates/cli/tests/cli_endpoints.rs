@@ -127,7 +127,7 @@ fn ue_rides_out_an_eese_killed_and_restarted() {
     };
     let mut first = eese();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut ue = bin()
+    let ue = bin()
         .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
         .args([
             "--count",
