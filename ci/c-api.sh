@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C API from C, against the Rust EESE (`ciot-e2e eese` on loopback):
 #
-# 1. the committed header is the one cbindgen writes (crates/capi/tests/header.rs);
+# 1. the committed header is the one cbindgen writes (crates/capi/tests/header.rs),
+#    and the C API's Rust tests pass in the device configuration too;
 # 2. host: the complete example of docs/c-api.md, compiled from the document
 #    and run against the EESE (hello, one payload, its echo); then a C UE
 #    (crates/capi/examples/host_ue.c + cycle.c), built with gcc
@@ -66,6 +67,9 @@ start_eese() {
 
 step "header: crates/capi/include/ciot_e2e.h is what cbindgen writes"
 cargo test --quiet -p ciot-e2e-capi --test header
+
+step "the C API's Rust tests in the device configuration (one suite, no kept ciphers)"
+cargo test --quiet -p ciot-e2e-capi --no-default-features --features suite-aes-gcm
 
 step "host: the EESE and the C API's libraries (static and shared)"
 cargo build --quiet --release -p ciot-e2e-cli -p ciot-e2e-capi

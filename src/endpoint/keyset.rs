@@ -1,6 +1,8 @@
 //! One keyset as an endpoint holds it: compact keys, counters, replay window.
 
 use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootKey};
+
+use super::snapshot::KeysetRecord;
 use crate::protect::replay::{ReplayWindow, SendCounter};
 use crate::protect::suite::{Opened, SuiteCipher, SuiteKeys};
 use crate::protect::{self};
@@ -41,6 +43,18 @@ impl Keyset {
             send: SendCounter::with_soft_limit(soft_limit),
             recv: ReplayWindow::new(),
         })
+    }
+
+    /// What a snapshot stores of this keyset (no key material: the keys
+    /// follow from the root and these).
+    pub fn record(&self) -> KeysetRecord {
+        KeysetRecord {
+            ksi: self.ksi,
+            counter: self.counter,
+            rand: self.rand.clone(),
+            profile: self.profile,
+            suite: self.keys.suite(),
+        }
     }
 
     /// The trigger that installs this keyset, signed, with `lifetime_secs`
@@ -178,6 +192,28 @@ pub(crate) fn with_cipher<R>(
             let mut made = SuiteCipher::unfinished(keys);
             made.finish();
             f(&made)
+        }
+    }
+}
+
+/// Ciphers kept by the endpoint, or made for one message (the EESE's
+/// sessions, `super::slot::Kept`).
+// Lives on the stack for one message; boxing `Made` would allocate per
+// message, which is what the kept ciphers avoid.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum CipherRef<'a> {
+    #[cfg_attr(not(feature = "kept-ciphers"), allow(dead_code))]
+    Kept(&'a SuiteCipher),
+    #[cfg_attr(feature = "kept-ciphers", allow(dead_code))]
+    Made(SuiteCipher),
+}
+
+impl core::ops::Deref for CipherRef<'_> {
+    type Target = SuiteCipher;
+    fn deref(&self) -> &SuiteCipher {
+        match self {
+            CipherRef::Kept(c) => c,
+            CipherRef::Made(c) => c,
         }
     }
 }

@@ -55,6 +55,6 @@ pub use effects::{
 };
 pub use snapshot::{COUNTER_RESERVE, EESE_SNAPSHOT_LEN, SnapshotError, UE_SNAPSHOT_LEN};
 #[cfg(feature = "std")]
-pub use table::{EVENT_CAPACITY, EeseTable, QUEUED_PER_UE, SendOutcome};
+pub use table::{EVENT_CAPACITY, EeseTable, KEPT_CIPHERS, QUEUED_PER_UE, SendOutcome};
 pub use time::Instant;
 pub use ue::{Ue, UeStatus};

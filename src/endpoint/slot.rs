@@ -6,6 +6,11 @@
 //! [`Eese`]: super::Eese
 //! [`EeseTable`]: super::EeseTable
 
+#[cfg(feature = "kept-ciphers")]
+use crate::protect::suite::SuiteCipher;
+
+use super::keyset::{CipherRef, Keyset};
+
 /// A storage choice for the parts of a session that are usually empty.
 pub trait Storage {
     /// An optional `T`.
@@ -105,5 +110,72 @@ impl<T> Slot<T> for Option<alloc::boxed::Box<T>> {
     }
     fn get_or_put(&mut self, f: impl FnOnce() -> T) -> &mut T {
         self.get_or_insert_with(|| alloc::boxed::Box::new(f()))
+    }
+}
+
+/// A session's kept ciphers for its current keyset (feature `kept-ciphers`):
+/// made on first use, dropped on rekey or when the table evicts them, with
+/// a mark for the table's CLOCK list. Without the feature, it keeps nothing
+/// and the ciphers are made for each message.
+#[derive(Clone, Debug)]
+pub(crate) struct Kept<S: Storage> {
+    #[cfg(feature = "kept-ciphers")]
+    slot: S::Slot<SuiteCipher>,
+    #[cfg(feature = "kept-ciphers")]
+    used: bool,
+    #[cfg(not(feature = "kept-ciphers"))]
+    _s: core::marker::PhantomData<S>,
+}
+
+impl<S: Storage> Default for Kept<S> {
+    fn default() -> Self {
+        Kept {
+            #[cfg(feature = "kept-ciphers")]
+            slot: Default::default(),
+            #[cfg(feature = "kept-ciphers")]
+            used: false,
+            #[cfg(not(feature = "kept-ciphers"))]
+            _s: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: Storage> Kept<S> {
+    /// The ciphers of `ks`, the current keyset's (kept ones, or made now).
+    pub(crate) fn get(&mut self, ks: &Keyset) -> CipherRef<'_> {
+        #[cfg(feature = "kept-ciphers")]
+        {
+            self.used = true;
+            CipherRef::Kept(self.slot.get_or_put(|| ks.cipher()))
+        }
+        #[cfg(not(feature = "kept-ciphers"))]
+        CipherRef::Made(ks.cipher())
+    }
+
+    /// Whether ciphers are kept now.
+    #[cfg_attr(not(all(feature = "std", feature = "kept-ciphers")), allow(dead_code))]
+    pub(crate) fn is_kept(&self) -> bool {
+        #[cfg(feature = "kept-ciphers")]
+        return self.slot.is_some();
+        #[cfg(not(feature = "kept-ciphers"))]
+        return false;
+    }
+
+    /// Used since the last call (CLOCK's second chance); clears the mark.
+    #[cfg_attr(not(all(feature = "std", feature = "kept-ciphers")), allow(dead_code))]
+    pub(crate) fn take_used(&mut self) -> bool {
+        #[cfg(feature = "kept-ciphers")]
+        return core::mem::take(&mut self.used);
+        #[cfg(not(feature = "kept-ciphers"))]
+        return false;
+    }
+
+    /// Drops the kept ciphers (a new keyset, a new root, eviction).
+    pub(crate) fn clear(&mut self) {
+        #[cfg(feature = "kept-ciphers")]
+        {
+            self.slot.set(None);
+            self.used = false;
+        }
     }
 }

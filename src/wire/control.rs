@@ -108,3 +108,32 @@ pub(crate) fn emit_signed(
     sign(out, auth);
     Ok(len)
 }
+
+/// The accessors every signed control view has (tag, covered octets,
+/// verification), written once: a macro rather than a trait so that they
+/// stay inherent methods (no trait to import) of each view.
+macro_rules! signed_view {
+    ($view:ident, $what:literal) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// The authentication tag.
+            pub fn tag(&self) -> &[u8] {
+                $crate::wire::control::tag(self.buffer.as_ref())
+            }
+
+            /// The octets the tag covers.
+            pub fn covered(&self) -> &[u8] {
+                $crate::wire::control::covered(self.buffer.as_ref())
+            }
+
+            /// Verifies the tag with the control key.
+            ///
+            /// # Errors
+            #[doc = concat!("[`Error::BadTag`](crate::wire::Error::BadTag) when the ", $what, " was not made with this key.")]
+            pub fn verify(&self, auth: &$crate::wire::ControlAuth) -> Result<(), $crate::wire::Error> {
+                $crate::wire::control::verify(self.buffer.as_ref(), auth)
+            }
+        }
+    };
+}
+
+pub(crate) use signed_view;

@@ -69,6 +69,8 @@ pub struct HelloPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+control::signed_view!(HelloPacket, "hello");
+
 /// The identifier and its padding: `idlen ‖ id ‖ padding` up to the tag.
 /// Variable structure, so parsed with nom rather than fixed offsets.
 fn id_and_padding(body: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
@@ -163,24 +165,6 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
     /// Byte range of the identifier.
     pub fn id_field(&self) -> Field {
         field::ID..field::ID + usize::from(octet(self.buffer.as_ref(), field::ID_LEN))
-    }
-
-    /// The authentication tag.
-    pub fn tag(&self) -> &[u8] {
-        control::tag(self.buffer.as_ref())
-    }
-
-    /// The octets the tag covers.
-    pub fn covered(&self) -> &[u8] {
-        control::covered(self.buffer.as_ref())
-    }
-
-    /// Verifies the tag with the control key.
-    ///
-    /// # Errors
-    /// [`Error::BadTag`] when the hello was not made with this key.
-    pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
-        control::verify(self.buffer.as_ref(), auth)
     }
 }
 

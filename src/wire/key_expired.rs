@@ -50,6 +50,8 @@ pub struct KeyExpiredPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+control::signed_view!(KeyExpiredPacket, "error");
+
 impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// Wraps a buffer without checks; getters may panic if it is shorter than
     /// [`KeyExpiredRepr::LEN`].
@@ -112,24 +114,6 @@ impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// The seq field (the refused message's sequence number when NAMED).
     pub fn seq(&self) -> u32 {
         u32::from_be_bytes(array(self.buffer.as_ref(), field::SEQ))
-    }
-
-    /// The authentication tag.
-    pub fn tag(&self) -> &[u8] {
-        control::tag(self.buffer.as_ref())
-    }
-
-    /// The octets the tag covers.
-    pub fn covered(&self) -> &[u8] {
-        control::covered(self.buffer.as_ref())
-    }
-
-    /// Verifies the tag with the control key.
-    ///
-    /// # Errors
-    /// [`Error::BadTag`] when the error was not made with this key.
-    pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
-        control::verify(self.buffer.as_ref(), auth)
     }
 }
 

@@ -50,6 +50,8 @@ pub struct TriggerPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+control::signed_view!(TriggerPacket, "trigger");
+
 impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// Wraps a buffer without checks; getters may panic if it is shorter than
     /// [`TriggerRepr::LEN`]. For emitting into a buffer you sized.
@@ -103,24 +105,6 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// Lifetime te2e in seconds.
     pub fn lifetime(&self) -> u32 {
         u32::from_be_bytes(array(self.buffer.as_ref(), field::LIFETIME))
-    }
-
-    /// The authentication tag.
-    pub fn tag(&self) -> &[u8] {
-        control::tag(self.buffer.as_ref())
-    }
-
-    /// The octets the tag covers.
-    pub fn covered(&self) -> &[u8] {
-        control::covered(self.buffer.as_ref())
-    }
-
-    /// Verifies the tag with the control key.
-    ///
-    /// # Errors
-    /// [`Error::BadTag`] when the trigger was not made with this key.
-    pub fn verify(&self, auth: &ControlAuth) -> Result<(), Error> {
-        control::verify(self.buffer.as_ref(), auth)
     }
 }
 

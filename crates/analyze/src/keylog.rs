@@ -37,6 +37,13 @@ use std::vec::Vec;
 use ciot_e2e::kdf::{AlgKey, Rand};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{Ksi, Suite};
+use nom::branch::alt;
+use nom::bytes::complete::{take_till1, take_while_m_n, take_while1};
+use nom::character::complete::{char, u8 as dec_u8, u64 as dec_u64};
+use nom::combinator::{all_consuming, map_res, value};
+use nom::multi::{fill, many0};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 
 /// The label that starts every keyset line.
 pub const LABEL: &str = "CIOT_E2E_KEYSET";
@@ -105,47 +112,89 @@ fn hex_into(s: &mut String, bytes: &[u8]) {
     }
 }
 
+// A keyset line, parsed with nom: the line is split into its words first
+// (their number varies with the suite), then each word is parsed whole by
+// the parser of its field, so that an error names the field and the word.
+
+/// Blanks between words: what `split_ascii_whitespace` splits on.
+fn blank(input: &str) -> IResult<&str, &str> {
+    take_while1(|c: char| c.is_ascii_whitespace()).parse(input)
+}
+
+/// One word: a run of non-blank characters.
+fn word(input: &str) -> IResult<&str, &str> {
+    take_till1(|c: char| c.is_ascii_whitespace()).parse(input)
+}
+
+/// The words of a keyset line after its label.
+struct Words<'a> {
+    ksi: &'a str,
+    counter: &'a str,
+    rand: &'a str,
+    suite: &'a str,
+    keys: Vec<&'a str>,
+}
+
+fn words(input: &str) -> IResult<&str, Words<'_>> {
+    let next = || preceded(blank, word);
+    all_consuming((next(), next(), next(), next(), many0(next())))
+        .map(|(ksi, counter, rand, suite, keys)| Words {
+            ksi,
+            counter,
+            rand,
+            suite,
+            keys,
+        })
+        .parse(input)
+}
+
+/// Runs `parser` on the whole of `word`: `None` unless it takes every
+/// character.
+fn whole<'a, O>(
+    parser: impl Parser<&'a str, Output = O, Error = nom::error::Error<&'a str>>,
+    word: &'a str,
+) -> Option<O> {
+    all_consuming(parser).parse(word).ok().map(|(_, o)| o)
+}
+
+/// The trigger counter: a decimal u64, or `-` when the writer did not know it.
+fn counter(input: &str) -> IResult<&str, Option<u64>> {
+    alt((value(None, char('-')), dec_u64.map(Some))).parse(input)
+}
+
+/// One octet as two hex digits, either case.
+fn hex_octet(input: &str) -> IResult<&str, u8> {
+    map_res(
+        take_while_m_n(2, 2, |c: char| c.is_ascii_hexdigit()),
+        |pair| u8::from_str_radix(pair, 16),
+    )
+    .parse(input)
+}
+
 fn unhex<const N: usize>(what: &str, s: &str) -> Result<[u8; N], String> {
-    let digits = s.as_bytes();
-    if digits.len() != 2 * N {
+    if s.len() != 2 * N {
         return Err(std::format!(
             "{what} must be {} hex digits, got {}",
             2 * N,
-            digits.len()
+            s.len()
         ));
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let hi = nibble(pair[0]).ok_or_else(|| std::format!("{what} is not hex: {s:?}"))?;
-        let lo = nibble(pair[1]).ok_or_else(|| std::format!("{what} is not hex: {s:?}"))?;
-        *o = (hi << 4) | lo;
-    }
+    whole(fill(hex_octet, &mut out), s).ok_or_else(|| std::format!("{what} is not hex: {s:?}"))?;
     Ok(out)
 }
 
-/// Parses one keyset line (its words after the label).
-fn parse_entry(words: &[&str]) -> Result<KeyLogEntry, String> {
-    let [ksi, counter, rand, suite, keys @ ..] = words else {
+/// Parses one keyset line (what follows the label, blanks included).
+fn parse_entry(rest: &str) -> Result<KeyLogEntry, String> {
+    let Ok((_, w)) = words(rest) else {
         return Err("expected: KSI, counter, RAND, suite, key(s)".into());
     };
-    let ksi = ksi
-        .parse::<u8>()
-        .map_err(|_| std::format!("KSI must be 0-255, got {ksi:?}"))?;
-    let counter = match *counter {
-        "-" => None,
-        c => Some(
-            c.parse::<u64>()
-                .map_err(|_| std::format!("counter must be a number or -, got {c:?}"))?,
-        ),
-    };
-    let rand = Rand(unhex::<16>("RAND", rand)?);
-    let keys = match (Suite::from_name(suite), keys) {
+    let ksi =
+        whole(dec_u8, w.ksi).ok_or_else(|| std::format!("KSI must be 0-255, got {:?}", w.ksi))?;
+    let counter = whole(counter, w.counter)
+        .ok_or_else(|| std::format!("counter must be a number or -, got {:?}", w.counter))?;
+    let rand = Rand(unhex::<16>("RAND", w.rand)?);
+    let keys = match (Suite::from_name(w.suite), w.keys.as_slice()) {
         (Some(Suite::NEA2_NIA2), [enc, int]) => SuiteKeys::Nea2Nia2 {
             enc: AlgKey::from_bytes(unhex::<16>("NEA2 key", enc)?),
             int: AlgKey::from_bytes(unhex::<16>("NIA2 key", int)?),
@@ -162,7 +211,8 @@ fn parse_entry(words: &[&str]) -> Result<KeyLogEntry, String> {
         }
         (None, _) => {
             return Err(std::format!(
-                "unknown suite {suite:?} (nea2-nia2 or aes-128-gcm)"
+                "unknown suite {:?} (nea2-nia2 or aes-128-gcm)",
+                w.suite
             ));
         }
     };
@@ -209,16 +259,21 @@ impl KeyLog {
     /// [`KeyLogError`] naming the first bad keyset line.
     pub fn parse(text: &str) -> Result<Self, KeyLogError> {
         let mut log = KeyLog::new();
+        // Splitting lines and trimming them is no parsing: std's `lines`
+        // (which drops a `\r` before the `\n`) and `trim` do it.
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let words: Vec<&str> = line.split_ascii_whitespace().collect();
-            if words.first() != Some(&LABEL) {
+            // The first word is the label; another label is skipped.
+            let Ok((rest, label)) = word(line) else {
+                continue;
+            };
+            if label != LABEL {
                 continue;
             }
-            let entry = parse_entry(&words[1..]).map_err(|reason| KeyLogError {
+            let entry = parse_entry(rest).map_err(|reason| KeyLogError {
                 line: i + 1,
                 reason,
             })?;

@@ -615,3 +615,54 @@ fn a_ue_on_the_c_api_runs_the_tr_cycle_and_restarts_from_its_snapshot() {
     assert_eq!(unsafe { ciot_e2e_ue_poll_timeout(&*p.ue, &mut at) }, 1);
     assert!(at > 4100 && at != CIOT_E2E_NEVER);
 }
+
+/// A device built with AES-128-GCM alone gets a trigger for 128-NEA2/NIA2:
+/// authentic, but for a suite it does not have. It is refused with its own
+/// code and changes nothing (run by ci/c-api.sh, which tests the device
+/// configuration: `--no-default-features --features suite-aes-gcm`).
+#[cfg(not(feature = "suite-nea2-nia2"))]
+#[test]
+fn a_trigger_for_a_suite_the_build_lacks_is_refused_and_changes_nothing() {
+    use ciot_e2e::kdf::PreparedRoot;
+    use ciot_e2e::wire::{ControlAuth, Ksi, Suite, TriggerRepr};
+
+    let mut ue = storage();
+    assert_eq!(init(&mut ue, &config()), CIOT_E2E_OK);
+    let root = int_key(
+        KdfProfile::Ts33220,
+        &CkIk::new(&Ck::from_bytes(CK), &Ik::from_bytes(IK)),
+    );
+    let auth = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+    let mut trigger = [0u8; TriggerRepr::LEN];
+    TriggerRepr {
+        ksi: Ksi(1),
+        counter: 1,
+        rand: Rand([9; 16]),
+        profile: KdfProfile::Ts33220,
+        suite: Suite::NEA2_NIA2,
+        lifetime: 60,
+        tag: [0; 16],
+    }
+    .emit_signed(&auth, &mut trigger)
+    .unwrap();
+    let sent = trigger;
+    let mut rec = MaybeUninit::uninit();
+    let code = unsafe {
+        ciot_e2e_ue_handle_datagram(
+            &mut *ue,
+            0,
+            trigger.as_mut_ptr(),
+            trigger.len(),
+            rec.as_mut_ptr(),
+        )
+    };
+    assert_eq!(code, CIOT_E2E_REJECT_UNSUPPORTED_SUITE, "{}", name(code));
+    assert_eq!(trigger, sent);
+    let mut status = MaybeUninit::uninit();
+    assert_eq!(
+        unsafe { ciot_e2e_ue_status(&*ue, status.as_mut_ptr()) },
+        CIOT_E2E_OK
+    );
+    let status = unsafe { status.assume_init() };
+    assert_eq!((status.has_keyset, status.last_counter), (0, 0));
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ciot_e2e::wire::{DEFAULT_PORT, MessageType};
 use ciot_e2e_analyze::dissect::pcap::{CaptureError, CaptureReader, Frame, link_name};
 use ciot_e2e_analyze::dissect::udp::{Found, find_message};
-use ciot_e2e_analyze::dissect::{Dissection, Field, Shown, Value};
+use ciot_e2e_analyze::dissect::{Dissection, Field, Finding, NonceLedger, Shown, Value};
 use ciot_e2e_analyze::keylog::KeyLog;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,6 +59,8 @@ struct Summary {
     unknown: u64,
     decrypted: u64,
     bad_tag: u64,
+    /// Set when a key log was given: nonce-reuse findings.
+    nonce_reuse: Option<u64>,
 }
 
 /// Runs `ciot-e2e dissect`.
@@ -95,6 +97,7 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
     let mut d = Dissection::new();
     let mut line: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut sum = Summary::default();
+    let mut ledger = NonceLedger::new();
     let io_fail = |e: io::Error| {
         if e.kind() == io::ErrorKind::BrokenPipe {
             // The reader went away (`ciot-e2e dissect … | head`): stop quietly.
@@ -109,6 +112,9 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
             continue;
         };
         d.run(found.payload, keys.as_ref());
+        let reuse = keys
+            .as_ref()
+            .and_then(|_| ledger.check(frame.number, found.payload, &d));
         sum.messages += 1;
         match d.message_type() {
             Some(MessageType::DERIVE_TRIGGER) => sum.triggers += 1,
@@ -124,9 +130,9 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
             None => {}
         }
         if a.json {
-            json_message(&mut line, &frame, &found, &d);
+            json_message(&mut line, &frame, &found, &d, reuse.as_ref());
         } else {
-            text_message(&mut line, &frame, &found, &d);
+            text_message(&mut line, &frame, &found, &d, reuse.as_ref());
         }
         // Written in large chunks; the buffer is reused.
         if line.len() >= 1 << 16 {
@@ -135,6 +141,9 @@ pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
         }
     }
     bar.finish_and_clear();
+    if keys.is_some() {
+        sum.nonce_reuse = Some(ledger.reused());
+    }
     if a.json {
         json_summary(&mut line, &sum);
     } else {
@@ -153,7 +162,13 @@ fn type_name(d: &Dissection) -> &'static str {
     }
 }
 
-fn text_message(out: &mut Vec<u8>, frame: &Frame<'_>, found: &Found<'_>, d: &Dissection) {
+fn text_message(
+    out: &mut Vec<u8>,
+    frame: &Frame<'_>,
+    found: &Found<'_>,
+    d: &Dissection,
+    extra: Option<&Finding>,
+) {
     let msg = found.payload;
     let (secs, nanos) = (frame.time.as_secs(), frame.time.subsec_nanos());
     let _ = write!(out, "Frame {}  {secs}.{nanos:09}", frame.number);
@@ -183,7 +198,7 @@ fn text_message(out: &mut Vec<u8>, frame: &Frame<'_>, found: &Found<'_>, d: &Dis
             f.abbrev
         );
     }
-    for x in d.findings() {
+    for x in d.findings().iter().chain(extra) {
         let _ = writeln!(
             out,
             "  ! {} ({}) at {}: {}",
@@ -209,6 +224,9 @@ fn text_summary(out: &mut Vec<u8>, s: &Summary, format: &str) {
     if s.decrypted + s.bad_tag > 0 {
         let _ = writeln!(out, "  decrypted: {}, bad tag: {}", s.decrypted, s.bad_tag);
     }
+    if let Some(n) = s.nonce_reuse {
+        let _ = writeln!(out, "  nonce-reuse: {n}");
+    }
 }
 
 fn json_summary(out: &mut Vec<u8>, s: &Summary) {
@@ -226,6 +244,11 @@ fn json_summary(out: &mut Vec<u8>, s: &Summary) {
         s.decrypted,
         s.bad_tag
     );
+    if let Some(n) = s.nonce_reuse {
+        // Inside the summary object: drop the two closing braces and newline.
+        out.truncate(out.len().saturating_sub(3));
+        let _ = writeln!(out, ",\"nonce_reuse\":{n}}}}}");
+    }
 }
 
 /// Writes a JSON string literal.
@@ -279,7 +302,13 @@ fn json_addr(out: &mut Vec<u8>, a: Option<std::net::SocketAddr>) {
     }
 }
 
-fn json_message(out: &mut Vec<u8>, frame: &Frame<'_>, found: &Found<'_>, d: &Dissection) {
+fn json_message(
+    out: &mut Vec<u8>,
+    frame: &Frame<'_>,
+    found: &Found<'_>,
+    d: &Dissection,
+    extra: Option<&Finding>,
+) {
     let msg = found.payload;
     out.extend_from_slice(b"{\"frame\":");
     num(out, frame.number);
@@ -325,7 +354,7 @@ fn json_message(out: &mut Vec<u8>, frame: &Frame<'_>, found: &Found<'_>, d: &Dis
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"findings\":[");
-    for (i, x) in d.findings().iter().enumerate() {
+    for (i, x) in d.findings().iter().chain(extra).enumerate() {
         if i > 0 {
             out.push(b',');
         }

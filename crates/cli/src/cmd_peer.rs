@@ -43,8 +43,19 @@ pub struct EeseArgs {
     /// Address to listen on, e.g. 127.0.0.1:33863.
     #[arg(long)]
     listen: SocketAddr,
+    /// CK, 16 octets hex (single-root demo mode: every UE gets this root).
+    #[arg(
+        long,
+        conflicts_with = "emks",
+        required_unless_present = "emks",
+        requires = "ik"
+    )]
+    ck: Option<String>,
+    /// IK, 16 octets hex (single-root demo mode).
+    #[arg(long, conflicts_with = "emks", requires = "ck")]
+    ik: Option<String>,
     #[command(flatten)]
-    aka: AkaArgs,
+    service: crate::cmd_service::EeseServiceArgs,
     /// Key lifetime te2e in seconds.
     #[arg(long, default_value_t = 3600)]
     te2e: u32,
@@ -94,6 +105,11 @@ fn would_block(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     )
+}
+
+/// The port is closed (a connected UDP socket reports the ICMP error).
+fn refused(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::ConnectionRefused
 }
 
 /// What the server counts about input it could not authenticate.
@@ -206,7 +222,22 @@ impl Server {
 
 /// Runs `ciot-e2e eese`.
 pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
-    let root = a.aka.root()?;
+    if let Some(emks) = &a.service.emks {
+        return crate::cmd_service::eese_service(
+            &a.service,
+            emks,
+            a.listen,
+            a.te2e,
+            a.max_sessions,
+            a.idle_timeout,
+            a.exit_after,
+        );
+    }
+    let root = AkaArgs {
+        ck: a.ck.clone().unwrap_or_default(),
+        ik: a.ik.clone().unwrap_or_default(),
+    }
+    .root()?;
     let sock = UdpSocket::bind(a.listen).map_err(io("bind"))?;
     sock.set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(io("socket"))?;
@@ -335,7 +366,14 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                 progress = true;
             }
             while let Ok(Some(t)) = ue.poll_transmit(clock.now(), &mut out) {
-                sock.send(&out[..t.len]).map_err(io("send"))?;
+                match sock.send(&out[..t.len]) {
+                    // Nobody listening (yet): the datagram is lost, as on any
+                    // network; the UE's own repeats carry on.
+                    Err(e) if refused(&e) => {}
+                    r => {
+                        r.map_err(io("send"))?;
+                    }
+                }
                 progress = true;
             }
             while let Some(ev) = ue.poll_event() {
@@ -351,7 +389,9 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                         got.push(buf[d.payload].to_vec());
                     }
                 }
-                Err(e) if would_block(&e) => {}
+                // An EESE restarting answers with ICMP port unreachable for a
+                // moment: the UE waits it out rather than exit.
+                Err(e) if would_block(&e) || refused(&e) => {}
                 Err(e) => return Err(io("receive")(e)),
             }
             ue.handle_timeout(clock.now());

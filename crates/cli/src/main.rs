@@ -20,6 +20,7 @@ mod cmd_kdf;
 mod cmd_loadtest;
 mod cmd_peer;
 mod cmd_protect;
+mod cmd_service;
 mod cmd_sim;
 mod cmd_wire;
 mod net;
@@ -42,7 +43,7 @@ enum Command {
     Protect(cmd_protect::ProtectArgs),
     /// Verify and decrypt a data message under the keyset of --root and --rand.
     Unprotect(cmd_protect::UnprotectArgs),
-    /// Run an EESE over UDP that echoes every payload (two-process mode).
+    /// Run an EESE over UDP: with --emks the service (roots from the EMKS, durable state, admin interface); else the single-root demo.
     Eese(cmd_peer::EeseArgs),
     /// Run a UE over UDP that sends numbered payloads and waits for each echo.
     Ue(cmd_peer::UeArgs),
@@ -66,6 +67,13 @@ enum Command {
     Dissect(cmd_dissect::DissectArgs),
     /// Write a synthetic capture of every message type, some malformed.
     GenPcap(cmd_genpcap::GenPcapArgs),
+    /// A test PKI for the EMKS, the HSS and the EESE.
+    #[command(subcommand)]
+    Pki(cmd_service::PkiCommand),
+    /// Run the EMKS (HTTPS, mutual TLS), or `emks provision` a UE's root as the HSS.
+    Emks(cmd_service::EmksArgs),
+    /// Ask an EESE's admin interface: expire keys, set te2e, show a session, send, metrics.
+    Admin(cmd_service::AdminArgs),
 }
 
 /// Prints one line to stdout like `println!`, but ends the process quietly
@@ -127,6 +135,9 @@ fn main() -> ExitCode {
         Command::Decode(a) => cmd_wire::decode(&a),
         Command::Dissect(a) => cmd_dissect::dissect(&a),
         Command::GenPcap(a) => cmd_genpcap::gen_pcap(&a),
+        Command::Pki(c) => cmd_service::pki(&c),
+        Command::Emks(a) => cmd_service::emks(&a),
+        Command::Admin(a) => cmd_service::admin(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -107,6 +107,55 @@ fn two_processes_echo_every_payload_across_rekeys() {
     assert!(rekeys >= 1, "{last}");
 }
 
+/// Regression: the UE exited on the ICMP port-unreachable of an EESE that
+/// was being restarted ("receive: Connection refused").
+#[test]
+fn ue_rides_out_an_eese_killed_and_restarted() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let eese = || {
+        bin()
+            .args(["eese", "--listen", &listen, "--ck", CK, "--ik", IK])
+            .args(["--exit-after", "40"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = eese();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ue = bin()
+        .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
+        .args([
+            "--count",
+            "20",
+            "--interval-ms",
+            "150",
+            "--timeout-ms",
+            "500",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // SIGKILL: the EESE's sessions are gone; the UE's next probe finds
+    // the new one, which starts a keyset.
+    let _ = first.kill();
+    let _ = first.wait();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut second = eese();
+    let out = ue.wait_with_output().unwrap();
+    let _ = second.kill();
+    let _ = second.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("echoed 20/20 across "), "{last}");
+}
+
 #[test]
 fn ue_without_an_eese_fails_with_a_clear_error() {
     let port = UdpSocket::bind("127.0.0.1:0")

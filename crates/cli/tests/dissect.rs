@@ -919,3 +919,49 @@ fn gen_pcap_is_deterministic_for_a_seed() {
     assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two data messages under the same keys, direction and seq with different
+/// contents are a `nonce-reuse` finding; the same datagram captured twice
+/// is not; the summary counts them.
+#[test]
+fn nonce_reuse_is_a_finding_and_a_duplicate_is_not() {
+    let dir = std::env::temp_dir().join(format!("ciot-e2e-nonce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = gcm_keys();
+    let first = data_message(&keys, 3, b"first payload");
+    let other = data_message(&keys, 3, b"other payload");
+    let run = |messages: &[&[u8]]| -> String {
+        let mut w = UdpPcapWriter::new(Vec::new()).unwrap();
+        for (i, m) in messages.iter().enumerate() {
+            w.write(Duration::new(1 + i as u64, 0), eese(), ue(), m)
+                .unwrap();
+        }
+        let cap = dir.join("reuse.pcap");
+        std::fs::write(&cap, w.into_inner().unwrap()).unwrap();
+        let log = dir.join("reuse.keys");
+        let mut kw = KeyLogWriter::new_insecure(Vec::new());
+        kw.append(Ksi(3), Some(1), &Rand([5; 16]), &keys).unwrap();
+        std::fs::write(&log, kw.into_inner()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ciot-e2e"))
+            .arg("dissect")
+            .arg(&cap)
+            .arg("--keylog")
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dup = run(&[&first, &first]);
+    assert!(dup.contains("  nonce-reuse: 0\n"), "{dup}");
+    assert!(!dup.contains("(nonce-reuse)"), "{dup}");
+    let reuse = run(&[&first, &first, &other]);
+    assert!(reuse.contains("  nonce-reuse: 1\n"), "{reuse}");
+    assert!(
+        reuse.contains(
+            "! error (nonce-reuse) at 5: nonce reuse: KSI 3, downlink seq 7 protected other contents in frame 1"
+        ),
+        "{reuse}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

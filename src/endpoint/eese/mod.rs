@@ -9,14 +9,12 @@
 use core::time::Duration;
 
 use crate::kdf::{PreparedRoot, Rand, RootKey};
-use crate::protect::replay::ReplayWindow;
-use crate::protect::suite::SuiteKeys;
 use crate::wire::{Cause, ControlAuth, Ksi};
 
 use super::config::EeseConfig;
 use super::effects::{Event, RandSource};
 use super::keyset::Keyset;
-use super::slot::{Inline, Slot, Storage};
+use super::slot::{Inline, Kept, Slot, Storage};
 use super::time::{Instant, lifetime_secs};
 
 mod output;
@@ -66,15 +64,12 @@ pub(crate) struct Current {
     pub announced: bool,
 }
 
-/// The keyset a rekey replaced, kept (keys and window, not the RAND) while
-/// the UE may still use it: for the grace period when it was valid, and in
-/// any case until the UE confirms the new one.
+/// The keyset a rekey replaced, kept (receive only) while the UE may still
+/// use it: for the grace period when it was valid, and in any case until the
+/// UE confirms the new one.
 #[derive(Clone, Debug)]
 pub(crate) struct Previous {
-    pub ksi: Ksi,
-    pub counter: u64,
-    pub keys: SuiteKeys,
-    pub recv: ReplayWindow,
+    pub ks: Keyset,
     /// Delivers in-flight data until then, if it was valid when replaced.
     pub until: Instant,
     pub state: KeyState,
@@ -134,11 +129,7 @@ pub(crate) struct Session<S: Storage = Inline> {
     pub current: Option<Current>,
     /// The current keyset's ciphers, expanded (kept while the session is
     /// active; the table drops them from sessions that go quiet).
-    #[cfg(feature = "kept-ciphers")]
-    pub cipher: S::Slot<crate::protect::suite::SuiteCipher>,
-    /// The kept ciphers were used since the table last looked.
-    #[cfg(feature = "kept-ciphers")]
-    pub cipher_used: bool,
+    pub cipher: Kept<S>,
     pub previous: S::Slot<Previous>,
     /// Repeat the unconfirmed trigger at this time; `retx_left` more times
     /// on the timer, then only in front of data.
@@ -172,10 +163,7 @@ impl<S: Storage> Session<S> {
             hello_seen: None,
             hello_durable: None,
             current: None,
-            #[cfg(feature = "kept-ciphers")]
-            cipher: Default::default(),
-            #[cfg(feature = "kept-ciphers")]
-            cipher_used: false,
+            cipher: Kept::default(),
             previous: Default::default(),
             retx_at: Instant::NEVER,
             retx_left: 0,
@@ -259,13 +247,9 @@ impl<S: Storage> Session<S> {
             confirmed: false,
             announced: false,
         });
-        #[cfg(feature = "kept-ciphers")]
-        self.cipher.set(None);
+        self.cipher.clear();
         self.previous.set(old.map(|c| Previous {
-            ksi: c.ks.ksi,
-            counter: c.ks.counter,
-            keys: c.ks.keys,
-            recv: c.ks.recv,
+            ks: c.ks,
             until: now.after(env.cfg.grace),
             state: match c.state {
                 KeyState::Valid { deadline } if now < deadline => c.state,
@@ -363,8 +347,7 @@ impl<S: Storage> Session<S> {
     pub(crate) fn replace_root(&mut self, env: &mut Env<'_>, root: RootKey) {
         self.root = root;
         self.previous.set(None);
-        #[cfg(feature = "kept-ciphers")]
-        self.cipher.set(None);
+        self.cipher.clear();
         self.retx_left = 0;
         self.retx_at = Instant::NEVER;
         self.rand_pending = false;

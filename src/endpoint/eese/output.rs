@@ -128,14 +128,8 @@ impl<S: Storage> Session<S> {
         {
             return Err(SendError::EffectsPending);
         }
-        #[cfg(feature = "kept-ciphers")]
-        let cipher = {
-            self.cipher_used = true;
-            &*self.cipher.get_or_put(|| c.ks.cipher())
-        };
-        #[cfg(not(feature = "kept-ciphers"))]
-        let cipher = &c.ks.cipher();
-        match c.ks.seal(cipher, Direction::Downlink, payload, out) {
+        let cipher = self.cipher.get(&c.ks);
+        match c.ks.seal(&cipher, Direction::Downlink, payload, out) {
             Ok((seq, len)) => Ok(Sealed {
                 len,
                 ksi: c.ks.ksi,

@@ -62,7 +62,7 @@ impl<S: Storage> Session<S> {
         if self.current.as_ref().is_some_and(|c| c.ks.ksi == ksi) {
             return self.on_current(now, env, packet, len);
         }
-        if self.previous.get().is_some_and(|p| p.ksi == ksi) {
+        if self.previous.get().is_some_and(|p| p.ks.ksi == ksi) {
             return self.on_previous(now, env, packet, len);
         }
         // Unknown KSI: the UE may hold a keyset this EESE lost or never
@@ -84,14 +84,8 @@ impl<S: Storage> Session<S> {
         let ksi = c.ks.ksi;
         match c.state {
             KeyState::Valid { deadline } if now < deadline => {
-                #[cfg(feature = "kept-ciphers")]
-                let cipher = {
-                    self.cipher_used = true;
-                    &*self.cipher.get_or_put(|| c.ks.cipher())
-                };
-                #[cfg(not(feature = "kept-ciphers"))]
-                let cipher = &c.ks.cipher();
-                match c.ks.open(cipher, packet) {
+                let cipher = self.cipher.get(&c.ks);
+                match c.ks.open(&cipher, packet) {
                     Ok(opened) => {
                         let (counter, soft) = (c.ks.counter, opened.seq >= env.cfg.soft_limit);
                         self.confirm(now, env);
@@ -158,9 +152,9 @@ impl<S: Storage> Session<S> {
         let Some(p) = self.previous.get_mut() else {
             return Err(Reject::NoSession);
         };
-        let ksi = p.ksi;
+        let ksi = p.ks.ksi;
         // Only around a rekey: expanded per message.
-        let cipher = p.keys.cipher();
+        let cipher = p.ks.cipher();
         match p.state {
             KeyState::Retired => {
                 let ok = cipher.open_packet(packet, None).is_ok();
@@ -172,10 +166,10 @@ impl<S: Storage> Session<S> {
                 })
             }
             KeyState::Valid { .. } if now < p.until => {
-                match cipher.open_packet(packet, Some(&mut p.recv)) {
+                match cipher.open_packet(packet, Some(&mut p.ks.recv)) {
                     Ok(opened) => Ok(Received::Data(Delivered {
                         ksi,
-                        counter: p.counter,
+                        counter: p.ks.counter,
                         seq: opened.seq,
                         payload: opened.payload,
                     })),
@@ -189,12 +183,12 @@ impl<S: Storage> Session<S> {
                     KeyState::Expired(cause) => cause,
                     _ => Cause::REPLACED,
                 };
-                match cipher.open_packet(packet, Some(&mut p.recv)) {
+                match cipher.open_packet(packet, Some(&mut p.ks.recv)) {
                     Ok(opened) => {
                         let e = ErrorOut {
                             ksi,
                             cause,
-                            counter: p.counter,
+                            counter: p.ks.counter,
                             refused: Some(opened.seq),
                         };
                         self.refuse(e);

@@ -7,9 +7,7 @@ use crate::wire::Cause;
 use super::super::config::EeseConfig;
 use super::super::keyset::Keyset;
 use super::super::slot::Storage;
-use super::super::snapshot::{
-    self, COUNTER_RESERVE, EESE_MAGIC, KeysetRecord, SnapshotError, Writer,
-};
+use super::super::snapshot::{self, COUNTER_RESERVE, EESE_MAGIC, SnapshotError, Writer};
 use super::super::time::Instant;
 use super::{Current, KeyState, Session};
 
@@ -37,13 +35,7 @@ impl<S: Storage> Session<S> {
                     KeyState::Retired => (Cause::TE2E_EXPIRED.0, 0),
                 };
                 w.put(&[1])
-                    .keyset(&KeysetRecord {
-                        ksi: c.ks.ksi,
-                        counter: c.ks.counter,
-                        rand: c.ks.rand.clone(),
-                        profile: c.ks.profile,
-                        suite: c.ks.keys.suite(),
-                    })
+                    .keyset(&c.ks.record())
                     .put(&[state])
                     .put(&deadline.to_be_bytes());
             }

@@ -130,7 +130,7 @@ impl<Id: Ord + Clone> Lists<Id> {
             self.to_transmit.push_back(ue.clone());
         }
         #[cfg(feature = "kept-ciphers")]
-        if !e.in_kept && e.session.cipher.is_some() {
+        if !e.in_kept && e.session.cipher.is_kept() {
             e.in_kept = true;
             self.kept.push_back(ue.clone());
         }
@@ -223,7 +223,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         return self
             .sessions
             .values()
-            .filter(|e| e.session.cipher.is_some())
+            .filter(|e| e.session.cipher.is_kept())
             .count();
         #[cfg(not(feature = "kept-ciphers"))]
         return 0;
@@ -460,13 +460,11 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             let Some(e) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if e.session.cipher_used && e.session.cipher.is_some() {
+            if e.session.cipher.is_kept() && e.session.cipher.take_used() {
                 // Used since last looked at: a second chance.
-                e.session.cipher_used = false;
                 self.lists.kept.push_back(id);
             } else {
-                e.session.cipher = None;
-                e.session.cipher_used = false;
+                e.session.cipher.clear();
                 e.in_kept = false;
             }
         }

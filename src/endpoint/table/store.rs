@@ -125,6 +125,7 @@ impl<Id: Hash + Eq, V> Store<Id, V> {
         self.iter().map(|(k, _)| k)
     }
 
+    #[cfg_attr(not(feature = "kept-ciphers"), allow(dead_code))]
     pub(super) fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }

@@ -146,7 +146,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     }
 
     /// The next snapshot to store, with the UE it belongs to; `out` holds
-    /// [`EESE_SNAPSHOT_LEN`](super::EESE_SNAPSHOT_LEN) octets. Store it as
+    /// [`EESE_SNAPSHOT_LEN`](crate::endpoint::EESE_SNAPSHOT_LEN) octets. Store it as
     /// that UE's (replacing the previous one), then call
     /// [`EeseTable::persisted`].
     pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<(Id, Persist)> {

@@ -501,7 +501,10 @@ mod tests {
             let _ = ue.poll_transmit(Instant(t), &mut out);
             ue.hello_due = Instant(t);
         }
-        assert!(ue.next_hello >= 2, "hellos went out and doubled the back-off");
+        assert!(
+            ue.next_hello >= 2,
+            "hellos went out and doubled the back-off"
+        );
         assert_eq!(ue.hello_backoff, u64::MAX);
     }
 

@@ -8,7 +8,7 @@ use crate::protect::replay::SendCounter;
 use super::super::config::UeConfig;
 use super::super::effects::UeId;
 use super::super::keyset::{Expanded, Keyset};
-use super::super::snapshot::{self, KeysetRecord, SnapshotError, UE_MAGIC, Writer};
+use super::super::snapshot::{self, SnapshotError, UE_MAGIC, Writer};
 use super::super::time::Instant;
 use super::{Current, Durable, Status, Ue};
 
@@ -24,13 +24,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         match self.current.as_ref().filter(|_| d.keyset.is_some()) {
             Some(c) => {
                 w.put(&[1])
-                    .keyset(&KeysetRecord {
-                        ksi: c.ks.ksi,
-                        counter: c.ks.counter,
-                        rand: c.ks.rand.clone(),
-                        profile: c.ks.profile,
-                        suite: c.ks.keys.suite(),
-                    })
+                    .keyset(&c.ks.record())
                     .put(&d.send_limit.to_be_bytes())
                     .put(&c.deadline.0.to_be_bytes());
             }

@@ -525,8 +525,9 @@ impl Lax<'_, '_> {
             return;
         };
         let mut tried = false;
-        for cipher in keys.ciphers(ksi, suite) {
+        for (rank, cipher) in keys.ciphers(ksi, suite).enumerate() {
             tried = true;
+            self.d.keyset_rank = Some(rank);
             self.d.plaintext.clear();
             self.d.plaintext.extend_from_slice(self.b);
             if let Ok(opened) = cipher.open_in_place(&mut self.d.plaintext) {
@@ -549,6 +550,7 @@ impl Lax<'_, '_> {
             }
         }
         self.d.plaintext.clear();
+        self.d.keyset_rank = None;
         if tried {
             self.d.tag_valid = Some(false);
             self.d.findings.push(Finding {

@@ -38,10 +38,12 @@ use ciot_e2e::wire::MessageType;
 
 mod lax;
 mod model;
+mod nonce;
 pub mod pcap;
 pub mod udp;
 
 pub use model::{Field, FieldDisplay, Finding, FindingKind, PROTOCOL, Severity, Shown, Value};
+pub use nonce::NonceLedger;
 
 /// The dissection of one message: fields in wire order (a tree by depth)
 /// and findings. Reuse one with [`Dissection::run`] to avoid allocating per
@@ -55,6 +57,8 @@ pub struct Dissection {
     plaintext: Vec<u8>,
     decrypted: bool,
     tag_valid: Option<bool>,
+    /// Which of the key log's candidates for the KSI and suite verified.
+    keyset_rank: Option<usize>,
     message_type: Option<MessageType>,
     len: usize,
 }
@@ -82,6 +86,7 @@ impl Dissection {
         self.plaintext.clear();
         self.decrypted = false;
         self.tag_valid = None;
+        self.keyset_rank = None;
         self.message_type = None;
         self.len = bytes.len();
         lax::Lax { d: self, b: bytes }.message(keys);
@@ -141,5 +146,13 @@ impl Dissection {
     #[must_use]
     pub const fn tag_valid(&self) -> Option<bool> {
         self.tag_valid
+    }
+
+    /// Which keyset of the key log verified a data message: its rank among
+    /// [`KeyLog::candidates`] for the message's KSI and suite (`None`
+    /// unless [`Dissection::tag_valid`] is `Some(true)`).
+    #[must_use]
+    pub const fn keyset_rank(&self) -> Option<usize> {
+        self.keyset_rank
     }
 }

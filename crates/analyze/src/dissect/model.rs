@@ -187,6 +187,10 @@ pub enum FindingKind {
     NonzeroPadding,
     /// A key-expired error carries a seq without the NAMED flag.
     UnnamedSeq,
+    /// Two data messages of a capture under the same keys, direction and
+    /// sequence number with different contents: a nonce used twice
+    /// ([`NonceLedger`](super::NonceLedger), needs a key log).
+    NonceReuse,
 }
 
 impl FindingKind {
@@ -208,6 +212,7 @@ impl FindingKind {
             FindingKind::BadIdLength => "bad_id_length",
             FindingKind::NonzeroPadding => "nonzero_padding",
             FindingKind::UnnamedSeq => "unnamed_seq",
+            FindingKind::NonceReuse => "nonce-reuse",
         }
     }
 
@@ -266,7 +271,7 @@ pub struct Finding {
     pub abbrev: Option<&'static str>,
     /// Where the problem is (for a truncation: the end of the octets).
     pub offset: usize,
-    /// A sentence; for format errors the [`wire::Error`]'s `Display`.
+    /// A sentence; for format errors the [`ciot_e2e::wire::Error`]'s `Display`.
     pub message: String,
 }
 

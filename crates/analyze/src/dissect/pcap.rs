@@ -1,6 +1,7 @@
 //! Reading pcap and pcapng captures frame by frame, and writing captures of
 //! messages (for the demo, `gen-pcap` and tests). Uses the `pcap-file`
-//! crate; needs the `cli` feature.
+//! crate for both formats; the Ethernet/IPv4/UDP frames inside come from
+//! [`udp::ethernet_ipv4_udp`].
 //!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};
@@ -116,6 +117,9 @@ impl<R: Read> CaptureReader<R> {
     /// [`CaptureError::NotACapture`] for anything else, [`CaptureError::Truncated`]
     /// or [`CaptureError::Corrupt`] for a bad file header.
     pub fn new(reader: R) -> Result<Self, CaptureError> {
+        // pcap-file has one reader per format and none that tells them
+        // apart, so the magic number is peeked here (not consumed) and
+        // picks the reader.
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut magic = [0u8; 4];
         let head = reader.fill_buf()?;

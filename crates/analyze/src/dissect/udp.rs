@@ -3,19 +3,26 @@
 //! A frame carries a message either as the payload of a UDP datagram (over
 //! IPv4 or IPv6, over Ethernet, raw IP, BSD loopback or Linux cooked
 //! capture) to or from one of the watched ports, or as the whole frame of
-//! link type `USER0` (DLT 147). Every offset is checked: a short or
-//! inconsistent header means "no message here", never a panic.
+//! link type `USER0` (DLT 147). Ethernet, VLAN, IP and UDP headers are
+//! etherparse's slices, IP and UDP in its lax mode, so a frame cut short by
+//! the snapshot length still yields the part of the message it holds; a
+//! header that does not fit or contradicts itself means "no message here",
+//! never a panic.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::vec::Vec;
 
 use ciot_e2e::wire::MAX_MESSAGE_LEN;
+use etherparse::{
+    EtherPayloadSlice, EtherType, Ethernet2Header, Ethernet2Slice, IpNumber, Ipv4Header,
+    LaxIpSlice, LenSource, SingleVlanSlice, UdpHeader, UdpSlice,
+};
 
 /// Link-layer types (LINKTYPE_* values of pcap and pcapng) this module reads.
 pub mod link {
     /// BSD loopback: a 4-octet address family in host order.
     pub const NULL: u32 = 0;
-    /// Ethernet II (with up to two VLAN tags).
+    /// Ethernet II (with up to three VLAN tags).
     pub const ETHERNET: u32 = 1;
     /// Raw IPv4 or IPv6.
     pub const RAW: u32 = 101;
@@ -45,140 +52,148 @@ pub struct Found<'a> {
     pub payload: &'a [u8],
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const IPPROTO_UDP: u8 = 17;
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
 /// Finds the message in a frame of link type `link`: a UDP payload when
 /// either port is in `ports`, or the whole frame for `USER0`. `None` when
 /// the frame carries no message (another protocol, another port, an IP
 /// fragment, a header that does not fit).
 #[must_use]
 pub fn find_message<'a>(link: u32, frame: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    match link {
-        link::USER0 => Some(Found {
-            src: None,
-            dst: None,
-            payload: frame,
-        }),
+    let ip = match link {
+        link::USER0 => {
+            return Some(Found {
+                src: None,
+                dst: None,
+                payload: frame,
+            });
+        }
         link::ETHERNET => {
-            let mut at = 12;
-            let mut ty = be16(frame, at)?;
-            for _ in 0..2 {
-                if ty == ETHERTYPE_VLAN || ty == ETHERTYPE_QINQ {
-                    at += 4;
-                    ty = be16(frame, at)?;
-                }
+            let ethernet = Ethernet2Slice::from_slice_without_fcs(frame).ok()?;
+            ip_in(ethernet.payload())?
+        }
+        // etherparse reads Linux cooked v1 only for a few ARPHRD types and
+        // refuses loopback (772) and tun (0xfffe) devices, the ones `any`
+        // captures of local traffic show; it has no v2 and no BSD loopback.
+        // These link headers are fixed-size, so they are skipped by offset
+        // (SLL: protocol at 14, header 16 octets; SLL2: protocol at 0,
+        // header 20 octets) and the rest is etherparse's again.
+        link::LINUX_SLL => ip_in(ether_payload(frame, 14, 16)?)?,
+        link::LINUX_SLL2 => ip_in(ether_payload(frame, 0, 20)?)?,
+        link::RAW | link::IPV4 | link::IPV6 => frame,
+        // The family is in the capturing host's order; IPv4 is 2 and IPv6
+        // 24, 28 or 30 everywhere, so the IP version nibble decides instead.
+        link::NULL | link::LOOP => frame.get(4..)?,
+        _ => return None,
+    };
+    datagram(ip, ports)
+}
+
+/// The payload after a cooked-capture header of `len` octets whose
+/// protocol (an EtherType) is at `at`.
+fn ether_payload(frame: &[u8], at: usize, len: usize) -> Option<EtherPayloadSlice<'_>> {
+    let ty: [u8; 2] = frame.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(EtherPayloadSlice {
+        ether_type: EtherType(u16::from_be_bytes(ty)),
+        len_source: LenSource::Slice,
+        payload: frame.get(len..)?,
+    })
+}
+
+/// VLAN tags (802.1Q, 802.1ad, and the older 0x9100) read before the IP
+/// packet, as many as etherparse's own packet slicer reads.
+const MAX_VLAN_TAGS: usize = 3;
+
+/// The IPv4 or IPv6 packet of an Ethernet payload, under up to
+/// [`MAX_VLAN_TAGS`] VLAN tags.
+///
+/// etherparse's `LaxSlicedPacket` walks the same headers, but it fills a
+/// record of every layer (with room for errors and three link extensions):
+/// 80–100 ns per frame of `gen-pcap` traffic, against 15–20 for the
+/// hand-written parser this replaced and 25–30 for this walk over
+/// etherparse's per-header slices. The loop over VLAN tags is all that is
+/// left to write.
+fn ip_in(mut ether: EtherPayloadSlice<'_>) -> Option<&[u8]> {
+    for _ in 0..=MAX_VLAN_TAGS {
+        match ether.ether_type {
+            EtherType::IPV4 | EtherType::IPV6 => return Some(ether.payload),
+            EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                ether = SingleVlanSlice::from_slice(ether.payload).ok()?.payload();
             }
-            ethertype(ty, frame.get(at + 2..)?, ports)
+            _ => return None,
         }
-        link::LINUX_SLL => ethertype(be16(frame, 14)?, frame.get(16..)?, ports),
-        link::LINUX_SLL2 => ethertype(be16(frame, 0)?, frame.get(20..)?, ports),
-        link::RAW | link::IPV4 | link::IPV6 => ip(frame, ports),
-        link::NULL | link::LOOP => {
-            // The family is in the capturing host's order; IPv4 is 2 and IPv6
-            // 24, 28 or 30 everywhere, so peek at the IP version instead.
-            ip(frame.get(4..)?, ports)
-        }
-        _ => None,
     }
+    None
 }
 
-fn ethertype<'a>(ty: u16, rest: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    match ty {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => ip(rest, ports),
-        _ => None,
-    }
-}
-
-fn ip<'a>(packet: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    match packet.first()? >> 4 {
-        4 => ipv4(packet, ports),
-        6 => ipv6(packet, ports),
-        _ => None,
-    }
-}
-
-fn ipv4<'a>(p: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    let ihl = usize::from(p.first()? & 0x0f) * 4;
-    if ihl < 20 || *p.get(9)? != IPPROTO_UDP {
+/// The UDP payload of an IP packet, when it is a whole (unfragmented)
+/// datagram to or from a watched port.
+fn datagram<'a>(packet: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
+    let (ip, ext_error) = LaxIpSlice::from_slice(packet).ok()?;
+    // An extension header that does not parse leaves its own number as the
+    // payload's, never UDP; refused here all the same, as etherparse's own
+    // slicer stops there.
+    if ext_error.is_some() {
         return None;
     }
-    let frag = be16(p, 6)?;
-    if frag & 0x3fff != 0 {
-        return None; // a fragment: the datagram is not whole here
-    }
-    let total = usize::from(be16(p, 2)?).min(p.len());
-    let src: [u8; 4] = p.get(12..16)?.try_into().ok()?;
-    let dst: [u8; 4] = p.get(16..20)?.try_into().ok()?;
-    let seg = p.get(ihl..total)?;
-    udp(
-        IpAddr::V4(Ipv4Addr::from(src)),
-        IpAddr::V4(Ipv4Addr::from(dst)),
-        seg,
-        ports,
-    )
-}
-
-fn ipv6<'a>(p: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    let payload_len = usize::from(be16(p, 4)?);
-    let src: [u8; 16] = p.get(8..24)?.try_into().ok()?;
-    let dst: [u8; 16] = p.get(24..40)?.try_into().ok()?;
-    let end = 40usize.saturating_add(payload_len).min(p.len());
-    let mut next = *p.get(6)?;
-    let mut at = 40;
-    // Hop-by-hop, routing and destination options may precede UDP.
-    for _ in 0..8 {
-        match next {
-            0 | 43 | 60 => {
-                let len = (usize::from(*p.get(at + 1)?) + 1) * 8;
-                next = *p.get(at)?;
-                at += len;
+    // Lax slicing falls back to the captured length when a length field is
+    // below its own header (an IPv4 total length shorter than the header,
+    // an IPv6 payload length of 0, a UDP length under 8). Such a header is
+    // damaged, and no message is read from it rather than a guess.
+    let (src, dst) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            if usize::from(h.total_len()) < h.slice().len() {
+                return None;
             }
-            _ => break,
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+            )
         }
-    }
-    if next != IPPROTO_UDP {
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            if h.payload_length() == 0 {
+                return None;
+            }
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+            )
+        }
+    };
+    let payload = ip.payload();
+    if payload.fragmented || payload.ip_number != IpNumber::UDP {
         return None;
     }
-    let seg = p.get(at..end)?;
-    udp(
-        IpAddr::V6(Ipv6Addr::from(src)),
-        IpAddr::V6(Ipv6Addr::from(dst)),
-        seg,
-        ports,
-    )
-}
-
-fn udp<'a>(src: IpAddr, dst: IpAddr, seg: &'a [u8], ports: &[u16]) -> Option<Found<'a>> {
-    let sport = be16(seg, 0)?;
-    let dport = be16(seg, 2)?;
-    let len = usize::from(be16(seg, 4)?);
-    if len < 8 || !(ports.contains(&sport) || ports.contains(&dport)) {
+    let udp = UdpSlice::from_slice_lax(payload.payload).ok()?;
+    if usize::from(udp.length()) < UdpHeader::LEN {
         return None;
     }
-    let payload = seg.get(8..len.min(seg.len()))?;
+    let (sport, dport) = (udp.source_port(), udp.destination_port());
+    if !(ports.contains(&sport) || ports.contains(&dport)) {
+        return None;
+    }
     Some(Found {
         src: Some(SocketAddr::new(src, sport)),
         dst: Some(SocketAddr::new(dst, dport)),
-        payload,
+        payload: udp.payload(),
     })
 }
 
 /// Octets of the Ethernet, IPv4 and UDP headers [`ethernet_ipv4_udp`] writes.
-pub const ETHERNET_IPV4_UDP_HEADER_LEN: usize = 14 + 20 + 8;
+pub const ETHERNET_IPV4_UDP_HEADER_LEN: usize =
+    Ethernet2Header::LEN + Ipv4Header::MIN_LEN + UdpHeader::LEN;
 
 /// Builds an Ethernet II / IPv4 / UDP frame carrying `payload` into `out`
 /// (cleared first): locally administered MAC addresses derived from the IP
 /// addresses, IPv4 header checksum set, UDP checksum 0 (none). `ip_id` is
 /// the IPv4 identification. Returns `None` (and writes nothing) when the
 /// payload does not fit one UDP datagram over IPv4.
+///
+/// The headers are etherparse's, written one by one: its `PacketBuilder`
+/// always fills in the UDP checksum, which would change every frame of the
+/// captures `gen-pcap` and the demo have written so far.
 pub fn ethernet_ipv4_udp(
     out: &mut Vec<u8>,
     src: SocketAddrV4,
@@ -189,34 +204,37 @@ pub fn ethernet_ipv4_udp(
     if payload.len() > MAX_MESSAGE_LEN {
         return None;
     }
-    let udp_len = u16::try_from(8 + payload.len()).ok()?;
-    let ip_len = u16::try_from(20 + 8 + payload.len()).ok()?;
-    out.clear();
-    out.reserve(ETHERNET_IPV4_UDP_HEADER_LEN + payload.len());
-    let mac = |ip: &Ipv4Addr| {
-        let o = ip.octets();
+    let udp = UdpHeader {
+        source_port: src.port(),
+        destination_port: dst.port(),
+        length: u16::try_from(UdpHeader::LEN + payload.len()).ok()?,
+        checksum: 0,
+    };
+    // DF set, TTL 64, no options.
+    let mut ip = Ipv4Header::new(
+        udp.length,
+        64,
+        IpNumber::UDP,
+        src.ip().octets(),
+        dst.ip().octets(),
+    )
+    .ok()?;
+    ip.identification = ip_id;
+    ip.header_checksum = ip.calc_header_checksum();
+    let mac = |addr: SocketAddrV4| {
+        let o = addr.ip().octets();
         [0x02, 0x00, o[0], o[1], o[2], o[3]]
     };
-    out.extend_from_slice(&mac(dst.ip()));
-    out.extend_from_slice(&mac(src.ip()));
-    out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-    let ip_start = out.len();
-    out.extend_from_slice(&[0x45, 0x00]);
-    out.extend_from_slice(&ip_len.to_be_bytes());
-    out.extend_from_slice(&ip_id.to_be_bytes());
-    out.extend_from_slice(&[0x40, 0x00, 64, IPPROTO_UDP, 0, 0]); // DF, TTL 64
-    out.extend_from_slice(&src.ip().octets());
-    out.extend_from_slice(&dst.ip().octets());
-    let sum = out[ip_start..].chunks(2).fold(0u32, |acc, w| {
-        acc + u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))
-    });
-    let folded = (sum & 0xffff) + (sum >> 16);
-    let checksum = !(((folded & 0xffff) + (folded >> 16)) as u16);
-    out[ip_start + 10..ip_start + 12].copy_from_slice(&checksum.to_be_bytes());
-    out.extend_from_slice(&src.port().to_be_bytes());
-    out.extend_from_slice(&dst.port().to_be_bytes());
-    out.extend_from_slice(&udp_len.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    let eth = Ethernet2Header {
+        source: mac(src),
+        destination: mac(dst),
+        ether_type: EtherType::IPV4,
+    };
+    out.clear();
+    out.reserve(ETHERNET_IPV4_UDP_HEADER_LEN + payload.len());
+    out.extend_from_slice(&eth.to_bytes());
+    out.extend_from_slice(&ip.to_bytes());
+    out.extend_from_slice(&udp.to_bytes());
     out.extend_from_slice(payload);
     Some(())
 }
@@ -224,6 +242,7 @@ pub fn ethernet_ipv4_udp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn a_built_frame_is_found_again() {

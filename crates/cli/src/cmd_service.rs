@@ -1,0 +1,372 @@
+//! `ciot-e2e pki`, `emks`, `admin` and the EMKS mode of `eese`: flags in,
+//! the `ciot-e2e-service` package does the work.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ciot_e2e::endpoint::EeseConfig;
+use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, int_key};
+use ciot_e2e_service::admin::AdminClient;
+use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
+use ciot_e2e_service::emks::client::EmksClient;
+use ciot_e2e_service::emks::{EmksConfig, serve};
+use ciot_e2e_service::{ServiceError, pki};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::Failure;
+use crate::args::{KdfArg, hex_array, kdf_name};
+
+fn fail(e: ServiceError) -> Failure {
+    match e {
+        ServiceError::Usage(_) | ServiceError::Tls(_) | ServiceError::Io(_) => {
+            Failure::usage(e.to_string())
+        }
+        _ => Failure::rejected(e.to_string()),
+    }
+}
+
+/// `ciot-e2e pki …`.
+#[derive(Subcommand)]
+pub enum PkiCommand {
+    /// Write a test CA, the EMKS/HSS/EESE certificates and an admin token into DIR.
+    Init(PkiInitArgs),
+}
+
+/// Arguments of `ciot-e2e pki init`.
+#[derive(Args)]
+pub struct PkiInitArgs {
+    /// Directory to write into (created; must not hold a CA yet).
+    dir: PathBuf,
+    /// Enterprise(s) to make an EESE certificate for (repeatable); the
+    /// first is also written as eese.crt/eese.key.
+    #[arg(long = "enterprise", default_value = "acme")]
+    enterprises: Vec<String>,
+}
+
+/// Runs `ciot-e2e pki`.
+pub fn pki(c: &PkiCommand) -> Result<(), Failure> {
+    match c {
+        PkiCommand::Init(a) => {
+            let files = pki::init(&a.dir, &a.enterprises).map_err(fail)?;
+            for f in files {
+                crate::outln!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Arguments of `ciot-e2e emks`: run the EMKS, or `provision` as the HSS.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EmksArgs {
+    #[command(subcommand)]
+    sub: Option<EmksCommand>,
+    /// HTTPS address to listen on, e.g. 127.0.0.1:8443.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The database file (created if missing).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Directory with ca.crt, emks.crt, emks.key (`ciot-e2e pki init`).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+}
+
+/// `ciot-e2e emks provision`.
+#[derive(Subcommand)]
+pub enum EmksCommand {
+    /// Act as the HSS after AKA: derive e2e_int_key from CK/IK and provision it (a new root generation).
+    Provision(ProvisionArgs),
+}
+
+/// Arguments of `ciot-e2e emks provision`.
+#[derive(Args)]
+pub struct ProvisionArgs {
+    /// The EMKS's URL, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    emks: String,
+    /// Directory with ca.crt, hss.crt, hss.key.
+    #[arg(long)]
+    tls_dir: PathBuf,
+    /// The UE's identifier (1 to 64 octets), as its hello carries it.
+    #[arg(long)]
+    ue: String,
+    /// CK, 16 octets hex.
+    #[arg(long)]
+    ck: String,
+    /// IK, 16 octets hex.
+    #[arg(long)]
+    ik: String,
+    /// The enterprise whose EESE may fetch this UE's root.
+    #[arg(long, default_value = "acme")]
+    enterprise: String,
+    /// KDF profile for e2e_int_key.
+    #[arg(long, value_enum, default_value_t = KdfArg::Ts33220)]
+    kdf: KdfArg,
+}
+
+/// Runs `ciot-e2e emks`.
+pub fn emks(a: &EmksArgs) -> Result<(), Failure> {
+    if let Some(EmksCommand::Provision(p)) = &a.sub {
+        return provision(p);
+    }
+    let (Some(listen), Some(db), Some(tls_dir)) = (a.listen, a.db.clone(), a.tls_dir.clone())
+    else {
+        return Err(Failure::usage(
+            "emks needs --listen, --db and --tls-dir (or the provision subcommand)",
+        ));
+    };
+    let cfg = EmksConfig {
+        listen,
+        db: db.clone(),
+        tls_dir,
+    };
+    serve(&cfg, |addr| {
+        crate::outln!(
+            "emks: listening on https://{addr}, database {}",
+            db.display()
+        );
+    })
+    .map_err(fail)
+}
+
+fn provision(p: &ProvisionArgs) -> Result<(), Failure> {
+    if !(1..=64).contains(&p.ue.len()) {
+        return Err(Failure::usage(format!(
+            "--ue must be 1 to 64 octets, got {}",
+            p.ue.len()
+        )));
+    }
+    let ck = Ck::from_bytes(hex_array("ck", &p.ck).map_err(Failure::usage)?);
+    let ik = Ik::from_bytes(hex_array("ik", &p.ik).map_err(Failure::usage)?);
+    let profile = KdfProfile::from(p.kdf);
+    let root = int_key(profile, &CkIk::new(&ck, &ik));
+    let client =
+        EmksClient::new(&p.emks, &p.tls_dir, "hss", Duration::from_secs(10)).map_err(fail)?;
+    let r = client
+        .provision(
+            &p.ue,
+            &p.enterprise,
+            kdf_name(profile),
+            root.key().as_bytes(),
+        )
+        .map_err(fail)?;
+    crate::outln!(
+        "provisioned {} for enterprise {}: root generation {}",
+        r.ue,
+        r.enterprise,
+        r.generation
+    );
+    Ok(())
+}
+
+/// `--rand-source`.
+#[derive(Clone, Copy, Debug, ValueEnum, Default)]
+pub enum RandSourceArg {
+    /// The local CSPRNG.
+    #[default]
+    Local,
+    /// RANDs from the EMKS.
+    Emks,
+}
+
+/// The EMKS mode of `ciot-e2e eese` (given with `--emks`).
+#[derive(Args, Clone)]
+pub struct EeseServiceArgs {
+    /// The EMKS's URL, e.g. https://127.0.0.1:8443 (without it: the single-root demo mode, --ck/--ik).
+    #[arg(long)]
+    pub emks: Option<String>,
+    /// Directory with ca.crt and the EESE's certificate (`ciot-e2e pki init`).
+    #[arg(long)]
+    pub tls_dir: Option<PathBuf>,
+    /// Which certificate of --tls-dir to present: NAME.crt and NAME.key.
+    #[arg(long, default_value = "eese")]
+    pub tls_name: String,
+    /// The state file (created if missing); a restarted EESE continues from it.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Address of the admin interface (HTTP), e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// File holding the admin bearer token (default: admin.token in --tls-dir).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where RANDs for new keysets come from.
+    #[arg(long, value_enum, default_value_t = RandSourceArg::Local)]
+    pub rand_source: RandSourceArg,
+    /// POST uplink payloads here as JSON instead of echoing them.
+    #[arg(long)]
+    pub webhook: Option<String>,
+    /// Print no event lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn read_token(path: &Path) -> Result<String, Failure> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("admin token {}: {e}", path.display())))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(Failure::usage(format!(
+            "admin token {} is empty",
+            path.display()
+        )));
+    }
+    Ok(t)
+}
+
+/// Runs `ciot-e2e eese --emks …`.
+#[allow(clippy::too_many_arguments)]
+pub fn eese_service(
+    a: &EeseServiceArgs,
+    emks: &str,
+    listen: SocketAddr,
+    te2e: u32,
+    max_sessions: usize,
+    idle_timeout: u64,
+    exit_after: Option<u64>,
+) -> Result<(), Failure> {
+    let tls_dir = a
+        .tls_dir
+        .clone()
+        .ok_or_else(|| Failure::usage("--emks needs --tls-dir"))?;
+    let state = a
+        .state
+        .clone()
+        .ok_or_else(|| Failure::usage("--emks needs --state"))?;
+    let admin = match a.admin {
+        None => None,
+        Some(addr) => {
+            let path = a
+                .admin_token_file
+                .clone()
+                .unwrap_or_else(|| tls_dir.join(pki::ADMIN_TOKEN));
+            Some((addr, read_token(&path)?))
+        }
+    };
+    let cfg = ServiceConfig {
+        listen,
+        emks: emks.to_string(),
+        tls_dir,
+        tls_name: a.tls_name.clone(),
+        state: state.clone(),
+        admin,
+        rand: match a.rand_source {
+            RandSourceArg::Local => RandChoice::Local,
+            RandSourceArg::Emks => RandChoice::Emks,
+        },
+        table: EeseConfig {
+            te2e: Duration::from_secs(u64::from(te2e.max(1))),
+            grace: Duration::from_secs(2),
+            trigger_retransmit_max: Duration::from_secs(8),
+            ..EeseConfig::default()
+        },
+        webhook: a.webhook.clone(),
+        max_sessions: max_sessions.max(1),
+        idle_timeout: Duration::from_secs(idle_timeout.max(1)),
+        exit_after: exit_after.map(Duration::from_secs),
+        verbose: !a.quiet,
+    };
+    let t0 = std::time::Instant::now();
+    let mut svc = EeseService::start(cfg, |udp, admin, n| {
+        crate::outln!(
+            "eese: {n} sessions in {} loaded in {} ms",
+            state.display(),
+            t0.elapsed().as_millis()
+        );
+        if let Some(a) = admin {
+            crate::outln!("eese: admin interface on http://{a}");
+        }
+        crate::outln!("eese: serving on {udp}, EMKS {emks}, te2e {te2e} s");
+    })
+    .map_err(fail)?;
+    svc.run().map_err(fail)
+}
+
+/// Arguments of `ciot-e2e admin`.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The EESE's admin interface, e.g. http://127.0.0.1:9090.
+    #[arg(long)]
+    eese: String,
+    /// File holding the bearer token.
+    #[arg(long, conflicts_with = "tls_dir")]
+    token_file: Option<PathBuf>,
+    /// Directory holding admin.token (`ciot-e2e pki init`).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+/// What to ask the EESE.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Expire a UE's keys now (--ue), or every UE's (--all).
+    Expire {
+        /// The UE.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        ue: Option<String>,
+        /// Every UE.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Set a UE's key lifetime te2e.
+    Te2e {
+        /// The UE.
+        #[arg(long)]
+        ue: String,
+        /// te2e in seconds.
+        #[arg(long)]
+        secs: u64,
+    },
+    /// Show a UE's session (no key material).
+    Show {
+        /// The UE.
+        #[arg(long)]
+        ue: String,
+    },
+    /// Send a downlink payload to a UE.
+    Send {
+        /// The UE.
+        #[arg(long)]
+        ue: String,
+        /// The payload, hex.
+        #[arg(long)]
+        payload: String,
+    },
+    /// Print the metrics (Prometheus text format).
+    Metrics,
+}
+
+/// Runs `ciot-e2e admin`.
+pub fn admin(a: &AdminArgs) -> Result<(), Failure> {
+    let token_path = match (&a.token_file, &a.tls_dir) {
+        (Some(f), _) => f.clone(),
+        (None, Some(d)) => d.join(pki::ADMIN_TOKEN),
+        (None, None) => return Err(Failure::usage("admin needs --token-file or --tls-dir")),
+    };
+    let token = read_token(&token_path)?;
+    let c = AdminClient::new(&a.eese, &token).map_err(fail)?;
+    let v = match &a.command {
+        AdminCommand::Expire { ue: Some(ue), .. } => c.expire(ue),
+        AdminCommand::Expire { ue: None, .. } => c.expire_all(),
+        AdminCommand::Te2e { ue, secs } => c.te2e(ue, *secs),
+        AdminCommand::Show { ue } => c.show(ue),
+        AdminCommand::Send { ue, payload } => {
+            let p = crate::args::hex_bytes(payload)
+                .map_err(|e| Failure::usage(format!("--payload: {e}")))?;
+            c.send(ue, &p)
+        }
+        AdminCommand::Metrics => {
+            let m = c.metrics().map_err(fail)?;
+            print!("{m}");
+            return Ok(());
+        }
+    }
+    .map_err(fail)?;
+    crate::outln!("{v}");
+    Ok(())
+}

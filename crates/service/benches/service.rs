@@ -1,0 +1,327 @@
+//! The service's figures (docs/PERFORMANCE.md), run by `ci/bench-service.sh`:
+//!
+//! - `service-rate`: the EESE service's datagram rate against a bare UDP
+//!   echo server with the same socket loop, in one run, on loopback, with
+//!   10,000 UEs (one socket each) and 32-octet payloads, closed loop with a
+//!   fixed number of datagrams in flight;
+//! - `service-restart`: from start to serving for an EESE whose state holds
+//!   1,000,000 sessions;
+//! - state writes per 1,000 messages and per rekey (from the service's own
+//!   counters).
+//!
+//! `CIOT_BENCH=rate|restart` runs one; `CIOT_BENCH_UES`, `CIOT_BENCH_SESSIONS`
+//! change the sizes.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant as StdInstant};
+
+use ciot_e2e::endpoint::{
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, OsRand, Ue, UeConfig, UeId,
+};
+use ciot_e2e::kdf::{RootBytes, RootKey, RootKind};
+use ciot_e2e_service::eese::metrics::Metrics;
+use ciot_e2e_service::eese::state::StateStore;
+use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
+use ciot_e2e_service::emks::store::RootStore;
+use ciot_e2e_service::emks::{EmksConfig, serve};
+use ciot_e2e_service::pki;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ciot-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn root_of(i: usize) -> [u8; 32] {
+    let mut r = [0x33; 32];
+    r[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    r
+}
+
+fn ue_name(i: usize) -> String {
+    format!("bench-ue-{i}")
+}
+
+fn start_emks(d: &Path) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cfg = EmksConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: d.join("emks.db"),
+        tls_dir: d.join("tls"),
+    };
+    std::thread::spawn(move || {
+        let _ = serve(&cfg, |a| tx.send(a).unwrap());
+    });
+    format!("https://{}", rx.recv().unwrap())
+}
+
+fn service_config(d: &Path, emks: String, max: usize) -> ServiceConfig {
+    ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        emks,
+        tls_dir: d.join("tls"),
+        tls_name: "eese".into(),
+        state: d.join("eese.state"),
+        admin: None,
+        rand: RandChoice::Local,
+        table: EeseConfig::default(),
+        webhook: None,
+        max_sessions: max,
+        idle_timeout: Duration::from_secs(3600),
+        exit_after: None,
+        verbose: false,
+    }
+}
+
+fn restart(sessions: usize) {
+    let d = dir("restart");
+    pki::init(&d.join("tls"), &["acme".into()]).unwrap();
+    let emks = start_emks(&d);
+    // One real session snapshot (a keyset installed), stored for every UE.
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes(root_of(0)));
+    let mut e = Eese::new(EeseConfig::default(), root, OsRand);
+    e.rekey(Instant::from_millis(0));
+    let mut snap = [0u8; EESE_SNAPSHOT_LEN];
+    let p = e.poll_persist(&mut snap).unwrap();
+    let snap = snap[..p.len()].to_vec();
+    let t = StdInstant::now();
+    {
+        let mut s = StateStore::open(&d.join("eese.state")).unwrap();
+        let ids: Vec<UeId> = (0..sessions)
+            .map(|i| UeId::new(ue_name(i).as_bytes()).unwrap())
+            .collect();
+        for chunk in ids.chunks(100_000) {
+            s.write(chunk.iter().map(|id| (id, snap.as_slice())))
+                .unwrap();
+        }
+    }
+    let size = std::fs::metadata(d.join("eese.state")).unwrap().len();
+    println!(
+        "service-restart: wrote {sessions} session snapshots ({} octets each) in {:.1} s; state file {:.1} MiB",
+        snap.len(),
+        t.elapsed().as_secs_f64(),
+        size as f64 / f64::from(1 << 20)
+    );
+    let mut best = f64::MAX;
+    for run in 0..3 {
+        let t = StdInstant::now();
+        let mut loaded = 0;
+        let svc = EeseService::start(service_config(&d, emks.clone(), sessions + 1), |_, _, n| {
+            loaded = n;
+        })
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        best = best.min(secs);
+        println!("service-restart: run {run}: {loaded} sessions loaded, serving after {secs:.2} s");
+        drop(svc);
+    }
+    println!(
+        "service-restart: {sessions} sessions, start to serving {best:.2} s (best of 3; goal <= 5 s)"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The bare echo server: the service's socket loop (a burst of up to 64
+/// datagrams taken without waiting, then back to a blocking receive), with
+/// the echo instead of the table.
+fn bare_echo(sock: &UdpSocket) {
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let mut got = 0;
+        while got < 64 {
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    got += 1;
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+                Err(_) => break,
+            }
+            if got == 1 {
+                let _ = sock.set_nonblocking(true);
+            }
+        }
+        if got > 0 {
+            let _ = sock.set_nonblocking(false);
+        }
+    }
+}
+
+struct Client {
+    sock: tokio::net::UdpSocket,
+    msgs: Vec<Vec<u8>>,
+}
+
+/// Closed loop: every client sends its messages one at a time, each after
+/// the previous one's answer (or 200 ms); at most `window` in flight.
+async fn drive(
+    clients: &[Arc<Client>],
+    to: SocketAddr,
+    window: usize,
+    per: usize,
+) -> (u64, u64, f64) {
+    let sem = Arc::new(tokio::sync::Semaphore::new(window));
+    let t = StdInstant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        let c = c.clone();
+        let sem = sem.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let (mut ok, mut lost) = (0u64, 0u64);
+            for m in c.msgs.iter().take(per) {
+                let _permit = sem.acquire().await.unwrap();
+                let _ = c.sock.send_to(m, to).await;
+                match tokio::time::timeout(Duration::from_millis(200), c.sock.recv(&mut buf)).await
+                {
+                    Ok(Ok(_)) => ok += 1,
+                    _ => lost += 1,
+                }
+            }
+            (ok, lost)
+        }));
+    }
+    let (mut ok, mut lost) = (0, 0);
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        ok += a;
+        lost += b;
+    }
+    (ok, lost, t.elapsed().as_secs_f64())
+}
+
+fn rate(ues: usize, per: usize) {
+    let d = dir("rate");
+    pki::init(&d.join("tls"), &["acme".into()]).unwrap();
+    {
+        let store = RootStore::open(&d.join("emks.db")).unwrap();
+        let batch: Vec<(Vec<u8>, [u8; 32])> = (0..ues)
+            .map(|i| (ue_name(i).into_bytes(), root_of(i)))
+            .collect();
+        store.provision_batch("acme", "3gpp", &batch).unwrap();
+    }
+    let emks = start_emks(&d);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (mtx, mrx) = std::sync::mpsc::channel::<Arc<Metrics>>();
+    let cfg = service_config(&d, emks, ues + 1);
+    std::thread::spawn(move || {
+        let mut s = EeseService::start(cfg, |a, _, _| tx.send(a).unwrap()).unwrap();
+        mtx.send(s.metrics()).unwrap();
+        s.run().unwrap();
+    });
+    let service: SocketAddr = rx.recv().unwrap();
+    let metrics = mrx.recv().unwrap();
+    let bare = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bare_addr = bare.local_addr().unwrap();
+    std::thread::spawn(move || bare_echo(&bare));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // Every UE says hello and gets its keyset, then seals its messages.
+        let t = StdInstant::now();
+        let cfg = UeConfig {
+            send_reserve: 1 << 20,
+            hello_backoff: Duration::from_millis(300),
+            hello_backoff_max: Duration::from_secs(2),
+            ..UeConfig::default()
+        };
+        let mut setup = Vec::new();
+        for i in 0..ues {
+            setup.push(tokio::spawn(async move {
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes(root_of(i)));
+                let id = UeId::new(ue_name(i).as_bytes()).unwrap();
+                let mut ue: Ue<256> = Ue::new(cfg, root, id, i as u64);
+                let clock = StdInstant::now();
+                let now = || Instant::from_millis(clock.elapsed().as_millis() as u64);
+                let mut out = [0u8; 2048];
+                let mut buf = [0u8; 2048];
+                let mut snap = [0u8; ciot_e2e::endpoint::UE_SNAPSHOT_LEN];
+                let pump = |ue: &mut Ue<256>, out: &mut [u8], snap: &mut [u8]| {
+                    let mut sent = Vec::new();
+                    while let Some(p) = ue.poll_persist(snap) {
+                        let _ = ue.persisted(p);
+                    }
+                    while let Ok(Some(t)) = ue.poll_transmit(now(), out) {
+                        sent.push(out[..t.len].to_vec());
+                    }
+                    while ue.poll_event().is_some() {}
+                    sent
+                };
+                while ue.status().is_none() {
+                    ue.handle_timeout(now());
+                    for m in pump(&mut ue, &mut out, &mut snap) {
+                        let _ = sock.send_to(&m, service).await;
+                    }
+                    if let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_millis(50), sock.recv(&mut buf)).await
+                    {
+                        let _ = ue.handle_datagram(now(), &mut buf[..n]);
+                    }
+                }
+                let mut msgs = Vec::with_capacity(per);
+                while msgs.len() < per {
+                    ue.send(now(), &[0x42; 32]).unwrap();
+                    msgs.extend(pump(&mut ue, &mut out, &mut snap));
+                }
+                Arc::new(Client { sock, msgs })
+            }));
+        }
+        let mut clients = Vec::new();
+        for s in setup {
+            clients.push(s.await.unwrap());
+        }
+        let commits0 = metrics.state_commits.load(Ordering::Relaxed);
+        let snaps0 = metrics.snapshots_written.load(Ordering::Relaxed);
+        let rekeys0 = metrics.rekeys.load(Ordering::Relaxed);
+        println!(
+            "service-rate: {ues} UEs said hello and got a keyset in {:.1} s ({} rekeys, {} snapshots in {} state transactions)",
+            t.elapsed().as_secs_f64(),
+            rekeys0,
+            snaps0,
+            commits0
+        );
+        let window = 256;
+        let (bok, blost, bsecs) = drive(&clients, bare_addr, window, per).await;
+        let (sok, slost, ssecs) = drive(&clients, service, window, per).await;
+        let b = bok as f64 / bsecs;
+        let s = sok as f64 / ssecs;
+        println!(
+            "service-rate: bare echo {b:.0} datagrams/s ({bok} answered, {blost} lost), EESE service {s:.0} datagrams/s ({sok} answered, {slost} lost): {:.2}x (goal >= 0.8x); {ues} UEs, 32-octet payloads, {window} in flight",
+            s / b
+        );
+        let commits = metrics.state_commits.load(Ordering::Relaxed) - commits0;
+        let snaps = metrics.snapshots_written.load(Ordering::Relaxed) - snaps0;
+        println!(
+            "service-rate: state writes during {sok} messages: {snaps} snapshots, {commits} transactions ({:.3} per 1,000 messages); during setup: {:.2} snapshots per rekey",
+            commits as f64 * 1000.0 / sok.max(1) as f64,
+            snaps0 as f64 / rekeys0.max(1) as f64
+        );
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn main() {
+    let which = std::env::var("CIOT_BENCH").unwrap_or_default();
+    if which.is_empty() || which == "restart" {
+        restart(env("CIOT_BENCH_SESSIONS", 1_000_000));
+    }
+    if which.is_empty() || which == "rate" {
+        rate(env("CIOT_BENCH_UES", 10_000), env("CIOT_BENCH_PER_UE", 20));
+    }
+}

@@ -1,0 +1,128 @@
+//! The enterprise's commands (admin interface) applied to the table.
+
+use super::*;
+
+impl EeseService {
+    /// Makes sure `ue` is in the table (restored if it waits), or parks the
+    /// request until its root arrives. `Err` carries the request back when
+    /// it was answered or parked.
+    pub(super) fn ensure_session(&mut self, ue: &UeId, r: Request2) -> Option<Request2> {
+        if self.table.contains(ue) {
+            return Some(r);
+        }
+        if !self.pending.contains_key(ue) {
+            let _ = r.reply.send(Err((
+                404,
+                format!("no session for UE {ue} (it has not said hello)"),
+            )));
+            return None;
+        }
+        if self.roots.contains_key(ue) {
+            self.restore_pending(ue);
+            return Some(r);
+        }
+        if let Some(f) = self.fetches.get(ue)
+            && f.unreachable
+            && !f.in_flight
+            && f.retry_at.is_some_and(|t| StdInstant::now() < t)
+        {
+            let _ = r.reply.send(Err((
+                503,
+                format!("the EMKS is unreachable: the root of {ue} cannot be fetched; try again"),
+            )));
+            return None;
+        }
+        self.parked.entry(*ue).or_default().push(r);
+        self.request_root(ue);
+        None
+    }
+
+    pub(super) fn admin(&mut self, r: Request2) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let ue = match &r.command {
+            Command::Expire(u) | Command::Te2e(u, _) | Command::Show(u) | Command::Send(u, _) => {
+                match UeId::new(u.as_bytes()) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        let _ = r.reply.send(Err((400, format!("UE identifier: {e}"))));
+                        return Ok(());
+                    }
+                }
+            }
+            Command::ExpireAll => None,
+        };
+        let r = match ue {
+            Some(ue) => match self.ensure_session(&ue, r) {
+                Some(r) => r,
+                None => return Ok(()),
+            },
+            None => r,
+        };
+        let reply: Reply = match (&r.command, ue) {
+            (Command::Expire(u), Some(id)) => {
+                self.table.expire_now(now, &id);
+                self.log(format_args!("{id}: keys expired by the enterprise"));
+                Ok(json!({ "ue": u, "expired": true }))
+            }
+            (Command::ExpireAll, _) => {
+                // Sessions still waiting for their hello hold a retired
+                // keyset already: expired in effect.
+                let n = self.table.expire_all(now);
+                self.log(format_args!(
+                    "all keys expired by the enterprise ({n} sessions)"
+                ));
+                Ok(json!({ "expired": n, "waiting_for_hello": self.pending.len() }))
+            }
+            (Command::Te2e(u, secs), Some(id)) => {
+                self.table
+                    .set_te2e(&id, Some(Duration::from_secs(u64::from(*secs))));
+                Ok(json!({ "ue": u, "te2e_secs": secs }))
+            }
+            (Command::Show(u), Some(id)) => Ok(self.show(now, u, &id)),
+            (Command::Send(u, p), Some(id)) => match self.send_payload(now, &id, p) {
+                Ok(outcome) => Ok(json!({ "ue": u, "outcome": outcome, "octets": p.len() })),
+                Err(ServiceError::Refused { status, message }) => Err((status, message)),
+                Err(e) => Err((500, e.to_string())),
+            },
+            _ => Err((500, "internal: command without UE".into())),
+        };
+        let _ = r.reply.send(reply);
+        Ok(())
+    }
+
+    pub(super) fn show(&self, now: Instant, u: &str, id: &UeId) -> Value {
+        let Some(s) = self.table.status(now, id) else {
+            return json!({ "ue": u, "session": null });
+        };
+        let keyset = s.keyset.map(|k| {
+            let (state, left) = match k.state {
+                KeysetState::Valid { remaining } => {
+                    ("valid".to_string(), Some(remaining.as_secs_f64()))
+                }
+                KeysetState::Expired(c) => (format!("expired ({c})"), None),
+                KeysetState::Retired => (
+                    "retired (restored; the next contact starts a new keyset)".to_string(),
+                    None,
+                ),
+            };
+            json!({
+                "ksi": k.ksi.0,
+                "counter": k.counter,
+                "state": state,
+                "te2e_left_secs": left,
+                "confirmed": k.confirmed,
+                "next_seq": k.next_seq,
+            })
+        });
+        json!({
+            "ue": u,
+            "keyset": keyset,
+            "counter": s.counter,
+            "te2e_secs": s.te2e.as_secs(),
+            "rand_pending": s.rand_pending,
+            "peer": self.table.peer(id).map(ToString::to_string),
+            "root_generation": self.roots.get(id).map(|(g, _)| *g),
+            "quiet_secs": self.table.last_active(id).map(|t| t.until(now).as_secs()),
+        })
+    }
+}

@@ -1,0 +1,518 @@
+//! The EESE service loop (see the module documentation of [`crate::eese`]).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as StdInstant};
+
+use ciot_e2e::endpoint::{
+    Datagram, EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, KeysetState, RandSource,
+    Received, Reject, SendOutcome, UeId,
+};
+use ciot_e2e::kdf::{Rand, RootKey};
+use ciot_e2e::wire::{HelloPacket, MessageType, peek_type};
+use serde_json::{Value, json};
+
+use super::metrics::{Metrics, inc};
+use super::state::StateStore;
+use crate::ServiceError;
+use crate::admin::{self, Command, Reply, Request2};
+use crate::emks::client::EmksClient;
+
+mod admin_ops;
+mod loops;
+mod traffic;
+
+use loops::{changes_loop, webhook_loop};
+
+/// Where new keysets' RANDs come from (`--rand-source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandChoice {
+    /// The operating system's CSPRNG.
+    Local,
+    /// The EMKS (TR 33.863 §6.5.2.5, interface 2), fetched in batches.
+    Emks,
+}
+
+/// How the EESE service runs.
+pub struct ServiceConfig {
+    /// UDP address for the UEs.
+    pub listen: SocketAddr,
+    /// The EMKS's URL (`https://…`).
+    pub emks: String,
+    /// The TLS directory (`ca.crt`, `<tls_name>.crt`, `<tls_name>.key`).
+    pub tls_dir: PathBuf,
+    /// Which certificate in `tls_dir` (default `eese`).
+    pub tls_name: String,
+    /// The state file.
+    pub state: PathBuf,
+    /// The admin interface's address, and its bearer token.
+    pub admin: Option<(SocketAddr, String)>,
+    /// RAND source.
+    pub rand: RandChoice,
+    /// Table settings (te2e default, grace, …).
+    pub table: EeseConfig,
+    /// Uplink payloads go here (HTTP POST, JSON) instead of being echoed.
+    pub webhook: Option<String>,
+    /// Most sessions in the table; the quietest makes room.
+    pub max_sessions: usize,
+    /// Sessions quiet this long leave the table (their snapshot stays).
+    pub idle_timeout: Duration,
+    /// Stop after this long (tests, benchmarks).
+    pub exit_after: Option<Duration>,
+    /// Print events (rekeys, expiries, root changes) to stdout.
+    pub verbose: bool,
+}
+
+/// What the workers and the admin server tell the loop.
+enum Msg {
+    Root {
+        ue: UeId,
+        result: Result<(u64, RootKey), ServiceError>,
+    },
+    Rands(Result<Vec<Rand>, ServiceError>),
+    Change {
+        ue: UeId,
+        generation: u64,
+    },
+    Reset,
+    Admin(Request2),
+}
+
+enum Job {
+    Root(UeId),
+    Rands(usize),
+}
+
+/// Per-UE fetch bookkeeping.
+#[derive(Default)]
+struct Fetch {
+    in_flight: bool,
+    failures: u32,
+    retry_at: Option<StdInstant>,
+    /// Last failure was the EMKS being unreachable (not a refusal).
+    unreachable: bool,
+    /// The EMKS said the UE is not this enterprise's (or unknown).
+    unknown: bool,
+}
+
+/// RANDs from the EMKS, shared between the table's source and the loop.
+type Pool = Rc<RefCell<VecDeque<Rand>>>;
+
+/// The table's RAND source.
+pub struct ServiceRand {
+    local: bool,
+    pool: Pool,
+}
+
+impl RandSource for ServiceRand {
+    fn rand(&mut self) -> Option<Rand> {
+        if self.local {
+            let mut r = [0u8; 16];
+            getrandom::fill(&mut r).ok()?;
+            Some(Rand(r))
+        } else {
+            self.pool.borrow_mut().pop_front()
+        }
+    }
+}
+
+/// Wall-clock time since start, as endpoint time.
+struct Clock(StdInstant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The running service.
+pub struct EeseService {
+    cfg: ServiceConfig,
+    sock: UdpSocket,
+    clock: Clock,
+    table: EeseTable<UeId, SocketAddr, ServiceRand>,
+    state: StateStore,
+    metrics: Arc<Metrics>,
+    roots: HashMap<UeId, (u64, RootKey)>,
+    fetches: HashMap<UeId, Fetch>,
+    /// Snapshots not restored yet (restored on the UE's next hello).
+    pending: HashMap<UeId, Box<[u8]>>,
+    /// Admin commands waiting for a UE's root.
+    parked: HashMap<UeId, Vec<Request2>>,
+    pool: Pool,
+    rands_in_flight: bool,
+    rand_retry_at: Option<StdInstant>,
+    rand_waiting: Vec<UeId>,
+    jobs: Sender<Job>,
+    rx: Receiver<Msg>,
+    webhook: Option<SyncSender<(UeId, Vec<u8>)>>,
+    out: Vec<u8>,
+    snap: Vec<u8>,
+    batch: Vec<(UeId, Vec<u8>, ciot_e2e::endpoint::Persist)>,
+}
+
+const FETCH_WORKERS: usize = 4;
+const MAX_FETCH_ENTRIES: usize = 65_536;
+const RAND_BATCH: usize = 32;
+
+fn reject_reason(r: &Reject) -> &'static str {
+    match r {
+        Reject::Malformed(_) => "malformed",
+        Reject::Unexpected(_) | Reject::WrongDirection | Reject::SuiteMismatch { .. } => {
+            "unexpected"
+        }
+        Reject::Unauthentic => "unauthentic",
+        Reject::Replayed { .. } => "replayed",
+        Reject::TooOld { .. } => "too_old",
+        Reject::UnknownKsi(_) => "unknown_ksi",
+        Reject::ExpiredKsi(_) => "expired_ksi",
+        Reject::RetiredKsi(_) => "retired_ksi",
+        Reject::StaleTrigger { .. } | Reject::StaleError { .. } | Reject::StaleHello { .. } => {
+            "stale"
+        }
+        Reject::NoSession => "no_session",
+        Reject::UnknownUe => "unknown_ue",
+        _ => "other",
+    }
+}
+
+fn ue_text(id: &UeId) -> String {
+    id.to_string()
+}
+
+impl EeseService {
+    /// Binds the socket, opens the state file, loads the snapshots, starts
+    /// the workers and the admin interface. `ready` gets the UDP and admin
+    /// addresses and how many sessions the state held.
+    ///
+    /// # Errors
+    /// Bind, TLS, state file and configuration errors.
+    pub fn start(
+        cfg: ServiceConfig,
+        ready: impl FnOnce(SocketAddr, Option<SocketAddr>, usize),
+    ) -> Result<Self, ServiceError> {
+        let emks = EmksClient::new(
+            &cfg.emks,
+            &cfg.tls_dir,
+            &cfg.tls_name,
+            Duration::from_secs(5),
+        )?;
+        let poll = EmksClient::new(
+            &cfg.emks,
+            &cfg.tls_dir,
+            &cfg.tls_name,
+            Duration::from_secs(40),
+        )?;
+        let state = StateStore::open(&cfg.state)?;
+        let pending = state.load_all()?;
+        let sock = UdpSocket::bind(cfg.listen)
+            .map_err(|e| ServiceError::Io(format!("--listen {}: {e}", cfg.listen)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .map_err(|e| ServiceError::Io(e.to_string()))?;
+        let udp = sock
+            .local_addr()
+            .map_err(|e| ServiceError::Io(e.to_string()))?;
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel::<Msg>();
+
+        // Fetch workers.
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        for i in 0..FETCH_WORKERS {
+            let job_rx = job_rx.clone();
+            let tx = tx.clone();
+            let emks = emks.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("emks-fetch-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match job_rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let msg = match job {
+                            Job::Root(ue) => {
+                                let t = StdInstant::now();
+                                let result = emks.root(&ue_text(&ue));
+                                metrics.fetch_latency(t.elapsed());
+                                match &result {
+                                    Ok(_) => inc(&metrics.emks_fetches_ok),
+                                    Err(_) => inc(&metrics.emks_fetches_failed),
+                                }
+                                Msg::Root { ue, result }
+                            }
+                            Job::Rands(n) => Msg::Rands(emks.rands(n)),
+                        };
+                        if tx.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| ServiceError::Io(format!("worker thread: {e}")))?;
+        }
+
+        // The long-poll for new root generations.
+        {
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("emks-changes".into())
+                .spawn(move || changes_loop(&poll, &tx))
+                .map_err(|e| ServiceError::Io(format!("changes thread: {e}")))?;
+        }
+
+        let webhook = match &cfg.webhook {
+            None => None,
+            Some(url) => {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(ServiceError::Usage(format!(
+                        "--webhook must be an http(s):// URL, got {url:?}"
+                    )));
+                }
+                let (wtx, wrx) = mpsc::sync_channel::<(UeId, Vec<u8>)>(65_536);
+                let url = url.clone();
+                let metrics = metrics.clone();
+                std::thread::Builder::new()
+                    .name("webhook".into())
+                    .spawn(move || webhook_loop(&url, &wrx, &metrics))
+                    .map_err(|e| ServiceError::Io(format!("webhook thread: {e}")))?;
+                Some(wtx)
+            }
+        };
+
+        let admin_addr = match &cfg.admin {
+            None => None,
+            Some((addr, token)) => {
+                let (atx, arx) = mpsc::channel::<Request2>();
+                let bound = admin::spawn(*addr, token.clone(), atx, metrics.clone())?;
+                let tx = tx.clone();
+                std::thread::Builder::new()
+                    .name("admin-relay".into())
+                    .spawn(move || {
+                        while let Ok(r) = arx.recv() {
+                            if tx.send(Msg::Admin(r)).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| ServiceError::Io(format!("admin relay: {e}")))?;
+                Some(bound)
+            }
+        };
+
+        let pool: Pool = Rc::new(RefCell::new(VecDeque::new()));
+        let rng = ServiceRand {
+            local: cfg.rand == RandChoice::Local,
+            pool: pool.clone(),
+        };
+        let table = EeseTable::with_capacity(cfg.table, rng, cfg.max_sessions.min(1 << 20));
+        metrics
+            .sessions
+            .store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        ready(udp, admin_addr, pending.len());
+        Ok(EeseService {
+            cfg,
+            sock,
+            clock: Clock(StdInstant::now()),
+            table,
+            state,
+            metrics,
+            roots: HashMap::new(),
+            fetches: HashMap::new(),
+            pending,
+            parked: HashMap::new(),
+            pool,
+            rands_in_flight: false,
+            rand_retry_at: None,
+            rand_waiting: Vec::new(),
+            jobs,
+            rx,
+            webhook,
+            out: vec![0u8; 65_536],
+            snap: vec![0u8; EESE_SNAPSHOT_LEN],
+            batch: Vec::new(),
+        })
+    }
+
+    /// The counters (shared with the admin interface).
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.cfg.verbose {
+            println!("[{:8.3}s] {line}", self.clock.0.elapsed().as_secs_f64());
+        }
+    }
+
+    fn update_sessions_gauge(&self) {
+        let n = self.table.len() + self.pending.len();
+        self.metrics
+            .sessions
+            .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs until `exit_after` (or forever).
+    ///
+    /// # Errors
+    /// A failed state write (the process must stop: nothing that depends on
+    /// the lost snapshot went out) or a socket error.
+    pub fn run(&mut self) -> Result<(), ServiceError> {
+        let mut buf = vec![0u8; 65_536];
+        let started = StdInstant::now();
+        let mut next_sweep = StdInstant::now() + Duration::from_secs(10);
+        loop {
+            if self.cfg.exit_after.is_some_and(|d| started.elapsed() >= d) {
+                return Ok(());
+            }
+            // A burst of datagrams, then one pass over the effects (one
+            // state transaction for all the snapshots the burst made).
+            let mut got = 0;
+            while got < 64 {
+                match self.sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        got += 1;
+                        self.receive(from, &mut buf[..n])?;
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                    Err(e) => return Err(ServiceError::Io(format!("receive: {e}"))),
+                }
+                if got == 1 {
+                    // Take the rest of the burst without waiting.
+                    let _ = self.sock.set_nonblocking(true);
+                }
+            }
+            if got > 0 {
+                let _ = self.sock.set_nonblocking(false);
+            }
+            self.drain()?;
+            let now = self.clock.now();
+            if self.table.poll_timeout().is_some_and(|t| t <= now) {
+                self.table.handle_timeout(now);
+                self.drain()?;
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                self.message(msg)?;
+                self.drain()?;
+            }
+            self.retry_fetches();
+            if StdInstant::now() >= next_sweep {
+                next_sweep = StdInstant::now() + Duration::from_secs(10);
+                self.sweep()?;
+            }
+        }
+    }
+
+    /// Persists, transmits and reports until a pass yields nothing.
+    fn drain(&mut self) -> Result<(), ServiceError> {
+        loop {
+            let mut progress = false;
+            let mut snap = std::mem::take(&mut self.snap);
+            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
+                self.batch.push((id, snap[..p.len()].to_vec(), p));
+            }
+            self.snap = snap;
+            if !self.batch.is_empty() {
+                self.state
+                    .write(self.batch.iter().map(|(id, b, _)| (id, b.as_slice())))?;
+                inc(&self.metrics.state_commits);
+                self.metrics.snapshots_written.fetch_add(
+                    self.batch.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                for (id, _, p) in self.batch.drain(..) {
+                    let _ = self.table.persisted(&id, p);
+                }
+                progress = true;
+            }
+            let now = self.clock.now();
+            let mut out = std::mem::take(&mut self.out);
+            while let Some((_, to, t)) = self.table.poll_transmit(now, &mut out) {
+                if self.sock.send_to(&out[..t.len], to).is_ok() {
+                    inc(&self.metrics.datagrams_out);
+                }
+                match t.what {
+                    Datagram::Trigger { .. } => inc(&self.metrics.triggers_sent),
+                    Datagram::KeyExpired { .. } => inc(&self.metrics.errors_sent),
+                    Datagram::Data { .. } => inc(&self.metrics.payloads_sent),
+                    Datagram::Hello { .. } => {}
+                }
+                progress = true;
+            }
+            self.out = out;
+            while let Some((id, ev)) = self.table.poll_event() {
+                progress = true;
+                match ev {
+                    Event::Rekeyed { ksi, counter } => {
+                        inc(&self.metrics.rekeys);
+                        self.log(format_args!(
+                            "{id}: now using keyset KSI {ksi} (trigger counter {counter})"
+                        ));
+                    }
+                    Event::RandNeeded => {
+                        if let Some(rand) = self.pool.borrow_mut().pop_front() {
+                            self.table.provide_rand(now, &id, rand);
+                        } else {
+                            self.rand_waiting.push(id);
+                        }
+                    }
+                    Event::KeysExpired { ksi, cause } => {
+                        self.log(format_args!("{id}: keyset KSI {ksi} expired ({cause})"));
+                    }
+                    _ => {}
+                }
+            }
+            if !progress {
+                self.update_sessions_gauge();
+                return Ok(());
+            }
+        }
+    }
+
+    fn evict_quietest(&mut self) -> Result<(), ServiceError> {
+        if let Some(id) = self.table.least_recently_active().copied() {
+            self.evict(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a session out of the table; its last snapshot stays (in the
+    /// state file and in memory), so its next hello restores it.
+    fn evict(&mut self, id: &UeId) -> Result<(), ServiceError> {
+        self.table.remove(id);
+        if let Some(s) = self.state.get(id)? {
+            self.pending.insert(*id, s);
+        }
+        Ok(())
+    }
+
+    fn sweep(&mut self) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let idle = self.cfg.idle_timeout;
+        let quiet: Vec<UeId> = self
+            .table
+            .ids()
+            .filter(|id| {
+                self.table
+                    .last_active(id)
+                    .is_some_and(|t| t.after(idle) <= now)
+            })
+            .copied()
+            .collect();
+        for id in quiet {
+            self.evict(&id)?;
+        }
+        Ok(())
+    }
+}

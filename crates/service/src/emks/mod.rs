@@ -1,0 +1,10 @@
+//! `ciot-e2e emks`: the EMKS as a service. HTTPS with mutual TLS; the
+//! client certificate says who calls (the HSS, or the EESE of an
+//! enterprise); state in one redb file ([`store`]).
+
+pub mod api;
+pub mod client;
+mod server;
+pub mod store;
+
+pub use server::{EmksConfig, serve};
