@@ -83,6 +83,7 @@ impl<S: Storage> Session<S> {
     /// (or there is none, or it is restored, or at its soft limit) the EESE
     /// starts the contact itself: no error, a new keyset and its trigger
     /// first (TR step 3, skipped), then the data: send again after polling.
+    #[inline]
     pub(crate) fn send(
         &mut self,
         now: Instant,
