@@ -57,8 +57,9 @@ impl Queue {
         self.0.as_ref().map_or(0, |q| q.len())
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.as_ref().is_none_or(|q| q.is_empty())
     }
 
     pub(super) fn push_back(&mut self, payload: Vec<u8>) {
@@ -433,20 +434,28 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     }
 
     /// Keeps the lists within bounds: kept ciphers within their cap, stale
-    /// heap entries fewer than the sessions.
+    /// heap entries fewer than the sessions. (Inline: on every call of the
+    /// hot path it is two comparisons.)
+    #[inline]
     fn tidy(&mut self) {
         #[cfg(feature = "kept-ciphers")]
         if self.lists.kept.len() > self.lists.kept_cap {
             self.evict_ciphers();
         }
         if self.lists.timers.len() > 2 * self.sessions.len() + 1024 {
-            self.lists.timers = self
-                .sessions
-                .iter()
-                .filter(|(_, e)| e.scheduled != Instant::NEVER)
-                .map(|(id, e)| Reverse((e.scheduled, id.clone())))
-                .collect();
+            self.rebuild_timers();
         }
+    }
+
+    /// The timer heap rebuilt from the sessions, without stale entries.
+    #[cold]
+    fn rebuild_timers(&mut self) {
+        self.lists.timers = self
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.scheduled != Instant::NEVER)
+            .map(|(id, e)| Reverse((e.scheduled, id.clone())))
+            .collect();
     }
 
     /// Drops kept ciphers, from the sessions that used them least recently,
