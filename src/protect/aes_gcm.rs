@@ -179,7 +179,9 @@ impl Gcm {
         check_lengths(aad, buf)?;
         let (ctr, mask) = self.gctr(nonce);
         let expected = self.tag(mask, aad, buf);
-        if !bool::from(expected.ct_eq(tag)) {
+        // One 128-bit constant-time comparison (`subtle` compares an array
+        // octet by octet, each behind an optimization barrier).
+        if !bool::from(u128::from_ne_bytes(expected).ct_eq(&u128::from_ne_bytes(*tag))) {
             return Err(Error::BadTag);
         }
         ctr.try_apply_keystream_partial(buf.into())
