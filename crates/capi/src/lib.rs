@@ -36,9 +36,13 @@ extern crate std;
 
 mod codes;
 mod ffi;
+mod settings;
+mod types;
 mod ue;
 
 pub use codes::*;
+pub use settings::*;
+pub use types::*;
 pub use ue::*;
 
 use ciot_e2e::endpoint::{UE_SNAPSHOT_LEN, Ue};
