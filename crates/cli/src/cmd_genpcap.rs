@@ -15,6 +15,7 @@ use ciot_e2e::wire::{
 };
 use ciot_e2e_analyze::dissect::pcap::{PcapNgCaptureWriter, UdpPcapWriter, User0PcapWriter};
 use ciot_e2e_analyze::keylog::KeyLogFile;
+use ciot_e2e_testkit::rng::Rng;
 use clap::Args;
 
 use crate::Failure;
@@ -45,34 +46,12 @@ pub struct GenPcapArgs {
     keylog: Option<PathBuf>,
 }
 
-/// SplitMix64: small, fast, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        for b in out {
-            *b = self.byte();
-        }
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+/// Fills `out` with one draw of the test kit's generator per octet (not its
+/// `fill`, eight octets a draw): the captures this command has always
+/// written for a seed, whose figures the docs quote, stay the same.
+fn octets(rng: &mut Rng, out: &mut [u8]) {
+    for b in out {
+        *b = rng.next_u64() as u8;
     }
 }
 
@@ -107,9 +86,9 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
         (false, true) => Sink::User0(User0PcapWriter::new(file).map_err(fail)?),
         (false, false) => Sink::Ethernet(UdpPcapWriter::new(file).map_err(fail)?),
     };
-    let mut rng = Rng(a.seed ^ 0x6369_6f74_6532_6500);
+    let mut rng = Rng::new(a.seed ^ 0x6369_6f74_6532_6500);
     let mut root = [0u8; 32];
-    rng.fill(&mut root);
+    octets(&mut rng, &mut root);
     let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes(root));
     let auth = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
     // Keysets: both suites, and KSI 3 twice (after a wrap-around) so that a
@@ -127,7 +106,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
         .map(|(i, &(ksi, suite))| {
             let mut key = || {
                 let mut k = [0u8; 16];
-                rng.fill(&mut k);
+                octets(&mut rng, &mut k);
                 AlgKey::from_bytes(k)
             };
             let keys = match suite {
@@ -138,7 +117,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
                 _ => SuiteKeys::Aes128Gcm(key()),
             };
             let mut rand = [0u8; 16];
-            rng.fill(&mut rand);
+            octets(&mut rng, &mut rand);
             let cipher = keys.cipher();
             Keyset {
                 ksi: Ksi(ksi),
@@ -185,7 +164,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
             2 => {
                 let cause = Cause::KNOWN[rng.below(Cause::KNOWN.len() as u64) as usize];
                 // Both forms: naming the refused message (NAMED) or not.
-                let refused = (rng.below(2) == 0).then(|| rng.next() as u32);
+                let refused = (rng.below(2) == 0).then(|| rng.next_u64() as u32);
                 let k = KeyExpiredRepr {
                     ksi: ks.ksi,
                     cause,
@@ -218,7 +197,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
             }
             _ => {
                 let n = rng.below(65) as usize;
-                rng.fill(&mut payload[..n]);
+                octets(&mut rng, &mut payload[..n]);
                 let dir = if rng.below(2) == 0 {
                     Direction::Uplink
                 } else {
@@ -261,7 +240,7 @@ fn ue_id(rng: &mut Rng, ue_n: u16, id: &mut [u8; hello::MAX_ID_LEN]) -> usize {
     match rng.below(8) {
         0 => {
             let n = 1 + rng.below(16) as usize;
-            rng.fill(&mut id[..n]);
+            octets(rng, &mut id[..n]);
             n
         }
         1 => {
@@ -316,7 +295,7 @@ fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
         }
         5 if ty != 3 => {
             let extra = 1 + rng.below(8) as usize;
-            rng.fill(&mut buf[len..len + extra]);
+            octets(rng, &mut buf[len..len + extra]);
             len + extra
         }
         6 if ty == 1 => {
@@ -330,14 +309,14 @@ fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
         6 if ty == 2 => {
             // A seq without NAMED.
             buf[3] &= !1;
-            buf[16] |= 1 + rng.byte() % 0x7f;
+            buf[16] |= 1 + (rng.next_u64() as u8) % 0x7f;
             len
         }
         6 if ty == 4 && len - hello::field::ID - usize::from(buf[hello::field::ID_LEN]) > 16 => {
             // A non-zero padding octet.
             let pad_start = hello::field::ID + usize::from(buf[hello::field::ID_LEN]);
             let pad_len = len - 16 - pad_start;
-            buf[pad_start + rng.below(pad_len as u64) as usize] = 1 + rng.byte() % 0xfe;
+            buf[pad_start + rng.below(pad_len as u64) as usize] = 1 + (rng.next_u64() as u8) % 0xfe;
             len
         }
         _ => {

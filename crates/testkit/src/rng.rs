@@ -40,9 +40,14 @@ impl Rng {
         lo + self.below(hi.saturating_sub(lo).saturating_add(1))
     }
 
+    /// Uniform in `[0, 1)`, 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64) / ((1u64 << 53) as f64)
+    }
+
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p
+        p > 0.0 && self.unit() < p
     }
 
     /// Fills `out` with random octets.
