@@ -60,6 +60,50 @@ impl RootRecord {
     }
 }
 
+/// Stores `ue`'s next root generation and its change record `seq`, in the
+/// caller's transaction; returns the generation. A UE of another
+/// enterprise is refused (409) and nothing is stored for it.
+fn put_root(
+    roots: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    changes: &mut redb::Table<'_, u64, &'static [u8]>,
+    seq: u64,
+    enterprise: &str,
+    kdf: &str,
+    ue: &[u8],
+    root: &[u8; 32],
+) -> Result<u64, ServiceError> {
+    let prev = match roots.get(ue)? {
+        Some(g) => Some(RootRecord::decode(g.value())?),
+        None => None,
+    };
+    if let Some(p) = &prev
+        && p.enterprise != enterprise
+    {
+        return Err(ServiceError::Refused {
+            status: 409,
+            message: format!(
+                "UE {} belongs to enterprise {:?}",
+                String::from_utf8_lossy(ue),
+                p.enterprise
+            ),
+        });
+    }
+    let generation = prev.map_or(1, |p| p.generation + 1);
+    let rec = RootRecord {
+        enterprise: enterprise.to_string(),
+        generation,
+        kdf: kdf.to_string(),
+        root: Zeroizing::new(*root),
+    };
+    roots.insert(ue, rec.encode().as_slice())?;
+    let mut c = Vec::with_capacity(8 + 1 + enterprise.len() + ue.len());
+    c.extend_from_slice(&generation.to_be_bytes());
+    push_str(&mut c, enterprise);
+    c.extend_from_slice(ue);
+    changes.insert(seq, c.as_slice())?;
+    Ok(generation)
+}
+
 fn push_str(v: &mut Vec<u8>, s: &str) {
     v.push(u8::try_from(s.len()).unwrap_or(u8::MAX));
     v.extend_from_slice(&s.as_bytes()[..s.len().min(255)]);
@@ -120,37 +164,9 @@ impl RootStore {
         let tx = self.db.begin_write()?;
         let (generation, seq) = {
             let mut roots = tx.open_table(ROOTS)?;
-            let prev = match roots.get(ue)? {
-                Some(g) => Some(RootRecord::decode(g.value())?),
-                None => None,
-            };
-            if let Some(p) = &prev
-                && p.enterprise != enterprise
-            {
-                return Err(ServiceError::Refused {
-                    status: 409,
-                    message: format!(
-                        "UE {} belongs to enterprise {:?}",
-                        String::from_utf8_lossy(ue),
-                        p.enterprise
-                    ),
-                });
-            }
-            let generation = prev.map_or(1, |p| p.generation + 1);
-            let rec = RootRecord {
-                enterprise: enterprise.to_string(),
-                generation,
-                kdf: kdf.to_string(),
-                root: Zeroizing::new(*root),
-            };
-            roots.insert(ue, rec.encode().as_slice())?;
             let mut changes = tx.open_table(CHANGES)?;
             let seq = changes.last()?.map_or(1, |(k, _)| k.value() + 1);
-            let mut c = Vec::with_capacity(8 + 1 + enterprise.len() + ue.len());
-            c.extend_from_slice(&generation.to_be_bytes());
-            push_str(&mut c, enterprise);
-            c.extend_from_slice(ue);
-            changes.insert(seq, c.as_slice())?;
+            let generation = put_root(&mut roots, &mut changes, seq, enterprise, kdf, ue, root)?;
             if seq > CHANGES_KEPT {
                 changes.retain_in(..=seq - CHANGES_KEPT, |_, _| false)?;
             }
@@ -178,35 +194,7 @@ impl RootStore {
             let mut changes = tx.open_table(CHANGES)?;
             let first = changes.last()?.map_or(1, |(k, _)| k.value() + 1);
             for (seq, (ue, root)) in (first..).zip(batch) {
-                let prev = match roots.get(ue.as_slice())? {
-                    Some(g) => Some(RootRecord::decode(g.value())?),
-                    None => None,
-                };
-                if let Some(p) = &prev
-                    && p.enterprise != enterprise
-                {
-                    return Err(ServiceError::Refused {
-                        status: 409,
-                        message: format!(
-                            "UE {} belongs to enterprise {:?}",
-                            String::from_utf8_lossy(ue),
-                            p.enterprise
-                        ),
-                    });
-                }
-                let generation = prev.map_or(1, |p| p.generation + 1);
-                let rec = RootRecord {
-                    enterprise: enterprise.to_string(),
-                    generation,
-                    kdf: kdf.to_string(),
-                    root: Zeroizing::new(*root),
-                };
-                roots.insert(ue.as_slice(), rec.encode().as_slice())?;
-                let mut c = Vec::with_capacity(8 + 1 + enterprise.len() + ue.len());
-                c.extend_from_slice(&generation.to_be_bytes());
-                push_str(&mut c, enterprise);
-                c.extend_from_slice(ue);
-                changes.insert(seq, c.as_slice())?;
+                put_root(&mut roots, &mut changes, seq, enterprise, kdf, ue, root)?;
             }
         }
         tx.commit()?;
