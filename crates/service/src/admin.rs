@@ -132,6 +132,12 @@ fn ue_ok(ue: &str) -> Result<(), Response> {
     }
 }
 
+/// The UE named in the path and the JSON body, each checked, the UE first.
+fn ue_and_body<T>(ue: &str, body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    ue_ok(ue)?;
+    body.map(|Json(b)| b).map_err(|r| body_err(&r))
+}
+
 fn body_err(r: &JsonRejection) -> Response {
     let status = match r {
         JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,12 +171,9 @@ async fn te2e(
     Path(ue): Path<String>,
     body: Result<Json<Te2eBody>, JsonRejection>,
 ) -> Response {
-    if let Err(r) = ue_ok(&ue) {
-        return r;
-    }
-    let b = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return body_err(&r),
+    let b = match ue_and_body(&ue, body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let Some(secs) = u32::try_from(b.secs)
         .ok()
@@ -204,12 +207,9 @@ async fn send(
     Path(ue): Path<String>,
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Response {
-    if let Err(r) = ue_ok(&ue) {
-        return r;
-    }
-    let b = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return body_err(&r),
+    let b = match ue_and_body(&ue, body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let Ok(payload) = hex::decode(b.payload.trim()) else {
         return err(StatusCode::BAD_REQUEST, "payload must be hex");
