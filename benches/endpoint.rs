@@ -39,6 +39,22 @@ fn rands() -> Option<Rand> {
     Some(Rand([0x33; 16]))
 }
 
+/// The UE's root, the same on both sides.
+fn root() -> RootKey {
+    RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]))
+}
+
+/// The EESE's settings: a keyset that neither expires nor reaches its soft
+/// limit while measured.
+fn eese_config(suite: Suite) -> EeseConfig {
+    EeseConfig {
+        suite,
+        te2e: Duration::from_secs(1 << 30),
+        soft_limit: u32::MAX,
+        ..EeseConfig::default()
+    }
+}
+
 /// An EESE table with one UE (and `others` idle ones) and that UE, keyed
 /// and talking.
 struct Setup {
@@ -50,13 +66,7 @@ struct Setup {
 
 impl Setup {
     fn new(suite: Suite) -> Self {
-        let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
-        let cfg = EeseConfig {
-            suite,
-            te2e: Duration::from_secs(1 << 30),
-            soft_limit: u32::MAX,
-            ..EeseConfig::default()
-        };
+        let (root, cfg) = (root(), eese_config(suite));
         let table: Table = EeseTable::new(cfg, rands);
         let id = UeId::new(b"bench-ue").unwrap();
         let ue: Ue<128> = Ue::new(UeConfig::default(), root.clone(), id, 1);
@@ -133,13 +143,7 @@ fn seal(table: &mut Table, snap: &mut [u8], now: Instant, payload: &[u8], out: &
 
 /// The one-UE `Eese`, keyed with `ue` talking to it.
 fn single(suite: Suite) -> Eese<fn() -> Option<Rand>> {
-    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
-    let cfg = EeseConfig {
-        suite,
-        te2e: Duration::from_secs(1 << 30),
-        soft_limit: u32::MAX,
-        ..EeseConfig::default()
-    };
+    let (root, cfg) = (root(), eese_config(suite));
     let mut eese = Eese::new(cfg, root.clone(), rands as fn() -> Option<Rand>);
     let mut ue: Ue<128> = Ue::new(
         UeConfig::default(),
