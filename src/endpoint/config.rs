@@ -31,11 +31,6 @@ pub struct UeConfig {
     pub hello_backoff: Duration,
     /// Longest interval between repeated hellos.
     pub hello_backoff_max: Duration,
-    /// Sequence numbers reserved per persisted snapshot (OSCORE's K,
-    /// RFC 8613 B.1.1): one write per this many uplink messages.
-    pub send_reserve: u32,
-    /// Hello sequence numbers reserved per persisted snapshot.
-    pub hello_reserve: u32,
 }
 
 impl Default for UeConfig {
@@ -47,8 +42,6 @@ impl Default for UeConfig {
             keepalive: Some(Duration::from_secs(600)),
             hello_backoff: Duration::from_secs(1),
             hello_backoff_max: Duration::from_secs(64),
-            send_reserve: 1024,
-            hello_reserve: 16,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use core::ops::Range;
 
-use crate::kdf::{KdfProfile, Rand};
+use crate::kdf::{KdfProfile, Rand, UeNonce};
 use crate::protect;
 use crate::wire::{self, Cause, Ksi, MessageType, Suite};
 
@@ -114,10 +114,6 @@ pub enum Reject {
         /// The trigger's KDF octet.
         got: u8,
     },
-    /// Data under a keyset whose snapshot the caller has not yet reported
-    /// durable ([`Ue::persisted`](crate::endpoint::Ue::persisted)).
-    #[error("keyset {0} is not yet durable: persist before receiving under it")]
-    NotDurable(Ksi),
     /// No session for this peer (session table).
     #[error("no session for this peer")]
     NoSession,
@@ -309,6 +305,15 @@ pub struct UnknownPersist(pub u64);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Event {
+    /// The EESE offered a keyset to the UE (its trigger goes out with
+    /// CONFIRM); it takes it into use when the UE uses it
+    /// ([`Event::Rekeyed`]).
+    Offered {
+        /// Its KSI.
+        ksi: Ksi,
+        /// Its trigger counter.
+        counter: u64,
+    },
     /// A new keyset is in use.
     Rekeyed {
         /// Its KSI.
@@ -335,7 +340,8 @@ pub enum Event {
         /// Sequence number used.
         seq: u32,
     },
-    /// The UE confirmed the EESE's current keyset (authentic data or hello).
+    /// The UE used the keyset the EESE offered (authentic data under it,
+    /// or a hello naming it): it is the keyset in use.
     Confirmed {
         /// Its KSI.
         ksi: Ksi,
@@ -354,6 +360,26 @@ pub trait RandSource {
 impl<F: FnMut() -> Option<Rand>> RandSource for F {
     fn rand(&mut self) -> Option<Rand> {
         self()
+    }
+}
+
+impl UeNonce {
+    /// A nonce for a new start of a UE from `source` (a device's hardware
+    /// random generator, or [`OsRand`]); `None` when it has none to give.
+    /// A UE is never built without one: there is no fallback.
+    pub fn from_source(source: &mut (impl RandSource + ?Sized)) -> Option<Self> {
+        source.rand().map(|r| UeNonce(r.0))
+    }
+
+    /// A nonce from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    /// The operating system's error when it has no randomness to give.
+    #[cfg(feature = "std")]
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut n = [0u8; 16];
+        getrandom::fill(&mut n)?;
+        Ok(UeNonce(n))
     }
 }
 

@@ -1,12 +1,12 @@
 //! One keyset as an endpoint holds it: compact keys, counters, replay window.
 
-use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootKey};
+use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootKey, UeNonce};
 
 use super::snapshot::KeysetRecord;
 use crate::protect::replay::{ReplayWindow, SendCounter};
 use crate::protect::suite::{Opened, SuiteCipher, SuiteKeys};
 use crate::protect::{self};
-use crate::wire::{ControlAuth, DataPacket, Direction, Ksi, Suite, TriggerRepr};
+use crate::wire::{AnswerAuth, DataPacket, Direction, Ksi, Suite, TriggerRepr};
 
 /// A keyset in use: what a session stores per keyset. The expanded ciphers
 /// are kept beside it where they pay (see [`super::slot`]).
@@ -15,6 +15,8 @@ pub(crate) struct Keyset {
     pub ksi: Ksi,
     pub counter: u64,
     pub rand: Rand,
+    /// The UE start (its hello's nonce) the keyset was made for.
+    pub nonce: UeNonce,
     pub profile: KdfProfile,
     pub keys: SuiteKeys,
     pub send: SendCounter,
@@ -23,12 +25,14 @@ pub(crate) struct Keyset {
 
 impl Keyset {
     /// Derives `e2eKEYSET = KDF(root, RAND)` and its suite keys, bound to the
-    /// trigger counter.
+    /// trigger counter and to the UE start `nonce`.
+    #[allow(clippy::too_many_arguments)]
     pub fn derive(
         root: &RootKey,
         ksi: Ksi,
         counter: u64,
         rand: Rand,
+        nonce: UeNonce,
         profile: KdfProfile,
         suite: Suite,
         soft_limit: u32,
@@ -38,8 +42,9 @@ impl Keyset {
             ksi,
             counter,
             rand,
+            nonce,
             profile,
-            keys: SuiteKeys::derive(profile, &keyset, suite, counter)?,
+            keys: SuiteKeys::derive(profile, &keyset, suite, counter, &nonce)?,
             send: SendCounter::with_soft_limit(soft_limit),
             recv: ReplayWindow::new(),
         })
@@ -57,11 +62,19 @@ impl Keyset {
         }
     }
 
-    /// The trigger that installs this keyset, signed, with `lifetime_secs`
-    /// of te2e left.
-    pub fn trigger(&self, auth: &ControlAuth, lifetime_secs: u32, out: &mut [u8]) -> Option<usize> {
+    /// The trigger that installs this keyset, signed for the UE start it was
+    /// made for (`auth` bound to its nonce), with a te2e of `lifetime_secs`
+    /// and CONFIRM when the EESE waits for the UE to use it.
+    pub fn trigger(
+        &self,
+        auth: &AnswerAuth<'_>,
+        confirm: bool,
+        lifetime_secs: u32,
+        out: &mut [u8],
+    ) -> Option<usize> {
         TriggerRepr {
             ksi: self.ksi,
+            confirm,
             counter: self.counter,
             rand: self.rand.clone(),
             profile: self.profile,

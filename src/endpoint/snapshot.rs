@@ -1,21 +1,23 @@
-//! The bytes an endpoint asks its caller to store, and restore from them.
+//! The bytes an EESE session asks its caller to store, and restore from
+//! them. (A UE stores nothing: every start draws a new nonce, so there is
+//! nothing it must remember; `docs/SECURITY.md` §4.)
 //!
 //! `docs/SECURITY.md` states the contract these serve. A snapshot holds no
-//! key: keys are derived again from the root (which the caller keeps) and
-//! the RAND. All integers are big endian.
+//! key: keys are derived again from the root (which the caller keeps), the
+//! RAND and the UE's nonce. All integers are big endian.
 //!
 //! ```text
-//! UE   (magic "CEU2"): magic(4) root-check(4) last_counter(8) hello_limit(8)
-//!                      keyset-flag(1) [ksi(1) counter(8) rand(16) kdf(1) suite(1)
-//!                      send_limit(8) deadline_ms(8)] checksum(4)
-//! EESE (magic "CEE2"): magic(4) root-check(4) counter(8) te2e_secs(4, 0: default)
+//! EESE (magic "CEE3"): magic(4) root-check(4) counter(8) te2e_secs(4, 0: default)
 //!                      hello_seen(8, 0: none, else seq + 1)
+//!                      nonce-flag(1) [UE nonce(16)]
 //!                      keyset-flag(1) [ksi(1) counter(8) rand(16) kdf(1) suite(1)
 //!                      state(1: 0 valid, else the expiry cause) deadline_ms(8)]
 //!                      checksum(4)
 //! ```
 //!
-//! keyset-flag is 0 (nothing follows for it) or 1. root-check is the first
+//! The nonce names the UE start the keyset (and `hello_seen`) belong to; a
+//! keyset needs one. A flag is 0 (nothing follows for it) or 1. root-check
+//! is the first
 //! four octets of the control tag over `"ciot-e2e snapshot"`, so a snapshot
 //! restored with another root is refused; checksum is the first four octets
 //! of SHA-256 over everything before it, so a torn write is refused.
@@ -25,21 +27,20 @@ use nom::combinator::{all_consuming, cond};
 use nom::number::complete::{be_u8, be_u32, be_u64};
 use nom::{IResult, Parser};
 
-use crate::kdf::{KdfProfile, Rand};
+use crate::kdf::{KdfProfile, Rand, UeNonce};
 use crate::wire::{ControlAuth, Ksi, Suite};
 
-/// Largest UE snapshot in octets.
-pub const UE_SNAPSHOT_LEN: usize = 4 + 4 + 8 + 8 + 1 + KEYSET_LEN + 8 + 8 + 4;
 /// Largest EESE session snapshot in octets.
-pub const EESE_SNAPSHOT_LEN: usize = 4 + 4 + 8 + 4 + 8 + 1 + KEYSET_LEN + 1 + 8 + 4;
+pub const EESE_SNAPSHOT_LEN: usize = 4 + 4 + 8 + 4 + 8 + 1 + 16 + 1 + KEYSET_LEN + 1 + 8 + 4;
 
 /// Trigger counters an EESE skips on restore: insurance for a restore from a
 /// snapshot older than the contract allows (a backup), so its next trigger is
-/// still above any it issued. The UE's hello heals the rest.
+/// still above any it issued. (Its first offer after a restore is also at
+/// least the time in milliseconds, and a session writes its counter before
+/// it runs half of this past the last one written.)
 pub const COUNTER_RESERVE: u64 = 1024;
 
-pub(crate) const UE_MAGIC: &[u8; 4] = b"CEU2";
-pub(crate) const EESE_MAGIC: &[u8; 4] = b"CEE2";
+pub(crate) const EESE_MAGIC: &[u8; 4] = b"CEE3";
 /// ksi, counter, rand, kdf, suite.
 const KEYSET_LEN: usize = 1 + 8 + 16 + 1 + 1;
 const CHECK: &[u8] = b"ciot-e2e snapshot";
@@ -75,21 +76,14 @@ pub(crate) struct KeysetRecord {
     pub suite: Suite,
 }
 
-/// A UE snapshot's contents.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct UeRecord {
-    pub last_counter: u64,
-    pub hello_limit: u64,
-    /// The keyset, its send limit and its deadline.
-    pub keyset: Option<(KeysetRecord, u64, u64)>,
-}
-
 /// An EESE session snapshot's contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct EeseRecord {
     pub counter: u64,
     pub te2e_secs: u32,
     pub hello_seen: Option<u32>,
+    /// The UE start the keyset and `hello_seen` belong to.
+    pub ue: Option<UeNonce>,
     /// The keyset, its state octet and its deadline.
     pub keyset: Option<(KeysetRecord, u8, u64)>,
 }
@@ -206,28 +200,22 @@ fn corrupt(e: nom::Err<nom::error::Error<&[u8]>>) -> SnapshotError {
     }
 }
 
-pub(crate) fn parse_ue(bytes: &[u8], auth: &ControlAuth) -> Result<UeRecord, SnapshotError> {
-    let body = frame(bytes, UE_MAGIC, auth)?;
-    let (rest, (last_counter, hello_limit, has)) =
-        (be_u64, be_u64, flag).parse(body).map_err(corrupt)?;
-    let (_, keyset) = all_consuming(cond(has, (keyset, be_u64, be_u64)))
-        .parse(rest)
-        .map_err(corrupt)?;
-    Ok(UeRecord {
-        last_counter,
-        hello_limit,
-        keyset,
-    })
-}
-
 pub(crate) fn parse_eese(bytes: &[u8], auth: &ControlAuth) -> Result<EeseRecord, SnapshotError> {
     let body = frame(bytes, EESE_MAGIC, auth)?;
-    let (rest, (counter, te2e_secs, hello_seen, has)) = (be_u64, be_u32, be_u64, flag)
+    let (rest, (counter, te2e_secs, hello_seen, has_nonce)) = (be_u64, be_u32, be_u64, flag)
         .parse(body)
         .map_err(corrupt)?;
+    let (rest, nonce) = cond(has_nonce, take(16usize))
+        .parse(rest)
+        .map_err(corrupt)?;
+    let (rest, has) = flag.parse(rest).map_err(corrupt)?;
     let (_, keyset) = all_consuming(cond(has, (keyset, be_u8, be_u64)))
         .parse(rest)
         .map_err(corrupt)?;
+    let ue = match nonce {
+        Some(n) => Some(UeNonce::from_slice(n).map_err(|_| SnapshotError::BadLength)?),
+        None => None,
+    };
     let hello_seen = match hello_seen {
         0 => None,
         n => Some(u32::try_from(n - 1).map_err(|_| SnapshotError::Corrupt("hello seq"))?),
@@ -236,6 +224,7 @@ pub(crate) fn parse_eese(bytes: &[u8], auth: &ControlAuth) -> Result<EeseRecord,
         counter,
         te2e_secs,
         hello_seen,
+        ue,
         keyset,
     })
 }

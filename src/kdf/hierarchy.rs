@@ -5,7 +5,7 @@
 use super::KdfProfile;
 #[cfg(feature = "kdf-hkdf")]
 use super::hkdf::HkdfKey;
-use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind};
+use super::keys::{AlgKey, CkIk, ControlKey, KeySet, Rand, RootBytes, RootKey, RootKind, UeNonce};
 use super::ts33220::{self, Ts33220Key};
 use zeroize::Zeroize;
 
@@ -15,7 +15,8 @@ pub const FC_INT_KEY: u8 = 0x90;
 pub const FC_KEYSET: u8 = 0x91;
 /// FC of the control-message key `KDF(root, root kind)`.
 pub const FC_CONTROL_KEY: u8 = 0x92;
-/// FC of an algorithm key `KDF(e2eKEYSET, distinguisher, identity, counter)`.
+/// FC of an algorithm key `KDF(e2eKEYSET, distinguisher, identity, counter,
+/// UE nonce)`.
 pub const FC_ALG_KEY: u8 = 0x93;
 
 /// P0 of the `e2e_int_key` derivation (TR 33.863 §6.5.2.1).
@@ -168,29 +169,35 @@ const fn control_key_s(kind: RootKind) -> [u8; 4] {
     [FC_CONTROL_KEY, kind.code(), 0x00, 0x01]
 }
 
-/// P2 of an algorithm key: the trigger counter of the keyset, so two keysets
-/// never share algorithm keys even when a RAND source repeats a RAND.
-const fn alg_key_s(alg: Algorithm, counter: u64) -> [u8; 17] {
+/// Octets of an algorithm key's S string.
+const ALG_KEY_S_LEN: usize = 35;
+
+/// The S string of an algorithm key. P2 is the trigger counter of the
+/// keyset, so two keysets never share algorithm keys even when a RAND source
+/// repeats a RAND; P3 is the nonce of the UE incarnation the keyset was made
+/// for, so no keyset made for one start of a UE ever gives the keys of
+/// another (`docs/key-hierarchy.md`).
+const fn alg_key_s(alg: Algorithm, counter: u64, nonce: &UeNonce) -> [u8; ALG_KEY_S_LEN] {
     let c = counter.to_be_bytes();
-    [
-        FC_ALG_KEY,
-        alg.distinguisher(),
-        0x00,
-        0x01,
-        alg.identity(),
-        0x00,
-        0x01,
-        c[0],
-        c[1],
-        c[2],
-        c[3],
-        c[4],
-        c[5],
-        c[6],
-        c[7],
-        0x00,
-        0x08,
-    ]
+    let mut s = [0u8; ALG_KEY_S_LEN];
+    s[0] = FC_ALG_KEY;
+    s[1] = alg.distinguisher(); // P0
+    s[3] = 0x01; // L0
+    s[4] = alg.identity(); // P1
+    s[6] = 0x01; // L1
+    let mut i = 0;
+    while i < 8 {
+        s[7 + i] = c[i]; // P2: trigger counter
+        i += 1;
+    }
+    s[16] = 0x08; // L2
+    let mut i = 0;
+    while i < 16 {
+        s[17 + i] = nonce.0[i]; // P3: UE nonce
+        i += 1;
+    }
+    s[34] = 0x10; // L3
+    s
 }
 
 /// `e2e_int_key = KDF(CK||IK, "CIoT End-to-end")` (TR 33.863 §6.5.2.1), the
@@ -314,13 +321,22 @@ impl Algorithm {
 }
 
 /// The 128-bit key for `alg` out of the keyset that trigger `counter`
-/// installed: the 128 least significant bits of
-/// `KDF(e2eKEYSET, distinguisher, identity, counter)` (as TS 33.401 A.7
-/// truncates). The counter makes the key unique per trigger: a RAND that
-/// comes twice gives the same e2eKEYSET but never the same algorithm key.
+/// installed for the UE incarnation `nonce`: the 128 least significant bits
+/// of `KDF(e2eKEYSET, distinguisher, identity, counter, nonce)` (as TS 33.401
+/// A.7 truncates). The counter makes the key unique per trigger (a RAND that
+/// comes twice gives the same e2eKEYSET but never the same algorithm key);
+/// the nonce makes it unique per start of the UE (a UE that lost, rolled back
+/// or copied its storage never derives a key it used before).
 #[must_use]
-pub fn alg_key(profile: KdfProfile, keyset: &KeySet, alg: Algorithm, counter: u64) -> AlgKey {
-    let mut out = PreparedKey::new(profile, keyset.as_bytes()).derive_s(&alg_key_s(alg, counter));
+pub fn alg_key(
+    profile: KdfProfile,
+    keyset: &KeySet,
+    alg: Algorithm,
+    counter: u64,
+    nonce: &UeNonce,
+) -> AlgKey {
+    let mut out =
+        PreparedKey::new(profile, keyset.as_bytes()).derive_s(&alg_key_s(alg, counter, nonce));
     let mut low = [0u8; 16];
     low.copy_from_slice(&out[16..]);
     out.zeroize();
@@ -359,8 +375,12 @@ mod tests {
         for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
             for counter in [0, 1, 0x0102_0304_0506_0708, u64::MAX] {
                 let c = u64::to_be_bytes(counter);
-                let (s, n) = encoded(FC_ALG_KEY, &[&[alg.distinguisher()], &[alg.identity()], &c]);
-                assert_eq!(&s[..n], &alg_key_s(alg, counter));
+                let nonce = UeNonce(core::array::from_fn(|i| 0xa0 ^ i as u8));
+                let (s, n) = encoded(
+                    FC_ALG_KEY,
+                    &[&[alg.distinguisher()], &[alg.identity()], &c, &nonce.0],
+                );
+                assert_eq!(&s[..n], &alg_key_s(alg, counter, &nonce));
             }
         }
     }

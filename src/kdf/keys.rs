@@ -255,3 +255,55 @@ impl fmt::Debug for Rand {
         f.write_str(")")
     }
 }
+
+/// The 128-bit nonce a UE draws from its own random source every time it
+/// starts (a new UE, a reboot, a restore of anything, a clone): its
+/// *incarnation*. The hello carries it; the derive trigger and the
+/// key-expired error answering it are bound to it; and it is P3 of every
+/// algorithm key (`docs/key-hierarchy.md`). So every key a UE seals under
+/// mixes randomness the UE drew since it last started, and no storage
+/// history, replay or EESE answer can bring it back to keys it, or an
+/// earlier copy of it, used.
+///
+/// Public (it travels in clear in the hello), so `Debug` prints it. It is
+/// never stored: a UE that starts again draws a new one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct UeNonce(pub [u8; 16]);
+
+impl UeNonce {
+    /// Length in octets (128 bits).
+    pub const LEN: usize = 16;
+
+    /// Wraps 16 octets from the UE's random source.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        UeNonce(bytes)
+    }
+
+    /// Copies a nonce out of a slice.
+    ///
+    /// # Errors
+    /// [`Error::BadRandLength`] unless the slice is 16 octets.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        <[u8; 16]>::try_from(bytes)
+            .map(UeNonce)
+            .map_err(|_| Error::BadRandLength { got: bytes.len() })
+    }
+
+    /// The nonce's octets.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UeNonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UeNonce(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}

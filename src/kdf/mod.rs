@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! CK||IK ──FC 0x90──▶ e2e_int_key ─┐
-//!                    e2mKEYSET ────┼─▶ root ──FC 0x91 (kind, RAND)──▶ e2eKEYSET ──FC 0x93 (alg)──▶ AlgKey
+//!                    e2mKEYSET ────┼─▶ root ──FC 0x91 (kind, RAND)──▶ e2eKEYSET ──FC 0x93 (alg, counter, UE nonce)──▶ AlgKey
 //!                    e2m_key ──────┘        └─FC 0x92 (kind)──────────▶ ControlKey
 //! ```
 //!
@@ -23,7 +23,9 @@ pub use hierarchy::{
 };
 #[cfg(feature = "kdf-hkdf")]
 pub use hkdf::HkdfKey;
-pub use keys::{AlgKey, Ck, CkIk, ControlKey, Ik, KeySet, Rand, RootBytes, RootKey, RootKind};
+pub use keys::{
+    AlgKey, Ck, CkIk, ControlKey, Ik, KeySet, Rand, RootBytes, RootKey, RootKind, UeNonce,
+};
 pub(crate) use ts33220::sha256;
 pub use ts33220::{Fc, MAX_PARAM_LEN, Ts33220Key, kdf};
 

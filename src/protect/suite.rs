@@ -19,7 +19,7 @@
 
 use core::ops::Range;
 
-use crate::kdf::{AlgKey, Algorithm, KdfProfile, KeySet, alg_key};
+use crate::kdf::{AlgKey, Algorithm, KdfProfile, KeySet, UeNonce, alg_key};
 use crate::wire::{DataPacket, Direction, Ksi, MAX_MESSAGE_LEN, Suite, data};
 
 use super::Error;
@@ -51,7 +51,8 @@ pub enum SuiteKeys {
 
 impl SuiteKeys {
     /// Derives the suite's keys from the keyset trigger `counter` installed
-    /// (algorithm- and counter-bound, see `docs/key-hierarchy.md`).
+    /// for the UE incarnation `nonce` (algorithm-, counter- and nonce-bound,
+    /// see `docs/key-hierarchy.md`).
     ///
     /// # Errors
     /// [`Error::UnknownSuite`] for a suite this version does not define, or
@@ -61,12 +62,13 @@ impl SuiteKeys {
         keyset: &KeySet,
         suite: Suite,
         counter: u64,
+        nonce: &UeNonce,
     ) -> Result<Self, Error> {
         match suite {
             #[cfg(feature = "suite-nea2-nia2")]
             Suite::NEA2_NIA2 => Ok(SuiteKeys::Nea2Nia2 {
-                enc: alg_key(profile, keyset, Algorithm::Nea2, counter),
-                int: alg_key(profile, keyset, Algorithm::Nia2, counter),
+                enc: alg_key(profile, keyset, Algorithm::Nea2, counter, nonce),
+                int: alg_key(profile, keyset, Algorithm::Nia2, counter, nonce),
             }),
             #[cfg(feature = "suite-aes-gcm")]
             Suite::AES_128_GCM => Ok(SuiteKeys::Aes128Gcm(alg_key(
@@ -74,6 +76,7 @@ impl SuiteKeys {
                 keyset,
                 Algorithm::Aes128Gcm,
                 counter,
+                nonce,
             ))),
             other => Err(Error::UnknownSuite(other)),
         }
@@ -369,9 +372,15 @@ mod tests {
     use super::*;
 
     fn keys(suite: Suite) -> SuiteCipher {
-        SuiteKeys::derive(KdfProfile::Ts33220, &KeySet::from_bytes([3; 32]), suite, 1)
-            .unwrap()
-            .cipher()
+        SuiteKeys::derive(
+            KdfProfile::Ts33220,
+            &KeySet::from_bytes([3; 32]),
+            suite,
+            1,
+            &UeNonce([5; 16]),
+        )
+        .unwrap()
+        .cipher()
     }
 
     #[test]
@@ -431,7 +440,8 @@ mod tests {
                 KdfProfile::Ts33220,
                 &KeySet::from_bytes([0; 32]),
                 Suite(9),
-                1
+                1,
+                &UeNonce([0; 16])
             ),
             Err(Error::UnknownSuite(Suite(9)))
         );

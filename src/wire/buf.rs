@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{ControlAuth, Error, KeyExpiredRepr, Message, TriggerRepr};
+use super::{AnswerAuth, Error, KeyExpiredRepr, Message, TriggerRepr};
 
 impl Message<'_> {
     /// Appends the canonical encoding to `buf` (see [`Message::emit_into`]).
@@ -29,9 +29,10 @@ impl Message<'_> {
 }
 
 impl TriggerRepr {
-    /// The trigger, signed with the control key, as owned bytes.
+    /// The trigger, signed for the UE start `auth` is bound to, as owned
+    /// bytes.
     #[must_use]
-    pub fn to_signed_bytes(&self, auth: &ControlAuth) -> Bytes {
+    pub fn to_signed_bytes(&self, auth: &AnswerAuth<'_>) -> Bytes {
         let mut out = [0u8; TriggerRepr::LEN];
         // The buffer is exactly the length emit_signed needs.
         let _ = self.emit_signed(auth, &mut out);
@@ -40,9 +41,10 @@ impl TriggerRepr {
 }
 
 impl KeyExpiredRepr {
-    /// The error, signed with the control key, as owned bytes.
+    /// The error, signed for the UE start `auth` is bound to, as owned
+    /// bytes.
     #[must_use]
-    pub fn to_signed_bytes(&self, auth: &ControlAuth) -> Bytes {
+    pub fn to_signed_bytes(&self, auth: &AnswerAuth<'_>) -> Bytes {
         let mut out = [0u8; KeyExpiredRepr::LEN];
         // The buffer is exactly the length emit_signed needs.
         let _ = self.emit_signed(auth, &mut out);
@@ -53,15 +55,19 @@ impl KeyExpiredRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
-    use crate::wire::{Cause, Ksi, Suite};
+    use crate::kdf::{KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, UeNonce};
+    use crate::wire::{Cause, ControlAuth, Ksi, Suite};
 
     #[test]
     fn owned_bytes_equal_the_zero_copy_encoding() {
         let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([4; 32]));
-        let auth = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+        let control =
+            ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+        let nonce = UeNonce([6; 16]);
+        let auth = control.answer(&nonce);
         let t = TriggerRepr {
             ksi: Ksi(3),
+            confirm: false,
             counter: 9,
             rand: Rand([1; 16]),
             profile: KdfProfile::HkdfSha256,

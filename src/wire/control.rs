@@ -6,8 +6,8 @@
 //! The views call into here, so the trailer's layout and the checks that
 //! guard it are written once.
 
-use super::auth::TAG_LEN;
-use super::{ControlAuth, Error, FieldName, MessageType, header, peek_type};
+use super::auth::{Signer, TAG_LEN};
+use super::{Error, FieldName, MessageType, header, peek_type};
 
 /// Checks the common header of a control message of type `ty`: version,
 /// type, reserved flag bits (those outside `allowed_flags`) zero, and a
@@ -80,16 +80,16 @@ pub(crate) fn set_tag(bytes: &mut [u8], tag: &[u8; TAG_LEN]) {
 }
 
 /// Computes the tag over the covered octets and writes it.
-pub(crate) fn sign(bytes: &mut [u8], auth: &ControlAuth) {
+pub(crate) fn sign(bytes: &mut [u8], auth: &impl Signer) {
     if let Some((covered, t)) = bytes.split_last_chunk_mut::<TAG_LEN>() {
         *t = auth.tag(covered);
     }
 }
 
 /// Verifies the trailer in constant time.
-pub(crate) fn verify(bytes: &[u8], auth: &ControlAuth) -> Result<(), Error> {
+pub(crate) fn verify(bytes: &[u8], auth: &impl Signer) -> Result<(), Error> {
     let (covered, tag) = bytes.split_last_chunk::<TAG_LEN>().ok_or(Error::BadTag)?;
-    auth.verify(covered, tag)
+    auth.check(covered, tag)
 }
 
 /// Emits a control message of `len` octets at the start of `buf` with
@@ -97,7 +97,7 @@ pub(crate) fn verify(bytes: &[u8], auth: &ControlAuth) -> Result<(), Error> {
 pub(crate) fn emit_signed(
     buf: &mut [u8],
     len: usize,
-    auth: &ControlAuth,
+    auth: &impl Signer,
     write: impl FnOnce(&mut [u8]),
 ) -> Result<usize, Error> {
     let got = buf.len();
@@ -113,7 +113,7 @@ pub(crate) fn emit_signed(
 /// verification), written once: a macro rather than a trait so that they
 /// stay inherent methods (no trait to import) of each view.
 macro_rules! signed_view {
-    ($view:ident, $what:literal) => {
+    ($view:ident, $what:literal, $auth:ty, $key:literal) => {
         impl<T: AsRef<[u8]>> $view<T> {
             /// The authentication tag.
             pub fn tag(&self) -> &[u8] {
@@ -125,11 +125,11 @@ macro_rules! signed_view {
                 $crate::wire::control::covered(self.buffer.as_ref())
             }
 
-            /// Verifies the tag with the control key.
+            #[doc = concat!("Verifies the tag with ", $key, ".")]
             ///
             /// # Errors
             #[doc = concat!("[`Error::BadTag`](crate::wire::Error::BadTag) when the ", $what, " was not made with this key.")]
-            pub fn verify(&self, auth: &$crate::wire::ControlAuth) -> Result<(), $crate::wire::Error> {
+            pub fn verify(&self, auth: &$auth) -> Result<(), $crate::wire::Error> {
                 $crate::wire::control::verify(self.buffer.as_ref(), auth)
             }
         }

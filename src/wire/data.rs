@@ -342,7 +342,7 @@ mod tests {
 
     #[rustfmt::skip]
     const MSG: [u8; 16] = [
-        0x02, 0x03, 0x02, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00,
+        0x03, 0x03, 0x02, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00,
         0xde, 0xad, 0xbe,
         0x11, 0x22, 0x33, 0x44,
     ];
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn rejects_message_shorter_than_suite_tag() {
         let mut m = [0u8; 9 + 15];
-        m[..9].copy_from_slice(&[0x02, 0x03, 0, 0, 0x02, 0, 0, 0, 0]);
+        m[..9].copy_from_slice(&[0x03, 0x03, 0, 0, 0x02, 0, 0, 0, 0]);
         assert_eq!(
             DataPacket::new_checked(&m[..]),
             Err(Error::Truncated {

@@ -10,18 +10,23 @@
 //! |   highest trigger counter     |   u64 BE: the highest the UE accepted
 //! |   the UE accepted             |
 //! +-------------------------------+
-//! |         hello seq             |   u32 BE: strictly increasing per UE and root
+//! |         hello seq             |   u32 BE: strictly increasing per UE start
+//! +-------------------------------+
+//! |         UE nonce (16)         |   drawn by the UE at every start
+//! |              ...              |
 //! +-------+-----------------------+
 //! | idlen |   UE identifier (idlen octets, 1..=64) ...
 //! +-------+-------------------------------------------
-//! |   zero padding up to the tag, so the hello is max(84, 33 + idlen) octets
+//! |   zero padding up to the tag, so the hello is max(84, 49 + idlen) octets
 //! +---------------------------------------------------
 //! |   tag (16): HMAC-SHA-256(control key, every octet before it)[..16]
 //! +---------------------------------------------------
 //! ```
 //!
-//! REKEY says the UE holds no keyset it can use (new, restored, expired):
-//! it needs a new one even if its counter equals the EESE's. The padding
+//! REKEY says the UE holds no keyset it can use (new, restarted, expired):
+//! it needs a new one even if its counter equals the EESE's. The nonce names
+//! the UE's start (its incarnation): the EESE binds the trigger that answers
+//! to it, and the keys of that trigger's keyset. The padding
 //! makes a hello at least as long as anything the EESE sends back to it (a
 //! key-expired error repeated for a UE that may have missed it, and a
 //! derive trigger: 33 + 50 = 83 octets), so answering a hello never
@@ -31,6 +36,8 @@ use nom::bytes::complete::take;
 use nom::multi::length_data;
 use nom::number::complete::be_u8;
 use nom::{IResult, Parser};
+
+use crate::kdf::UeNonce;
 
 use super::auth::TAG_LEN;
 use super::{
@@ -50,10 +57,12 @@ pub mod field {
     pub const COUNTER: Field = 4..12;
     /// Hello sequence number, u32 big endian.
     pub const SEQ: Field = 12..16;
+    /// The UE's nonce of this start, 16 octets.
+    pub const NONCE: Field = 16..32;
     /// Length of the UE identifier.
-    pub const ID_LEN: usize = 16;
+    pub const ID_LEN: usize = 32;
     /// Where the UE identifier starts.
-    pub const ID: usize = 17;
+    pub const ID: usize = 33;
 }
 
 /// The identifier of a checked hello (empty, never seen, where the compiler
@@ -69,7 +78,12 @@ pub struct HelloPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-control::signed_view!(HelloPacket, "hello");
+control::signed_view!(
+    HelloPacket,
+    "hello",
+    crate::wire::ControlAuth,
+    "the control key"
+);
 
 /// The identifier and its padding: `idlen ‖ id ‖ padding` up to the tag.
 /// Variable structure, so parsed with nom rather than fixed offsets.
@@ -157,6 +171,11 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
         u32::from_be_bytes(array(self.buffer.as_ref(), field::SEQ))
     }
 
+    /// The UE's nonce of this start.
+    pub fn nonce(&self) -> UeNonce {
+        UeNonce(array(self.buffer.as_ref(), field::NONCE))
+    }
+
     /// The UE identifier.
     pub fn id(&self) -> &[u8] {
         id_of(self.buffer.as_ref())
@@ -188,6 +207,8 @@ pub struct HelloRepr<'a> {
     pub counter: u64,
     /// Hello sequence number.
     pub seq: u32,
+    /// The UE's nonce of this start.
+    pub nonce: UeNonce,
     /// UE identifier, 1..=64 octets.
     pub id: &'a [u8],
     /// Authentication tag as carried.
@@ -223,6 +244,7 @@ impl<'a> HelloRepr<'a> {
             rekey: packet.rekey(),
             counter: packet.counter(),
             seq: packet.seq(),
+            nonce: packet.nonce(),
             id: packet.id_ref(),
             tag: control::tag_array(packet.buffer.as_ref()),
         })
@@ -249,6 +271,7 @@ impl<'a> HelloRepr<'a> {
         let [s0, s1, s2, s3] = self.seq.to_be_bytes();
         // The identifier is at most 64 octets, so its length fits one octet.
         let id_len = self.id.len() as u8;
+        let n = self.nonce.0;
         *head = [
             super::VERSION,
             MessageType::HELLO.0,
@@ -266,6 +289,22 @@ impl<'a> HelloRepr<'a> {
             s1,
             s2,
             s3,
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+            n[4],
+            n[5],
+            n[6],
+            n[7],
+            n[8],
+            n[9],
+            n[10],
+            n[11],
+            n[12],
+            n[13],
+            n[14],
+            n[15],
             id_len,
         ];
         let Some((id, trailer)) = rest.split_at_mut_checked(self.id.len()) else {
@@ -306,6 +345,7 @@ impl<'a> arbitrary::Arbitrary<'a> for HelloRepr<'a> {
             rekey: u.arbitrary()?,
             counter: u.arbitrary()?,
             seq: u.arbitrary()?,
+            nonce: u.arbitrary()?,
             id: u.bytes(n)?,
             tag: u.arbitrary()?,
         })
@@ -328,6 +368,7 @@ mod tests {
             rekey: true,
             counter: 9,
             seq: 0x0102_0304,
+            nonce: UeNonce([0x5a; 16]),
             id,
             tag: [0xa5; 16],
         }
@@ -335,11 +376,12 @@ mod tests {
 
     #[rustfmt::skip]
     const UNSIGNED_UE7: [u8; 68] = [
-        0x02, 0x04, 0x03, 0x01,
+        0x03, 0x04, 0x03, 0x01,
         0, 0, 0, 0, 0, 0, 0, 0x09,
         0x01, 0x02, 0x03, 0x04,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
         0x03, b'u', b'e', b'7',
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
@@ -358,22 +400,29 @@ mod tests {
         buf[..68].copy_from_slice(&UNSIGNED_UE7);
         let p = HelloPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(
-            (p.ksi(), p.rekey(), p.counter(), p.seq(), p.id()),
-            (Ksi(3), true, 9, 0x0102_0304, &b"ue7"[..])
+            (p.ksi(), p.rekey(), p.counter(), p.seq(), p.nonce(), p.id()),
+            (
+                Ksi(3),
+                true,
+                9,
+                0x0102_0304,
+                UeNonce([0x5a; 16]),
+                &b"ue7"[..]
+            )
         );
         assert_eq!(HelloRepr::parse(&p).unwrap(), repr(b"ue7"));
     }
 
     #[test]
-    fn length_follows_the_identifier_past_31_octets() {
+    fn length_follows_the_identifier_past_35_octets() {
         assert_eq!(HelloRepr::len_for(1), 84);
-        assert_eq!(HelloRepr::len_for(51), 84);
-        assert_eq!(HelloRepr::len_for(52), 85);
+        assert_eq!(HelloRepr::len_for(35), 84);
+        assert_eq!(HelloRepr::len_for(36), 85);
         assert_eq!(HelloRepr::len_for(64), HelloRepr::MAX_LEN);
-        assert_eq!(HelloRepr::MAX_LEN, 97);
+        assert_eq!(HelloRepr::MAX_LEN, 113);
         let id = [0x42u8; 64];
-        let mut buf = [0u8; 97];
-        assert_eq!(repr(&id).emit_signed(&auth(), &mut buf), Ok(97));
+        let mut buf = [0u8; 113];
+        assert_eq!(repr(&id).emit_signed(&auth(), &mut buf), Ok(113));
         let p = HelloPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(p.id(), &id[..]);
         assert_eq!(p.verify(&auth()), Ok(()));
@@ -412,7 +461,7 @@ mod tests {
             })
         );
         let mut b = buf;
-        b[30] = 7;
+        b[50] = 7;
         assert_eq!(
             HelloPacket::new_checked(&b[..]),
             Err(Error::Malformed {
@@ -436,18 +485,18 @@ mod tests {
                 got: 85
             })
         );
-        // A 60-octet identifier needs 93 octets.
-        let mut b = [0u8; 93];
+        // A 60-octet identifier needs 109 octets.
+        let mut b = [0u8; 109];
         repr(&[1; 60]).emit_signed(&auth(), &mut b).unwrap();
         assert_eq!(
-            HelloPacket::new_checked(&b[..92]),
+            HelloPacket::new_checked(&b[..108]),
             Err(Error::Truncated {
-                needed: 93,
-                got: 92
+                needed: 109,
+                got: 108
             })
         );
         assert_eq!(
-            repr(&[]).emit_signed(&auth(), &mut [0u8; 97]),
+            repr(&[]).emit_signed(&auth(), &mut [0u8; 113]),
             Err(Error::Malformed {
                 field: FieldName::IdLength,
                 value: 0

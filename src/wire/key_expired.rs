@@ -11,7 +11,7 @@
 //! |                       +-------+
 //! |                       | seq of the refused message (u32 BE; 0 unless NAMED)
 //! +-------+-------+-------+       +
-//! |       |  tag (16): HMAC-SHA-256(control key, octets 0..17)[..16]
+//! |       |  tag (16): HMAC-SHA-256(control key, octets 0..17 ‖ UE nonce)[..16]
 //! +-------+                           33 octets in all
 //! ```
 //!
@@ -24,7 +24,7 @@
 
 use super::auth::TAG_LEN;
 use super::{
-    Cause, ControlAuth, Error, Field, FieldName, Ksi, MessageType, array, control, header, octet,
+    AnswerAuth, Cause, Error, Field, FieldName, Ksi, MessageType, array, control, header, octet,
     write_header,
 };
 
@@ -50,7 +50,12 @@ pub struct KeyExpiredPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-control::signed_view!(KeyExpiredPacket, "error");
+control::signed_view!(
+    KeyExpiredPacket,
+    "error",
+    crate::wire::AnswerAuth<'_>,
+    "the control key bound to the nonce of the UE start it answers"
+);
 
 impl<T: AsRef<[u8]>> KeyExpiredPacket<T> {
     /// Wraps a buffer without checks; getters may panic if it is shorter than
@@ -145,13 +150,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> KeyExpiredPacket<T> {
     }
 
     /// Computes the tag over the octets before it and writes it.
-    pub fn sign(&mut self, auth: &ControlAuth) {
+    pub fn sign(&mut self, auth: &AnswerAuth<'_>) {
         control::sign(self.buffer.as_mut(), auth);
     }
 }
 
 /// A key-expired error's decoded fields. The tag is carried, not checked: verify it with
-/// [`ControlAuth`] (or emit with [`KeyExpiredRepr::emit_signed`] to compute it).
+/// [`AnswerAuth`] (or emit with [`KeyExpiredRepr::emit_signed`] to compute it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct KeyExpiredRepr {
@@ -215,7 +220,7 @@ impl KeyExpiredRepr {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`KeyExpiredRepr::LEN`].
-    pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
+    pub fn emit_signed(&self, auth: &AnswerAuth<'_>, buf: &mut [u8]) -> Result<usize, Error> {
         control::emit_signed(buf, Self::LEN, auth, |out| {
             self.emit(&mut KeyExpiredPacket::new_unchecked(out));
         })
@@ -228,7 +233,7 @@ mod tests {
 
     #[rustfmt::skip]
     const UNSIGNED: [u8; 17] = [
-        0x02, 0x02, 0x07, 0x01,
+        0x03, 0x02, 0x07, 0x01,
         0x01,
         0, 0, 0, 0, 0, 0, 0, 0x05,
         0, 0, 0x01, 0x02,
@@ -307,5 +312,25 @@ mod tests {
                 value: 3
             })
         );
+    }
+
+    #[test]
+    fn signed_error_verifies_only_for_the_ue_start_it_answers() {
+        use crate::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind, UeNonce};
+        use crate::wire::ControlAuth;
+        let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x11; 32]));
+        let c = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+        let (mine, other) = (UeNonce([1; 16]), UeNonce([2; 16]));
+        let mut buf = [0u8; 33];
+        repr().emit_signed(&c.answer(&mine), &mut buf).unwrap();
+        let p = KeyExpiredPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.verify(&c.answer(&mine)), Ok(()));
+        assert_eq!(p.verify(&c.answer(&other)), Err(Error::BadTag));
+        for bit in 0..33 * 8 {
+            let mut forged = buf;
+            forged[bit / 8] ^= 1 << (bit % 8);
+            let ok = KeyExpiredPacket::new_checked(&forged[..]).map(|p| p.verify(&c.answer(&mine)));
+            assert!(!matches!(ok, Ok(Ok(()))), "bit {bit} flip still verified");
+        }
     }
 }

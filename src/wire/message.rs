@@ -5,7 +5,7 @@ use super::{
     MessageType, TriggerPacket, TriggerRepr, peek_type,
 };
 
-/// Any message of wire format v2, decoded.
+/// Any message of wire format v3, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A derive trigger.

@@ -1,4 +1,4 @@
-//! Wire format v2: zero-copy views and `Repr`s for the derive trigger, the
+//! Wire format v3: zero-copy views and `Repr`s for the derive trigger, the
 //! key-expired error, the data message and the hello. `docs/wire-format.md`
 //! documents every octet.
 //!
@@ -12,11 +12,14 @@
 //! without keys sees every field, and [`ControlAuth`] verifies separately.
 //!
 //! ```
-//! use ciot_e2e::kdf::{KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
+//! use ciot_e2e::kdf::{KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, UeNonce};
 //! use ciot_e2e::wire::{ControlAuth, Ksi, Message, Suite, TriggerRepr};
 //!
 //! let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]));
-//! let auth = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+//! let control = ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key());
+//! // A trigger answers one start of a UE: the nonce of its hello.
+//! let nonce = UeNonce::from_bytes([0x5a; 16]);
+//! let auth = control.answer(&nonce);
 //! let trigger = TriggerRepr {
 //!     ksi: Ksi(1),
 //!     counter: 1,
@@ -32,7 +35,7 @@
 //!     Message::Trigger(got) => assert_eq!((got.counter, got.rand), (1, Rand([0x42; 16]))),
 //!     _ => unreachable!(),
 //! }
-//! auth.verify_message(&buf)?;
+//! control.verify_message(&buf, &nonce)?;
 //! # Ok::<(), ciot_e2e::wire::Error>(())
 //! ```
 
@@ -50,7 +53,7 @@ pub mod key_expired;
 mod message;
 pub mod trigger;
 
-pub use auth::{ControlAuth, TAG_LEN as CONTROL_TAG_LEN};
+pub use auth::{AnswerAuth, ControlAuth, TAG_LEN as CONTROL_TAG_LEN};
 pub use data::{DataPacket, DataRepr};
 pub use error::{Error, FieldName};
 pub use hello::{HelloPacket, HelloRepr};
@@ -63,7 +66,7 @@ pub type Field = Range<usize>;
 
 /// The protocol version this crate speaks (`docs/wire-format.md` says what
 /// changed from version 1).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The UDP port the crate's tools use unless told otherwise (TR 33.863).
 pub const DEFAULT_PORT: u16 = 33863;

@@ -3,7 +3,8 @@
 //! ```text
 //!  0       1       2       3
 //! +-------+-------+-------+-------+
-//! |version| type  |  KSI  | flags |   type 0x01, KSI = the new keyset's, flags 0
+//! |version| type  |  KSI  | flags |   type 0x01, KSI = the new keyset's,
+//! +-------+-------+-------+-------+   flags bit 0 = CONFIRM, bits 1-7 zero
 //! +-------+-------+-------+-------+
 //! |        trigger counter        |   u64 big endian, strictly increasing
 //! |                               |
@@ -15,17 +16,32 @@
 //! +-------+-------+  (cont.)      +
 //! |               |               |
 //! +---------------+               +
-//! |   tag (16): HMAC-SHA-256(control key, octets 0..34)[..16]
+//! |   tag (16): HMAC-SHA-256(control key, octets 0..34 ‖ UE nonce)[..16]
 //! +-------------------------------+   50 octets in all
 //! ```
+//!
+//! CONFIRM says the EESE has not yet seen the UE use the keyset, and sends
+//! nothing under it until it does: a UE with no payload to send confirms it
+//! with a hello that names it. The trigger of a keyset in use (repeated in
+//! answer to a hello, or to input the EESE could not authenticate) has no
+//! CONFIRM.
+//!
+//! The tag covers the nonce of the UE start the trigger answers (from its
+//! hello; not sent back), so a trigger made for one start of a UE never
+//! verifies at another: a UE that lost or rolled back its storage cannot be
+//! made to install a keyset it, or an earlier copy of it, used.
 
 use crate::kdf::{KdfProfile, Rand};
 
 use super::auth::TAG_LEN;
 use super::{
-    ControlAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, control, header, octet,
+    AnswerAuth, Error, Field, FieldName, Ksi, MessageType, Suite, array, control, header, octet,
     write_header,
 };
+
+/// Flag bit 0 of a derive trigger: the EESE waits for the UE to use (or name
+/// in a hello) the keyset before it sends anything under it.
+pub const FLAG_CONFIRM: u8 = 0x01;
 
 /// Field offsets of the derive trigger.
 pub mod field {
@@ -50,7 +66,12 @@ pub struct TriggerPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-control::signed_view!(TriggerPacket, "trigger");
+control::signed_view!(
+    TriggerPacket,
+    "trigger",
+    crate::wire::AnswerAuth<'_>,
+    "the control key bound to the nonce of the UE start it answers"
+);
 
 impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// Wraps a buffer without checks; getters may panic if it is shorter than
@@ -67,7 +88,12 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let bytes = buffer.as_ref();
-        control::check_header(bytes, MessageType::DERIVE_TRIGGER, TriggerRepr::LEN, 0)?;
+        control::check_header(
+            bytes,
+            MessageType::DERIVE_TRIGGER,
+            TriggerRepr::LEN,
+            FLAG_CONFIRM,
+        )?;
         control::check_exact(bytes, TriggerRepr::LEN)?;
         Ok(TriggerPacket { buffer })
     }
@@ -80,6 +106,11 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
     /// KSI of the new keyset.
     pub fn ksi(&self) -> Ksi {
         Ksi(octet(self.buffer.as_ref(), header::KSI))
+    }
+
+    /// Whether the EESE waits for the UE to use the keyset (flag CONFIRM).
+    pub fn confirm(&self) -> bool {
+        octet(self.buffer.as_ref(), header::FLAGS) & FLAG_CONFIRM != 0
     }
 
     /// Trigger counter.
@@ -109,9 +140,15 @@ impl<T: AsRef<[u8]>> TriggerPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TriggerPacket<T> {
-    /// Writes the header for a trigger with this KSI.
-    pub fn set_header(&mut self, ksi: Ksi) {
-        write_header(self.buffer.as_mut(), MessageType::DERIVE_TRIGGER, ksi, 0);
+    /// Writes the header for a trigger with this KSI and flag CONFIRM.
+    pub fn set_header(&mut self, ksi: Ksi, confirm: bool) {
+        let flags = if confirm { FLAG_CONFIRM } else { 0 };
+        write_header(
+            self.buffer.as_mut(),
+            MessageType::DERIVE_TRIGGER,
+            ksi,
+            flags,
+        );
     }
 
     /// Sets the trigger counter.
@@ -145,18 +182,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TriggerPacket<T> {
     }
 
     /// Computes the tag over the octets before it and writes it.
-    pub fn sign(&mut self, auth: &ControlAuth) {
+    pub fn sign(&mut self, auth: &AnswerAuth<'_>) {
         control::sign(self.buffer.as_mut(), auth);
     }
 }
 
 /// A derive trigger's decoded fields. The tag is carried, not checked: verify it with
-/// [`ControlAuth`] (or emit with [`TriggerRepr::emit_signed`] to compute it).
+/// [`AnswerAuth`] (or emit with [`TriggerRepr::emit_signed`] to compute it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct TriggerRepr {
     /// KSI of the new keyset.
     pub ksi: Ksi,
+    /// The EESE waits for the UE to use the keyset before it sends under it.
+    pub confirm: bool,
     /// Trigger counter: the UE accepts only a higher one than it last accepted.
     pub counter: u64,
     /// RAND of the new keyset.
@@ -203,6 +242,7 @@ impl TriggerRepr {
         }
         Ok(TriggerRepr {
             ksi: packet.ksi(),
+            confirm: packet.confirm(),
             counter: packet.counter(),
             rand: packet.rand(),
             profile,
@@ -221,7 +261,7 @@ impl TriggerRepr {
     /// Writes every field, the carried tag included (see [`TriggerRepr::emit_signed`]
     /// to compute the tag instead).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TriggerPacket<T>) {
-        packet.set_header(self.ksi);
+        packet.set_header(self.ksi, self.confirm);
         packet.set_counter(self.counter);
         packet.set_rand(&self.rand);
         packet.set_kdf_code(self.profile.code());
@@ -235,7 +275,7 @@ impl TriggerRepr {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] when `buf` is shorter than [`TriggerRepr::LEN`].
-    pub fn emit_signed(&self, auth: &ControlAuth, buf: &mut [u8]) -> Result<usize, Error> {
+    pub fn emit_signed(&self, auth: &AnswerAuth<'_>, buf: &mut [u8]) -> Result<usize, Error> {
         control::emit_signed(buf, Self::LEN, auth, |out| {
             self.emit(&mut TriggerPacket::new_unchecked(out));
         })
@@ -247,7 +287,12 @@ mod tests {
     use super::*;
     use crate::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
 
-    fn auth() -> ControlAuth {
+    use crate::kdf::UeNonce;
+    use crate::wire::ControlAuth;
+
+    const NONCE: UeNonce = UeNonce([0x5a; 16]);
+
+    fn control() -> ControlAuth {
         let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x11; 32]));
         ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key())
     }
@@ -255,6 +300,7 @@ mod tests {
     fn repr() -> TriggerRepr {
         TriggerRepr {
             ksi: Ksi(1),
+            confirm: true,
             counter: 1,
             rand: Rand([0x42; 16]),
             profile: KdfProfile::Ts33220,
@@ -266,7 +312,7 @@ mod tests {
 
     #[rustfmt::skip]
     const UNSIGNED: [u8; 34] = [
-        0x02, 0x01, 0x01, 0x00,
+        0x03, 0x01, 0x01, 0x01,
         0, 0, 0, 0, 0, 0, 0, 0x01,
         0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
         0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
@@ -297,7 +343,8 @@ mod tests {
 
     #[test]
     fn signed_trigger_verifies_and_any_bit_flip_does_not() {
-        let a = auth();
+        let c = control();
+        let a = c.answer(&NONCE);
         let mut buf = [0u8; 50];
         repr().emit_signed(&a, &mut buf).unwrap();
         assert_eq!(
@@ -309,6 +356,18 @@ mod tests {
             forged[bit / 8] ^= 1 << (bit % 8);
             let ok = TriggerPacket::new_checked(&forged[..]).map(|p| p.verify(&a));
             assert!(!matches!(ok, Ok(Ok(()))), "bit {bit} flip still verified");
+        }
+        // Made for another start of the UE: its tag does not verify.
+        for bit in 0..128 {
+            let mut other = NONCE;
+            other.0[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(
+                TriggerPacket::new_checked(&buf[..])
+                    .unwrap()
+                    .verify(&c.answer(&other)),
+                Err(Error::BadTag),
+                "nonce bit {bit}"
+            );
         }
     }
 
@@ -352,7 +411,7 @@ mod tests {
     fn emit_signed_rejects_short_buffer() {
         let mut buf = [0u8; 49];
         assert_eq!(
-            repr().emit_signed(&auth(), &mut buf),
+            repr().emit_signed(&control().answer(&NONCE), &mut buf),
             Err(Error::BufferTooSmall {
                 needed: 50,
                 got: 49

@@ -1,14 +1,15 @@
 //! One UE and one EESE wired back to back, for tests that script a
 //! procedure step by step: no sockets, no sleeping, a clock the test moves,
-//! disks the test can crash, and every datagram in the test's hands.
+//! an EESE disk the test can crash (and a UE it can restart), and every
+//! datagram in the test's hands.
 
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Event, Instant, Received, Reject, SendError,
-    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Event, Instant, Received, Reject, SendError, Ue, UeConfig,
+    UeId,
 };
-use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind, UeNonce};
 
 /// RANDs for tests: a counter, unique per keyset (or a constant one when
 /// `repeat`, to stand for a broken source).
@@ -34,6 +35,14 @@ impl ciot_e2e::endpoint::RandSource for TestRands {
         }
         Some(Rand(r))
     }
+}
+
+/// The nonce of start `n` of a test UE (distinct per start).
+#[must_use]
+pub fn test_nonce(n: u64) -> UeNonce {
+    let mut b = [0xc3; 16];
+    b[8..].copy_from_slice(&n.to_be_bytes());
+    UeNonce::from_bytes(b)
 }
 
 /// A root for tests.
@@ -70,8 +79,8 @@ pub struct Pair {
     pub ue_rejects: Vec<Reject>,
     /// Rejections the EESE returned.
     pub eese_rejects: Vec<Reject>,
-    /// The UE's snapshots, in the order written (the last is the durable one).
-    pub ue_disk: Vec<Vec<u8>>,
+    /// How many times the UE started (its nonce is [`test_nonce`] of it).
+    pub ue_starts: u64,
     /// The EESE's snapshots, in the order written.
     pub eese_disk: Vec<Vec<u8>>,
     /// Acknowledge snapshots at once (else they wait for the test).
@@ -90,7 +99,7 @@ impl Pair {
     pub fn new(ue_cfg: UeConfig, eese_cfg: EeseConfig, root: RootKey) -> Self {
         let id = UeId::new(b"ue-under-test").expect("short id");
         Pair {
-            ue: Ue::new(ue_cfg, root.clone(), id, 7),
+            ue: Ue::new(ue_cfg, root.clone(), id, test_nonce(1)),
             eese: Eese::new(eese_cfg, root.clone(), TestRands::default()),
             now: Instant(1_000),
             to_ue: Vec::new(),
@@ -103,7 +112,7 @@ impl Pair {
             eese_events: Vec::new(),
             ue_rejects: Vec::new(),
             eese_rejects: Vec::new(),
-            ue_disk: Vec::new(),
+            ue_starts: 1,
             eese_disk: Vec::new(),
             auto_persist: true,
             ue_cfg,
@@ -142,14 +151,6 @@ impl Pair {
     pub fn drain(&mut self) {
         for _ in 0..16 {
             let mut progress = false;
-            let mut snap = [0u8; UE_SNAPSHOT_LEN];
-            if self.auto_persist
-                && let Some(p) = self.ue.poll_persist(&mut snap)
-            {
-                self.ue_disk.push(snap[..p.len()].to_vec());
-                self.ue.persisted(p).expect("the snapshot just polled");
-                progress = true;
-            }
             let mut out = [0u8; 512];
             while let Ok(Some(t)) = self.ue.poll_transmit(self.now, &mut out) {
                 let d = out[..t.len].to_vec();
@@ -218,7 +219,8 @@ impl Pair {
     }
 
     /// The EESE's application sends a payload: sealed straight away, or
-    /// after the keyset it starts (trigger first).
+    /// `Err(EffectsPending)` when a keyset is offered first (its trigger is
+    /// then on its way; [`Pair::eese_send_settled`] waits for the UE).
     pub fn eese_send(&mut self, payload: &[u8]) -> Result<(), SendError> {
         for _ in 0..4 {
             let mut out = [0u8; 512];
@@ -236,6 +238,18 @@ impl Pair {
         Err(SendError::EffectsPending)
     }
 
+    /// [`Pair::eese_send`], letting the network deliver an offer and the
+    /// UE's confirmation first when the EESE needs a new keyset.
+    pub fn eese_send_settled(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        for _ in 0..4 {
+            match self.eese_send(payload) {
+                Err(SendError::EffectsPending) => self.settle(),
+                r => return r,
+            }
+        }
+        Err(SendError::EffectsPending)
+    }
+
     /// Time passes and the timers run.
     pub fn advance(&mut self, d: Duration) {
         self.now = self.now.after(d);
@@ -244,19 +258,30 @@ impl Pair {
         self.drain();
     }
 
-    /// The UE crashes and restores from snapshot `which` of its disk (the
-    /// last one when `None`); a UE that never persisted starts afresh.
-    pub fn crash_ue(&mut self, which: Option<usize>) {
-        let snap = match which {
-            Some(i) => self.ue_disk.get(i).cloned(),
-            None => self.ue_disk.last().cloned(),
-        };
-        self.ue = match snap {
-            Some(s) => Ue::restore(self.ue_cfg, self.root.clone(), self.id, 8, &s)
-                .expect("a snapshot the UE wrote"),
-            None => Ue::new(self.ue_cfg, self.root.clone(), self.id, 8),
-        };
+    /// The UE restarts (a crash, a power cycle, a reboot from any storage at
+    /// all): a new start, with a new nonce and nothing else of before.
+    pub fn restart_ue(&mut self) {
+        self.ue_starts += 1;
+        self.ue = Ue::new(
+            self.ue_cfg,
+            self.root.clone(),
+            self.id,
+            test_nonce(self.ue_starts),
+        );
         self.drain();
+    }
+
+    /// A UE with this pair's root and identifier but another start (a copy
+    /// of the device), for tests that run two at once.
+    #[must_use]
+    pub fn another_ue(&mut self) -> Ue<64> {
+        self.ue_starts += 1;
+        Ue::new(
+            self.ue_cfg,
+            self.root.clone(),
+            self.id,
+            test_nonce(self.ue_starts),
+        )
     }
 
     /// The EESE crashes and restores from snapshot `which` of its disk (the

@@ -25,6 +25,31 @@ fn fixed_seeds_keep_every_invariant_with_crashes_in_the_schedules() {
 }
 
 #[test]
+fn fixed_seeds_keep_every_invariant_with_storage_faults() {
+    let (mut crashes, mut rollbacks, mut delivered) = (0, 0, 0);
+    for seed in 0..64 {
+        let out = sim::run_seed_with_storage_faults(seed, 1_000);
+        assert!(
+            out.violations.is_empty(),
+            "seed {seed}: {:?}",
+            out.violations
+        );
+        crashes += out.counts.crashes;
+        rollbacks += out.counts.rollbacks;
+        delivered += out.counts.delivered;
+    }
+    assert!(
+        crashes > 100,
+        "the schedules crash the endpoints ({crashes})"
+    );
+    assert!(
+        rollbacks > 50,
+        "and restore from older storage, or clone a UE ({rollbacks})"
+    );
+    assert!(delivered > 5_000, "and traffic flows ({delivered})");
+}
+
+#[test]
 fn a_seed_replays_exactly() {
     assert_eq!(sim::run_seed(42, 800), sim::run_seed(42, 800));
     assert_ne!(sim::schedule(1, 50), sim::schedule(2, 50));
@@ -42,6 +67,23 @@ fn schedules_hold_every_kind_of_step() {
     assert!(has(|a| matches!(a, Action::Late { .. })));
     assert!(has(|a| matches!(a, Action::ReplaceRoot { .. })));
     assert!(has(|a| matches!(a, Action::Rebind { .. })));
+    assert!(has(|a| matches!(a, Action::Hold { .. })));
+    assert!(has(|a| matches!(a, Action::Release)));
+    assert!(has(|a| matches!(a, Action::DropType { .. })));
+    assert!(has(|a| matches!(a, Action::Relay { .. })));
+    assert!(has(|a| matches!(a, Action::Evict { .. })));
+    assert!(
+        !has(|a| matches!(
+            a,
+            Action::CloneUe { .. } | Action::CrashEese { back: 1.., .. }
+        )),
+        "storage faults only when asked for"
+    );
+    let f = sim::schedule_with(7, 5_000, true);
+    let has = |g: fn(&Action) -> bool| f.iter().any(g);
+    assert!(has(|a| matches!(a, Action::CloneUe { .. })));
+    assert!(has(|a| matches!(a, Action::CrashEese { back: 1.., .. })));
+    assert!(has(|a| matches!(a, Action::CrashUe { old: true, .. })));
 }
 
 #[test]

@@ -5,16 +5,26 @@
 //! State lives here; [`receive`] holds what a datagram from the UE does,
 //! [`output`] sending, the polled effects and the timers, [`restore`] the
 //! snapshot.
+//!
+//! A new keyset is first *offered*: made for one start of the UE (the nonce
+//! of its hello), its trigger sent with CONFIRM, and nothing sealed under
+//! it. It becomes the keyset in use (*promoted*) when the UE uses it:
+//! authentic data under it, or a fresh hello that names it. Only then does
+//! its te2e start, does the EESE send under it, and does the UE's address
+//! count as proven. So nothing a hello says, replayed or relayed, changes
+//! what the EESE sends under or where, and no delay of a trigger makes a
+//! keyset arrive expired.
 
 use core::time::Duration;
 
-use crate::kdf::{PreparedRoot, Rand, RootKey};
+use crate::kdf::{PreparedRoot, Rand, RootKey, UeNonce};
 use crate::wire::{Cause, ControlAuth, Ksi};
 
 use super::config::EeseConfig;
 use super::effects::{Event, RandSource};
 use super::keyset::Keyset;
 use super::slot::{Inline, Kept, Slot, Storage};
+use super::snapshot::COUNTER_RESERVE;
 use super::time::{Instant, lifetime_secs};
 
 mod output;
@@ -24,9 +34,9 @@ mod single;
 
 pub use single::Eese;
 
-/// Octets of answers to unauthenticated input a session may still owe: the
-/// budget never exceeds what such input brought, and this caps what an idle
-/// attacker could bank.
+/// Octets of answers to input over the UE's proven address a session may
+/// still owe: the budget never exceeds what that address sent, and this
+/// caps what an idle attacker could bank.
 pub(crate) const CREDIT_CAP: u16 = 512;
 
 /// Where a session reports events.
@@ -41,32 +51,64 @@ pub(crate) struct Env<'a> {
     pub events: &'a mut dyn EventSink,
 }
 
-/// State of a keyset at the EESE.
+/// Where a datagram came from, and where an answer goes: the UE's proven
+/// address (its last use of a new keyset came from there), or the address
+/// its last fresh hello came from. Only answers to a hello, never larger
+/// than the hello, go to the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+pub(crate) enum Route {
+    /// The UE's proven address.
+    Peer,
+    /// Where the UE's last fresh hello came from (not proven).
+    Hello,
+}
+
+/// State of the keyset in use at the EESE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyState {
-    /// Sends and receives until `deadline` (te2e).
+    /// Sends and receives until `deadline` (te2e, counted from the UE's
+    /// first use).
     Valid { deadline: Instant },
     /// Flagged invalid (TR step 2); authentic contact under it is answered
-    /// with a key-expired error and a new trigger.
+    /// with a key-expired error and a new offer.
     Expired(Cause),
     /// Restored from a snapshot: its replay window is gone, so nothing under
-    /// it is delivered; authentic contact under it starts a new keyset.
+    /// it is delivered; authentic contact under it starts a new offer.
     Retired,
 }
 
+/// The keyset in use: one the UE used after it was offered (or one restored
+/// from a snapshot, retired).
 #[derive(Clone, Debug)]
 pub(crate) struct Current {
     pub ks: Keyset,
     pub state: KeyState,
-    /// Authentic data or a hello from the UE showed it holds this keyset.
-    pub confirmed: bool,
-    /// Its trigger went out at least once.
-    pub announced: bool,
 }
 
-/// The keyset a rekey replaced, kept (receive only) while the UE may still
-/// use it: for the grace period when it was valid, and in any case until the
-/// UE confirms the new one.
+/// A keyset offered to one start of the UE (`ks.nonce`): its trigger goes
+/// out with CONFIRM; nothing is sealed under it until the UE uses it.
+#[derive(Clone, Debug)]
+pub(crate) struct Offer {
+    pub ks: Keyset,
+    /// The newest fresh hello of that start (for its hellos' freshness).
+    pub hello_seq: Option<u32>,
+    /// Where its trigger went: repeated on the timer only to the proven
+    /// address.
+    pub route: Route,
+}
+
+/// Which offer: the one to the UE start the keyset in use belongs to, or
+/// the one to another start (a UE that started again, or a hello of an old
+/// start replayed: only that start can use it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Which {
+    Offer,
+    Newcomer,
+}
+
+/// The keyset a promotion replaced, kept (receive only) for the grace
+/// period.
 #[derive(Clone, Debug)]
 pub(crate) struct Previous {
     pub ks: Keyset,
@@ -75,24 +117,36 @@ pub(crate) struct Previous {
     pub state: KeyState,
 }
 
-/// A key-expired error to send.
+/// A key-expired error to send, bound to the UE start of the keyset it
+/// refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ErrorOut {
     pub ksi: Ksi,
     pub cause: Cause,
     pub counter: u64,
     pub refused: Option<u32>,
+    pub nonce: UeNonce,
 }
 
-/// The last message refused by name: sent (`send`), and kept (`keep`) until
-/// the UE confirms the keyset that followed, so that a hello that shows the
-/// UE may have missed the error gets it again (the UE sends a payload again
-/// only if it still holds exactly that message, so repeating it is safe).
+/// The last message refused by name: to send (`send`, and where), and kept
+/// (`keep`) until the UE uses the keyset that followed, so that a hello that
+/// shows the UE may have missed the error gets it again (the UE sends a
+/// payload again only if it still holds exactly that message, so repeating
+/// it is safe).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub error: ErrorOut,
-    pub send: bool,
+    pub send: Option<Route>,
     pub keep: bool,
+}
+
+/// An offer waiting for a RAND from the EMKS, and where its trigger is to
+/// go (`None`: nowhere now; the UE's next hello fetches it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RandWait {
+    pub nonce: UeNonce,
+    pub hello: Option<u32>,
+    pub route: Option<Route>,
 }
 
 /// A snapshot being written: what becomes durable with it.
@@ -100,7 +154,17 @@ pub(crate) struct Refusal {
 pub(crate) struct Written {
     pub generation: u64,
     pub counter: u64,
-    pub hello: Option<u32>,
+}
+
+/// What a table keeps of a session it removed (its hello marks and
+/// counter), so that the UE's old hellos stay old and its counters keep
+/// rising if the session is made again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+pub(crate) struct Tombstone {
+    pub ue: Option<UeNonce>,
+    pub hello_seen: Option<u32>,
+    pub counter: u64,
 }
 
 /// One UE's session at the EESE: its root, keysets, timers and counters.
@@ -111,40 +175,55 @@ pub(crate) struct Session<S: Storage = Inline> {
     pub root: RootKey,
     /// Per-UE te2e in seconds (0: the configured default).
     pub te2e_secs: u32,
-    /// Highest trigger counter issued.
+    /// Highest trigger counter issued (offers included).
     pub counter: u64,
     /// Highest trigger counter a durable snapshot covers.
     pub durable_counter: u64,
+    /// The next offer's counter is at least [`counter_floor`] of the time:
+    /// set when the session is made or restored, so a session that lost its
+    /// state (or went back to an old one) never issues a counter again,
+    /// whatever its RAND source does, as long as its clock has moved on
+    /// since (a restart takes far longer than a millisecond).
+    pub floor_due: bool,
     /// State changed since the last snapshot polled.
     pub dirty: bool,
     /// The snapshot being written.
     pub inflight: S::Slot<Written>,
     pub generation: u64,
-    /// Highest hello sequence number seen.
+    /// The UE start the keyset in use belongs to.
+    pub ue: Option<UeNonce>,
+    /// Highest hello sequence number seen from that start.
     pub hello_seen: Option<u32>,
-    /// Highest hello sequence number a durable snapshot covers. Nothing a
-    /// hello caused goes out before its number is durable, so a hello
-    /// replayed after a restore is stale (or its first copy had no effect).
-    pub hello_durable: Option<u32>,
+    /// KSI of the last keyset made.
+    pub last_ksi: Option<Ksi>,
     pub current: Option<Current>,
     /// The current keyset's ciphers, expanded (kept while the session is
     /// active; the table drops them from sessions that go quiet).
     pub cipher: Kept<S>,
+    /// An offer to the start `ue`.
+    pub offer: S::Slot<Offer>,
+    /// An offer to another start.
+    pub newcomer: S::Slot<Offer>,
     pub previous: S::Slot<Previous>,
-    /// Repeat the unconfirmed trigger at this time; `retx_left` more times
-    /// on the timer, then only in front of data.
+    /// Repeat the offer's trigger at this time; `retx_left` more times.
     pub retx_at: Instant,
     pub retx_left: u8,
     pub retx_shift: u8,
-    /// A trigger (for the current keyset) to transmit.
-    pub send_trigger: bool,
+    /// Triggers to transmit, and where: the offer's, the newcomer's, the
+    /// current keyset's (a repeat that answers a check-in).
+    pub offer_to: Option<Route>,
+    pub newcomer_to: Option<Route>,
+    pub current_to: Option<Route>,
     pub refusal: S::Slot<Refusal>,
-    /// Octets of unauthenticated input not yet answered.
+    /// Octets from the proven address not yet spent on answers.
     pub credit: u16,
     /// No answer to unauthenticated input before this time.
     pub quiet_until: Instant,
-    /// A rekey waits for `provide_rand`.
-    pub rand_pending: bool,
+    /// An offer waits for `provide_rand`.
+    pub rand_wait: Option<RandWait>,
+    /// Set when an offer was promoted by input over this route; the table
+    /// reads it to move the UE's proven address.
+    pub promoted_from: Option<Route>,
 }
 
 impl<S: Storage> Session<S> {
@@ -157,28 +236,50 @@ impl<S: Storage> Session<S> {
             te2e_secs: te2e.map_or(0, lifetime_secs),
             counter: 0,
             durable_counter: 0,
+            floor_due: true,
             dirty: true,
             inflight: Default::default(),
             generation: 0,
+            ue: None,
             hello_seen: None,
-            hello_durable: None,
+            last_ksi: None,
             current: None,
             cipher: Kept::default(),
+            offer: Default::default(),
+            newcomer: Default::default(),
             previous: Default::default(),
             retx_at: Instant::NEVER,
             retx_left: 0,
             retx_shift: 0,
-            send_trigger: false,
+            offer_to: None,
+            newcomer_to: None,
+            current_to: None,
             refusal: Default::default(),
             credit: 0,
             quiet_until: Instant(0),
-            rand_pending: false,
+            rand_wait: None,
+            promoted_from: None,
         }
     }
 
-    /// A hello was taken whose number no durable snapshot covers yet.
-    pub(crate) fn hello_pending(&self) -> bool {
-        self.hello_seen > self.hello_durable
+    /// A session made again for a UE whose earlier one a table removed.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn from_tombstone(root: RootKey, t: Tombstone) -> Self {
+        let mut s = Session::new(root, None);
+        s.ue = t.ue;
+        s.hello_seen = t.hello_seen;
+        s.counter = t.counter;
+        s
+    }
+
+    /// What a table keeps when it removes this session.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn tombstone(&self) -> Tombstone {
+        Tombstone {
+            ue: self.ue,
+            hello_seen: self.hello_seen,
+            counter: self.counter,
+        }
     }
 
     pub(crate) fn te2e(&self, cfg: &EeseConfig) -> Duration {
@@ -200,36 +301,159 @@ impl<S: Storage> Session<S> {
             .filter(|c| matches!(c.state, KeyState::Valid { deadline } if now < deadline))
     }
 
-    /// Starts a new keyset now (TR step 4): takes a RAND (or asks for one
-    /// with [`Event::RandNeeded`]), derives it, and queues its trigger when
-    /// `announce`.
-    pub(crate) fn rekey(&mut self, now: Instant, env: &mut Env<'_>, announce: bool) {
+    /// The offer slot for `which`.
+    pub(crate) fn slot(&self, which: Which) -> &S::Slot<Offer> {
+        match which {
+            Which::Offer => &self.offer,
+            Which::Newcomer => &self.newcomer,
+        }
+    }
+
+    /// Offers a new keyset (TR step 4) to the UE start `nonce`, its trigger
+    /// to go over `route`: takes a RAND (or asks for one with
+    /// [`Event::RandNeeded`]) and derives it. An offer to that start that is
+    /// out already goes again instead (the UE missed its trigger), unless
+    /// the UE accepted it already (`theirs`, the highest counter it says it
+    /// accepted, reaches it): it asks again because that keyset ran out.
+    pub(crate) fn offer(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+        nonce: UeNonce,
+        hello: Option<u32>,
+        theirs: u64,
+        route: Route,
+    ) {
+        let which = if Some(nonce) == self.ue {
+            Which::Offer
+        } else {
+            Which::Newcomer
+        };
+        let slot = match which {
+            Which::Offer => &mut self.offer,
+            Which::Newcomer => &mut self.newcomer,
+        };
+        if let Some(o) = slot.get_mut()
+            && o.ks.nonce == nonce
+            && o.ks.counter > theirs
+        {
+            o.hello_seq = o.hello_seq.max(hello);
+            if route == Route::Peer {
+                o.route = Route::Peer;
+            }
+            self.send_offer(which, route);
+            return;
+        }
         match env.rng.rand() {
-            Some(rand) => self.install(now, env, rand, announce),
+            Some(rand) => self.install(now, env, nonce, hello, Some(route), rand),
             None => {
-                if !self.rand_pending {
-                    self.rand_pending = true;
+                if self.rand_wait.is_none() {
                     env.events.push(Event::RandNeeded);
                 }
+                self.rand_wait = Some(RandWait {
+                    nonce,
+                    hello,
+                    route: Some(route),
+                });
             }
         }
     }
 
-    /// Hands in the RAND the EMKS provided; ignored when no rekey waits.
-    pub(crate) fn provide_rand(&mut self, now: Instant, env: &mut Env<'_>, rand: Rand) {
-        if self.rand_pending {
-            self.install(now, env, rand, true);
+    /// Queues the trigger of offer `which` for `route`.
+    fn send_offer(&mut self, which: Which, route: Route) {
+        match which {
+            Which::Offer => self.offer_to = Some(route),
+            Which::Newcomer => self.newcomer_to = Some(route),
         }
     }
 
-    fn install(&mut self, now: Instant, env: &mut Env<'_>, rand: Rand, announce: bool) {
-        let ksi = self.current.as_ref().map_or(Ksi(0), |c| c.ks.ksi.next());
-        let counter = self.counter.saturating_add(1);
+    /// An offer to the UE start the keyset in use belongs to (the EESE's own
+    /// rekey: te2e ran out, soft limit, its own send), unless one is out
+    /// already (its timer repeats it). Without a known start nothing can be
+    /// offered: the UE's next hello brings one.
+    pub(crate) fn rekey(&mut self, now: Instant, env: &mut Env<'_>) {
+        if self.offer.is_some() || self.rand_wait.is_some() {
+            return;
+        }
+        if let Some(nonce) = self.ue {
+            self.offer(now, env, nonce, None, 0, Route::Peer);
+        }
+    }
+
+    /// Octets queued for the proven address as answers: a refusal and
+    /// triggers.
+    pub(crate) fn queued_for_peer(&self) -> u16 {
+        let trigger = crate::wire::TriggerRepr::LEN as u16;
+        let mut n = 0;
+        if self
+            .refusal_to_send()
+            .is_some_and(|(_, r)| r == Route::Peer)
+        {
+            n += crate::wire::KeyExpiredRepr::LEN as u16;
+        }
+        for to in [self.offer_to, self.newcomer_to, self.current_to] {
+            if to == Some(Route::Peer) {
+                n += trigger;
+            }
+        }
+        n
+    }
+
+    /// Hands in the RAND the EMKS provided; ignored when no offer waits.
+    pub(crate) fn provide_rand(&mut self, now: Instant, env: &mut Env<'_>, rand: Rand) {
+        if let Some(w) = self.rand_wait.take() {
+            self.install(now, env, w.nonce, w.hello, w.route, rand);
+        }
+    }
+
+    /// The address the last hello came from is no longer where answers to
+    /// it go (another fresh hello came from elsewhere): what was queued for
+    /// it is dropped, so no address gets answers to another's hello.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn forget_hello_route(&mut self) {
+        for to in [
+            &mut self.offer_to,
+            &mut self.newcomer_to,
+            &mut self.current_to,
+        ] {
+            if *to == Some(Route::Hello) {
+                *to = None;
+            }
+        }
+        if let Some(r) = self.refusal.get_mut()
+            && r.send == Some(Route::Hello)
+        {
+            r.send = None;
+        }
+        if let Some(w) = &mut self.rand_wait
+            && w.route == Some(Route::Hello)
+        {
+            w.route = None;
+        }
+    }
+
+    fn install(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+        nonce: UeNonce,
+        hello: Option<u32>,
+        route: Option<Route>,
+        rand: Rand,
+    ) {
+        let ksi = self.last_ksi.map_or(Ksi(0), Ksi::next);
+        let floor = if self.floor_due {
+            counter_floor(now)
+        } else {
+            0
+        };
+        let counter = self.counter.saturating_add(1).max(floor);
         let Ok(ks) = Keyset::derive(
             &self.root,
             ksi,
             counter,
             rand,
+            nonce,
             env.cfg.profile,
             env.cfg.suite,
             env.cfg.soft_limit,
@@ -237,17 +461,58 @@ impl<S: Storage> Session<S> {
             // Only an unknown configured suite fails; nothing changes then.
             return;
         };
-        self.rand_pending = false;
+        self.rand_wait = None;
         self.counter = counter;
-        self.dirty = true;
+        self.floor_due = false;
+        self.last_ksi = Some(ksi);
+        // Offers are not written before their triggers go out (nothing is
+        // sealed under them); the counter is, before it runs half a reserve
+        // past the last one written, so a restore never issues it again.
+        if counter.saturating_sub(self.durable_counter) >= COUNTER_RESERVE / 2 {
+            self.dirty = true;
+        }
+        let which = if Some(nonce) == self.ue {
+            Which::Offer
+        } else {
+            Which::Newcomer
+        };
+        let offer = Offer {
+            ks,
+            hello_seq: hello,
+            route: route.unwrap_or(Route::Hello),
+        };
+        match which {
+            Which::Offer => {
+                self.offer.put(offer);
+                self.retx_at = now.after(env.cfg.trigger_retransmit);
+                self.retx_left = env.cfg.trigger_attempts;
+                self.retx_shift = 0;
+            }
+            Which::Newcomer => self.newcomer.put(offer),
+        }
+        if let Some(route) = route {
+            self.send_offer(which, route);
+        }
+        env.events.push(Event::Offered { ksi, counter });
+    }
+
+    /// The UE used offer `which` (over `route`): it becomes the keyset in
+    /// use, its te2e starts, and the snapshot that holds it is written before
+    /// anything is sealed under it.
+    pub(crate) fn promote(&mut self, now: Instant, env: &mut Env<'_>, which: Which, route: Route) {
+        let taken = match which {
+            Which::Offer => self.offer.take(),
+            Which::Newcomer => self.newcomer.take(),
+        };
+        let Some(offer) = taken else {
+            return;
+        };
+        let (ksi, counter, nonce) = (offer.ks.ksi, offer.ks.counter, offer.ks.nonce);
         let deadline = now.after(self.te2e(env.cfg));
         let old = self.current.replace(Current {
-            ks,
+            ks: offer.ks,
             state: KeyState::Valid { deadline },
-            confirmed: false,
-            announced: false,
         });
-        self.cipher.clear();
         self.previous.set(old.map(|c| Previous {
             ks: c.ks,
             until: now.after(env.cfg.grace),
@@ -257,60 +522,64 @@ impl<S: Storage> Session<S> {
                 other => other,
             },
         }));
-        self.send_trigger = announce;
-        self.retx_at = now.after(env.cfg.trigger_retransmit);
-        self.retx_left = env.cfg.trigger_attempts;
-        self.retx_shift = 0;
-        env.events.push(Event::Rekeyed { ksi, counter });
-    }
-
-    /// The UE showed it holds the current keyset.
-    pub(crate) fn confirm(&mut self, now: Instant, env: &mut Env<'_>) {
-        if let Some(c) = &mut self.current
-            && !c.confirmed
-        {
-            c.confirmed = true;
-            env.events.push(Event::Confirmed {
-                ksi: c.ks.ksi,
-                counter: c.ks.counter,
-            });
-            self.retx_left = 0;
-            self.retx_at = Instant::NEVER;
+        if Some(nonce) == self.ue {
+            self.hello_seen = self.hello_seen.max(offer.hello_seq);
             self.unkeep_refusal();
+            self.offer_to = None;
+        } else {
+            // A new start of the UE: what was for the old one goes.
+            self.ue = Some(nonce);
+            self.hello_seen = offer.hello_seq;
+            self.offer.set(None);
+            self.offer_to = None;
+            self.refusal.set(None);
+            if self.rand_wait.is_some_and(|w| w.nonce != nonce) {
+                self.rand_wait = None;
+            }
         }
-        if self.previous.get().is_some_and(|p| p.until <= now) {
-            self.previous.set(None);
+        if which == Which::Newcomer {
+            self.newcomer_to = None;
         }
+        self.cipher.clear();
+        self.retx_left = 0;
+        self.retx_at = Instant::NEVER;
+        self.dirty = true;
+        self.promoted_from = Some(route);
+        env.events.push(Event::Rekeyed { ksi, counter });
+        env.events.push(Event::Confirmed { ksi, counter });
     }
 
-    /// Refuses a message by name: the error goes out, and is kept to repeat.
-    pub(crate) fn refuse(&mut self, error: ErrorOut) {
+    /// Refuses a message by name: the error goes out over `route` (if it
+    /// can be afforded), and is kept to repeat.
+    pub(crate) fn refuse(&mut self, error: ErrorOut, send: Option<Route>) {
         self.refusal.put(Refusal {
             error,
-            send: true,
+            send,
             keep: true,
         });
     }
 
-    /// The kept refusal goes out again.
-    pub(crate) fn repeat_refusal(&mut self) {
+    /// The kept refusal goes out again, over `route`.
+    pub(crate) fn repeat_refusal(&mut self, route: Route) {
         if let Some(r) = self.refusal.get_mut()
             && r.keep
         {
-            r.send = true;
+            r.send = Some(route);
         }
     }
 
-    /// The refusal to send now, if any.
-    pub(crate) fn refusal_to_send(&self) -> Option<ErrorOut> {
-        self.refusal.get().filter(|r| r.send).map(|r| r.error)
+    /// The refusal to send now, if any, and where.
+    pub(crate) fn refusal_to_send(&self) -> Option<(ErrorOut, Route)> {
+        self.refusal
+            .get()
+            .and_then(|r| r.send.map(|route| (r.error, route)))
     }
 
-    /// The UE confirmed the keyset after the refusal: it is no longer kept
-    /// (but still sent if it has not gone out yet).
+    /// The UE used the keyset after the refusal: it is no longer kept (but
+    /// still sent if it has not gone out yet).
     fn unkeep_refusal(&mut self) {
         match self.refusal.get_mut() {
-            Some(r) if r.send => r.keep = false,
+            Some(r) if r.send.is_some() => r.keep = false,
             Some(_) => self.refusal.set(None),
             None => {}
         }
@@ -319,9 +588,19 @@ impl<S: Storage> Session<S> {
     /// The refusal went out.
     pub(crate) fn refusal_sent(&mut self) {
         match self.refusal.get_mut() {
-            Some(r) if r.keep => r.send = false,
+            Some(r) if r.keep => r.send = None,
             Some(_) => self.refusal.set(None),
             None => {}
+        }
+    }
+
+    /// Spends `cost` octets of the proven address's credit, if it has them.
+    pub(crate) fn charge(&mut self, cost: u16) -> bool {
+        if self.credit >= cost {
+            self.credit -= cost;
+            true
+        } else {
+            false
         }
     }
 
@@ -332,9 +611,7 @@ impl<S: Storage> Session<S> {
             && matches!(c.state, KeyState::Valid { deadline } if now < deadline)
         {
             c.state = KeyState::Expired(Cause::EXPIRED_BY_ENTERPRISE);
-            self.retx_left = 0;
-            self.retx_at = Instant::NEVER;
-            self.send_trigger = false;
+            self.current_to = None;
             env.events.push(Event::KeysExpired {
                 ksi: c.ks.ksi,
                 cause: Cause::EXPIRED_BY_ENTERPRISE,
@@ -343,18 +620,23 @@ impl<S: Storage> Session<S> {
     }
 
     /// A new root (new e2e_int_key after a new AKA, or a new e2mKEYSET /
-    /// e2m_key): every keyset of the old root is gone. Counters go on rising.
+    /// e2m_key): every keyset and offer of the old root is gone. Counters go
+    /// on rising.
     pub(crate) fn replace_root(&mut self, env: &mut Env<'_>, root: RootKey) {
         self.root = root;
         self.previous.set(None);
+        self.offer.set(None);
+        self.newcomer.set(None);
         self.cipher.clear();
         self.retx_left = 0;
         self.retx_at = Instant::NEVER;
-        self.rand_pending = false;
-        self.send_trigger = false;
+        self.rand_wait = None;
+        self.offer_to = None;
+        self.newcomer_to = None;
+        self.current_to = None;
         self.refusal.set(None);
+        self.ue = None;
         self.hello_seen = None;
-        self.hello_durable = None;
         self.dirty = true;
         if let Some(c) = self.current.take() {
             env.events.push(Event::KeysExpired {
@@ -385,30 +667,44 @@ impl<S: Storage> Session<S> {
                     KeyState::Expired(cause) => KeysetState::Expired(cause),
                     KeyState::Retired => KeysetState::Retired,
                 },
-                confirmed: c.confirmed,
+                confirmed: c.state != KeyState::Retired,
                 next_seq: c.ks.next_seq(),
             }),
+            offered: self
+                .offer
+                .get()
+                .or(self.newcomer.get())
+                .map(|o| (o.ks.ksi, o.ks.counter)),
             counter: self.counter,
             te2e: self.te2e(cfg),
-            rand_pending: self.rand_pending,
+            rand_pending: self.rand_wait.is_some(),
         }
     }
+}
+
+/// The least counter a session made or restored at `now` may issue: above
+/// any counter a session could have issued by the millisecond before, unless
+/// it issued 1,024 a millisecond ever since it was made.
+pub(crate) const fn counter_floor(now: Instant) -> u64 {
+    now.as_millis().saturating_add(1).saturating_mul(1024)
 }
 
 /// A session as the enterprise may see it: no key material.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionStatus {
-    /// The current keyset, if any.
+    /// The keyset in use, if any.
     pub keyset: Option<KeysetStatus>,
+    /// A keyset offered and not yet used by the UE (KSI, counter).
+    pub offered: Option<(Ksi, u64)>,
     /// Highest trigger counter issued to this UE.
     pub counter: u64,
     /// This UE's te2e.
     pub te2e: Duration,
-    /// A rekey waits for a RAND from the EMKS.
+    /// An offer waits for a RAND from the EMKS.
     pub rand_pending: bool,
 }
 
-/// The current keyset of a session.
+/// The keyset in use by a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeysetStatus {
     /// KSI.
@@ -417,7 +713,8 @@ pub struct KeysetStatus {
     pub counter: u64,
     /// Valid, expired or retired.
     pub state: KeysetState,
-    /// The UE showed it holds it.
+    /// The UE used it (every keyset in use but one restored from a
+    /// snapshot).
     pub confirmed: bool,
     /// The downlink sequence number it uses next (`None`: all used).
     pub next_seq: Option<u32>,

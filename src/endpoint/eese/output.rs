@@ -10,11 +10,11 @@ use super::super::effects::{
 use super::super::slot::{Slot, Storage};
 use super::super::snapshot::EESE_SNAPSHOT_LEN;
 use super::super::time::{Instant, lifetime_secs};
-use super::{Env, KeyState, Session, Written};
+use super::{Env, KeyState, Route, Session, Which, Written};
 
 impl<S: Storage> Session<S> {
     /// Runs the timers due at `now`: te2e expiry (TR step 2), the end of the
-    /// previous keyset's grace, trigger repetition. Every call runs this
+    /// previous keyset's grace, the offer's repeats. Every call runs this
     /// first, so a late timer never lets an expired keyset send or receive.
     pub(crate) fn advance(&mut self, now: Instant, env: &mut Env<'_>) {
         if let Some(c) = &mut self.current
@@ -22,31 +22,29 @@ impl<S: Storage> Session<S> {
             && deadline <= now
         {
             c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
-            self.retx_left = 0;
-            self.retx_at = Instant::NEVER;
-            self.send_trigger = false;
+            self.current_to = None;
             env.events.push(Event::KeysExpired {
                 ksi: c.ks.ksi,
                 cause: Cause::TE2E_EXPIRED,
             });
         }
-        let confirmed = self.current.as_ref().is_some_and(|c| c.confirmed);
-        if confirmed && self.previous.get().is_some_and(|p| p.until <= now) {
+        if self.previous.get().is_some_and(|p| p.until <= now) {
             self.previous.set(None);
         }
         if self.retx_left > 0 && self.retx_at <= now {
             self.retx_left -= 1;
-            self.repeat_trigger(now, env);
+            self.repeat_offer(now, env);
         }
     }
 
-    /// Queues the unconfirmed trigger again and schedules the next repeat,
-    /// doubling up to `trigger_retransmit_max`.
-    fn repeat_trigger(&mut self, now: Instant, env: &Env<'_>) {
-        if self.valid(now).is_some_and(|c| !c.confirmed) {
-            self.send_trigger = true;
+    /// Queues the offer's trigger again, to the proven address only (the UE
+    /// at an address it has not proven repeats its hello instead), and
+    /// schedules the next repeat, doubling up to `trigger_retransmit_max`.
+    fn repeat_offer(&mut self, now: Instant, env: &Env<'_>) {
+        if self.offer.get().is_some_and(|o| o.route == Route::Peer) {
+            self.offer_to = Some(Route::Peer);
             // The UE may have missed the error that named its message, too.
-            self.repeat_refusal();
+            self.repeat_refusal(Route::Peer);
             self.retx_shift = self.retx_shift.saturating_add(1).min(16);
             let next = min(
                 env.cfg.trigger_retransmit * (1u32 << self.retx_shift),
@@ -63,15 +61,13 @@ impl<S: Storage> Session<S> {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         // On every call of the table's hot path: plain comparisons.
         let mut next = Instant::NEVER;
-        if let Some(c) = &self.current {
-            if let KeyState::Valid { deadline } = c.state {
-                next = next.min(deadline);
-            }
-            if c.confirmed
-                && let Some(p) = self.previous.get()
-            {
-                next = next.min(p.until);
-            }
+        if let Some(c) = &self.current
+            && let KeyState::Valid { deadline } = c.state
+        {
+            next = next.min(deadline);
+        }
+        if let Some(p) = self.previous.get() {
+            next = next.min(p.until);
         }
         if self.retx_left > 0 {
             next = next.min(self.retx_at);
@@ -79,10 +75,11 @@ impl<S: Storage> Session<S> {
         (next != Instant::NEVER).then_some(next)
     }
 
-    /// Seals `payload` for the UE into `out`. When the keyset has expired
-    /// (or there is none, or it is restored, or at its soft limit) the EESE
-    /// starts the contact itself: no error, a new keyset and its trigger
-    /// first (TR step 3, skipped), then the data: send again after polling.
+    /// Seals `payload` for the UE into `out` under the keyset in use. When
+    /// there is none the UE can receive under (expired, restored, none yet)
+    /// the EESE starts the contact itself: no error, a new offer (TR step 3,
+    /// skipped); the payload waits until the UE has used it. Near the soft
+    /// limit the next keyset is offered while this one goes on.
     #[inline]
     pub(crate) fn send(
         &mut self,
@@ -92,41 +89,27 @@ impl<S: Storage> Session<S> {
         out: &mut [u8],
     ) -> Result<Sealed, SendError> {
         self.advance(now, env);
-        if self.rand_pending {
-            // The RAND source may answer now (or the EMKS already did).
-            self.rekey(now, env, true);
-            return Err(if self.rand_pending {
+        let waiting = |s: &Self| {
+            if s.rand_wait.is_some() {
                 SendError::RandPending
             } else {
                 SendError::EffectsPending
-            });
-        }
-        let usable = self.valid(now).is_some_and(|c| !c.ks.send.rekey_soon());
-        if !usable {
-            self.rekey(now, env, true);
-            return Err(if self.rand_pending {
-                SendError::RandPending
-            } else {
-                SendError::EffectsPending
-            });
-        }
-        // While the UE has not confirmed the keyset, the trigger goes in
-        // front of data at least every `trigger_retransmit_max`.
-        if self.retx_left == 0
-            && self.retx_at <= now
-            && self.current.as_ref().is_some_and(|c| !c.confirmed)
-        {
-            self.repeat_trigger(now, env);
+            }
+        };
+        let Some(c) = self.valid(now) else {
+            self.rekey(now, env);
+            return Err(waiting(self));
+        };
+        if c.ks.send.rekey_soon() && !self.offer.is_some() {
+            self.rekey(now, env);
         }
         let durable = self.durable_counter;
         let Some(c) = self.current.as_mut() else {
             return Err(SendError::EffectsPending);
         };
-        if c.ks.counter > durable
-            || !c.announced
-            || self.send_trigger
-            || self.refusal.get().is_some_and(|r| r.send)
-        {
+        if c.ks.counter > durable {
+            // Its snapshot first: a restore must know this keyset (and retire
+            // it) before anything went out under it.
             return Err(SendError::EffectsPending);
         }
         let cipher = self.cipher.get(&c.ks);
@@ -144,16 +127,19 @@ impl<S: Storage> Session<S> {
                 Err(SendError::PayloadTooLong { len, max })
             }
             Err(_) => {
-                // The sequence space is used up: start a new keyset.
-                self.rekey(now, env, true);
-                Err(SendError::EffectsPending)
+                // The sequence space is used up: it stops; the next keyset
+                // is offered.
+                c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
+                self.rekey(now, env);
+                Err(waiting(self))
             }
         }
     }
 
     /// The next snapshot to store, when the state moved past the last one
-    /// (a new keyset, a new te2e, a new root); one write outstanding at a
-    /// time. `out` holds at least `EESE_SNAPSHOT_LEN` octets.
+    /// (a keyset taken into use, a new te2e, a new root, counters half a
+    /// reserve ahead); one write outstanding at a time. `out` holds at least
+    /// `EESE_SNAPSHOT_LEN` octets.
     pub(crate) fn poll_persist(
         &mut self,
         cfg: &crate::endpoint::EeseConfig,
@@ -168,7 +154,6 @@ impl<S: Storage> Session<S> {
         self.inflight.put(Written {
             generation: self.generation,
             counter: self.counter,
-            hello: self.hello_seen,
         });
         Some(Persist {
             generation: self.generation,
@@ -181,7 +166,6 @@ impl<S: Storage> Session<S> {
         match self.inflight.get().copied() {
             Some(w) if w.generation == persist.generation => {
                 self.durable_counter = self.durable_counter.max(w.counter);
-                self.hello_durable = self.hello_durable.max(w.hello);
                 self.inflight.set(None);
                 Ok(())
             }
@@ -190,37 +174,33 @@ impl<S: Storage> Session<S> {
     }
 
     /// Whether `poll_transmit` (or a send of data waiting for this session,
-    /// `queued`) can make progress now: an error to send, a trigger whose
-    /// snapshot is durable, or data not blocked on a snapshot or a RAND.
-    /// Nothing goes out while a hello's number is not durable.
+    /// `queued`) can make progress now: a control datagram to send, or data
+    /// under a keyset in use whose snapshot is durable.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn ready(&self, queued: bool) -> bool {
-        if self.hello_pending() {
-            return false;
-        }
-        let blocked = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.ks.counter > self.durable_counter);
-        self.refusal_to_send().is_some()
-            || (self.send_trigger && !blocked)
-            || (queued && !blocked && !self.rand_pending)
+        let control = self.refusal_to_send().is_some()
+            || self.offer_to.is_some()
+            || self.newcomer_to.is_some()
+            || self.current_to.is_some();
+        control
+            || (queued
+                && self.current.as_ref().is_some_and(|c| {
+                    matches!(c.state, KeyState::Valid { .. })
+                        && c.ks.counter <= self.durable_counter
+                }))
     }
 
-    /// The next control datagram: a key-expired error, then a trigger. A
-    /// trigger waits until the snapshot holding its counter is durable, and
-    /// both until the last hello's number is.
+    /// The next control datagram and where it goes: a key-expired error, then
+    /// a trigger (the newcomer's, the offer's, the keyset in use's).
     pub(crate) fn poll_transmit(
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
         out: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<(Transmit, Route)> {
         self.advance(now, env);
-        if self.hello_pending() {
-            return None;
-        }
-        if let Some(e) = self.refusal_to_send() {
+        let auth = self.auth(env.cfg);
+        if let Some((e, route)) = self.refusal_to_send() {
             let repr = KeyExpiredRepr {
                 ksi: e.ksi,
                 cause: e.cause,
@@ -228,43 +208,66 @@ impl<S: Storage> Session<S> {
                 refused: e.refused,
                 tag: [0; 16],
             };
-            let len = repr.emit_signed(&self.auth(env.cfg), out).ok()?;
+            let len = repr.emit_signed(&auth.answer(&e.nonce), out).ok()?;
             self.refusal_sent();
-            return Some(Transmit {
-                len,
-                what: Datagram::KeyExpired {
-                    ksi: e.ksi,
-                    cause: e.cause,
-                    refused: e.refused,
+            return Some((
+                Transmit {
+                    len,
+                    what: Datagram::KeyExpired {
+                        ksi: e.ksi,
+                        cause: e.cause,
+                        refused: e.refused,
+                    },
                 },
-            });
+                route,
+            ));
         }
-        if !self.send_trigger {
+        if out.len() < TriggerRepr::LEN {
             return None;
         }
-        let auth = self.auth(env.cfg);
-        let durable = self.durable_counter;
-        let Some(c) = self.current.as_mut() else {
-            self.send_trigger = false;
-            return None;
-        };
+        let lifetime = lifetime_secs(self.te2e(env.cfg));
+        for which in [Which::Newcomer, Which::Offer] {
+            let to = match which {
+                Which::Newcomer => self.newcomer_to.take(),
+                Which::Offer => self.offer_to.take(),
+            };
+            let Some(route) = to else { continue };
+            let Some(o) = self.slot(which).get() else {
+                continue;
+            };
+            let len =
+                o.ks.trigger(&auth.answer(&o.ks.nonce), true, lifetime, out)?;
+            return Some((
+                Transmit {
+                    len,
+                    what: Datagram::Trigger {
+                        ksi: o.ks.ksi,
+                        counter: o.ks.counter,
+                    },
+                },
+                route,
+            ));
+        }
+        let route = self.current_to.take()?;
+        let c = self.current.as_ref()?;
         let KeyState::Valid { deadline } = c.state else {
-            self.send_trigger = false;
             return None;
         };
-        if c.ks.counter > durable || out.len() < TriggerRepr::LEN {
-            return None;
-        }
-        let len =
-            c.ks.trigger(&auth, lifetime_secs(now.until(deadline)), out)?;
-        c.announced = true;
-        self.send_trigger = false;
-        Some(Transmit {
-            len,
-            what: Datagram::Trigger {
-                ksi: c.ks.ksi,
-                counter: c.ks.counter,
+        let len = c.ks.trigger(
+            &auth.answer(&c.ks.nonce),
+            false,
+            lifetime_secs(now.until(deadline)),
+            out,
+        )?;
+        Some((
+            Transmit {
+                len,
+                what: Datagram::Trigger {
+                    ksi: c.ks.ksi,
+                    counter: c.ks.counter,
+                },
             },
-        })
+            route,
+        ))
     }
 }

@@ -1,47 +1,61 @@
 //! What a datagram from the UE does at the EESE.
 
 use crate::protect;
-use crate::wire::{Cause, DataPacket, Direction, HelloPacket, MessageType, TriggerRepr, peek_type};
+use crate::wire::{
+    Cause, DataPacket, Direction, HelloPacket, KeyExpiredRepr, MessageType, TriggerRepr, peek_type,
+};
 
-use super::super::effects::{Delivered, Received, Reject};
+use super::super::effects::{Delivered, Event, Received, Reject};
 use super::super::slot::{Slot, Storage};
 use super::super::time::Instant;
-use super::{CREDIT_CAP, Env, ErrorOut, KeyState, Session};
+use super::{CREDIT_CAP, Env, ErrorOut, KeyState, Route, Session, Which};
+
+/// What an answer to data costs: a key-expired error and a trigger.
+const REFUSAL_COST: u16 = (KeyExpiredRepr::LEN + TriggerRepr::LEN) as u16;
+/// What an answer to unauthenticated input costs: a trigger.
+const TRIGGER_COST: u16 = TriggerRepr::LEN as u16;
 
 impl<S: Storage> Session<S> {
-    /// Handles a datagram from the UE (the caller found the session).
+    /// Handles a datagram from the UE that came over `route` (the caller
+    /// found the session).
     pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
         buf: &mut [u8],
+        route: Route,
     ) -> Result<Received, Reject> {
         self.advance(now, env);
         match peek_type(buf)? {
-            MessageType::DATA => self.on_data(now, env, buf),
-            MessageType::HELLO => self.on_hello(now, env, buf),
+            MessageType::DATA => self.on_data(now, env, buf, route),
+            MessageType::HELLO => self.on_hello(now, env, buf, route),
             // Control messages come from the EESE; a UE never sends them.
             other => Err(Reject::Unexpected(other)),
         }
     }
 
-    /// Input that cannot be authenticated under the current keyset, or that
-    /// is authentic but possibly a replay: it may be answered with the
-    /// current trigger, never with more octets than such input brought
-    /// (QUIC's anti-amplification rule, RFC 9000 §8, made stricter: 1×, not
-    /// 3×), and at most once per `unsolicited_interval`. No other state
-    /// changes.
-    pub(crate) fn unauthenticated(&mut self, now: Instant, env: &Env<'_>, len: usize) {
-        let len = u16::try_from(len).unwrap_or(u16::MAX);
-        self.credit = self.credit.saturating_add(len).min(CREDIT_CAP);
-        let cost = TriggerRepr::LEN as u16;
-        if self.valid(now).is_some()
-            && !self.send_trigger
-            && now >= self.quiet_until
-            && self.credit >= cost
+    /// Input over the proven address that cannot be authenticated under the
+    /// keyset in use, or that is authentic but possibly a replay: it may be
+    /// answered with the trigger of the offer out (or of the keyset in use),
+    /// never with more octets than input from that address brought (QUIC's
+    /// anti-amplification rule, RFC 9000 §8, made stricter: 1×, not 3×),
+    /// and at most once per `unsolicited_interval`. No other state changes.
+    /// Input over any other address is never answered.
+    pub(crate) fn unauthenticated(&mut self, now: Instant, env: &Env<'_>, route: Route) {
+        if route != Route::Peer || now < self.quiet_until {
+            return;
+        }
+        let has_offer = self.offer.is_some();
+        let has_valid = self.valid(now).is_some();
+        if (has_offer && self.offer_to.is_none()
+            || !has_offer && has_valid && self.current_to.is_none())
+            && self.charge(TRIGGER_COST)
         {
-            self.credit -= cost;
-            self.send_trigger = true;
+            if has_offer {
+                self.offer_to = Some(Route::Peer);
+            } else {
+                self.current_to = Some(Route::Peer);
+            }
             self.quiet_until = now.after(env.cfg.unsolicited_interval);
         }
     }
@@ -51,6 +65,7 @@ impl<S: Storage> Session<S> {
         now: Instant,
         env: &mut Env<'_>,
         buf: &mut [u8],
+        route: Route,
     ) -> Result<Received, Reject> {
         let len = buf.len();
         // Checked once here; the view goes down to the cipher.
@@ -58,17 +73,61 @@ impl<S: Storage> Session<S> {
         if packet.direction() != Direction::Uplink {
             return Err(Reject::WrongDirection);
         }
+        if route == Route::Peer {
+            // Everything that came from the proven address pays for
+            // answers to it.
+            let len = u16::try_from(len).unwrap_or(u16::MAX);
+            self.credit = self.credit.saturating_add(len).min(CREDIT_CAP);
+        }
         let ksi = packet.ksi();
         if self.current.as_ref().is_some_and(|c| c.ks.ksi == ksi) {
-            return self.on_current(now, env, packet, len);
+            return self.on_current(now, env, packet, route);
+        }
+        for which in [Which::Offer, Which::Newcomer] {
+            if self.slot(which).get().is_some_and(|o| o.ks.ksi == ksi) {
+                return self.on_offer(now, env, packet, which, route);
+            }
         }
         if self.previous.get().is_some_and(|p| p.ks.ksi == ksi) {
-            return self.on_previous(now, env, packet, len);
+            return self.on_previous(now, env, packet, route);
         }
         // Unknown KSI: the UE may hold a keyset this EESE lost or never
-        // made; the current trigger (if it can be afforded) tells it.
-        self.unauthenticated(now, env, len);
+        // made; the trigger out (if it can be afforded) tells it.
+        self.unauthenticated(now, env, route);
         Err(Reject::UnknownKsi(ksi))
+    }
+
+    /// Data under an offer: the UE uses it. Authentic and fresh, it makes
+    /// the offer the keyset in use (and the address it came from proven).
+    fn on_offer(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+        packet: DataPacket<&mut [u8]>,
+        which: Which,
+        route: Route,
+    ) -> Result<Received, Reject> {
+        let slot = match which {
+            Which::Offer => &mut self.offer,
+            Which::Newcomer => &mut self.newcomer,
+        };
+        let Some(o) = slot.get_mut() else {
+            return Err(Reject::NoSession);
+        };
+        let (ksi, counter) = (o.ks.ksi, o.ks.counter);
+        // Only until it is promoted: expanded for this message.
+        match o.ks.open(&o.ks.cipher(), packet) {
+            Ok(opened) => {
+                self.promote(now, env, which, route);
+                Ok(Received::Data(Delivered {
+                    ksi,
+                    counter,
+                    seq: opened.seq,
+                    payload: opened.payload,
+                }))
+            }
+            Err(e) => self.failed(now, env, route, e),
+        }
     }
 
     fn on_current(
@@ -76,7 +135,7 @@ impl<S: Storage> Session<S> {
         now: Instant,
         env: &mut Env<'_>,
         packet: DataPacket<&mut [u8]>,
-        len: usize,
+        route: Route,
     ) -> Result<Received, Reject> {
         let Some(c) = self.current.as_mut() else {
             return Err(Reject::NoSession);
@@ -88,10 +147,10 @@ impl<S: Storage> Session<S> {
                 match c.ks.open(&cipher, packet) {
                     Ok(opened) => {
                         let (counter, soft) = (c.ks.counter, opened.seq >= env.cfg.soft_limit);
-                        self.confirm(now, env);
                         if soft {
-                            // Key-use soft limit: renew before the space runs out.
-                            self.rekey(now, env, true);
+                            // Key-use soft limit: offer the next keyset
+                            // while this one goes on.
+                            self.rekey(now, env);
                         }
                         Ok(Received::Data(Delivered {
                             ksi,
@@ -100,12 +159,13 @@ impl<S: Storage> Session<S> {
                             payload: opened.payload,
                         }))
                     }
-                    Err(e) => self.failed(now, env, len, e),
+                    Err(e) => self.failed(now, env, route, e),
                 }
             }
             KeyState::Valid { .. } | KeyState::Expired(_) => {
                 // TR step 3: the UE's contact under an expired keyset. Prove
-                // it is the UE's and fresh, refuse it by name, rekey (step 4).
+                // it is the UE's and fresh, refuse it by name, offer the next
+                // keyset (step 4).
                 let cause = match c.state {
                     KeyState::Expired(cause) => cause,
                     _ => Cause::TE2E_EXPIRED,
@@ -117,12 +177,12 @@ impl<S: Storage> Session<S> {
                             cause,
                             counter: c.ks.counter,
                             refused: Some(opened.seq),
+                            nonce: c.ks.nonce,
                         };
-                        self.refuse(e);
-                        self.rekey(now, env, true);
+                        self.refuse_and_offer(now, env, e, route);
                         Err(Reject::ExpiredKsi(ksi))
                     }
-                    Err(e) => self.failed(now, env, len, e),
+                    Err(e) => self.failed(now, env, route, e),
                 }
             }
             KeyState::Retired => {
@@ -131,15 +191,32 @@ impl<S: Storage> Session<S> {
                 // starts the keyset the restore made necessary. (Opened in
                 // place: on this error the caller's buffer is not a payload.)
                 if c.ks.authenticate(packet).is_ok() {
-                    self.rekey(now, env, false);
-                    self.unauthenticated(now, env, len);
+                    self.rekey(now, env);
+                    self.unauthenticated(now, env, route);
                     Err(Reject::RetiredKsi(ksi))
                 } else {
-                    self.unauthenticated(now, env, len);
+                    self.unauthenticated(now, env, route);
                     Err(Reject::Unauthentic)
                 }
             }
         }
+    }
+
+    /// Refuses authentic data by name and offers the next keyset; both go
+    /// over the proven address only if its credit pays for them (a held-back
+    /// message relayed later draws no more than it brought), else they wait
+    /// for the UE's next hello.
+    fn refuse_and_offer(&mut self, now: Instant, env: &mut Env<'_>, e: ErrorOut, route: Route) {
+        let paid = route == Route::Peer && self.charge(REFUSAL_COST);
+        self.refuse(e, paid.then_some(Route::Peer));
+        let sent_before = self.offer_to;
+        self.rekey(now, env);
+        self.offer_to = if paid && self.offer.is_some() {
+            Some(Route::Peer)
+        } else {
+            // The offer is made (the UE's hello will fetch it), not sent.
+            sent_before
+        };
     }
 
     fn on_previous(
@@ -147,7 +224,7 @@ impl<S: Storage> Session<S> {
         now: Instant,
         env: &mut Env<'_>,
         packet: DataPacket<&mut [u8]>,
-        len: usize,
+        route: Route,
     ) -> Result<Received, Reject> {
         let Some(p) = self.previous.get_mut() else {
             return Err(Reject::NoSession);
@@ -158,7 +235,7 @@ impl<S: Storage> Session<S> {
         match p.state {
             KeyState::Retired => {
                 let ok = cipher.open_packet(packet, None).is_ok();
-                self.unauthenticated(now, env, len);
+                self.unauthenticated(now, env, route);
                 Err(if ok {
                     Reject::RetiredKsi(ksi)
                 } else {
@@ -173,12 +250,12 @@ impl<S: Storage> Session<S> {
                         seq: opened.seq,
                         payload: opened.payload,
                     })),
-                    Err(e) => self.failed(now, env, len, e),
+                    Err(e) => self.failed(now, env, route, e),
                 }
             }
             state => {
-                // The UE still uses a keyset this EESE replaced: its trigger
-                // was lost. Refuse the message by name and repeat the trigger.
+                // The UE still uses a keyset a newer one replaced: it missed
+                // what followed. Refuse the message by name and offer again.
                 let cause = match state {
                     KeyState::Expired(cause) => cause,
                     _ => Cause::REPLACED,
@@ -190,35 +267,41 @@ impl<S: Storage> Session<S> {
                             cause,
                             counter: p.ks.counter,
                             refused: Some(opened.seq),
+                            nonce: p.ks.nonce,
                         };
-                        self.refuse(e);
-                        if self.valid(now).is_some() {
-                            self.send_trigger = true;
+                        if self.valid(now).is_some() && !self.offer.is_some() {
+                            // The keyset in use is the one it missed: its
+                            // trigger goes (no CONFIRM: it is in use).
+                            let paid = route == Route::Peer && self.charge(REFUSAL_COST);
+                            self.refuse(e, paid.then_some(Route::Peer));
+                            if paid {
+                                self.current_to = Some(Route::Peer);
+                            }
                         } else {
-                            self.rekey(now, env, true);
+                            self.refuse_and_offer(now, env, e, route);
                         }
                         Err(Reject::ExpiredKsi(ksi))
                     }
-                    Err(e) => self.failed(now, env, len, e),
+                    Err(e) => self.failed(now, env, route, e),
                 }
             }
         }
     }
 
     /// A data message that did not open: forged or damaged (answered within
-    /// the unauthenticated budget), or a replay (not answered).
+    /// the budget), or a replay (not answered).
     fn failed(
         &mut self,
         now: Instant,
         env: &Env<'_>,
-        len: usize,
+        route: Route,
         e: protect::Error,
     ) -> Result<Received, Reject> {
         if matches!(
             e,
             protect::Error::BadTag | protect::Error::SuiteMismatch { .. }
         ) {
-            self.unauthenticated(now, env, len);
+            self.unauthenticated(now, env, route);
         }
         Err(e.into())
     }
@@ -228,50 +311,130 @@ impl<S: Storage> Session<S> {
         now: Instant,
         env: &mut Env<'_>,
         buf: &[u8],
+        route: Route,
     ) -> Result<Received, Reject> {
         let packet = HelloPacket::new_checked(buf)?;
         packet.verify(&self.auth(env.cfg))?;
-        let seq = packet.seq();
-        if let Some(last) = self.hello_seen
+        let (nonce, seq) = (packet.nonce(), packet.seq());
+        let (theirs, ksi, rekey) = (packet.counter(), packet.ksi(), packet.rekey());
+        // Fresh means above the last hello seen from the same start. A
+        // start the EESE does not know (the UE started again, or an old
+        // start's hello is replayed) gets only an offer, which that start
+        // alone can use.
+        let current_start = Some(nonce) == self.ue;
+        let last = if current_start {
+            self.hello_seen
+        } else {
+            self.newcomer
+                .get()
+                .filter(|o| o.ks.nonce == nonce)
+                .and_then(|o| o.hello_seq)
+        };
+        if let Some(last) = last
             && seq <= last
         {
             return Err(Reject::StaleHello { seq, last });
         }
-        // Its number is made durable before anything it causes goes out.
-        self.hello_seen = Some(seq);
-        self.dirty = true;
-        let (theirs, rekey) = (packet.counter(), packet.rekey());
-        // The UE has not confirmed the keyset that followed a refusal: it may
-        // have missed the error, so it goes again (with the trigger below).
+        if route == Route::Hello {
+            // Answers go to where this hello came from, and to no other
+            // address: what an earlier hello queued is dropped.
+            self.forget_hello_route();
+        }
+        // Over the proven address the hello adds to the credit, and its
+        // answer (never more than a refusal and a trigger, 83 octets, the
+        // hello at least 84) is paid from it.
+        let queued = self.queued_for_peer();
+        let r = self.answer_hello(now, env, nonce, seq, theirs, ksi, rekey, route);
+        if route == Route::Peer {
+            let len = u16::try_from(buf.len()).unwrap_or(u16::MAX);
+            let cost = self.queued_for_peer().saturating_sub(queued);
+            self.credit = self
+                .credit
+                .saturating_add(len)
+                .min(CREDIT_CAP)
+                .saturating_sub(cost);
+        }
+        r
+    }
+
+    /// What a fresh, authentic hello does.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_hello(
+        &mut self,
+        now: Instant,
+        env: &mut Env<'_>,
+        nonce: crate::kdf::UeNonce,
+        seq: u32,
+        theirs: u64,
+        ksi: crate::wire::Ksi,
+        rekey: bool,
+        route: Route,
+    ) -> Result<Received, Reject> {
+        let current_start = Some(nonce) == self.ue;
+        if theirs > self.counter {
+            // The UE accepted a trigger this EESE no longer knows of (it went
+            // back to an older state, or lost it): the next one is above.
+            self.counter = theirs;
+        }
+        let which = if current_start {
+            self.hello_seen = Some(seq);
+            Which::Offer
+        } else {
+            Which::Newcomer
+        };
+        // A fresh hello naming the keyset offered to its start: the UE holds
+        // it. It becomes the keyset in use (no answer is needed: a UE whose
+        // hello was lost gets the offer again from the EESE's timer).
+        let names_offer = self.slot(which).get().is_some_and(|o| {
+            o.ks.nonce == nonce && !rekey && theirs == o.ks.counter && ksi == o.ks.ksi
+        });
+        if names_offer {
+            if let Some(o) = match which {
+                Which::Offer => self.offer.get_mut(),
+                Which::Newcomer => self.newcomer.get_mut(),
+            } {
+                o.hello_seq = o.hello_seq.max(Some(seq));
+            }
+            self.promote(now, env, which, route);
+            return Ok(Received::Control(MessageType::HELLO));
+        }
+        if !current_start {
+            self.offer(now, env, nonce, Some(seq), theirs, route);
+            return Ok(Received::Control(MessageType::HELLO));
+        }
+        // The UE has not used the keyset that followed a refusal: it may have
+        // missed the error, so it goes again (with the trigger below).
         if self
             .refusal
             .get()
             .is_some_and(|r| r.keep && theirs >= r.error.counter)
-            && self.current.as_ref().is_some_and(|c| !c.confirmed)
         {
-            self.repeat_refusal();
+            self.repeat_refusal(route);
         }
-        if theirs > self.counter {
-            // The UE accepted a trigger this EESE no longer knows of (it was
-            // restored from an older state): the next one must be above it.
-            self.counter = theirs;
-            self.rekey(now, env, true);
-        } else if let Some(c) = self.valid(now) {
-            let ours = c.ks.counter;
-            if ours > theirs || (ours == theirs && !rekey) {
-                if ours == theirs {
-                    self.confirm(now, env);
-                }
-                // The UE is behind, or checks in: the current trigger.
-                self.send_trigger = true;
-            } else {
-                self.rekey(now, env, true);
+        let names_current = self
+            .valid(now)
+            .is_some_and(|c| theirs == c.ks.counter && ksi == c.ks.ksi);
+        if names_current && rekey {
+            // The UE no longer uses the keyset in use (its te2e and grace ran
+            // out first): nothing more goes out under it; downlink waits for
+            // the next keyset.
+            if let Some(c) = self.current.as_mut() {
+                c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
+                env.events.push(Event::KeysExpired {
+                    ksi: c.ks.ksi,
+                    cause: Cause::TE2E_EXPIRED,
+                });
             }
+            self.current_to = None;
+        }
+        let checks_in = names_current && !rekey;
+        if checks_in && route == Route::Peer && !self.offer.is_some() {
+            // It holds the keyset in use and is where it was: its trigger.
+            self.current_to = Some(Route::Peer);
         } else {
-            // No valid keyset (none, expired, restored): the UE's contact
-            // starts one; the EESE starts it, so no error is sent. (While a
-            // RAND from the EMKS is awaited, this asks the source again.)
-            self.rekey(now, env, true);
+            // It needs a keyset, or speaks from an address it has not proven:
+            // an offer, which it proves the address with by using it.
+            self.offer(now, env, nonce, Some(seq), theirs, route);
         }
         Ok(Received::Control(MessageType::HELLO))
     }

@@ -26,7 +26,17 @@ impl<S: Storage> Session<S> {
                     .map_or(0, |s| u64::from(s) + 1)
                     .to_be_bytes(),
             );
-        match &self.current {
+        match &self.ue {
+            Some(n) => {
+                w.put(&[1]).put(n.as_bytes());
+            }
+            None => {
+                w.put(&[0]);
+            }
+        }
+        // The keyset in use belongs to the start `ue`; offers are never
+        // written (nothing is sealed under them).
+        match self.current.as_ref().filter(|_| self.ue.is_some()) {
             Some(c) => {
                 let (state, deadline) = match c.state {
                     KeyState::Valid { deadline } => (0, deadline.0),
@@ -49,7 +59,8 @@ impl<S: Storage> Session<S> {
     /// Rebuilds a session from its root and its last snapshot. Its keyset,
     /// if any, is retired: nothing under it is delivered (its replay window
     /// is gone) or sent; the UE's next authentic contact, or the next send,
-    /// starts a new keyset. The trigger counter continues past a reserve.
+    /// starts a new offer. The trigger counter continues past a reserve, and
+    /// the next offer's counter is at least the time in milliseconds.
     pub(crate) fn restore(
         cfg: &EeseConfig,
         root: RootKey,
@@ -58,11 +69,14 @@ impl<S: Storage> Session<S> {
         let mut s = Session::new(root, None);
         let record = snapshot::parse_eese(bytes, &s.auth(cfg))?;
         s.te2e_secs = record.te2e_secs;
+        s.ue = record.ue;
         s.hello_seen = record.hello_seen;
-        s.hello_durable = record.hello_seen;
         s.counter = record.counter.saturating_add(COUNTER_RESERVE);
         s.durable_counter = record.counter;
         if let Some((k, state, _deadline)) = record.keyset {
+            let Some(nonce) = record.ue else {
+                return Err(SnapshotError::Corrupt("keyset without a UE start"));
+            };
             if k.counter > record.counter || k.counter == 0 {
                 return Err(SnapshotError::Corrupt("keyset counter"));
             }
@@ -74,20 +88,21 @@ impl<S: Storage> Session<S> {
                 k.ksi,
                 k.counter,
                 k.rand,
+                nonce,
                 k.profile,
                 k.suite,
                 cfg.soft_limit,
             )
             .map_err(|_| SnapshotError::Corrupt("suite"))?;
+            s.last_ksi = Some(ks.ksi);
             s.current = Some(Current {
                 ks,
                 state: KeyState::Retired,
-                confirmed: false,
-                announced: true,
             });
         }
-        // Nothing to write until the next keyset: the reserve only has to
-        // hold until then, and a restart of many sessions costs no writes.
+        // Nothing to write until the next keyset is taken into use: the
+        // reserve only has to hold until then, and a restart of many sessions
+        // costs no writes.
         s.dirty = false;
         s.retx_at = Instant::NEVER;
         Ok(s)

@@ -12,7 +12,7 @@ use super::super::effects::{
 use super::super::events::Events;
 use super::super::snapshot::SnapshotError;
 use super::super::time::Instant;
-use super::{Env, EventSink, Session, SessionStatus};
+use super::{Env, EventSink, Route, Session, SessionStatus};
 
 impl EventSink for Events {
     fn push(&mut self, e: Event) {
@@ -98,20 +98,25 @@ impl<R: RandSource> Eese<R> {
     }
 
     /// Handles a datagram from the UE: data is decrypted in place and
-    /// returned; a hello is answered with a trigger (polled).
+    /// returned; a hello is answered with a trigger (polled). Every datagram
+    /// is taken as from where the UE is (this EESE knows no addresses: the
+    /// [`EeseTable`] tells them apart).
     ///
     /// # Errors
     /// The [`Reject`] that says why the datagram was dropped.
+    ///
+    /// [`EeseTable`]: crate::endpoint::EeseTable
     pub fn handle_datagram(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, Reject> {
         let (s, mut env) = self.split();
-        s.handle_datagram(now, &mut env, buf)
+        s.handle_datagram(now, &mut env, buf, Route::Peer)
     }
 
     /// Seals a payload for the UE into `out` (see [`EeseTable::send`]).
     ///
     /// # Errors
-    /// [`SendError::EffectsPending`] when a new keyset had to be made first:
-    /// poll, then send again; the others as named.
+    /// [`SendError::EffectsPending`] when no keyset the UE uses is there (a
+    /// new one is offered: poll, and send again once the UE used it) or its
+    /// snapshot is not yet durable; the others as named.
     ///
     /// [`EeseTable::send`]: crate::endpoint::EeseTable::send
     pub fn send(
@@ -124,11 +129,12 @@ impl<R: RandSource> Eese<R> {
         s.send(now, &mut env, payload, out)
     }
 
-    /// Starts a new keyset now.
+    /// Offers a new keyset now (to the UE start of the keyset in use; none
+    /// before the UE's first hello).
     pub fn rekey(&mut self, now: Instant) {
         let (s, mut env) = self.split();
         s.advance(now, &mut env);
-        s.rekey(now, &mut env, true);
+        s.rekey(now, &mut env);
     }
 
     /// Hands in the RAND the EMKS provided after [`Event::RandNeeded`].
@@ -154,10 +160,11 @@ impl<R: RandSource> Eese<R> {
         self.session.set_te2e(te2e);
     }
 
-    /// The next snapshot to store (see [`Ue::poll_persist`]); `out` holds
-    /// [`EESE_SNAPSHOT_LEN`](crate::endpoint::EESE_SNAPSHOT_LEN) octets.
-    ///
-    /// [`Ue::poll_persist`]: crate::endpoint::Ue::poll_persist
+    /// The next snapshot to store, written into `out` (at least
+    /// [`EESE_SNAPSHOT_LEN`](crate::endpoint::EESE_SNAPSHOT_LEN) octets):
+    /// store `&out[..persist.len()]` durably, replacing the last one, then
+    /// call [`Eese::persisted`]. One write is outstanding at a time; nothing
+    /// is sealed under a keyset before the snapshot that holds it is durable.
     pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<Persist> {
         self.session.poll_persist(&self.cfg, out)
     }
@@ -186,7 +193,7 @@ impl<R: RandSource> Eese<R> {
             });
         }
         let (s, mut env) = self.split();
-        Ok(s.poll_transmit(now, &mut env, out))
+        Ok(s.poll_transmit(now, &mut env, out).map(|(t, _)| t))
     }
 
     /// The next event, if any.

@@ -1,11 +1,16 @@
 //! The EESE's table of UE sessions: one timer heap, the effects of all
 //! sessions polled in one place, and where each UE is.
 //!
-//! A UE is found by the address its datagrams come from, which only a fresh,
-//! authentic hello sets or moves (a NAT rebinding is a new hello); a datagram
-//! from an address no UE said hello from creates nothing and gets nothing.
-//! The answer budget for input that cannot be authenticated is kept per
-//! address: it starts empty whenever a UE moves.
+//! A UE is found by the address its datagrams come from. Its *proven*
+//! address is where its use of a keyset the EESE offered came from: only
+//! there does the EESE send data, repeat triggers or answer input it cannot
+//! authenticate. A fresh, authentic hello from elsewhere (a NAT rebinding,
+//! or a relay) makes that address a *candidate*: it gets an answer no larger
+//! than the hello (an offer's trigger), and becomes the proven address only
+//! when the UE uses that offer from there. A datagram from an address no UE
+//! said hello from creates nothing and gets nothing. The answer budget for
+//! input that cannot be authenticated is kept for the proven address: it
+//! starts empty whenever a UE moves.
 //!
 //! Sessions live in a slab indexed by a hash of the UE identifier (`store`); their next timers
 //! live in one binary heap, so finding the next due timer is O(1) and
@@ -26,7 +31,7 @@ use crate::kdf::{Rand, RootKey};
 use crate::protect::suite::SuiteKeys;
 
 use super::config::EeseConfig;
-use super::eese::{Env, EventSink, Session, SessionStatus};
+use super::eese::{Env, EventSink, Session, SessionStatus, Tombstone};
 use super::effects::{Event, OsRand, RandSource, Sealed};
 use super::slot::Boxed;
 use super::snapshot::SnapshotError;
@@ -44,6 +49,9 @@ pub const EVENT_CAPACITY: usize = 1 << 16;
 /// Sessions whose expanded ciphers the table keeps by default (see
 /// [`EeseTable::set_kept_ciphers`]).
 pub const KEPT_CIPHERS: usize = 4096;
+/// Removed sessions whose hello marks and counter the table remembers (see
+/// [`EeseTable::remove`]); past it the oldest goes.
+pub const FORGOTTEN_CAP: usize = 1 << 16;
 
 /// Payloads waiting for a keyset: usually none, so an empty queue is one
 /// pointer (an empty `VecDeque` inline would be four) and its storage goes
@@ -82,8 +90,11 @@ impl Queue {
 
 struct Entry<A> {
     session: Session<Boxed>,
-    /// Where the UE is (its last fresh, authentic hello came from there).
+    /// Where the UE is, proven: its last use of a keyset offered to it came
+    /// from there.
     peer: Option<A>,
+    /// Where its last fresh hello came from, when that is not `peer`.
+    candidate: Option<A>,
     /// The time of this session's live heap entry ([`Instant::NEVER`]: none).
     scheduled: Instant,
     in_persist: bool,
@@ -126,7 +137,10 @@ impl<Id: Ord + Clone> Lists<Id> {
             e.in_persist = true;
             self.to_persist.push_back(ue.clone());
         }
-        if !e.in_transmit && e.peer.is_some() && e.session.ready(!e.queued.is_empty()) {
+        if !e.in_transmit
+            && (e.peer.is_some() || e.candidate.is_some())
+            && e.session.ready(!e.queued.is_empty())
+        {
             e.in_transmit = true;
             self.to_transmit.push_back(ue.clone());
         }
@@ -164,9 +178,11 @@ pub enum SendOutcome<A> {
         /// Where the UE is.
         to: A,
     },
-    /// A new keyset is being made first (its snapshot, then its trigger), or
-    /// the UE's address is not known yet (after a restart, until its next
-    /// hello): the payload goes out through [`EeseTable::poll_transmit`].
+    /// A new keyset is being offered first (the payload goes once the UE
+    /// used it and its snapshot is durable), or the UE's address is not
+    /// proven yet (after a restart, until it uses a keyset offered after its
+    /// next hello): the payload goes out through
+    /// [`EeseTable::poll_transmit`].
     Queued,
 }
 
@@ -176,11 +192,11 @@ pub struct EeseTable<Id, A = SocketAddr, R = OsRand> {
     cfg: EeseConfig,
     rng: R,
     sessions: Store<Id, Entry<A>>,
+    /// Which UE each proven or candidate address belongs to.
     peers: HashMap<A, Id>,
-    /// Where a UE said a fresh hello from, until the snapshot holding the
-    /// hello's number is durable: only then does the UE move there (so a
-    /// hello replayed after a restore cannot move it).
-    moving: HashMap<Id, A>,
+    /// What the table remembers of sessions it removed, oldest first.
+    forgotten: HashMap<Id, Tombstone>,
+    forgotten_order: VecDeque<Id>,
     lists: Lists<Id>,
     events: VecDeque<(Id, Event)>,
     events_lost: u64,
@@ -201,7 +217,8 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             rng,
             sessions: Store::with_capacity(n),
             peers: HashMap::with_capacity(n),
-            moving: HashMap::new(),
+            forgotten: HashMap::new(),
+            forgotten_order: VecDeque::new(),
             lists: Lists {
                 timers: BinaryHeap::with_capacity(n),
                 to_persist: VecDeque::new(),
@@ -293,7 +310,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     /// Rebuilds a UE's session from its root and last snapshot (after the
     /// EESE restarted). Its keyset is retired: nothing under it is delivered
     /// or sent, and the UE's next authentic contact (or the next send) starts
-    /// a new keyset.
+    /// a new offer. Its address is not known until its next hello.
     ///
     /// # Errors
     /// [`SnapshotError`] for a damaged snapshot or one of another root; the
@@ -305,15 +322,20 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     }
 
     fn put(&mut self, ue: Id, session: Session<Boxed>, now: Instant) {
-        self.moving.remove(&ue);
-        if let Some(old) = self.sessions.get(&ue).and_then(|e| e.peer.clone()) {
-            self.peers.remove(&old);
+        self.forgotten.remove(&ue);
+        if let Some(e) = self.sessions.get(&ue) {
+            for a in [e.peer.clone(), e.candidate.clone()].into_iter().flatten() {
+                if self.peers.get(&a) == Some(&ue) {
+                    self.peers.remove(&a);
+                }
+            }
         }
         self.sessions.insert(
             ue.clone(),
             Entry {
                 session,
                 peer: None,
+                candidate: None,
                 scheduled: Instant::NEVER,
                 in_persist: false,
                 in_transmit: false,
@@ -326,13 +348,32 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         self.touch(&ue);
     }
 
-    /// Removes a UE's session.
+    /// Removes a UE's session (eviction, an idle sweep). The table keeps
+    /// its hello marks and trigger counter (up to [`FORGOTTEN_CAP`]
+    /// sessions), so a session made again for the UE by a hello refuses the
+    /// UE's old hellos and never issues an old counter: a replayed hello
+    /// brings back nothing. (Past the cap, a replayed hello of the oldest
+    /// gets only an offer, which no one but the UE can use.)
     pub fn remove(&mut self, ue: &Id) -> bool {
-        self.moving.remove(ue);
         match self.sessions.remove(ue) {
             Some(e) => {
-                if let Some(a) = e.peer {
-                    self.peers.remove(&a);
+                for a in [e.peer, e.candidate].into_iter().flatten() {
+                    if self.peers.get(&a) == Some(ue) {
+                        self.peers.remove(&a);
+                    }
+                }
+                if self
+                    .forgotten
+                    .insert(ue.clone(), e.session.tombstone())
+                    .is_none()
+                {
+                    self.forgotten_order.push_back(ue.clone());
+                }
+                while self.forgotten.len() > FORGOTTEN_CAP {
+                    let Some(old) = self.forgotten_order.pop_front() else {
+                        break;
+                    };
+                    self.forgotten.remove(&old);
                 }
                 true
             }
@@ -340,13 +381,38 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         }
     }
 
-    /// Where `ue` is, as its last fresh, authentic hello said.
+    /// Takes back a session a hello made and did not keep, and what the
+    /// table remembered of the UE before.
+    fn unmake(&mut self, ue: &Id, remembered: Option<Tombstone>) {
+        if let Some(e) = self.sessions.remove(ue) {
+            for a in [e.peer, e.candidate].into_iter().flatten() {
+                if self.peers.get(&a) == Some(ue) {
+                    self.peers.remove(&a);
+                }
+            }
+        }
+        if let Some(t) = remembered {
+            self.forgotten.insert(ue.clone(), t);
+        }
+    }
+
+    /// A session for `ue` made from its hello, with what the table
+    /// remembers of an earlier one, if anything (`put` forgets it).
+    fn made_again(&self, ue: &Id, root: RootKey) -> Session<Boxed> {
+        match self.forgotten.get(ue) {
+            Some(t) => Session::from_tombstone(root, *t),
+            None => Session::new(root, None),
+        }
+    }
+
+    /// Where `ue` is, proven: its last use of a keyset offered to it came
+    /// from there.
     #[must_use]
     pub fn peer(&self, ue: &Id) -> Option<&A> {
         self.sessions.get(ue)?.peer.as_ref()
     }
 
-    /// The UE at `addr`, if one said hello from there.
+    /// The UE at `addr` (proven there, or said a hello from there).
     #[must_use]
     pub fn ue_at(&self, addr: &A) -> Option<&Id> {
         self.peers.get(addr)
@@ -484,11 +550,12 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         self.events.pop_front()
     }
 
-    /// Starts a new keyset for `ue` now.
+    /// Offers a new keyset to `ue` now (to the start of the keyset in use;
+    /// none before the UE's first hello).
     pub fn rekey(&mut self, now: Instant, ue: &Id) {
         self.with(ue, |s, env, _| {
             s.advance(now, env);
-            s.rekey(now, env, true);
+            s.rekey(now, env);
         });
     }
 

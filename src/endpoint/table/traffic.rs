@@ -6,7 +6,7 @@ use std::hash::Hash;
 use crate::kdf::RootKey;
 use crate::wire::{HelloPacket, MessageType, peek_type};
 
-use super::super::eese::Session;
+use super::super::eese::Route;
 use super::super::effects::{
     Datagram, Persist, RandSource, Received, Reject, SendError, Transmit, UnknownPersist,
 };
@@ -17,9 +17,11 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     /// Handles a datagram from `from`. A hello names its UE, which `resolve`
     /// looks up (its table key and root) when the table has no session for
     /// it: the hello's tag is verified with that root before any state is
-    /// made, and a fresh, authentic hello records that the UE is at `from`.
-    /// Anything else is taken as from the UE at `from`: data is decrypted in
-    /// place and returned.
+    /// made. A fresh, authentic hello from an address the UE has not proven
+    /// makes it the UE's candidate address: it gets the hello's answer, and
+    /// becomes the UE's address once the UE uses, from there, the keyset that
+    /// answer offered. Anything else is taken as from the UE at `from`: data
+    /// is decrypted in place and returned.
     ///
     /// # Errors
     /// [`Reject::NoSession`] for a non-hello from an address no UE said hello
@@ -35,44 +37,119 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     ) -> Result<(Id, Received), Reject> {
         if peek_type(buf)? != MessageType::HELLO {
             let id = self.peers.get(from).cloned().ok_or(Reject::NoSession)?;
-            return self.session_datagram(now, &id, buf).map(|r| (id, r));
+            return self.session_datagram(now, &id, from, buf).map(|r| (id, r));
         }
         let packet = HelloPacket::new_checked(&buf[..])?;
         let (id, root) = resolve(packet.id()).ok_or(Reject::UnknownUe)?;
-        if !self.sessions.contains_key(&id) {
+        let made = !self.sessions.contains_key(&id);
+        let remembered = self.forgotten.get(&id).copied();
+        if made {
             // Verify before any state exists for this UE.
-            let s = Session::new(root, None);
+            let s = self.made_again(&id, root);
             packet.verify(&s.auth(&self.cfg))?;
             self.put(id.clone(), s, now);
         }
-        let r = self.session_datagram(now, &id, buf)?;
-        self.moving.insert(id.clone(), from.clone());
-        self.settle_move(&id);
-        Ok((id, r))
-    }
-
-    /// Moves `ue` to where its last fresh hello came from once the hello's
-    /// number is durable.
-    fn settle_move(&mut self, ue: &Id) {
-        let durable = self
-            .sessions
-            .get(ue)
-            .is_some_and(|e| !e.session.hello_pending());
-        if durable && let Some(to) = self.moving.remove(ue) {
-            self.move_peer(ue, &to);
+        match self.session_datagram(now, &id, from, buf) {
+            Ok(r) => Ok((id, r)),
+            Err(e) => {
+                if made {
+                    // A hello that is not fresh (replayed after the session
+                    // was evicted) leaves nothing behind: not even the session.
+                    self.unmake(&id, remembered);
+                }
+                Err(e)
+            }
         }
     }
 
-    /// Records that `ue` is at `from` (after fresh, authentic input). A move
-    /// starts the new address's answer budget empty.
-    fn move_peer(&mut self, ue: &Id, from: &A) {
+    /// Runs a datagram from `from` through `ue`'s session; a fresh hello
+    /// from elsewhere than the proven address makes `from` the candidate,
+    /// and a use of an offer from the candidate proves it.
+    fn session_datagram(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        from: &A,
+        buf: &mut [u8],
+    ) -> Result<Received, Reject> {
+        let route = match self.sessions.get(ue) {
+            Some(e) if e.peer.as_ref() == Some(from) => Route::Peer,
+            Some(_) => Route::Hello,
+            None => return Err(Reject::NoSession),
+        };
+        let is_hello = peek_type(buf).ok() == Some(MessageType::HELLO);
+        if !is_hello
+            && route == Route::Hello
+            && self.sessions.get(ue).and_then(|e| e.candidate.as_ref()) != Some(from)
+        {
+            // An address that is neither proven nor a candidate any more.
+            return Err(Reject::NoSession);
+        }
+        let r = self
+            .with(ue, |s, env, e| {
+                let r = s.handle_datagram(now, env, buf, route);
+                if r.is_ok() {
+                    *e.last_active = now;
+                }
+                r
+            })
+            .unwrap_or(Err(Reject::NoSession));
+        if is_hello && r.is_ok() && route == Route::Hello {
+            self.set_candidate(ue, from);
+        }
+        let promoted = self
+            .sessions
+            .get_mut(ue)
+            .and_then(|e| e.session.promoted_from.take());
+        if promoted == Some(Route::Hello) {
+            self.prove(ue, from);
+        }
+        r
+    }
+
+    /// `from` is where `ue`'s last fresh hello came from. It does not take
+    /// the proven address of another UE (only a proof does).
+    fn set_candidate(&mut self, ue: &Id, from: &A) {
         let Some(e) = self.sessions.get_mut(ue) else {
             return;
         };
+        if let Some(old) = e.candidate.replace(from.clone())
+            && &old != from
+            && self.peers.get(&old) == Some(ue)
+        {
+            self.peers.remove(&old);
+        }
+        let taken = self.peers.get(from).is_some_and(|other| {
+            other != ue
+                && self
+                    .sessions
+                    .get(other)
+                    .is_some_and(|o| o.peer.as_ref() == Some(from))
+        });
+        if !taken
+            && let Some(other) = self.peers.insert(from.clone(), ue.clone())
+            && &other != ue
+            && let Some(o) = self.sessions.get_mut(&other)
+            && o.candidate.as_ref() == Some(from)
+        {
+            o.candidate = None;
+        }
+        self.touch(ue);
+    }
+
+    /// `ue` used a keyset offered to it from `from`: that is where it is.
+    /// The new address's answer budget starts empty.
+    fn prove(&mut self, ue: &Id, from: &A) {
+        let Some(e) = self.sessions.get_mut(ue) else {
+            return;
+        };
+        e.candidate = None;
         if e.peer.as_ref() == Some(from) {
             return;
         }
-        if let Some(old) = e.peer.replace(from.clone()) {
+        if let Some(old) = e.peer.replace(from.clone())
+            && self.peers.get(&old) == Some(ue)
+        {
             self.peers.remove(&old);
         }
         e.session.credit = 0;
@@ -81,31 +158,21 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             && let Some(o) = self.sessions.get_mut(&other)
         {
             // Another UE was at this address before: it has moved on.
-            o.peer = None;
+            if o.peer.as_ref() == Some(from) {
+                o.peer = None;
+            }
+            if o.candidate.as_ref() == Some(from) {
+                o.candidate = None;
+            }
         }
         self.touch(ue);
     }
 
-    fn session_datagram(
-        &mut self,
-        now: Instant,
-        ue: &Id,
-        buf: &mut [u8],
-    ) -> Result<Received, Reject> {
-        self.with(ue, |s, env, e| {
-            let r = s.handle_datagram(now, env, buf);
-            if r.is_ok() {
-                *e.last_active = now;
-            }
-            r
-        })
-        .unwrap_or(Err(Reject::NoSession))
-    }
-
-    /// Sends a payload to `ue`: sealed into `out` when its keyset allows
-    /// ([`SendOutcome::Sent`]: transmit it), else kept while a new keyset is
-    /// made first (TR 33.863 §6.5.2.3 step 3 skipped: the EESE starts the
-    /// contact, trigger first) and handed out by [`EeseTable::poll_transmit`].
+    /// Sends a payload to `ue`: sealed into `out` when the keyset in use
+    /// allows ([`SendOutcome::Sent`]: transmit it), else kept while a new
+    /// keyset is offered first (TR 33.863 §6.5.2.3 step 3 skipped: the EESE
+    /// starts the contact, trigger first) and handed out by
+    /// [`EeseTable::poll_transmit`] once the UE used it.
     ///
     /// # Errors
     /// [`SendError::NoSession`]; [`SendError::Busy`] when
@@ -127,8 +194,8 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
                 e.queued.push_back(payload.to_vec());
                 Ok(SendOutcome::Queued)
             };
-            // Keep the order behind payloads already waiting; wait for an
-            // address to send to.
+            // Keep the order behind payloads already waiting; wait for a
+            // proven address to send to.
             let Some(to) = e.peer.cloned().filter(|_| e.queued.is_empty()) else {
                 return queue(e);
             };
@@ -172,15 +239,14 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             .sessions
             .get_mut(ue)
             .map_or(Err(UnknownPersist(g)), |e| e.session.persisted(persist));
-        self.settle_move(ue);
         self.touch(ue);
         r
     }
 
-    /// The next datagram to send, with the UE it goes to: a key-expired
-    /// error or a trigger, or a payload that waited for its keyset. `out`
-    /// must hold the largest payload plus 25 octets (and at least 50, or
-    /// nothing comes out).
+    /// The next datagram to send, with the UE it goes to and where: a
+    /// key-expired error or a trigger, or a payload that waited for its
+    /// keyset. `out` must hold the largest payload plus 25 octets (and at
+    /// least 50, or nothing comes out).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(Id, A, Transmit)> {
         if out.len() < crate::wire::TriggerRepr::LEN {
             return None;
@@ -193,25 +259,29 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
                 None => continue,
             }
             let got = self.with(&id, |s, env, e| {
-                if let Some(t) = s.poll_transmit(now, env, out) {
-                    return Some(t);
+                if let Some((t, route)) = s.poll_transmit(now, env, out) {
+                    return Some((t, route));
                 }
+                e.peer?;
                 let payload = e.queued.front()?;
                 match s.send(now, env, payload, out) {
                     Ok(sealed) => {
                         e.queued.pop_front();
-                        Some(Transmit {
-                            len: sealed.len,
-                            what: Datagram::Data {
-                                ksi: sealed.ksi,
-                                counter: sealed.counter,
-                                seq: sealed.seq,
-                                retransmission: false,
+                        Some((
+                            Transmit {
+                                len: sealed.len,
+                                what: Datagram::Data {
+                                    ksi: sealed.ksi,
+                                    counter: sealed.counter,
+                                    seq: sealed.seq,
+                                    retransmission: false,
+                                },
                             },
-                        })
+                            Route::Peer,
+                        ))
                     }
-                    // Waits for a snapshot, a trigger or a RAND: the session is
-                    // back on the list once it can go on.
+                    // Waits for a snapshot, an offer to be used or a RAND:
+                    // the session is back on the list once it can go on.
                     Err(SendError::EffectsPending | SendError::RandPending) => None,
                     Err(_) => {
                         // Cannot be sent at all (too long for `out`): dropped.
@@ -220,9 +290,12 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
                     }
                 }
             });
-            if let Some(Some(t)) = got {
-                // On the list only with a peer (see `touch`).
-                if let Some(to) = self.sessions.get(&id).and_then(|e| e.peer.clone()) {
+            if let Some(Some((t, route))) = got {
+                let to = self.sessions.get(&id).and_then(|e| match route {
+                    Route::Peer => e.peer.clone(),
+                    Route::Hello => e.candidate.clone(),
+                });
+                if let Some(to) = to {
                     return Some((id, to, t));
                 }
             }

@@ -1,14 +1,12 @@
-//! What the caller polls from a UE (persist, transmit, event) and its timers.
+//! What the caller polls from a UE (transmit, event) and its timers.
 
 use core::cmp::min;
-use core::num::NonZeroU64;
 
 use crate::wire::{Cause, Direction, HelloRepr, Ksi, data};
 
-use super::super::effects::{Datagram, Event, Persist, SendError, Transmit, UnknownPersist};
-use super::super::snapshot::UE_SNAPSHOT_LEN;
+use super::super::effects::{Datagram, Event, SendError, Transmit};
 use super::super::time::Instant;
-use super::{Durable, HeldState, Status, Ue};
+use super::{HeldState, Status, Ue};
 
 impl<const HOLD: usize> Ue<HOLD> {
     /// The longest datagram the UE transmits: a hello with a 64-octet
@@ -24,15 +22,15 @@ impl<const HOLD: usize> Ue<HOLD> {
     };
 
     /// Runs every timer due at `now`: te2e of the keyset, the end of the
-    /// previous keyset's grace, the probe after unanswered uplink. Every
-    /// call runs this first, so a late timer never lets an expired keyset
-    /// send or receive.
+    /// previous keyset's grace, the probe after unanswered uplink, the
+    /// keepalive. Every call runs this first, so a late timer never lets an
+    /// expired keyset send or receive.
     pub(crate) fn advance(&mut self, now: Instant) {
         if self.previous.as_ref().is_some_and(|p| p.until <= now) {
             self.previous = None;
         }
         if let Some(c) = &mut self.current
-            && matches!(c.status, Status::Usable | Status::Retired)
+            && c.status == Status::Usable
             && c.deadline <= now
         {
             c.status = Status::Expired(Cause::TE2E_EXPIRED);
@@ -40,6 +38,10 @@ impl<const HOLD: usize> Ue<HOLD> {
                 ksi: c.ks.ksi,
                 cause: Cause::TE2E_EXPIRED,
             });
+            // Past te2e and its grace, and the EESE said nothing: ask for
+            // the next keyset now (the EESE stops sending under this one when
+            // it hears), and go on receiving for a grace period.
+            self.want_hello(now);
         }
         if !self.has_usable() && self.holding() {
             self.want_hello(now);
@@ -65,10 +67,11 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// When [`Ue::handle_timeout`] must next run, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // (Receiving past it ends without a timer: nothing happens then.)
         let deadline = self
             .current
             .as_ref()
-            .filter(|c| matches!(c.status, Status::Usable | Status::Retired))
+            .filter(|c| c.status == Status::Usable)
             .map(|c| c.deadline);
         let probe = self
             .cfg
@@ -95,80 +98,6 @@ impl<const HOLD: usize> Ue<HOLD> {
         self.advance(now);
     }
 
-    /// Keeps the reservations ahead of use: a new one once half of the last
-    /// is used, so sending rarely waits for a write.
-    fn reserve(&mut self) {
-        if self.hello_due != Instant::NEVER {
-            let r = u64::from(self.cfg.hello_reserve.max(1));
-            if self.next_hello + r.div_ceil(2) >= self.hello_limit {
-                self.hello_limit = self.next_hello + r;
-            }
-        }
-        if let Some(c) = &self.current
-            && matches!(c.status, Status::Usable | Status::Retired)
-            && let Some(seq) = c.ks.next_seq()
-        {
-            let r = u64::from(self.cfg.send_reserve.max(1));
-            if u64::from(seq) + r.div_ceil(2) >= self.send_limit {
-                self.send_limit = u64::from(seq) + r;
-            }
-        }
-    }
-
-    /// What the next snapshot holds.
-    fn desired(&self) -> Durable {
-        Durable {
-            last_counter: self.last_counter,
-            keyset: self
-                .current
-                .as_ref()
-                .and_then(|c| NonZeroU64::new(c.ks.counter)),
-            send_limit: self.send_limit,
-            hello_limit: self.hello_limit,
-        }
-    }
-
-    /// The next snapshot to store, written into `out`, when the state that
-    /// decides what may be sent or delivered has moved past the last durable
-    /// one: a new keyset, or a new reservation of sequence numbers (one write
-    /// per `send_reserve` uplink messages and per `hello_reserve` hellos).
-    /// One write is outstanding at a time: `None` until the last one is
-    /// reported with [`Ue::persisted`]. `out` must hold
-    /// [`UE_SNAPSHOT_LEN`](super::super::UE_SNAPSHOT_LEN) octets.
-    pub fn poll_persist(&mut self, out: &mut [u8]) -> Option<Persist> {
-        if self.inflight.is_some() || out.len() < UE_SNAPSHOT_LEN {
-            return None;
-        }
-        self.reserve();
-        let want = self.desired();
-        if want == self.durable {
-            return None;
-        }
-        let len = self.write_snapshot(&want, out);
-        self.generation += 1;
-        self.inflight = Some(want);
-        Some(Persist {
-            generation: self.generation,
-            len,
-        })
-    }
-
-    /// The snapshot of `persist` is durable: what it covers may now go out.
-    ///
-    /// # Errors
-    /// [`UnknownPersist`] when it is not the snapshot last polled; nothing
-    /// changes then.
-    pub fn persisted(&mut self, persist: Persist) -> Result<(), UnknownPersist> {
-        match self.inflight {
-            Some(state) if persist.generation == self.generation => {
-                self.durable = state;
-                self.inflight = None;
-                Ok(())
-            }
-            _ => Err(UnknownPersist(persist.generation)),
-        }
-    }
-
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop()
@@ -176,8 +105,9 @@ impl<const HOLD: usize> Ue<HOLD> {
 
     /// The next datagram to send to the EESE, written into `out`: a hello
     /// when one is due, else the held payload when a usable keyset covers it.
-    /// `None` when nothing may go out yet (nothing to send, or a snapshot to
-    /// persist first).
+    /// `None` when nothing is to go out now. Two hellos never go out at one
+    /// instant, whatever the back-off, so a drain loop that polls until
+    /// `None` always ends.
     ///
     /// # Errors
     /// [`SendError::BufferTooSmall`] when `out` is shorter than
@@ -206,12 +136,8 @@ impl<const HOLD: usize> Ue<HOLD> {
         if self.hello_due > now {
             return None;
         }
-        if self.next_hello >= self.durable.hello_limit {
-            self.reserve();
-            return None;
-        }
         // Hello sequence numbers are u32 on the wire; 2^32 hellos from one
-        // root do not happen, and past them the UE stays silent.
+        // start do not happen, and past them the UE stays silent.
         let seq = u32::try_from(self.next_hello).ok()?;
         let rekey = !self.has_usable();
         let repr = HelloRepr {
@@ -219,17 +145,24 @@ impl<const HOLD: usize> Ue<HOLD> {
             rekey,
             counter: self.last_counter,
             seq,
+            nonce: self.nonce,
             id: self.id.as_bytes(),
             tag: [0; 16],
         };
         let len = repr.emit_signed(&self.auth(), out).ok()?;
         self.next_hello += 1;
-        self.hello_due = now.after_ms(self.jitter.spread(self.hello_backoff));
-        self.hello_backoff = min(
-            self.hello_backoff.saturating_mul(2),
-            self.cfg.hello_backoff_max_ms,
-        );
-        self.reserve();
+        if self.confirming && !rekey {
+            // A confirmation goes out once; a repeated CONFIRM asks again.
+            self.hello_due = Instant::NEVER;
+        } else {
+            // Never again at this instant, whatever the back-off.
+            self.hello_due = now.after_ms(self.jitter.spread(self.hello_backoff).max(1));
+            self.hello_backoff = min(
+                self.hello_backoff.saturating_mul(2),
+                self.cfg.hello_backoff_max_ms,
+            );
+        }
+        self.confirming = false;
         Some(Transmit {
             len,
             what: Datagram::Hello { seq, rekey },
@@ -244,9 +177,8 @@ impl<const HOLD: usize> Ue<HOLD> {
         if !self.can_send(now) {
             return None;
         }
-        let durable = self.durable;
         let cur = self.current.as_mut()?;
-        let Some(seq) = cur.ks.next_seq() else {
+        if cur.ks.next_seq().is_none() {
             // Every sequence number of this keyset is used: it cannot send
             // again. Ask for the next one.
             cur.status = Status::Expired(Cause::TE2E_EXPIRED);
@@ -255,13 +187,6 @@ impl<const HOLD: usize> Ue<HOLD> {
                 cause: Cause::TE2E_EXPIRED,
             });
             self.want_hello(now);
-            return None;
-        };
-        let covered = durable.keyset.map(NonZeroU64::get) == Some(cur.ks.counter)
-            && durable.last_counter >= cur.ks.counter
-            && u64::from(seq) < durable.send_limit;
-        if !covered {
-            self.reserve();
             return None;
         }
         let payload = self.held.payload();
@@ -277,7 +202,6 @@ impl<const HOLD: usize> Ue<HOLD> {
         if self.unanswered_since == Instant::NEVER {
             self.unanswered_since = now;
         }
-        self.reserve();
         Some(Transmit {
             len,
             what: Datagram::Data {

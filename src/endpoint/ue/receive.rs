@@ -14,7 +14,8 @@ impl<const HOLD: usize> Ue<HOLD> {
     /// Handles a datagram from the EESE. A trigger installs a keyset (the
     /// held payload then goes out), a key-expired error stops the keyset it
     /// names, data is decrypted in place and returned. Anything forged,
-    /// replayed or stale is returned as a [`Reject`] and changes nothing.
+    /// replayed, stale or made for another start of the UE is returned as a
+    /// [`Reject`] and changes nothing.
     ///
     /// # Errors
     /// The [`Reject`] that says why the datagram was dropped.
@@ -34,7 +35,9 @@ impl<const HOLD: usize> Ue<HOLD> {
     fn on_trigger(&mut self, now: Instant, buf: &[u8]) -> Result<Received, Reject> {
         let packet = TriggerPacket::new_checked(buf)?;
         let trigger = TriggerRepr::parse(&packet)?;
-        packet.verify(&self.auth())?;
+        // Bound to this start's nonce: a trigger made for an earlier start
+        // of this UE (or a copy of it) does not verify.
+        packet.verify(&self.auth().answer(&self.nonce))?;
         if trigger.profile != self.cfg.profile {
             return Err(Reject::ProfileMismatch {
                 configured: self.cfg.profile,
@@ -42,19 +45,30 @@ impl<const HOLD: usize> Ue<HOLD> {
             });
         }
         if trigger.counter <= self.last_counter {
-            let repeat = self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.ks.counter == trigger.counter && c.status == Status::Usable);
+            // The very keyset in use, repeated by the EESE (it has not seen
+            // the UE confirm it, or it answers a check-in): the same counter,
+            // KSI, RAND and suite. Anything else under an old counter is
+            // stale.
+            let repeat = self.current.as_ref().is_some_and(|c| {
+                c.status == Status::Usable
+                    && c.ks.counter == trigger.counter
+                    && c.ks.ksi == trigger.ksi
+                    && c.ks.rand == trigger.rand
+                    && c.ks.keys.suite() == trigger.suite
+            });
             if !repeat {
                 return Err(Reject::StaleTrigger {
                     counter: trigger.counter,
                     last: self.last_counter,
                 });
             }
-            // The EESE repeats the keyset in use: it is there and agrees.
             self.answered(now);
             self.hello_settled();
+            // CONFIRM: the EESE has not seen the UE use it (the confirmation
+            // was lost): confirm again, at most once per back-off.
+            if trigger.confirm && !self.holding() && now >= self.confirm_after {
+                self.confirm(now);
+            }
             return Ok(Received::Control(MessageType::DERIVE_TRIGGER));
         }
         let ks = Keyset::derive(
@@ -62,14 +76,15 @@ impl<const HOLD: usize> Ue<HOLD> {
             trigger.ksi,
             trigger.counter,
             trigger.rand,
+            self.nonce,
             trigger.profile,
             trigger.suite,
             u32::MAX,
         )
         .map_err(Reject::from)?;
-        // The EESE's te2e is authoritative (it refuses afterwards, TR step
-        // 3); the UE stops on its own once its grace past te2e is over too,
-        // so a keyset is never used without bound.
+        // The EESE counts te2e from the UE's first use of the keyset, which
+        // follows its arrival here; the UE stops on its own once its grace
+        // past te2e is over too, so a keyset is never used without bound.
         let deadline = now
             .after_ms(u64::from(trigger.lifetime) * 1000)
             .after_ms(self.cfg.grace_ms);
@@ -78,23 +93,26 @@ impl<const HOLD: usize> Ue<HOLD> {
             ks,
             status: Status::Usable,
             deadline,
+            recv_until: deadline.after_ms(self.cfg.grace_ms),
         });
-        // Data in flight under a keyset replaced while usable still opens
-        // for the grace period.
-        self.previous = old
-            .filter(|c| c.status == Status::Usable && now < c.deadline)
-            .map(|c| Previous {
-                ksi: c.ks.ksi,
-                counter: c.ks.counter,
-                keys: c.ks.keys,
-                recv: c.ks.recv,
-                until: now.after_ms(self.cfg.grace_ms),
-            });
+        // Data in flight under a keyset replaced while it received still
+        // opens for the grace period.
+        self.previous = old.filter(|c| now < c.recv_until).map(|c| Previous {
+            ksi: c.ks.ksi,
+            counter: c.ks.counter,
+            keys: c.ks.keys,
+            recv: c.ks.recv,
+            until: now.after_ms(self.cfg.grace_ms),
+        });
         self.last_counter = trigger.counter;
-        // A new keyset starts its sequence numbers at 0: reserve from there.
-        self.send_limit = u64::from(self.cfg.send_reserve.max(1));
         self.answered(now);
         self.hello_settled();
+        // The EESE sends under the keyset once the UE has used it (CONFIRM):
+        // the held payload does that; with nothing to send, a hello naming it
+        // does.
+        if trigger.confirm && !self.holding() {
+            self.confirm(now);
+        }
         self.events.push(Event::Rekeyed {
             ksi: trigger.ksi,
             counter: trigger.counter,
@@ -106,7 +124,7 @@ impl<const HOLD: usize> Ue<HOLD> {
     fn on_key_expired(&mut self, now: Instant, buf: &[u8]) -> Result<Received, Reject> {
         let packet = KeyExpiredPacket::new_checked(buf)?;
         let err = KeyExpiredRepr::parse(&packet)?;
-        packet.verify(&self.auth())?;
+        packet.verify(&self.auth().answer(&self.nonce))?;
         let stale = Reject::StaleError {
             ksi: err.ksi,
             counter: err.counter,
@@ -147,7 +165,7 @@ impl<const HOLD: usize> Ue<HOLD> {
             cur.status = Status::Expired(err.cause);
         }
         // A trigger follows the error; if it is lost, a hello asks again.
-        let retry = now.after_ms(self.hello_backoff);
+        let retry = now.after_ms(self.hello_backoff.max(1));
         if self.hello_due > retry {
             self.hello_due = retry;
         }
@@ -162,26 +180,21 @@ impl<const HOLD: usize> Ue<HOLD> {
             return Err(Reject::WrongDirection);
         }
         let ksi = packet.ksi();
-        let durable = self.durable.last_counter;
         let (keys, kept, recv, counter) = match (&mut self.current, &mut self.previous) {
-            (Some(c), _) if c.ks.ksi == ksi => match c.status {
-                Status::Usable if now < c.deadline => {
-                    (&c.ks.keys, c.cipher.kept(), &mut c.ks.recv, c.ks.counter)
+            // Past its te2e (or refused by the EESE) it still receives for a
+            // grace period: the EESE may have sent before it heard.
+            (Some(c), _) if c.ks.ksi == ksi => {
+                if now >= c.recv_until {
+                    return Err(Reject::ExpiredKsi(ksi));
                 }
-                Status::Retired => return Err(Reject::RetiredKsi(ksi)),
-                _ => return Err(Reject::ExpiredKsi(ksi)),
-            },
+                (&c.ks.keys, c.cipher.kept(), &mut c.ks.recv, c.ks.counter)
+            }
             // Only for the grace period after a rekey: expanded per message.
             (_, Some(p)) if p.ksi == ksi && now < p.until => {
                 (&p.keys, None, &mut p.recv, p.counter)
             }
             _ => return Err(Reject::UnknownKsi(ksi)),
         };
-        if counter > durable {
-            // Delivering before the keyset is durable would let a restore
-            // plus a replayed trigger deliver this message again.
-            return Err(Reject::NotDurable(ksi));
-        }
         let opened = with_cipher(kept, keys, |cipher| cipher.open_packet(packet, Some(recv)))?;
         self.answered(now);
         Ok(Received::Data(Delivered {
@@ -197,5 +210,14 @@ impl<const HOLD: usize> Ue<HOLD> {
     fn hello_settled(&mut self) {
         self.hello_due = Instant::NEVER;
         self.hello_backoff = self.cfg.hello_backoff_ms;
+    }
+
+    /// A hello naming the keyset in use goes out now: it tells the EESE the
+    /// UE holds it (the EESE sends nothing under a keyset before that). Sent
+    /// once; a repeated trigger with CONFIRM asks for it again.
+    fn confirm(&mut self, now: Instant) {
+        self.hello_due = now;
+        self.confirming = true;
+        self.confirm_after = now.after_ms(self.cfg.hello_backoff_ms.max(1));
     }
 }

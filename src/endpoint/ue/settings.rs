@@ -22,8 +22,6 @@ pub(crate) struct Settings {
     keepalive_ms: u64,
     pub hello_backoff_ms: u64,
     pub hello_backoff_max_ms: u64,
-    pub send_reserve: u32,
-    pub hello_reserve: u32,
 }
 
 fn optional(ms: u64) -> Option<u64> {
@@ -39,8 +37,6 @@ impl Settings {
             keepalive_ms: cfg.keepalive.map_or(OFF, millis),
             hello_backoff_ms: millis(cfg.hello_backoff),
             hello_backoff_max_ms: millis(cfg.hello_backoff_max),
-            send_reserve: cfg.send_reserve,
-            hello_reserve: cfg.hello_reserve,
         }
     }
 
@@ -53,8 +49,6 @@ impl Settings {
             keepalive: self.keepalive().map(Duration::from_millis),
             hello_backoff: Duration::from_millis(self.hello_backoff_ms),
             hello_backoff_max: Duration::from_millis(self.hello_backoff_max_ms),
-            send_reserve: self.send_reserve,
-            hello_reserve: self.hello_reserve,
         }
     }
 

@@ -100,11 +100,11 @@ fn encode_action(a: &Action, w: &mut Writer) {
                 .u8(10)
                 .u16(u16::try_from(ms / 10).unwrap_or(u16::MAX));
         }
-        Action::CrashUe { ue, newer } => {
-            w.u8(ue).u8(11).u8(u8::from(newer));
+        Action::CrashUe { ue, old } => {
+            w.u8(ue).u8(11).u8(u8::from(old));
         }
-        Action::CrashEese { newer } => {
-            w.u8(0).u8(12).u8(u8::from(newer));
+        Action::CrashEese { newer, back } => {
+            w.u8(0).u8(12).u8(u8::from(newer) | ((back % 8) << 1));
         }
         Action::Disk { eese, ue, slow } => {
             w.u8(ue).u8(13).u8(u8::from(eese) | (u8::from(slow) << 1));
@@ -127,6 +127,24 @@ fn encode_action(a: &Action, w: &mut Writer) {
         Action::Rebind { ue } => {
             w.u8(ue).u8(20);
         }
+        Action::CloneUe { ue } => {
+            w.u8(ue).u8(21);
+        }
+        Action::Hold { ty } => {
+            w.u8(0).u8(22).u8(ty.wrapping_sub(1) % 4);
+        }
+        Action::Release => {
+            w.u8(0).u8(23);
+        }
+        Action::DropType { ty } => {
+            w.u8(0).u8(24).u8(ty.wrapping_sub(1) % 4);
+        }
+        Action::Relay { pick } => {
+            w.u8(0).u8(25).u16(pick);
+        }
+        Action::Evict { ue } => {
+            w.u8(ue).u8(26);
+        }
     }
 }
 
@@ -138,7 +156,7 @@ mod tests {
     #[test]
     fn encoding_reads_back_as_the_same_schedule() {
         let mut rng = Rng::new(3);
-        let actions: Vec<Action> = (0..500).map(|_| Action::generate(&mut rng)).collect();
+        let actions: Vec<Action> = (0..500).map(|_| Action::generate(&mut rng, true)).collect();
         let bytes = encode(9, &actions);
         let mut r = Reader::new(&bytes);
         assert_eq!(r.u16(), 9);

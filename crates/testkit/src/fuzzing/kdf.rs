@@ -9,7 +9,7 @@ use sha2::Sha256;
 use ciot_e2e::kdf::{
     self, Algorithm, Ck, CkIk, Error, FC_ALG_KEY, FC_CONTROL_KEY, FC_INT_KEY, FC_KEYSET, Fc,
     INT_KEY_LABEL, Ik, KdfProfile, KeySet, MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey,
-    RootKind, Ts33220Key,
+    RootKind, Ts33220Key, UeNonce,
 };
 use ciot_e2e::wire::{Cause, MessageType, Suite};
 
@@ -230,16 +230,25 @@ fn hierarchy(input: &Input<'_>) {
     );
 
     let other = u64::from_be_bytes(input.root[..8].try_into().expect("8 octets"));
+    let nonce = UeNonce(input.rand);
+    let mut other_nonce = input.rand;
+    other_nonce[0] ^= 1;
+    let other_nonce = UeNonce(other_nonce);
     for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
         // The same keyset (as a repeated RAND gives) under another trigger
-        // counter: other algorithm keys.
+        // counter, or for another start of the UE: other algorithm keys.
         if other != 1 {
             assert_ne!(
-                kdf::alg_key(profile, &keyset, alg, 1),
-                kdf::alg_key(profile, &keyset, alg, other),
+                kdf::alg_key(profile, &keyset, alg, 1, &nonce),
+                kdf::alg_key(profile, &keyset, alg, other, &nonce),
                 "{alg:?}: counters 1 and {other} share a key"
             );
         }
+        assert_ne!(
+            kdf::alg_key(profile, &keyset, alg, 1, &nonce),
+            kdf::alg_key(profile, &keyset, alg, 1, &other_nonce),
+            "{alg:?}: two UE starts share a key"
+        );
         for counter in [1, other] {
             let s = s_ref(
                 &[FC_ALG_KEY],
@@ -247,12 +256,13 @@ fn hierarchy(input: &Input<'_>) {
                     &[alg.distinguisher()],
                     &[alg.identity()],
                     &counter.to_be_bytes(),
+                    nonce.as_bytes(),
                 ],
             );
             let full = derive_ref(profile, keyset.as_bytes(), &s);
             // TS 33.401 A.7: the 128 least significant bits.
             assert_eq!(
-                kdf::alg_key(profile, &keyset, alg, counter).as_bytes()[..],
+                kdf::alg_key(profile, &keyset, alg, counter, &nonce).as_bytes()[..],
                 full[16..],
                 "{alg:?} key, counter {counter}"
             );

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 use std::vec::Vec;
 
-use ciot_e2e::kdf::{KdfProfile, KeySet};
+use ciot_e2e::kdf::{KdfProfile, KeySet, UeNonce};
 use ciot_e2e::protect::Error;
 use ciot_e2e::protect::replay::{ReplayWindow, WINDOW};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
@@ -15,25 +15,31 @@ use super::reader::{Reader, Writer};
 /// How many fixed ciphers a script chooses from.
 const CIPHERS: usize = 6;
 
-/// The fixed ciphers: every suite under two keysets, and the first keyset
-/// again as trigger counter 2 would install it (a RAND source that repeats
-/// a RAND gives the same e2eKEYSET). A message sealed under one must not
-/// open under any other.
+/// The fixed ciphers: every suite under two keysets, the first keyset again
+/// as trigger counter 2 would install it (a RAND source that repeats a RAND
+/// gives the same e2eKEYSET), and again for another start of the UE (its
+/// nonce). A message sealed under one must not open under any other.
 fn ciphers() -> &'static [SuiteCipher; CIPHERS] {
     static TABLE: OnceLock<[SuiteCipher; CIPHERS]> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let c = |suite, fill, profile, counter| {
-            SuiteKeys::derive(profile, &KeySet::from_bytes([fill; 32]), suite, counter)
-                .expect("known suite")
-                .cipher()
+        let c = |suite, fill, profile, counter, nonce: u8| {
+            SuiteKeys::derive(
+                profile,
+                &KeySet::from_bytes([fill; 32]),
+                suite,
+                counter,
+                &UeNonce([nonce; 16]),
+            )
+            .expect("known suite")
+            .cipher()
         };
         [
-            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 1),
-            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 1),
-            c(Suite::NEA2_NIA2, 0x02, KdfProfile::HkdfSha256, 1),
-            c(Suite::AES_128_GCM, 0x02, KdfProfile::HkdfSha256, 1),
-            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 2),
-            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 2),
+            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 1, 1),
+            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 1, 1),
+            c(Suite::NEA2_NIA2, 0x02, KdfProfile::HkdfSha256, 1, 1),
+            c(Suite::AES_128_GCM, 0x02, KdfProfile::HkdfSha256, 1, 1),
+            c(Suite::NEA2_NIA2, 0x01, KdfProfile::Ts33220, 2, 1),
+            c(Suite::AES_128_GCM, 0x01, KdfProfile::Ts33220, 1, 2),
         ]
     })
 }

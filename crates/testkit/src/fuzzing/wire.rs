@@ -4,7 +4,7 @@ use std::vec;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e::wire::{
     self, ControlAuth, DataPacket, DataRepr, Error, FieldName, HelloPacket, HelloRepr,
     KeyExpiredPacket, KeyExpiredRepr, Message, MessageType, Suite, TriggerPacket, TriggerRepr,
@@ -17,6 +17,9 @@ pub(crate) fn fixed_auth() -> ControlAuth {
     ControlAuth::new(&PreparedRoot::new(&root, KdfProfile::Ts33220).control_key())
 }
 
+/// The UE start the targets' triggers and errors answer.
+pub(crate) const FIXED_NONCE: UeNonce = UeNonce([0xa7; 16]);
+
 /// Any octets through [`Message::parse`].
 ///
 /// Oracle: parsing never panics; when it succeeds, `emit_into` into a buffer of
@@ -28,12 +31,13 @@ pub(crate) fn fixed_auth() -> ControlAuth {
 /// When it fails, the type's own view/Repr path fails with the same error.
 /// Opening a control message under the fixed key agrees with verifying it.
 pub fn decode_any(bytes: &[u8]) {
-    let auth = fixed_auth();
+    let control = fixed_auth();
+    let auth = control.answer(&FIXED_NONCE);
     // Must not panic, whatever it answers: tags are random here.
-    let verified = auth.verify_message(bytes);
+    let verified = control.verify_message(bytes, &FIXED_NONCE);
     let _ = auth.open_trigger(bytes, 0);
     let opened_error = auth.open_key_expired(bytes);
-    let opened_hello = auth.open_hello(bytes);
+    let opened_hello = control.open_hello(bytes);
     if opened_error.is_ok() || opened_hello.is_ok() {
         assert_eq!(verified, Ok(()), "opened but does not verify");
     }
@@ -146,11 +150,19 @@ pub fn decode_any(bytes: &[u8]) {
         Message::Hello(r) => {
             let p = HelloPacket::new_checked(bytes).expect("parsed hello fails its view");
             assert_eq!(
-                (p.ksi(), p.rekey(), p.counter(), p.seq(), p.id(), p.tag()),
-                (r.ksi, r.rekey, r.counter, r.seq, r.id, &r.tag[..])
+                (
+                    p.ksi(),
+                    p.rekey(),
+                    p.counter(),
+                    p.seq(),
+                    p.nonce(),
+                    p.id(),
+                    p.tag()
+                ),
+                (r.ksi, r.rekey, r.counter, r.seq, r.nonce, r.id, &r.tag[..])
             );
             assert_eq!(bytes.len(), HelloRepr::len_for(r.id.len()));
-            assert_eq!(bytes.len(), 84.max(33 + r.id.len()));
+            assert_eq!(bytes.len(), 84.max(49 + r.id.len()));
             assert!((1..=hello::MAX_ID_LEN).contains(&r.id.len()));
             assert_eq!(usize::from(bytes[hello::field::ID_LEN]), r.id.len());
             assert_eq!(&bytes[p.id_field()], r.id);
@@ -164,7 +176,7 @@ pub fn decode_any(bytes: &[u8]) {
             assert_eq!(HelloRepr::parse(&p).as_ref(), Ok(r));
             assert_eq!(
                 opened_hello.as_ref().ok(),
-                p.verify(&auth).is_ok().then_some(r),
+                p.verify(&control).is_ok().then_some(r),
                 "open_hello and verify disagree"
             );
         }
@@ -248,7 +260,7 @@ fn hello_roundtrip(r: &HelloRepr<'_>, flip: u16) {
     let auth = fixed_auth();
     let buf = &mut buf[..len];
     assert_eq!(r.emit_signed(&auth, buf), Ok(len));
-    assert_eq!(auth.verify_message(buf), Ok(()));
+    assert_eq!(auth.verify_message(buf, &FIXED_NONCE), Ok(()));
     let signed = HelloRepr {
         tag: auth.tag(&buf[..len - wire::CONTROL_TAG_LEN]),
         ..*r
@@ -278,6 +290,7 @@ fn hello_misfit(u: &mut Unstructured<'_>) {
         rekey: u.arbitrary().unwrap_or(false),
         counter: u.arbitrary().unwrap_or(0),
         seq: u.arbitrary().unwrap_or(0),
+        nonce: UeNonce(u.arbitrary().unwrap_or([0; 16])),
         id,
         tag: [0; 16],
     };
@@ -313,9 +326,17 @@ fn trigger_roundtrip(r: &TriggerRepr, flip: u16) {
     }
     assert_eq!(parsed, Ok(Message::Trigger(r.clone())));
 
-    let auth = fixed_auth();
+    let control = fixed_auth();
+    let auth = control.answer(&FIXED_NONCE);
     assert_eq!(r.emit_signed(&auth, &mut buf), Ok(TriggerRepr::LEN));
-    assert_eq!(auth.verify_message(&buf), Ok(()));
+    assert_eq!(control.verify_message(&buf, &FIXED_NONCE), Ok(()));
+    // Made for one start of the UE: no other start's key opens it.
+    let other = UeNonce([0xa8; 16]);
+    assert_eq!(
+        control.verify_message(&buf, &other),
+        Err(Error::BadTag),
+        "a trigger verified for another UE start"
+    );
     let opened = auth.open_trigger(&buf, r.counter.wrapping_sub(1));
     if r.counter == 0 {
         assert_eq!(
@@ -366,8 +387,14 @@ fn key_expired_roundtrip(r: &KeyExpiredRepr, flip: u16) {
         buf[key_expired_field::SEQ],
         r.refused.unwrap_or(0).to_be_bytes()
     );
-    let auth = fixed_auth();
+    let control = fixed_auth();
+    let auth = control.answer(&FIXED_NONCE);
     assert_eq!(r.emit_signed(&auth, &mut buf), Ok(KeyExpiredRepr::LEN));
+    assert_eq!(
+        control.answer(&UeNonce([0xa8; 16])).open_key_expired(&buf),
+        Err(Error::BadTag),
+        "an error opened for another UE start"
+    );
     let covered = ciot_e2e::wire::key_expired::field::TAG.start;
     let signed = KeyExpiredRepr {
         tag: auth.tag(&buf[..covered]),

@@ -80,14 +80,34 @@ pub enum Action {
     Advance { ms: u32 },
     /// Time passes by `ms` and no timer runs (they run late).
     Late { ms: u32 },
-    /// UE `ue` crashes and restores from its disk (the newer snapshot when a
-    /// write was in flight and `newer`).
-    CrashUe { ue: u8, newer: bool },
-    /// The EESE crashes and restores every session from its disk.
-    CrashEese { newer: bool },
-    /// A disk becomes slow (writes wait to be acknowledged) or fast again
-    /// (the waiting write completes): UE `ue`'s, or the EESE's.
+    /// UE `ue` restarts: power lost, storage lost, or (`old`) its storage
+    /// put back to an older copy. A UE reads nothing back: every start is a
+    /// new one (counted as a rollback when `old`).
+    CrashUe { ue: u8, old: bool },
+    /// The EESE crashes and restores every session from its disk: the newer
+    /// snapshot when a write was in flight and `newer`; with `back` above 0,
+    /// from the snapshot that many writes before the last (a backup, a
+    /// storage rollback; counted as a rollback).
+    CrashEese { newer: bool, back: u8 },
+    /// The EESE's disk becomes slow (writes wait to be acknowledged) or fast
+    /// again (the waiting write completes). (`eese` and `ue` are kept for
+    /// the schedule's format: a UE has no disk.)
     Disk { eese: bool, ue: u8, slow: bool },
+    /// A copy of UE `ue` (same identifier, same root: a cloned device image)
+    /// starts at an address of its own, and runs until the liveness phase.
+    CloneUe { ue: u8 },
+    /// The adversary holds back every datagram of message type `ty` in
+    /// flight (1 trigger, 2 key-expired, 3 data, 4 hello).
+    Hold { ty: u8 },
+    /// The adversary lets everything it held back go on.
+    Release,
+    /// The adversary drops every datagram of message type `ty` in flight.
+    DropType { ty: u8 },
+    /// The adversary takes datagram `pick` in flight off the network and
+    /// relays it from an address of its own.
+    Relay { pick: u16 },
+    /// The EESE evicts UE `ue`'s session (a full table, an idle sweep).
+    Evict { ue: u8 },
     /// The enterprise expires UE `ue`'s keys now.
     ExpireNow { ue: u8 },
     /// The enterprise expires every UE's keys now.
@@ -112,9 +132,39 @@ impl Action {
 
     /// A step drawn with the weights a hostile day has: mostly traffic and
     /// time, often loss and reordering, sometimes forgery, replay, crashes.
-    pub fn generate(rng: &mut Rng) -> Self {
+    /// With `storage_faults`, storage is not what the endpoints last wrote
+    /// either: UEs restart from older copies or are cloned, and the EESE
+    /// restores from any earlier snapshot.
+    pub fn generate(rng: &mut Rng, storage_faults: bool) -> Self {
         let ue = rng.below(8) as u8;
         let pick = rng.below(1 << 16) as u16;
+        if rng.chance(0.06) {
+            // The adversary that works on one kind of message, relays, and
+            // evictions.
+            return match rng.below(10) {
+                0..3 => Action::Hold {
+                    ty: rng.range(1, 4) as u8,
+                },
+                3..5 => Action::Release,
+                5..7 => Action::DropType {
+                    ty: rng.range(1, 4) as u8,
+                },
+                7..9 => Action::Relay { pick },
+                _ => Action::Evict { ue },
+            };
+        }
+        if storage_faults && rng.chance(0.02) {
+            return if rng.chance(0.3) {
+                Action::CloneUe { ue }
+            } else if rng.chance(0.5) {
+                Action::CrashUe { ue, old: true }
+            } else {
+                Action::CrashEese {
+                    newer: rng.chance(0.5),
+                    back: rng.range(1, 6) as u8,
+                }
+            };
+        }
         match rng.below(1000) {
             0..150 => Action::UeSend { ue },
             150..260 => Action::EeseSend { ue },
@@ -155,12 +205,10 @@ impl Action {
             880..900 => Action::Late {
                 ms: rng.range(100, 60_000) as u32,
             },
-            900..915 => Action::CrashUe {
-                ue,
-                newer: rng.chance(0.5),
-            },
+            900..915 => Action::CrashUe { ue, old: false },
             915..925 => Action::CrashEese {
                 newer: rng.chance(0.5),
+                back: 0,
             },
             925..945 => Action::Disk {
                 eese: rng.chance(0.4),
@@ -182,7 +230,7 @@ impl Action {
     /// A step decoded from fuzzer octets (total: every input is a schedule).
     pub(crate) fn decode(r: &mut Reader<'_>) -> Self {
         let ue = r.u8();
-        match r.u8() % 22 {
+        match r.u8() % 29 {
             0 => Action::UeSend { ue },
             1 => Action::EeseSend { ue },
             2 => Action::Deliver { pick: r.u16() },
@@ -224,11 +272,15 @@ impl Action {
             },
             11 => Action::CrashUe {
                 ue,
-                newer: r.u8() & 1 == 1,
+                old: r.u8() & 1 == 1,
             },
-            12 => Action::CrashEese {
-                newer: r.u8() & 1 == 1,
-            },
+            12 => {
+                let b = r.u8();
+                Action::CrashEese {
+                    newer: b & 1 == 1,
+                    back: (b >> 1) % 8,
+                }
+            }
             13 => {
                 let b = r.u8();
                 Action::Disk {
@@ -246,6 +298,12 @@ impl Action {
             17 => Action::ReplaceRoot { ue },
             18 | 19 => Action::ProvideRand { ue },
             20 => Action::Rebind { ue },
+            21 => Action::CloneUe { ue },
+            22 => Action::Hold { ty: r.u8() % 4 + 1 },
+            23 => Action::Release,
+            24 => Action::DropType { ty: r.u8() % 4 + 1 },
+            25 => Action::Relay { pick: r.u16() },
+            26 => Action::Evict { ue },
             _ => Action::Advance {
                 ms: u32::from(r.u8()) * 1000,
             },

@@ -18,13 +18,10 @@ const TICK: Duration = Duration::from_millis(100);
 const PERIOD_TICKS: u64 = 20;
 
 pub(crate) fn liveness(w: &mut World, heal: Duration) {
-    for i in 0..w.ues.len() {
-        w.step(Action::Disk {
-            eese: false,
-            ue: i as u8,
-            slow: false,
-        });
-    }
+    // The copies of UEs are switched off, and what the adversary held back
+    // is lost.
+    w.clones.clear();
+    w.held.clear();
     w.step(Action::Disk {
         eese: true,
         ue: 0,

@@ -1,9 +1,9 @@
 //! Delivering a datagram in the simulated world, and checking what it did:
-//! deliveries against the ledger (I2), and unauthenticated input against
-//! the endpoint's state and the octets answered (I3).
+//! deliveries against the ledger (I2), and input that is not genuine against
+//! the endpoint's state, and every address against the octets sent to it
+//! (I3).
 
-use ciot_e2e::endpoint::{Received, Reject, UeId};
-use ciot_e2e::wire::MessageType;
+use ciot_e2e::endpoint::{Received, UeId};
 
 use super::world::{EESE, Packet, World, root};
 
@@ -20,8 +20,10 @@ impl World {
         }
         if p.dst == EESE {
             self.deliver_to_eese(p);
-        } else if let Some(i) = self.ues.iter().position(|u| u.addr == p.dst) {
-            self.deliver_to_ue(i, p);
+        } else if let Some(j) =
+            (0..self.ues.len() + self.clones.len()).find(|&j| self.slot(j).addr == p.dst)
+        {
+            self.deliver_to_ue(j, p);
         }
     }
 
@@ -36,6 +38,7 @@ impl World {
             self.drain_all();
         }
         let before = (!genuine).then(|| self.eese_state());
+        self.oracle.received_from(p.src, p.bytes.len());
         let mut bytes = p.bytes.clone();
         let seed = self.seed;
         let epochs: Vec<u32> = self.ues.iter().map(|u| u.epoch).collect();
@@ -62,14 +65,6 @@ impl World {
                 self.counts.delivered += 1;
             }
         }
-        if let Ok((id, Received::Control(MessageType::HELLO))) = &result {
-            self.oracle.hello_taken(&p.bytes);
-            self.eese_disks
-                .entry(*id)
-                .or_default()
-                .hellos
-                .push(p.bytes.clone());
-        }
         let out = self.count_answers(p.src);
         if let Some(before) = before {
             let after = self.eese_state();
@@ -84,12 +79,9 @@ impl World {
                 );
             }
         }
-        // What the EESE could not authenticate as fresh input of the UE,
-        // genuine octets or not, is what may be answered only within budget.
-        if let Err(r) = &result
-            && !matches!(r, Reject::ExpiredKsi(_))
-        {
-            self.oracle.unauthenticated(p.src, p.bytes.len(), out);
+        // What the EESE refused is answered within what the address sent.
+        if result.is_err() {
+            self.oracle.answered(p.src, out);
         }
     }
 
@@ -101,17 +93,18 @@ impl World {
         usize::try_from(after - before).unwrap_or(usize::MAX)
     }
 
-    fn deliver_to_ue(&mut self, i: usize, p: Packet) {
-        let genuine = self.ues[i].genuine.contains(&p.bytes);
+    fn deliver_to_ue(&mut self, j: usize, p: Packet) {
+        let genuine = self.slot(j).genuine.contains(&p.bytes);
+        let i = self.slot(j).index;
         let now = self.now;
         if !genuine {
-            self.ues[i].ue.handle_timeout(now);
+            self.slot(j).ue.handle_timeout(now);
             self.drain_all();
         }
-        let before = (!genuine).then(|| self.ue_state(i));
-        let sent_before = self.ue_octets[i];
+        let before = (!genuine).then(|| self.ue_state(j));
+        let sent_before = self.slot(j).octets;
         let mut bytes = p.bytes.clone();
-        let r = self.ues[i].ue.handle_datagram(now, &mut bytes);
+        let r = self.slot(j).ue.handle_datagram(now, &mut bytes);
         if let Ok(Received::Data(d)) = &r {
             let payload = bytes[d.payload.clone()].to_vec();
             let prefix = format!("d:{i}:").into_bytes();
@@ -120,7 +113,7 @@ impl World {
             }
         }
         if let Some(before) = before {
-            let after = self.ue_state(i);
+            let after = self.ue_state(j);
             if after != before {
                 self.oracle.fail(
                     "I3",
@@ -128,7 +121,7 @@ impl World {
                 );
             }
             self.drain_all();
-            if self.ue_octets[i] != sent_before {
+            if self.slot(j).octets != sent_before {
                 self.oracle.fail(
                     "I3",
                     format!("UE {i} answered a datagram the EESE never sent"),
@@ -153,9 +146,10 @@ impl World {
         s
     }
 
-    /// What unauthenticated input must not change at UE `i`.
-    fn ue_state(&self, i: usize) -> String {
-        let u = &self.ues[i].ue;
+    /// What unauthenticated input must not change at the UE (or copy) at
+    /// position `j`.
+    fn ue_state(&mut self, j: usize) -> String {
+        let u = &self.slot(j).ue;
         let keys = u.current_keys().map(|(r, k)| (r.clone(), k.clone()));
         format!(
             "{:?} {} {:?} holding {}",

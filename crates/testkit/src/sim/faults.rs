@@ -1,11 +1,13 @@
 //! The faults the simulator injects beyond the network's: forged datagrams,
 //! crashes with restores from what the disks hold, slow disks.
 
+use std::collections::HashSet;
+
 use ciot_e2e::endpoint::{EeseTable, Ue};
 use ciot_e2e::wire::{self, MessageType};
 
 use super::action::{Forgery, Source};
-use super::world::{EESE, Packet, SimRand, World, root};
+use super::world::{EESE, Packet, SimRand, UeSlot, World, root};
 use crate::rng::Rng;
 
 impl World {
@@ -32,11 +34,18 @@ impl World {
                 let id = self.ues[i].id;
                 let mut tag = [0u8; 16];
                 r.fill(&mut tag);
+                let mut nonce = [0u8; 16];
+                r.fill(&mut nonce);
+                if r.chance(0.5) {
+                    // The nonce of the UE's own start: only the tag is made up.
+                    nonce = *self.ues[i].ue.nonce().as_bytes();
+                }
                 let h = wire::HelloRepr {
                     ksi: wire::Ksi(r.below(256) as u8),
                     rekey: r.chance(0.5),
                     counter: r.below(1 << 20),
                     seq: r.below(1 << 20) as u32,
+                    nonce: ciot_e2e::kdf::UeNonce::from_bytes(nonce),
                     id: id.as_bytes(),
                     tag,
                 };
@@ -102,24 +111,51 @@ impl World {
         self.deliver(Packet { src, dst, bytes });
     }
 
-    pub(crate) fn crash_ue(&mut self, i: usize, newer: bool) {
+    /// UE `i` restarts: whatever its storage holds (nothing, an older
+    /// copy), it is a new start with a new nonce.
+    pub(crate) fn crash_ue(&mut self, i: usize, old: bool) {
         self.counts.crashes += 1;
+        if old {
+            self.counts.rollbacks += 1;
+        }
+        let nonce = self.fresh_nonce(i);
         let slot = &mut self.ues[i];
-        let snapshot = slot.disk.crash(newer);
         let r = root(self.seed, i as u8, slot.epoch);
-        let seed = self.rng.next_u64();
-        slot.ue = match snapshot {
-            Some(b) => match Ue::restore(self.ue_cfg, r.clone(), slot.id, seed, &b) {
-                Ok(ue) => ue,
-                // Written under the root before a new AKA: start afresh.
-                Err(_) => Ue::new(self.ue_cfg, r, slot.id, seed),
-            },
-            None => Ue::new(self.ue_cfg, r, slot.id, seed),
-        };
+        slot.ue = Ue::new(self.ue_cfg, r, slot.id, nonce);
     }
 
-    pub(crate) fn crash_eese(&mut self, newer: bool) {
+    /// A copy of UE `i` (its image cloned to another device) starts at an
+    /// address of its own.
+    pub(crate) fn clone_ue(&mut self, i: usize) {
+        if self.clones.len() >= 2 {
+            return;
+        }
+        self.counts.rollbacks += 1;
+        let nonce = self.fresh_nonce(i);
+        let addr = self.fresh_addr();
+        let (id, epoch) = (self.ues[i].id, self.ues[i].epoch);
+        let r = root(self.seed, i as u8, epoch);
+        self.clones.push(UeSlot {
+            index: i,
+            id,
+            addr,
+            epoch,
+            ue: Ue::new(self.ue_cfg, r, id, nonce),
+            next_payload: 0,
+            genuine: HashSet::new(),
+            octets: 0,
+        });
+    }
+
+    /// The EESE crashes and restores every session from its disk; with
+    /// `back` above 0, from the snapshot that many writes before the last.
+    pub(crate) fn crash_eese(&mut self, newer: bool, back: usize) {
         self.counts.crashes += 1;
+        // A restart takes time: the clock moves on (no timer runs).
+        self.now = self.now.after(std::time::Duration::from_millis(5));
+        if back > 0 {
+            self.counts.rollbacks += 1;
+        }
         let mut table = EeseTable::new(
             self.eese_cfg,
             SimRand {
@@ -128,16 +164,8 @@ impl World {
             },
         );
         for (i, u) in self.ues.iter().enumerate() {
-            if let Some(disk) = self.eese_disks.get_mut(&u.id) {
-                let mut lost = std::mem::take(&mut disk.hellos);
-                let writing = std::mem::take(&mut disk.hellos_writing);
-                if !(newer && disk.pending.is_some()) {
-                    lost.extend(writing);
-                }
-                self.oracle.hellos_forgotten(&lost);
-            }
             if let Some(disk) = self.eese_disks.get_mut(&u.id)
-                && let Some(bytes) = disk.crash(newer)
+                && let Some(bytes) = disk.crash(newer, back)
             {
                 // A snapshot of an older root is refused: that session is
                 // gone, and the UE's hello makes a new one.
@@ -148,24 +176,16 @@ impl World {
         self.rand_wanted.clear();
     }
 
-    pub(crate) fn disk(&mut self, eese: bool, i: usize, slow: bool) {
-        if eese {
-            self.eese_slow = slow;
-            if !slow {
-                for (id, d) in &mut self.eese_disks {
-                    if let Some((bytes, p)) = d.pending.take() {
-                        d.durable = Some(bytes);
-                        d.hellos_writing.clear();
-                        let _ = self.eese.persisted(id, p);
-                    }
+    /// The EESE's disk becomes slow, or fast again (the waiting writes
+    /// complete).
+    pub(crate) fn disk(&mut self, slow: bool) {
+        self.eese_slow = slow;
+        if !slow {
+            for (id, d) in &mut self.eese_disks {
+                if let Some((bytes, p)) = d.pending.take() {
+                    d.acknowledge(bytes);
+                    let _ = self.eese.persisted(id, p);
                 }
-            }
-        } else {
-            let slot = &mut self.ues[i];
-            slot.disk.slow = slow;
-            if !slow && let Some((bytes, p)) = slot.disk.pending.take() {
-                slot.disk.durable = Some(bytes);
-                let _ = slot.ue.persisted(p);
             }
         }
     }

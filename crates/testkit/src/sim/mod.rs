@@ -8,20 +8,27 @@
 //! The invariants:
 //! - **I1** no (key, direction, sequence number) ever protects two different
 //!   datagrams, over the whole run (a ledger keyed by the algorithm keys,
-//!   which the oracle derives from the triggers on the wire);
+//!   which the oracle derives from the triggers on the wire and the nonces
+//!   every UE start drew);
 //! - **I2** no payload is delivered twice, and none that was not sent to
 //!   that receiver;
 //! - **I3** a datagram that is not octet for octet one the peer sent (forged,
 //!   mutated, reflected) changes no state of the endpoint it reaches, a UE
-//!   never answers one, and the EESE never sends a source more octets than
-//!   such datagrams from it carried;
+//!   never answers one; the EESE never answers what it refused from an
+//!   address with more octets than that address sent, and never sends an
+//!   address the UE has not proven more than that address sent;
 //! - **I4** once the adversary stops, every payload sent after
 //!   [`t_heal`] is delivered, both ways, for every UE;
 //! - and whenever a UE and the EESE name the same keyset (KSI and counter),
 //!   they hold the same keys.
 //!
 //! Crashes restore from whatever the contract allows: the last snapshot
-//! acknowledged, or the one whose write was under way on a slow disk.
+//! acknowledged, or the one whose write was under way on a slow disk. With
+//! storage faults ([`schedule_with`]), storage is not what the endpoints last
+//! wrote: the EESE restores from any earlier snapshot (with a RAND source
+//! that may repeat), and UEs restart from older copies or are cloned onto a
+//! second device. (A UE reads nothing back from its storage: each start
+//! draws a new nonce, so these are the cases its design covers.)
 
 use std::time::Duration;
 
@@ -83,8 +90,6 @@ impl SimConfig {
                 keepalive: Some(Duration::from_secs(6)),
                 hello_backoff: Duration::from_millis(500),
                 hello_backoff_max: Duration::from_secs(8),
-                send_reserve: r.range(2, 64) as u32,
-                hello_reserve: r.range(1, 8) as u32,
             },
             eese: EeseConfig {
                 profile,
@@ -109,14 +114,14 @@ impl SimConfig {
     }
 }
 
-/// The healing bound `T_heal` for these settings (`docs/SECURITY.md`): once
-/// the network delivers again and nothing more is forged or crashes, a UE
-/// that hears nothing sends a hello within `probe_after` of its first
-/// unanswered uplink, or within `keepalive` of the last thing it heard,
+/// The healing bound `T_heal` for these settings (`docs/SECURITY.md` §5):
+/// once the network delivers again and nothing more is forged or crashes, a
+/// UE that hears nothing sends a hello within `probe_after` of its first
+/// unanswered uplink, or within `keepalive` of the last thing it heard, and
 /// repeats hellos at most `1.25 × hello_backoff_max` apart; the EESE answers
-/// a fresh hello at once, and puts its trigger in front of downlink at least
-/// every `trigger_retransmit_max`. One second covers round trips and the
-/// RAND of the EMKS in the simulation.
+/// a fresh hello at once with an offer, which the UE uses (its held payload,
+/// or a hello naming it) one round trip later. One second covers those
+/// round trips and the RAND of the EMKS in the simulation.
 #[must_use]
 pub fn t_heal(cfg: &SimConfig) -> Duration {
     let silence = cfg
@@ -124,10 +129,7 @@ pub fn t_heal(cfg: &SimConfig) -> Duration {
         .probe_after
         .unwrap_or(Duration::ZERO)
         .max(cfg.ue.keepalive.unwrap_or(Duration::ZERO));
-    silence
-        + cfg.ue.hello_backoff_max * 5 / 4
-        + cfg.eese.trigger_retransmit_max
-        + Duration::from_secs(1)
+    silence + cfg.ue.hello_backoff_max * 5 / 4 + Duration::from_secs(1)
 }
 
 /// What one schedule did.
@@ -145,8 +147,18 @@ pub struct Outcome {
 /// The schedule a seed generates: `steps` steps.
 #[must_use]
 pub fn schedule(seed: u64, steps: usize) -> Vec<Action> {
+    schedule_with(seed, steps, false)
+}
+
+/// The schedule a seed generates, with storage faults (UEs restarted from
+/// older copies or cloned, the EESE restored from any earlier snapshot)
+/// when `storage_faults`.
+#[must_use]
+pub fn schedule_with(seed: u64, steps: usize, storage_faults: bool) -> Vec<Action> {
     let mut r = Rng::new(seed ^ 0x5c4e_d01e);
-    (0..steps).map(|_| Action::generate(&mut r)).collect()
+    (0..steps)
+        .map(|_| Action::generate(&mut r, storage_faults))
+        .collect()
 }
 
 /// Runs `actions` in the world of `seed` (its settings, keys and RANDs),
@@ -203,15 +215,23 @@ pub fn run_seed(seed: u64, steps: usize) -> Outcome {
     run(seed, &schedule(seed, steps))
 }
 
-/// The shortest schedule found that still breaks an invariant, by removing
-/// ever smaller runs of steps (delta debugging) while it keeps failing.
+/// Runs the schedule `seed` generates with storage faults.
+#[must_use]
+pub fn run_seed_with_storage_faults(seed: u64, steps: usize) -> Outcome {
+    run(seed, &schedule_with(seed, steps, true))
+}
+
+/// The shortest schedule found that still breaks the same invariant, by
+/// removing ever smaller runs of steps (delta debugging) while it keeps
+/// failing that way.
 #[must_use]
 pub fn shrink(seed: u64, actions: &[Action]) -> Vec<Action> {
-    let fails = |a: &[Action]| !run(seed, a).violations.is_empty();
+    let first = |a: &[Action]| run(seed, a).violations.first().map(|v| v.invariant);
+    let Some(invariant) = first(actions) else {
+        return actions.to_vec();
+    };
+    let fails = |a: &[Action]| first(a) == Some(invariant);
     let mut cur = actions.to_vec();
-    if !fails(&cur) {
-        return cur;
-    }
     let mut chunk = cur.len().div_ceil(2).max(1);
     loop {
         let mut i = 0;

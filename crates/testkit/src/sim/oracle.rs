@@ -5,9 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootKey};
+use ciot_e2e::kdf::{KdfProfile, PreparedRoot, RootKey, UeNonce};
 use ciot_e2e::protect::suite::SuiteKeys;
-use ciot_e2e::wire::{DataPacket, Direction, Ksi, TriggerPacket, TriggerRepr};
+use ciot_e2e::wire::{ControlAuth, DataPacket, Direction, Ksi, TriggerPacket, TriggerRepr};
 
 /// A violated invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct Violation {
 /// The simulator's ledgers.
 #[derive(Default)]
 pub(crate) struct Oracle {
+    /// Every nonce each UE (or a copy of it) started with.
+    starts: HashMap<u8, Vec<UeNonce>>,
     /// Keysets seen in triggers: (UE, root epoch, KSI) → (counter, keys).
     keysets: HashMap<(u8, u32, Ksi), Vec<(u64, SuiteKeys)>>,
     /// I1: (key octets, direction, seq) → the datagram that used it.
@@ -31,12 +33,12 @@ pub(crate) struct Oracle {
     /// I2: payloads sent, and payloads delivered.
     sent: HashSet<Vec<u8>>,
     delivered: HashSet<Vec<u8>>,
-    /// I2 for hellos: each one the EESE took (each is unique: the UE never
-    /// repeats a hello sequence number).
-    hellos: HashSet<Vec<u8>>,
-    /// I3: octets of unauthenticated input per source, and answered to it.
-    pub unauth_in: HashMap<u16, u64>,
-    pub unauth_out: HashMap<u16, u64>,
+    /// I3: octets each address sent the EESE; octets the EESE sent it in
+    /// answer to what it refused; octets sent it while it was not the
+    /// proven address of the UE they were for.
+    pub input: HashMap<u16, u64>,
+    pub answers: HashMap<u16, u64>,
+    pub unproven: HashMap<u16, u64>,
     pub violations: Vec<Violation>,
 }
 
@@ -52,8 +54,15 @@ impl Oracle {
         self.violations.push(Violation { invariant, what });
     }
 
-    /// A trigger the EESE sent UE `ue` under root `root` of `epoch`: derive
-    /// its keys as the TR says, independently of the endpoints.
+    /// UE `ue` (or a copy of it) started with `nonce`.
+    pub(crate) fn ue_started(&mut self, ue: u8, nonce: UeNonce) {
+        self.starts.entry(ue).or_default().push(nonce);
+    }
+
+    /// A trigger the EESE sent UE `ue` under root `root` of `epoch`: find
+    /// the start of the UE it was made for (the nonce its tag is bound to)
+    /// and derive its keys as the TR and `docs/key-hierarchy.md` say,
+    /// independently of the endpoints.
     pub(crate) fn trigger(
         &mut self,
         ue: u8,
@@ -72,8 +81,22 @@ impl Oracle {
         let Ok(t) = TriggerRepr::parse(&p) else {
             return;
         };
-        let keyset = PreparedRoot::new(root, profile).keyset(&t.rand);
-        let Ok(keys) = SuiteKeys::derive(t.profile, &keyset, t.suite, t.counter) else {
+        let prepared = PreparedRoot::new(root, profile);
+        let control = ControlAuth::new(&prepared.control_key());
+        let nonce = self.starts.get(&ue).and_then(|list| {
+            list.iter()
+                .find(|n| p.verify(&control.answer(n)).is_ok())
+                .copied()
+        });
+        let Some(nonce) = nonce else {
+            self.fail(
+                "I1",
+                format!("UE {ue}: the EESE sent a trigger made for no start of the UE"),
+            );
+            return;
+        };
+        let keyset = prepared.keyset(&t.rand);
+        let Ok(keys) = SuiteKeys::derive(t.profile, &keyset, t.suite, t.counter, &nonce) else {
             return;
         };
         let list = self.keysets.entry((ue, epoch, t.ksi)).or_default();
@@ -163,45 +186,42 @@ impl Oracle {
         true
     }
 
-    /// The EESE took `hello` as fresh; taking the same octets twice is a
-    /// replay acted on.
-    pub(crate) fn hello_taken(&mut self, hello: &[u8]) {
-        if !self.hellos.insert(hello.to_vec()) {
-            self.fail(
-                "I2",
-                format!(
-                    "the EESE took a hello twice: {}",
-                    crate::describe::datagram(hello)
-                ),
-            );
-        }
-    }
-
-    /// The EESE crashed before a snapshot covering these hellos was
-    /// durable: it may take them again.
-    pub(crate) fn hellos_forgotten(&mut self, hellos: &[Vec<u8>]) {
-        for h in hellos {
-            self.hellos.remove(h);
-        }
-    }
-
     /// Whether `payload` was delivered.
     pub(crate) fn was_delivered(&self, payload: &[u8]) -> bool {
         self.delivered.contains(payload)
     }
 
-    /// Octets of unauthenticated input from `src` and of what answered it.
-    pub(crate) fn unauthenticated(&mut self, src: u16, input: usize, answered: usize) {
-        let i = self.unauth_in.entry(src).or_default();
-        *i += input as u64;
-        let i = *i;
-        let o = self.unauth_out.entry(src).or_default();
+    /// `src` sent the EESE a datagram of `len` octets.
+    pub(crate) fn received_from(&mut self, src: u16, len: usize) {
+        *self.input.entry(src).or_default() += len as u64;
+    }
+
+    /// The EESE refused a datagram from `src` and sent it `answered` octets
+    /// right after: never more, over the run, than `src` sent in all.
+    pub(crate) fn answered(&mut self, src: u16, answered: usize) {
+        let o = self.answers.entry(src).or_default();
         *o += answered as u64;
-        if *o > i {
-            let o = *o;
+        let (o, i) = (*o, self.input.get(&src).copied().unwrap_or(0));
+        if o > i {
             self.fail(
                 "I3",
-                format!("source {src} got {o} octets back for {i} octets of unauthenticated input"),
+                format!("source {src} got {o} octets of answers to {i} octets it sent"),
+            );
+        }
+    }
+
+    /// The EESE sent `len` octets to `dst`, an address the UE has not
+    /// proven: never more, over the run, than `dst` sent.
+    pub(crate) fn unproven_answer(&mut self, dst: u16, len: usize) {
+        let o = self.unproven.entry(dst).or_default();
+        *o += len as u64;
+        let (o, i) = (*o, self.input.get(&dst).copied().unwrap_or(0));
+        if o > i {
+            self.fail(
+                "I3",
+                format!(
+                    "address {dst}, not proven, got {o} octets from the EESE for {i} octets it sent"
+                ),
             );
         }
     }
@@ -219,12 +239,15 @@ mod tests {
 
     /// A trigger for counter 1 and two data messages under its keys with the
     /// same seq and different payloads.
+    const NONCE: UeNonce = UeNonce([3; 16]);
+
     fn reuse() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let auth = ciot_e2e::wire::ControlAuth::new(
             &PreparedRoot::new(&root(), KdfProfile::Ts33220).control_key(),
         );
         let t = TriggerRepr {
             ksi: Ksi(0),
+            confirm: true,
             counter: 1,
             rand: ciot_e2e::kdf::Rand([9; 16]),
             profile: KdfProfile::Ts33220,
@@ -233,9 +256,10 @@ mod tests {
             tag: [0; 16],
         };
         let mut trig = vec![0u8; TriggerRepr::LEN];
-        t.emit_signed(&auth, &mut trig).unwrap();
+        t.emit_signed(&auth.answer(&NONCE), &mut trig).unwrap();
         let keyset = PreparedRoot::new(&root(), KdfProfile::Ts33220).keyset(&t.rand);
-        let keys = SuiteKeys::derive(KdfProfile::Ts33220, &keyset, Suite::AES_128_GCM, 1).unwrap();
+        let keys =
+            SuiteKeys::derive(KdfProfile::Ts33220, &keyset, Suite::AES_128_GCM, 1, &NONCE).unwrap();
         let seal = |p: &[u8]| {
             let mut out = vec![0u8; 64];
             let n = keys
@@ -252,6 +276,7 @@ mod tests {
     fn i1_catches_two_datagrams_under_one_key_and_seq() {
         let (trig, a, b) = reuse();
         let mut o = Oracle::default();
+        o.ue_started(0, NONCE);
         o.trigger(0, 0, &root(), KdfProfile::Ts33220, &trig);
         o.data(0, 0, &a);
         o.data(0, 0, &a);
@@ -284,13 +309,34 @@ mod tests {
     }
 
     #[test]
-    fn i3_counts_octets_per_source() {
+    fn i3_counts_octets_per_address() {
         let mut o = Oracle::default();
-        o.unauthenticated(7, 30, 0);
-        o.unauthenticated(8, 40, 0);
-        o.unauthenticated(7, 25, 50);
+        o.received_from(7, 30);
+        o.received_from(8, 40);
+        o.received_from(7, 25);
+        o.answered(7, 50);
         assert!(o.violations.is_empty(), "55 in, 50 out from source 7");
-        o.unauthenticated(8, 0, 50);
+        o.answered(8, 50);
         assert_eq!(o.violations.len(), 1, "source 8 brought 40");
+        o.received_from(9, 84);
+        o.unproven_answer(9, 83);
+        assert_eq!(o.violations.len(), 1, "a hello pays for its answer");
+        o.unproven_answer(9, 50);
+        assert_eq!(o.violations.len(), 2, "but for no more");
+    }
+
+    #[test]
+    fn i1_finds_the_start_a_trigger_was_made_for() {
+        let (trig, a, _) = reuse();
+        let mut o = Oracle::default();
+        o.ue_started(0, UeNonce([9; 16]));
+        o.trigger(0, 0, &root(), KdfProfile::Ts33220, &trig);
+        assert_eq!(o.violations.len(), 1, "made for no start of the UE");
+        let mut o = Oracle::default();
+        o.ue_started(0, UeNonce([9; 16]));
+        o.ue_started(0, NONCE);
+        o.trigger(0, 0, &root(), KdfProfile::Ts33220, &trig);
+        o.data(0, 0, &a);
+        assert!(o.violations.is_empty(), "{:?}", o.violations);
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use ciot_e2e::endpoint::{
     EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, Persist, RandSource, SendOutcome,
-    Transmit, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    Transmit, Ue, UeConfig, UeId,
 };
-use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind, UeNonce};
 
 use super::action::{Action, RandMode};
 use super::oracle::Oracle;
@@ -39,44 +39,56 @@ pub(crate) struct Packet {
     pub bytes: Vec<u8>,
 }
 
-/// A disk: the last snapshot written and acknowledged, and one whose write
-/// is still under way on a slow disk.
+/// The EESE's disk for one session: the last snapshot written and
+/// acknowledged, one whose write is still under way on a slow disk, and
+/// every snapshot acknowledged before (what a backup or a rolled-back
+/// storage could bring back).
 #[derive(Default)]
 pub(crate) struct Disk {
     pub durable: Option<Vec<u8>>,
     pub pending: Option<(Vec<u8>, Persist)>,
-    pub slow: bool,
-    /// At the EESE: hellos taken since the session's last snapshot was
-    /// polled, and those the snapshot being written covers, while nothing
-    /// has gone out since. A crash forgets these: the EESE may take them
-    /// again, as nothing they caused went out.
-    pub hellos: Vec<Vec<u8>>,
-    pub hellos_writing: Vec<Vec<u8>>,
+    pub history: Vec<Vec<u8>>,
 }
 
 impl Disk {
     /// What a restore reads: the newer snapshot if its write may have
-    /// completed (`newer`), else the durable one. The write in flight ends
-    /// either way.
-    pub(crate) fn crash(&mut self, newer: bool) -> Option<Vec<u8>> {
+    /// completed (`newer`), else the durable one; with `back` above 0, the
+    /// snapshot that many writes before that (the disk then holds it as its
+    /// last). The write in flight ends either way.
+    pub(crate) fn crash(&mut self, newer: bool, back: usize) -> Option<Vec<u8>> {
         if let Some((bytes, _)) = self.pending.take()
             && newer
         {
-            self.durable = Some(bytes);
+            self.acknowledge(bytes);
+        }
+        if back > 0 && !self.history.is_empty() {
+            let keep = self.history.len().saturating_sub(back).max(1);
+            self.history.truncate(keep);
+            self.durable = self.history.last().cloned();
         }
         self.durable.clone()
     }
+
+    /// A write completed.
+    pub(crate) fn acknowledge(&mut self, bytes: Vec<u8>) {
+        self.history.push(bytes.clone());
+        self.durable = Some(bytes);
+    }
 }
 
+/// A UE (or a copy of one) in the world.
 pub(crate) struct UeSlot {
+    /// Which UE it is (a copy has the index of the UE it copies).
+    pub index: usize,
     pub id: UeId,
     pub addr: u16,
     pub epoch: u32,
     pub ue: Ue<HOLD>,
-    pub disk: Disk,
     pub next_payload: u32,
     /// Datagrams the EESE sent this UE (what is genuine to it).
     pub genuine: HashSet<Vec<u8>>,
+    /// Octets it put on the wire.
+    pub octets: u64,
 }
 
 /// RANDs as the schedule says: fresh, from the EMKS, or broken (repeating).
@@ -106,6 +118,9 @@ pub struct Counts {
     pub steps: u64,
     /// Crashes of either side.
     pub crashes: u64,
+    /// Restores from storage other than the newest (a UE's older copy or a
+    /// clone, the EESE's earlier snapshot).
+    pub rollbacks: u64,
     /// Payloads delivered.
     pub delivered: u64,
 }
@@ -117,6 +132,12 @@ pub(crate) struct World {
     pub rng: Rng,
     pub now: Instant,
     pub ues: Vec<UeSlot>,
+    /// Copies of UEs (cloned device images), until the liveness phase.
+    pub clones: Vec<UeSlot>,
+    /// Datagrams the adversary holds back.
+    pub held: Vec<Packet>,
+    /// Every UE start so far (for fresh nonces).
+    pub starts: u64,
     pub eese: EeseTable<UeId, u16, SimRand>,
     pub eese_disks: BTreeMap<UeId, Disk>,
     pub eese_slow: bool,
@@ -132,10 +153,9 @@ pub(crate) struct World {
     pub rand_wanted: BTreeSet<UeId>,
     /// (UE, payload, time) of every application send, for the liveness check.
     pub sends: Vec<(u8, Vec<u8>, Instant)>,
-    /// Octets the EESE, and each UE, put on the wire.
+    /// Octets the EESE put on the wire, in all and to each address.
     pub eese_octets: u64,
     pub eese_octets_to: HashMap<u16, u64>,
-    pub ue_octets: Vec<u64>,
     /// Print every step and datagram on stderr (`CIOT_E2E_SIM_TRACE=1`).
     pub trace: bool,
     buf: Vec<u8>,
@@ -174,6 +194,9 @@ impl World {
             seed,
             now: Instant(1_000),
             ues: Vec::new(),
+            clones: Vec::new(),
+            held: Vec::new(),
+            starts: 0,
             eese,
             eese_disks: BTreeMap::new(),
             eese_slow: false,
@@ -188,23 +211,23 @@ impl World {
             sends: Vec::new(),
             eese_octets: 0,
             eese_octets_to: HashMap::new(),
-            ue_octets: vec![0; usize::from(n_ues.max(1))],
             trace: std::env::var_os("CIOT_E2E_SIM_TRACE").is_some(),
             buf: vec![0u8; 2048],
             rng,
         };
         for i in 0..n_ues.max(1) {
             let id = UeId::new(format!("ue-{i}").as_bytes()).expect("a short identifier");
-            let seed = w.rng.next_u64();
             let addr = w.fresh_addr();
+            let nonce = w.fresh_nonce(usize::from(i));
             w.ues.push(UeSlot {
+                index: usize::from(i),
                 id,
                 addr,
                 epoch: 0,
-                ue: Ue::new(ue_cfg, root(w.seed, i, 0), id, seed),
-                disk: Disk::default(),
+                ue: Ue::new(ue_cfg, root(w.seed, i, 0), id, nonce),
                 next_payload: 0,
                 genuine: HashSet::new(),
+                octets: 0,
             });
         }
         w.drain_all();
@@ -214,6 +237,17 @@ impl World {
     pub(crate) fn fresh_addr(&mut self) -> u16 {
         self.next_addr += 1;
         self.next_addr
+    }
+
+    /// A nonce for a new start of UE `i`, drawn from the world's generator
+    /// (a device's random source), and told to the oracle.
+    pub(crate) fn fresh_nonce(&mut self, i: usize) -> UeNonce {
+        self.starts += 1;
+        let mut n = [0u8; 16];
+        self.rng.fill(&mut n);
+        let nonce = UeNonce::from_bytes(n);
+        self.oracle.ue_started(i as u8, nonce);
+        nonce
     }
 
     pub(crate) fn ue_index(&self, ue: u8) -> usize {
@@ -231,7 +265,10 @@ impl World {
             eprintln!("[{:>9} ms] step {a}", self.now.0);
         }
         match a {
-            Action::UeSend { ue } => self.ue_send(self.ue_index(ue)),
+            Action::UeSend { ue } => {
+                let j = usize::from(ue) % (self.ues.len() + self.clones.len());
+                self.ue_send(j);
+            }
             Action::EeseSend { ue } => self.eese_send(self.ue_index(ue)),
             Action::Deliver { pick } => {
                 if !self.net.is_empty() {
@@ -288,9 +325,37 @@ impl World {
             Action::Late { ms } => {
                 self.now = self.now.after(Duration::from_millis(u64::from(ms)));
             }
-            Action::CrashUe { ue, newer } => self.crash_ue(self.ue_index(ue), newer),
-            Action::CrashEese { newer } => self.crash_eese(newer),
-            Action::Disk { eese, ue, slow } => self.disk(eese, self.ue_index(ue), slow),
+            Action::CrashUe { ue, old } => self.crash_ue(self.ue_index(ue), old),
+            Action::CrashEese { newer, back } => self.crash_eese(newer, usize::from(back)),
+            Action::Disk { eese, slow, .. } => {
+                if eese {
+                    self.disk(slow);
+                }
+            }
+            Action::CloneUe { ue } => self.clone_ue(self.ue_index(ue)),
+            Action::Hold { ty } => {
+                let (held, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
+                    .into_iter()
+                    .partition(|p| p.bytes.get(1) == Some(&ty));
+                self.held.extend(held);
+                self.net = kept;
+            }
+            Action::Release => {
+                let held = std::mem::take(&mut self.held);
+                self.net.extend(held);
+            }
+            Action::DropType { ty } => self.net.retain(|p| p.bytes.get(1) != Some(&ty)),
+            Action::Relay { pick } => {
+                if !self.net.is_empty() {
+                    let mut p = self.net.remove(usize::from(pick) % self.net.len());
+                    p.src = 61_000 + pick % 4;
+                    self.deliver(p);
+                }
+            }
+            Action::Evict { ue } => {
+                let id = self.ues[self.ue_index(ue)].id;
+                self.eese.remove(&id);
+            }
             Action::ExpireNow { ue } => {
                 let id = self.ues[self.ue_index(ue)].id;
                 self.eese.expire_now(self.now, &id);
@@ -307,9 +372,15 @@ impl World {
                 let i = self.ue_index(ue);
                 let slot = &mut self.ues[i];
                 slot.epoch += 1;
-                let r = root(self.seed, i as u8, slot.epoch);
+                let epoch = slot.epoch;
+                let r = root(self.seed, i as u8, epoch);
                 slot.ue.replace_root(self.now, r.clone());
                 let id = slot.id;
+                // A new AKA run reaches the copies too (same SIM, same keys).
+                for c in self.clones.iter_mut().filter(|c| c.index == i) {
+                    c.epoch = epoch;
+                    c.ue.replace_root(self.now, r.clone());
+                }
                 self.eese.replace_root(&id, r);
             }
             Action::ProvideRand { ue } => {
@@ -337,18 +408,28 @@ impl World {
     pub(crate) fn run_timers(&mut self) {
         let now = self.now;
         self.eese.handle_timeout(now);
-        for s in &mut self.ues {
+        for s in self.ues.iter_mut().chain(self.clones.iter_mut()) {
             s.ue.handle_timeout(now);
         }
     }
 
-    pub(crate) fn ue_send(&mut self, i: usize) {
-        let slot = &mut self.ues[i];
-        let payload = format!("u:{i}:{}", slot.next_payload).into_bytes();
-        if slot.ue.send(self.now, &payload).is_ok() {
+    /// The UE (or copy) at position `j` sends a payload.
+    pub(crate) fn ue_send(&mut self, j: usize) {
+        let now = self.now;
+        let copy = j >= self.ues.len();
+        let slot = self.slot(j);
+        let i = slot.index;
+        let payload = if copy {
+            format!("u:{i}:c{j}.{}", slot.next_payload).into_bytes()
+        } else {
+            format!("u:{i}:{}", slot.next_payload).into_bytes()
+        };
+        if slot.ue.send(now, &payload).is_ok() {
             slot.next_payload += 1;
             self.oracle.sent(&payload);
-            self.sends.push((i as u8, payload, self.now));
+            if !copy {
+                self.sends.push((i as u8, payload, now));
+            }
         }
     }
 
@@ -387,25 +468,28 @@ impl World {
 
     /// A datagram the EESE transmitted to UE `i` at `dst`.
     fn eese_transmitted(&mut self, i: usize, dst: u16, what: Datagram, bytes: Vec<u8>) {
-        let slot = &self.ues[i];
-        // What the session sends now may answer the hellos it took: those
-        // are acted on, and no crash may let the EESE take them again.
-        if let Some(d) = self.eese_disks.get_mut(&slot.id) {
-            d.hellos.clear();
-            d.hellos_writing.clear();
-        }
+        let epoch = self.ues[i].epoch;
         match what {
             Datagram::Trigger { .. } => {
-                let r = root(self.seed, i as u8, slot.epoch);
+                let r = root(self.seed, i as u8, epoch);
                 self.oracle
-                    .trigger(i as u8, slot.epoch, &r, self.eese_cfg.profile, &bytes);
+                    .trigger(i as u8, epoch, &r, self.eese_cfg.profile, &bytes);
             }
-            Datagram::Data { .. } => self.oracle.data(i as u8, slot.epoch, &bytes),
+            Datagram::Data { .. } => self.oracle.data(i as u8, epoch, &bytes),
             _ => {}
         }
-        self.ues[i].genuine.insert(bytes.clone());
+        let id = self.ues[i].id;
+        for s in self.ues.iter_mut().chain(self.clones.iter_mut()) {
+            if s.index == i {
+                s.genuine.insert(bytes.clone());
+            }
+        }
         self.eese_octets += bytes.len() as u64;
         *self.eese_octets_to.entry(dst).or_default() += bytes.len() as u64;
+        if self.eese.peer(&id) != Some(&dst) {
+            // Sent to an address the UE has not proven: within what it sent.
+            self.oracle.unproven_answer(dst, bytes.len());
+        }
         self.send(Packet {
             src: EESE,
             dst,
@@ -440,8 +524,8 @@ impl World {
                 return;
             }
             let mut progress = false;
-            for i in 0..self.ues.len() {
-                progress |= self.drain_ue(i);
+            for j in 0..self.ues.len() + self.clones.len() {
+                progress |= self.drain_ue(j);
             }
             progress |= self.drain_eese();
             if !progress {
@@ -450,31 +534,28 @@ impl World {
         }
     }
 
-    fn drain_ue(&mut self, i: usize) -> bool {
-        let mut progress = false;
-        let mut snap = [0u8; UE_SNAPSHOT_LEN];
-        let now = self.now;
-        let slot = &mut self.ues[i];
-        if slot.disk.pending.is_none()
-            && let Some(p) = slot.ue.poll_persist(&mut snap)
-        {
-            progress = true;
-            let bytes = snap[..p.len()].to_vec();
-            if slot.disk.slow {
-                slot.disk.pending = Some((bytes, p));
-            } else {
-                slot.disk.durable = Some(bytes);
-                let _ = slot.ue.persisted(p);
-            }
+    /// The UE (`j` below the number of UEs) or copy at position `j`.
+    pub(crate) fn slot(&mut self, j: usize) -> &mut UeSlot {
+        let n = self.ues.len();
+        if j < n {
+            &mut self.ues[j]
+        } else {
+            &mut self.clones[j - n]
         }
+    }
+
+    fn drain_ue(&mut self, j: usize) -> bool {
+        let mut progress = false;
+        let now = self.now;
         let mut out = std::mem::take(&mut self.buf);
         let mut n = 0;
-        while let Ok(Some(t)) = self.ues[i].ue.poll_transmit(now, &mut out) {
+        while let Ok(Some(t)) = self.slot(j).ue.poll_transmit(now, &mut out) {
             progress = true;
             let bytes = out[..t.len].to_vec();
-            self.ue_transmitted(i, t, bytes);
+            self.ue_transmitted(j, t, bytes);
             n += 1;
             if n > RUNAWAY {
+                let i = self.slot(j).index;
                 self.oracle.fail(
                     "I3",
                     format!("UE {i} sent more than {RUNAWAY} datagrams at one instant"),
@@ -483,20 +564,20 @@ impl World {
             }
         }
         self.buf = out;
-        while self.ues[i].ue.poll_event().is_some() {
+        while self.slot(j).ue.poll_event().is_some() {
             progress = true;
         }
         progress
     }
 
-    fn ue_transmitted(&mut self, i: usize, t: Transmit, bytes: Vec<u8>) {
-        let slot = &self.ues[i];
+    fn ue_transmitted(&mut self, j: usize, t: Transmit, bytes: Vec<u8>) {
+        let slot = self.slot(j);
+        let (i, epoch, src) = (slot.index, slot.epoch, slot.addr);
+        slot.octets += bytes.len() as u64;
         if let Datagram::Data { .. } = t.what {
-            self.oracle.data(i as u8, slot.epoch, &bytes);
+            self.oracle.data(i as u8, epoch, &bytes);
         }
         self.from_ues.insert(bytes.clone());
-        self.ue_octets[i] += bytes.len() as u64;
-        let src = slot.addr;
         self.send(Packet {
             src,
             dst: EESE,
@@ -513,10 +594,8 @@ impl World {
             let disk = self.eese_disks.entry(id).or_default();
             if self.eese_slow {
                 disk.pending = Some((bytes, p));
-                disk.hellos_writing = std::mem::take(&mut disk.hellos);
             } else {
-                disk.hellos.clear();
-                disk.durable = Some(bytes);
+                disk.acknowledge(bytes);
                 let _ = self.eese.persisted(&id, p);
             }
         }
@@ -549,10 +628,16 @@ impl World {
         progress
     }
 
-    /// Same KSI and counter on both sides: same keys.
+    /// Same KSI and counter on both sides: same keys (for every UE and
+    /// copy).
     pub(crate) fn check_keys(&mut self) {
-        for i in 0..self.ues.len() {
-            let u = &self.ues[i];
+        for j in 0..self.ues.len() + self.clones.len() {
+            let i = self.slot(j).index;
+            let u = if j < self.ues.len() {
+                &self.ues[j]
+            } else {
+                &self.clones[j - self.ues.len()]
+            };
             let (Some(a), Some(b)) = (
                 u.ue.status(),
                 self.eese.status(self.now, &u.id).and_then(|s| s.keyset),

@@ -29,10 +29,7 @@ pub(super) fn endpoint_scripts() -> Vec<(String, Vec<u8>)> {
                 },
                 A::DeliverAll,
                 A::UeSend { ue: 0 },
-                A::CrashUe {
-                    ue: 0,
-                    newer: false,
-                },
+                A::CrashUe { ue: 0, old: false },
                 A::Replay {
                     pick: 1,
                     spoof: false,
@@ -50,7 +47,10 @@ pub(super) fn endpoint_scripts() -> Vec<(String, Vec<u8>)> {
                 A::DeliverAll,
                 A::UeSend { ue: 1 },
                 A::DeliverAll,
-                A::CrashEese { newer: true },
+                A::CrashEese {
+                    newer: true,
+                    back: 0,
+                },
                 A::Replay {
                     pick: 5,
                     spoof: false,

@@ -4,18 +4,19 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
-use ciot_e2e::kdf::{KdfProfile, KeySet, Rand};
+use ciot_e2e::kdf::{KdfProfile, KeySet, Rand, UeNonce};
 use ciot_e2e::protect::suite::SuiteKeys;
 use ciot_e2e::wire::{
     Cause, ControlAuth, Direction, HelloRepr, KeyExpiredRepr, Ksi, MAX_MESSAGE_LEN, Suite,
     TriggerRepr, data, hello,
 };
 
-use super::super::wire::fixed_auth;
+use super::super::wire::{FIXED_NONCE, fixed_auth};
 
 fn trigger(auth: &ControlAuth, profile: KdfProfile, suite: Suite, lifetime: u32) -> Vec<u8> {
     let r = TriggerRepr {
         ksi: Ksi(1),
+        confirm: true,
         counter: 1,
         rand: Rand([0x42; 16]),
         profile,
@@ -24,7 +25,8 @@ fn trigger(auth: &ControlAuth, profile: KdfProfile, suite: Suite, lifetime: u32)
         tag: [0; 16],
     };
     let mut buf = [0u8; TriggerRepr::LEN];
-    r.emit_signed(auth, &mut buf).expect("exact buffer");
+    r.emit_signed(&auth.answer(&FIXED_NONCE), &mut buf)
+        .expect("exact buffer");
     buf.to_vec()
 }
 
@@ -34,6 +36,7 @@ pub(super) fn data_msg(suite: Suite, dir: Direction, seq: u32, payload: &[u8]) -
         &KeySet::from_bytes([0x77; 32]),
         suite,
         1,
+        &UeNonce([0x77; 16]),
     )
     .expect("known")
     .cipher();
@@ -82,7 +85,8 @@ pub(super) fn messages() -> Vec<(String, Vec<u8>)> {
             tag: [0; 16],
         };
         let mut buf = [0u8; KeyExpiredRepr::LEN];
-        r.emit_signed(&auth, &mut buf).expect("exact buffer");
+        r.emit_signed(&auth.answer(&FIXED_NONCE), &mut buf)
+            .expect("exact buffer");
         buf.to_vec()
     };
     for cause in Cause::KNOWN {
@@ -139,16 +143,20 @@ pub(super) fn messages() -> Vec<(String, Vec<u8>)> {
     bad[3] = 0x03;
     out.push(("data-reserved-flag".to_string(), bad));
     out.push(("empty".to_string(), Vec::new()));
-    out.push(("version-only".to_string(), vec![0x02]));
+    out.push(("version-only".to_string(), vec![0x03]));
+    // A whole version 2 trigger: an unknown version now.
+    let mut v2 = trigger(&auth, KdfProfile::Ts33220, Suite::AES_128_GCM, 60);
+    v2[0] = 0x02;
+    out.push(("v2-trigger".to_string(), v2));
     out.push(("unknown-version".to_string(), vec![0x01, 0x01, 0, 0]));
     // A whole version 1 key-expired error (29 octets): an unknown version.
     let mut v1 = unnamed[..29].to_vec();
     v1[0] = 0x01;
     out.push(("v1-key-expired".to_string(), v1));
-    out.push(("unknown-type".to_string(), vec![0x02, 0x05, 0, 0]));
+    out.push(("unknown-type".to_string(), vec![0x03, 0x05, 0, 0]));
     out.push((
         "data-header-only".to_string(),
-        vec![0x02, 0x03, 0, 0, 0x01, 0, 0, 0, 0],
+        vec![0x03, 0x03, 0, 0, 0x01, 0, 0, 0, 0],
     ));
     out
 }
@@ -159,6 +167,7 @@ fn hello_msg(auth: &ControlAuth, id: &[u8], rekey: bool) -> Vec<u8> {
         rekey,
         counter: 5,
         seq: 9,
+        nonce: UeNonce([0x3c; 16]),
         id,
         tag: [0; 16],
     };
@@ -176,7 +185,7 @@ fn hellos(auth: &ControlAuth) -> Vec<(String, Vec<u8>)> {
         "hello-no-rekey".to_string(),
         hello_msg(auth, b"ue-7", false),
     ));
-    for n in [1, 51, 52, hello::MAX_ID_LEN] {
+    for n in [1, 35, 36, hello::MAX_ID_LEN] {
         out.push((
             format!("hello-id-{n}"),
             hello_msg(auth, &vec![b'u'; n], true),
@@ -192,10 +201,10 @@ fn hellos(auth: &ControlAuth) -> Vec<(String, Vec<u8>)> {
         out.push((name.to_string(), bad));
     }
     let mut bad = short.clone();
-    bad[hello::field::ID_LEN] = 40; // needs 73 octets
+    bad[hello::field::ID_LEN] = 40; // needs 89 octets
     out.push(("hello-id-len-past-end".to_string(), bad));
     let mut bad = short.clone();
-    bad[30] = 0x01;
+    bad[50] = 0x01;
     out.push(("hello-padding".to_string(), bad));
     let mut bad = short.clone();
     bad[3] = 0x81;
