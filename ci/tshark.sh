@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Wireshark dissector (dissector/ciot_e2e.lua) checked through tshark:
-# installs tshark if it is missing, then runs tests/tshark.rs, which compares
+# installs tshark if it is missing, then runs crates/cli/tests/tshark.rs, which compares
 # every field and finding of `tshark -T json` with `ciot-e2e dissect --json`
 # on generated captures (valid and malformed; pcap and pcapng; Ethernet and
 # USER0) and fails on any Lua error. CIOT_E2E_REQUIRE_TSHARK=1 turns the

@@ -1,25 +1,30 @@
 -- Wireshark dissector for the CIoT end-to-end security protocol of
 -- 3GPP TR 33.863 as the ciot-e2e crate puts it on the wire (docs/wire-format.md).
 --
--- Same fields, abbreviations, offsets and findings as the crate's lax
--- dissector (`ciot_e2e::dissect`, `ciot-e2e dissect --json`); ci/tshark.sh
--- checks that they agree packet by packet. Registered on UDP port 33863
--- (preference "UDP port") and on the USER0 link type (DLT 147).
+-- Wire format version 3. Same fields, abbreviations, offsets and findings as
+-- the crate's lax dissector (`ciot_e2e_analyze::dissect`, `ciot-e2e dissect
+-- --json`); ci/tshark.sh checks that they agree packet by packet. Findings
+-- are added in the order the crate's decoder checks what they are about, so
+-- the first is the error `ciot-e2e decode` reports. Registered on UDP port
+-- 33863 (preference "UDP port") and on the USER0 link type (DLT 147).
 --
 -- Load: tshark -X lua_script:dissector/ciot_e2e.lua -r capture.pcap
 -- or copy it into Wireshark's personal Lua plugins folder (see README.md).
 
-local VERSION = 2
+local VERSION = 3
 local DEFAULT_PORT = 33863
 local MAX_MESSAGE_LEN = 65507
 local TRIGGER_LEN = 50
 local KEY_EXPIRED_LEN = 33
 local DATA_HEADER_LEN = 9
 local TAG_LEN = 16
--- The hello: max(84, 33 + identifier length) octets, identifier 1..64.
+-- The hello: max(84, 49 + identifier length) octets, identifier 1..64; the
+-- UE nonce (16 octets) at 16, the identifier length at 32.
 local HELLO_MIN_LEN = 84
-local HELLO_ID_LEN_AT = 16
-local HELLO_ID_AT = 17
+local HELLO_NONCE_AT = 16
+local NONCE_LEN = 16
+local HELLO_ID_LEN_AT = 32
+local HELLO_ID_AT = 33
 local MAX_ID_LEN = 64
 
 local p = Proto("ciot_e2e", "CIoT end-to-end security (TR 33.863)")
@@ -40,8 +45,8 @@ local f = {
   ksi = ProtoField.uint8("ciot_e2e.ksi", "KSI", base.DEC),
   flags = ProtoField.uint8("ciot_e2e.flags", "Flags", base.HEX),
   direction = ProtoField.uint8("ciot_e2e.flags.direction", "Direction", base.DEC, directions, 0x01),
-  reserved_data = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xfe),
-  reserved_control = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xff),
+  reserved = ProtoField.uint8("ciot_e2e.flags.reserved", "Reserved", base.HEX, nil, 0xfe),
+  confirm = ProtoField.uint8("ciot_e2e.flags.confirm", "CONFIRM", base.DEC, nil, 0x01),
   named = ProtoField.uint8("ciot_e2e.flags.named", "NAMED", base.DEC, nil, 0x01),
   rekey = ProtoField.uint8("ciot_e2e.flags.rekey", "REKEY", base.DEC, nil, 0x01),
   trigger_counter = ProtoField.uint64("ciot_e2e.trigger.counter", "Trigger counter", base.DEC),
@@ -56,6 +61,7 @@ local f = {
   ke_tag = ProtoField.bytes("ciot_e2e.key_expired.tag", "Tag"),
   hello_counter = ProtoField.uint64("ciot_e2e.hello.counter", "Highest trigger counter", base.DEC),
   hello_seq = ProtoField.uint32("ciot_e2e.hello.seq", "Hello seq", base.DEC),
+  hello_nonce = ProtoField.bytes("ciot_e2e.hello.nonce", "UE nonce"),
   hello_id_len = ProtoField.uint8("ciot_e2e.hello.id_len", "Identifier length", base.DEC),
   hello_id = ProtoField.bytes("ciot_e2e.hello.id", "UE identifier"),
   hello_padding = ProtoField.bytes("ciot_e2e.hello.padding", "Padding"),
@@ -68,11 +74,12 @@ local f = {
   body = ProtoField.bytes("ciot_e2e.body", "Undissected octets"),
 }
 p.fields = {
-  f.version, f.type, f.ksi, f.flags, f.direction, f.reserved_data, f.reserved_control,
-  f.named, f.rekey,
+  f.version, f.type, f.ksi, f.flags, f.direction, f.reserved,
+  f.confirm, f.named, f.rekey,
   f.trigger_counter, f.trigger_rand, f.trigger_kdf, f.trigger_suite, f.trigger_lifetime,
   f.trigger_tag, f.ke_cause, f.ke_counter, f.ke_seq, f.ke_tag,
-  f.hello_counter, f.hello_seq, f.hello_id_len, f.hello_id, f.hello_padding, f.hello_tag,
+  f.hello_counter, f.hello_seq, f.hello_nonce, f.hello_id_len, f.hello_id, f.hello_padding,
+  f.hello_tag,
   f.data_suite, f.data_seq, f.data_payload, f.data_tag, f.trailing, f.body,
 }
 
@@ -126,39 +133,44 @@ local function rest(root, tvb, from)
   end
 end
 
-local function control_flags(root, flags_item, tvb)
-  if flags_item == nil then return end
-  flags_item:add(f.reserved_control, tvb(3, 1))
-  local flags = tvb(3, 1):uint()
-  if flags ~= 0 then
-    malformed(root, e.reserved_bits, "flags", flags)
-  end
-end
-
--- Flags whose bit 0 means something (NAMED, REKEY): that bit and the
--- reserved bits 1-7. Returns bit 0 (0 when there is no flags octet).
+-- Flags of a control message, bit 0 meaning CONFIRM, NAMED or REKEY: that
+-- bit and the reserved bits 1-7. Returns bit 0 (0 when there is no flags
+-- octet).
 local function bit_flag(root, flags_item, tvb, field)
   if flags_item == nil then return 0 end
   flags_item:add(field, tvb(3, 1))
-  flags_item:add(f.reserved_data, tvb(3, 1))
+  flags_item:add(f.reserved, tvb(3, 1))
   local flags = tvb(3, 1):uint()
   if bit.band(flags, 0xfe) ~= 0 then malformed(root, e.reserved_bits, "flags", flags) end
   return bit.band(flags, 0x01)
 end
 
-local function fixed_length(root, tvb, len)
+-- The first check of every control message after its type: its length.
+local function at_least(root, tvb, len)
+  if tvb:len() < len then truncated(root, len, tvb:len()) end
+end
+
+-- Octets past the end: the finding (once the flags are checked) ...
+local function trailing_finding(root, tvb, len)
   local got = tvb:len()
-  if got < len then
-    truncated(root, len, got)
-  elseif got > len then
-    root:add(f.trailing, tvb(len, got - len))
+  if got > len then
     root:add_proto_expert_info(e.trailing_data,
       string.format("trailing data: message is %d octets, got %d", len, got))
   end
 end
 
-local function trigger(root, tvb)
+-- ... and the field, after the message's own.
+local function trailing_field(root, tvb, len)
+  local got = tvb:len()
+  if got > len then root:add(f.trailing, tvb(len, got - len)) end
+end
+
+-- The crate's order: length, flags, trailing octets, KDF, suite, lifetime.
+local function trigger(root, flags_item, tvb)
   local len = tvb:len()
+  at_least(root, tvb, TRIGGER_LEN)
+  bit_flag(root, flags_item, tvb, f.confirm)
+  trailing_finding(root, tvb, TRIGGER_LEN)
   add(root, f.trigger_counter, tvb, 4, 8)
   add(root, f.trigger_rand, tvb, 12, 16)
   if len > 28 then
@@ -175,14 +187,19 @@ local function trigger(root, tvb)
     malformed(root, e.zero_lifetime, "lifetime", 0)
   end
   add(root, f.trigger_tag, tvb, 34, 16)
-  fixed_length(root, tvb, TRIGGER_LEN)
+  trailing_field(root, tvb, TRIGGER_LEN)
 end
 
-local function key_expired(root, tvb, named)
+-- The crate's order: length, flags, trailing octets, a seq without NAMED,
+-- cause.
+local function key_expired(root, flags_item, tvb)
+  at_least(root, tvb, KEY_EXPIRED_LEN)
+  local named = bit_flag(root, flags_item, tvb, f.named)
+  trailing_finding(root, tvb, KEY_EXPIRED_LEN)
+  local cause = nil
   if tvb:len() > 4 then
     root:add(f.ke_cause, tvb(4, 1))
-    local cause = tvb(4, 1):uint()
-    if causes[cause] == nil then malformed(root, e.unknown_cause, "cause", cause) end
+    cause = tvb(4, 1):uint()
   end
   add(root, f.ke_counter, tvb, 5, 8)
   if add(root, f.ke_seq, tvb, 13, 4) and named == 0 then
@@ -190,36 +207,43 @@ local function key_expired(root, tvb, named)
     local seq = tvb(13, 4):uint()
     if seq ~= 0 then malformed(root, e.unnamed_seq, "seq", seq) end
   end
+  if cause ~= nil and causes[cause] == nil then malformed(root, e.unknown_cause, "cause", cause) end
   add(root, f.ke_tag, tvb, 17, 16)
-  fixed_length(root, tvb, KEY_EXPIRED_LEN)
+  trailing_field(root, tvb, KEY_EXPIRED_LEN)
 end
 
+-- Text when every octet is ASCII graphic (0x21..0x7e), as the crate shows it.
 local function printable(tvb, offset, len)
   for i = offset, offset + len - 1 do
     local b = tvb(i, 1):uint()
-    if b < 0x20 or b > 0x7e then return false end
+    if b < 0x21 or b > 0x7e then return false end
   end
   return true
 end
 
-local function hello(root, tvb)
+-- The crate's order: under 84 octets truncated (whatever the identifier),
+-- flags, identifier length, under the hello's length truncated, trailing
+-- octets, padding.
+local function hello(root, flags_item, tvb)
   local len = tvb:len()
+  at_least(root, tvb, HELLO_MIN_LEN)
+  bit_flag(root, flags_item, tvb, f.rekey)
   add(root, f.hello_counter, tvb, 4, 8)
   add(root, f.hello_seq, tvb, 12, 4)
-  if len <= HELLO_ID_LEN_AT then
-    truncated(root, HELLO_MIN_LEN, len)
-    return
-  end
+  add(root, f.hello_nonce, tvb, HELLO_NONCE_AT, NONCE_LEN)
+  if len <= HELLO_ID_LEN_AT then return end
   root:add(f.hello_id_len, tvb(HELLO_ID_LEN_AT, 1))
   local id_len = tvb(HELLO_ID_LEN_AT, 1):uint()
   if id_len < 1 or id_len > MAX_ID_LEN then
     -- Where the identifier ends, and so the padding and the tag, is unknown.
     malformed(root, e.bad_id_length, "identifier length", id_len)
-    if len < HELLO_MIN_LEN then truncated(root, HELLO_MIN_LEN, len) end
     rest(root, tvb, HELLO_ID_AT)
     return
   end
   local expected = math.max(HELLO_MIN_LEN, HELLO_ID_AT + id_len + TAG_LEN)
+  -- Under 84 octets the truncation is noted already.
+  if len >= HELLO_MIN_LEN then at_least(root, tvb, expected) end
+  trailing_finding(root, tvb, expected)
   local id_end = HELLO_ID_AT + id_len
   local tag_start = expected - TAG_LEN
   local id_item = add(root, f.hello_id, tvb, HELLO_ID_AT, id_len)
@@ -236,14 +260,21 @@ local function hello(root, tvb)
     end
   end
   add(root, f.hello_tag, tvb, tag_start, TAG_LEN)
-  fixed_length(root, tvb, expected)
+  trailing_field(root, tvb, expected)
 end
 
+-- The crate's order: under the header truncated, over the maximum too long,
+-- flags, suite, under the header and the suite's tag truncated.
 local function data(root, flags_item, tvb)
   local len = tvb:len()
+  at_least(root, tvb, DATA_HEADER_LEN)
+  if len > MAX_MESSAGE_LEN then
+    root:add_proto_expert_info(e.bad_length,
+      string.format("bad length: %d octets exceeds the maximum of %d", len, MAX_MESSAGE_LEN))
+  end
   if flags_item ~= nil then
     flags_item:add(f.direction, tvb(3, 1))
-    flags_item:add(f.reserved_data, tvb(3, 1))
+    flags_item:add(f.reserved, tvb(3, 1))
     local flags = tvb(3, 1):uint()
     if bit.band(flags, 0xfe) ~= 0 then malformed(root, e.reserved_bits, "flags", flags) end
   end
@@ -254,10 +285,7 @@ local function data(root, flags_item, tvb)
     if suites[suite] == nil then malformed(root, e.unknown_suite, "suite", suite) end
   end
   add(root, f.data_seq, tvb, 5, 4)
-  if len < DATA_HEADER_LEN then
-    truncated(root, DATA_HEADER_LEN, len)
-    return
-  end
+  if len < DATA_HEADER_LEN then return end
   local tag_len = tag_lens[suite]
   if tag_len == nil then
     rest(root, tvb, DATA_HEADER_LEN)
@@ -267,10 +295,6 @@ local function data(root, flags_item, tvb)
     truncated(root, DATA_HEADER_LEN + tag_len, len)
     rest(root, tvb, DATA_HEADER_LEN)
     return
-  end
-  if len > MAX_MESSAGE_LEN then
-    root:add_proto_expert_info(e.bad_length,
-      string.format("bad length: %d octets exceeds the maximum of %d", len, MAX_MESSAGE_LEN))
   end
   root:add(f.data_payload, tvb(DATA_HEADER_LEN, len - tag_len - DATA_HEADER_LEN))
   root:add(f.data_tag, tvb(len - tag_len, tag_len))
@@ -289,7 +313,7 @@ function p.dissector(tvb, pinfo, tree)
   local version = tvb(0, 1):uint()
   if version ~= VERSION then
     root:add_proto_expert_info(e.unknown_version,
-      string.format("unknown protocol version %d (this crate speaks version 2)", version))
+      string.format("unknown protocol version %d (this crate speaks version %d)", version, VERSION))
     rest(root, tvb, 1)
     pinfo.cols.info = "unknown version " .. version
     return len
@@ -305,15 +329,13 @@ function p.dissector(tvb, pinfo, tree)
   local flags_item = add(root, f.flags, tvb, 3, 1)
   pinfo.cols.info = types[ty] or string.format("unknown type 0x%02x", ty)
   if ty == 1 then
-    control_flags(root, flags_item, tvb)
-    trigger(root, tvb)
+    trigger(root, flags_item, tvb)
   elseif ty == 2 then
-    key_expired(root, tvb, bit_flag(root, flags_item, tvb, f.named))
+    key_expired(root, flags_item, tvb)
   elseif ty == 3 then
     data(root, flags_item, tvb)
   elseif ty == 4 then
-    bit_flag(root, flags_item, tvb, f.rekey)
-    hello(root, tvb)
+    hello(root, flags_item, tvb)
   else
     root:add_proto_expert_info(e.unknown_type, string.format("unknown message type 0x%02x", ty))
     if len < 4 then truncated(root, 4, len) end

@@ -284,11 +284,11 @@ impl UeNonce {
     /// Copies a nonce out of a slice.
     ///
     /// # Errors
-    /// [`Error::BadRandLength`] unless the slice is 16 octets.
+    /// [`Error::BadNonceLength`] unless the slice is 16 octets.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         <[u8; 16]>::try_from(bytes)
             .map(UeNonce)
-            .map_err(|_| Error::BadRandLength { got: bytes.len() })
+            .map_err(|_| Error::BadNonceLength { got: bytes.len() })
     }
 
     /// The nonce's octets.

@@ -112,6 +112,12 @@ pub enum Error {
         /// Octets given.
         got: usize,
     },
+    /// A UE nonce that is not 128 bits.
+    #[error("UE nonce must be 16 octets (128 bits), got {got}")]
+    BadNonceLength {
+        /// Octets given.
+        got: usize,
+    },
     /// A root-kind code that names no solution.
     #[error("unknown root kind {0:#04x}")]
     UnknownRootKind(u8),

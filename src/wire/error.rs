@@ -68,7 +68,7 @@ pub enum Error {
         got: usize,
     },
     /// The version octet is not one this crate speaks.
-    #[error("unknown protocol version {0} (this crate speaks version 2)")]
+    #[error("unknown protocol version {0} (this crate speaks version {v})", v = super::VERSION)]
     UnknownVersion(u8),
     /// The type octet names no message of this version.
     #[error("unknown message type {0:#04x}")]

@@ -84,8 +84,8 @@ pub mod header {
     /// Key set identifier (1 octet).
     pub const KSI: usize = 2;
     /// Flags (1 octet): bit 0 is the direction of a data message, NAMED of a
-    /// key-expired error, REKEY of a hello; every other bit (and bit 0 of a
-    /// derive trigger) is reserved and zero.
+    /// key-expired error, REKEY of a hello, CONFIRM of a derive trigger;
+    /// every other bit is reserved and zero.
     pub const FLAGS: usize = 3;
     /// The whole header.
     pub const ALL: Field = 0..4;

@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! # ciot-e2e key log
-//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> aes-128-gcm <key>
-//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> nea2-nia2 <enc key> <int key>
+//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> aes-128-gcm <key> [nonce=<UE nonce>]
+//! CIOT_E2E_KEYSET <ksi> <counter|-> <rand> nea2-nia2 <enc key> <int key> [nonce=<UE nonce>]
 //! ```
+//!
+//! The keys decrypt on their own; the optional last word names the UE
+//! start (the nonce of its hello) the keyset was made for, the one input of
+//! the algorithm keys besides the root that a line would not otherwise hold.
 //!
 //! **A key log defeats the protection of every message it covers.** It is
 //! never written unless a caller asks with [`KeyLogFile::create_insecure`]
@@ -34,7 +38,7 @@ use std::path::Path;
 use std::string::String;
 use std::vec::Vec;
 
-use ciot_e2e::kdf::{AlgKey, Rand};
+use ciot_e2e::kdf::{AlgKey, Rand, UeNonce};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{Ksi, Suite};
 use nom::branch::alt;
@@ -47,6 +51,9 @@ use nom::{IResult, Parser};
 
 /// The label that starts every keyset line.
 pub const LABEL: &str = "CIOT_E2E_KEYSET";
+
+/// What starts the optional last word of a keyset line: the UE nonce.
+pub const NONCE_PREFIX: &str = "nonce=";
 
 /// The first line a writer puts in an empty file.
 pub const HEADER: &str = "# ciot-e2e key log v1: see docs/keylog.md. SECRET: decrypts traffic.";
@@ -62,6 +69,9 @@ pub struct KeyLogEntry {
     pub rand: Rand,
     /// Its algorithm keys (which name the suite).
     pub keys: SuiteKeys,
+    /// The nonce of the UE start the keyset was made for (P3 of its
+    /// algorithm keys), when the writer knew it. Not needed to decrypt.
+    pub nonce: Option<UeNonce>,
 }
 
 /// Why a key log could not be read: the line (from 1) and what is wrong.
@@ -74,9 +84,22 @@ pub struct KeyLogError {
     pub reason: String,
 }
 
-/// Formats one keyset line (without the newline).
+/// Formats one keyset line (without the newline), without the nonce word.
 #[must_use]
 pub fn format_line(ksi: Ksi, counter: Option<u64>, rand: &Rand, keys: &SuiteKeys) -> String {
+    format_line_with_nonce(ksi, counter, rand, keys, None)
+}
+
+/// Formats one keyset line (without the newline); with a nonce, the line
+/// ends with the word `nonce=<32 hex digits>`.
+#[must_use]
+pub fn format_line_with_nonce(
+    ksi: Ksi,
+    counter: Option<u64>,
+    rand: &Rand,
+    keys: &SuiteKeys,
+    nonce: Option<&UeNonce>,
+) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(160);
     let _ = write!(s, "{LABEL} {} ", ksi.0);
@@ -101,7 +124,24 @@ pub fn format_line(ksi: Ksi, counter: Option<u64>, rand: &Rand, keys: &SuiteKeys
             hex_into(&mut s, k.as_bytes());
         }
     }
+    if let Some(n) = nonce {
+        s.push(' ');
+        s.push_str(NONCE_PREFIX);
+        hex_into(&mut s, n.as_bytes());
+    }
     s
+}
+
+/// Formats an entry as its line (without the newline).
+#[must_use]
+pub fn format_entry(entry: &KeyLogEntry) -> String {
+    format_line_with_nonce(
+        entry.ksi,
+        entry.counter,
+        &entry.rand,
+        &entry.keys,
+        entry.nonce.as_ref(),
+    )
 }
 
 fn hex_into(s: &mut String, bytes: &[u8]) {
@@ -194,7 +234,22 @@ fn parse_entry(rest: &str) -> Result<KeyLogEntry, String> {
     let counter = whole(counter, w.counter)
         .ok_or_else(|| std::format!("counter must be a number or -, got {:?}", w.counter))?;
     let rand = Rand(unhex::<16>("RAND", w.rand)?);
-    let keys = match (Suite::from_name(w.suite), w.keys.as_slice()) {
+    // The nonce word, if any, is the last; the suite says how many keys
+    // come before it.
+    let nonce_word = w
+        .keys
+        .split_last()
+        .and_then(|(last, keys)| Some((keys, last.strip_prefix(NONCE_PREFIX)?)));
+    let (key_words, nonce) = match nonce_word {
+        Some((keys, hex)) => (keys, Some(UeNonce(unhex::<16>("nonce", hex)?))),
+        None => (w.keys.as_slice(), None),
+    };
+    if key_words.iter().any(|k| k.starts_with(NONCE_PREFIX)) {
+        return Err(std::format!(
+            "the {NONCE_PREFIX}… word must be the last, once"
+        ));
+    }
+    let keys = match (Suite::from_name(w.suite), key_words) {
         (Some(Suite::NEA2_NIA2), [enc, int]) => SuiteKeys::Nea2Nia2 {
             enc: AlgKey::from_bytes(unhex::<16>("NEA2 key", enc)?),
             int: AlgKey::from_bytes(unhex::<16>("NIA2 key", int)?),
@@ -221,6 +276,7 @@ fn parse_entry(rest: &str) -> Result<KeyLogEntry, String> {
         counter,
         rand,
         keys,
+        nonce,
     })
 }
 
@@ -352,7 +408,8 @@ impl<W: Write> KeyLogWriter<W> {
     }
 
     /// Writes one keyset: call it on `Event::Rekeyed` with the endpoint's
-    /// `current_keys()`.
+    /// `current_keys()`. Without the nonce word (see
+    /// [`KeyLogWriter::append_with_nonce`]).
     ///
     /// # Errors
     /// Write errors.
@@ -363,7 +420,24 @@ impl<W: Write> KeyLogWriter<W> {
         rand: &Rand,
         keys: &SuiteKeys,
     ) -> io::Result<()> {
-        let mut line = format_line(ksi, counter, rand, keys);
+        self.append_with_nonce(ksi, counter, rand, keys, None)
+    }
+
+    /// Writes one keyset with the nonce of the UE start it was made for
+    /// (the UE's `nonce()`; at the EESE, the nonce of the hello the
+    /// keyset's trigger answered), when known.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn append_with_nonce(
+        &mut self,
+        ksi: Ksi,
+        counter: Option<u64>,
+        rand: &Rand,
+        keys: &SuiteKeys,
+        nonce: Option<&UeNonce>,
+    ) -> io::Result<()> {
+        let mut line = format_line_with_nonce(ksi, counter, rand, keys, nonce);
         line.push('\n');
         self.w.write_all(line.as_bytes())?;
         self.w.flush()
@@ -417,5 +491,21 @@ impl KeyLogFile {
         keys: &SuiteKeys,
     ) -> io::Result<()> {
         self.w.append(ksi, counter, rand, keys)
+    }
+
+    /// Appends one keyset with its UE nonce (see
+    /// [`KeyLogWriter::append_with_nonce`]).
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn append_with_nonce(
+        &mut self,
+        ksi: Ksi,
+        counter: Option<u64>,
+        rand: &Rand,
+        keys: &SuiteKeys,
+        nonce: Option<&UeNonce>,
+    ) -> io::Result<()> {
+        self.w.append_with_nonce(ksi, counter, rand, keys, nonce)
     }
 }

@@ -1,14 +1,23 @@
 //! Reading key-log lines (docs/keylog.md): what is accepted, and for every
 //! field the error that names it, with the line number.
 
-use ciot_e2e::kdf::{AlgKey, Rand};
+use ciot_e2e::kdf::{
+    AlgKey, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, UeNonce,
+};
 use ciot_e2e::protect::suite::SuiteKeys;
-use ciot_e2e::wire::Ksi;
-use ciot_e2e_analyze::keylog::{KeyLog, KeyLogEntry, format_line};
+use ciot_e2e::wire::{Ksi, Suite};
+use ciot_e2e_analyze::keylog::{
+    KeyLog, KeyLogEntry, KeyLogWriter, format_entry, format_line, format_line_with_nonce,
+};
 
 const RAND: &str = "000102030405060708090a0b0c0d0e0f";
 const K1: &str = "ffeeddccbbaa99887766554433221100";
 const K2: &str = "00112233445566778899aabbccddeeff";
+const NONCE: &str = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
+fn nonce() -> UeNonce {
+    UeNonce::from_bytes(core::array::from_fn(|i| 0xf0 + i as u8))
+}
 
 fn rand() -> Rand {
     Rand(core::array::from_fn(|i| i as u8))
@@ -38,6 +47,7 @@ fn both_suites_are_read_with_counter_or_dash() {
             counter: Some(7),
             rand: rand(),
             keys: SuiteKeys::Aes128Gcm(k1()),
+            nonce: None,
         }])
     );
     assert_eq!(
@@ -50,6 +60,7 @@ fn both_suites_are_read_with_counter_or_dash() {
                 enc: k1(),
                 int: k2(),
             },
+            nonce: None,
         }])
     );
 }
@@ -104,6 +115,93 @@ fn a_written_line_reads_back() {
     let entry = &parse(&line).unwrap()[0];
     assert_eq!((entry.ksi, entry.counter), (Ksi(9), Some(300)));
     assert_eq!(entry.keys, keys);
+}
+
+/// docs/keylog.md: an optional last word `nonce=<32 hex digits>` names the
+/// UE start the keyset was made for; lines without it read as before.
+#[test]
+fn the_nonce_word_is_optional_and_read_after_the_keys() {
+    assert_eq!(
+        parse(&format!(
+            "CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm {K1} nonce={NONCE}"
+        )),
+        Ok(vec![KeyLogEntry {
+            ksi: Ksi(1),
+            counter: Some(7),
+            rand: rand(),
+            keys: SuiteKeys::Aes128Gcm(k1()),
+            nonce: Some(nonce()),
+        }])
+    );
+    let upper = NONCE.to_ascii_uppercase();
+    let log = parse(&format!(
+        "CIOT_E2E_KEYSET 2 - {RAND} nea2-nia2 {K1} {K2}\tnonce={upper}  "
+    ))
+    .unwrap();
+    assert_eq!(log[0].nonce, Some(nonce()));
+    assert_eq!(
+        log[0].keys,
+        SuiteKeys::Nea2Nia2 {
+            enc: k1(),
+            int: k2()
+        }
+    );
+    // Written only when given; each form reads back to its entry.
+    let keys = SuiteKeys::Aes128Gcm(k2());
+    let with = format_line_with_nonce(Ksi(3), Some(1_025_024), &rand(), &keys, Some(&nonce()));
+    assert_eq!(
+        with,
+        format!("CIOT_E2E_KEYSET 3 1025024 {RAND} aes-128-gcm {K2} nonce={NONCE}")
+    );
+    assert_eq!(
+        format_line_with_nonce(Ksi(3), None, &rand(), &keys, None),
+        format_line(Ksi(3), None, &rand(), &keys)
+    );
+    for line in [with, format_line(Ksi(3), None, &rand(), &keys)] {
+        let entry = &parse(&line).unwrap()[0];
+        assert_eq!(format_entry(entry), line);
+    }
+    let mut w = KeyLogWriter::new_insecure(Vec::new());
+    w.append_with_nonce(Ksi(3), Some(1), &rand(), &keys, Some(&nonce()))
+        .unwrap();
+    w.append(Ksi(4), Some(2), &rand(), &keys).unwrap();
+    let log = KeyLog::parse(std::str::from_utf8(&w.into_inner()).unwrap()).unwrap();
+    assert_eq!(
+        log.entries().iter().map(|e| e.nonce).collect::<Vec<_>>(),
+        vec![Some(nonce()), None]
+    );
+}
+
+/// What the nonce word is for: with the root, a line's RAND, counter and
+/// nonce give its keys again (`SuiteKeys::derive`), so an analyzer holding
+/// the root can check a line, and one holding only the line still decrypts.
+#[test]
+fn a_line_with_its_nonce_names_every_input_of_its_keys() {
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x42; 32]));
+    let keyset = PreparedRoot::new(&root, KdfProfile::Ts33220).keyset(&rand());
+    let keys =
+        SuiteKeys::derive(KdfProfile::Ts33220, &keyset, Suite::NEA2_NIA2, 9, &nonce()).unwrap();
+    let line = format_line_with_nonce(Ksi(1), Some(9), &rand(), &keys, Some(&nonce()));
+    let e = &parse(&line).unwrap()[0];
+    let again = SuiteKeys::derive(
+        KdfProfile::Ts33220,
+        &PreparedRoot::new(&root, KdfProfile::Ts33220).keyset(&e.rand),
+        e.keys.suite(),
+        e.counter.unwrap(),
+        &e.nonce.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again, e.keys);
+    // Another start's nonce gives other keys.
+    let other = SuiteKeys::derive(
+        KdfProfile::Ts33220,
+        &keyset,
+        Suite::NEA2_NIA2,
+        9,
+        &UeNonce::from_bytes([0; 16]),
+    )
+    .unwrap();
+    assert_ne!(other, e.keys);
 }
 
 #[test]
@@ -192,6 +290,37 @@ fn every_bad_field_is_named_with_its_line() {
         (
             format!("CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm 0x{}", &K1[2..]),
             format!("AES-128-GCM key is not hex: \"0x{}\"", &K1[2..]),
+        ),
+        (
+            format!(
+                "CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm {K1} nonce={}",
+                &NONCE[2..]
+            ),
+            "nonce must be 32 hex digits, got 30".into(),
+        ),
+        (
+            format!("CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm {K1} nonce="),
+            "nonce must be 32 hex digits, got 0".into(),
+        ),
+        (
+            format!(
+                "CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm {K1} nonce={}",
+                NONCE.replace('f', "x")
+            ),
+            format!("nonce is not hex: {:?}", NONCE.replace('f', "x")),
+        ),
+        (
+            // The nonce word is the last one: keys after it are not keys.
+            format!("CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm nonce={NONCE} {K1}"),
+            "the nonce=… word must be the last, once".into(),
+        ),
+        (
+            format!("CIOT_E2E_KEYSET 1 7 {RAND} nea2-nia2 {K1} nonce={NONCE}"),
+            "suite nea2-nia2 takes 2 key(s), got 1".into(),
+        ),
+        (
+            format!("CIOT_E2E_KEYSET 1 7 {RAND} aes-128-gcm {K1} nonce={NONCE} nonce={NONCE}"),
+            "the nonce=… word must be the last, once".into(),
         ),
     ];
     for (line, reason) in cases {

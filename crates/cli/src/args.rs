@@ -1,6 +1,6 @@
 //! Parsers for command-line values shared by the subcommands.
 
-use ciot_e2e::kdf::{KdfProfile, RootKind};
+use ciot_e2e::kdf::{KdfProfile, RootKind, UeNonce};
 use clap::ValueEnum;
 
 /// Parses hex (either case, no prefix) into octets.
@@ -18,6 +18,11 @@ pub fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], String>
             v.len()
         )
     })
+}
+
+/// Parses `--nonce`: the 16-octet nonce of a UE start, hex.
+pub fn ue_nonce(s: &str) -> Result<UeNonce, String> {
+    hex_array("nonce", s).map(UeNonce::from_bytes)
 }
 
 /// `--kdf 3gpp|hkdf`.

@@ -1,5 +1,13 @@
 //! `gen-pcap`: a synthetic, deterministic capture of every message type,
 //! some of them malformed, for tests and benchmarks.
+//!
+//! 64 UEs talk to one EESE. Each UE runs as a series of starts: every start
+//! draws a nonce (from the seed's generator), sends hellos from seq 0 under
+//! it, and the triggers and key-expired errors sent to the UE are bound to
+//! the nonce of its current start, as the EESE binds them to the hello they
+//! answer. The keysets' algorithm keys are drawn, not derived: they stand
+//! for keys of some start, and the key log holds them (without a nonce
+//! word) so that the data messages decrypt.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -7,7 +15,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ciot_e2e::kdf::{AlgKey, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{
+    AlgKey, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind, UeNonce,
+};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{
     Cause, ControlAuth, DEFAULT_PORT, Direction, HelloRepr, KeyExpiredRepr, Ksi, Suite,
@@ -47,8 +57,9 @@ pub struct GenPcapArgs {
 }
 
 /// Fills `out` with one draw of the test kit's generator per octet (not its
-/// `fill`, eight octets a draw): the captures this command has always
-/// written for a seed, whose figures the docs quote, stay the same.
+/// `fill`, eight octets a draw), as this command always drew them. (Wire
+/// format 3 changed every capture of a seed all the same: the version
+/// octet, the hello's nonce, the UE starts.)
 fn octets(rng: &mut Rng, out: &mut [u8]) {
     for b in out {
         *b = rng.next_u64() as u8;
@@ -62,6 +73,27 @@ struct Keyset {
     rand: Rand,
     keys: SuiteKeys,
     cipher: SuiteCipher,
+}
+
+/// How many UEs the capture holds (addresses 10.0.0.1 ...).
+const UES: usize = 64;
+
+/// The current start of one UE: its nonce and the seq of its next hello.
+struct Start {
+    nonce: UeNonce,
+    next_hello: u32,
+}
+
+impl Start {
+    /// A new start: a fresh nonce, hellos from seq 0.
+    fn new(rng: &mut Rng) -> Self {
+        let mut nonce = [0u8; UeNonce::LEN];
+        octets(rng, &mut nonce);
+        Start {
+            nonce: UeNonce::from_bytes(nonce),
+            next_hello: 0,
+        }
+    }
 }
 
 enum Sink {
@@ -136,11 +168,12 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
                 .map_err(kfail)?;
         }
     }
+    let mut starts: Vec<Start> = (0..UES).map(|_| Start::new(&mut rng)).collect();
     let eese = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 1), DEFAULT_PORT);
     let mut buf = vec![0u8; 2048];
     let mut payload = [0u8; 256];
     for i in 0..a.messages {
-        let ue_n = rng.below(64) as u16;
+        let ue_n = rng.below(UES as u64) as u16;
         let ue = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + ue_n as u8), 49152 + ue_n);
         let ks = &keysets[rng.below(keysets.len() as u64) as usize];
         let kind = rng.below(12);
@@ -148,6 +181,7 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
             0 | 1 => {
                 let t = TriggerRepr {
                     ksi: ks.ksi,
+                    confirm: rng.below(2) == 0,
                     counter: ks.counter,
                     rand: ks.rand.clone(),
                     profile: KdfProfile::Ts33220,
@@ -155,8 +189,10 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
                     lifetime: 1 + rng.below(86_400) as u32,
                     tag: [0; 16],
                 };
+                // Bound to the nonce of the UE's start (of its hellos).
+                let nonce = &starts[usize::from(ue_n)].nonce;
                 (
-                    t.emit_signed(&auth, &mut buf)
+                    t.emit_signed(&auth.answer(nonce), &mut buf)
                         .map_err(|e| Failure::usage(e.to_string()))?,
                     false,
                 )
@@ -172,8 +208,9 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
                     refused,
                     tag: [0; 16],
                 };
+                let nonce = &starts[usize::from(ue_n)].nonce;
                 (
-                    k.emit_signed(&auth, &mut buf)
+                    k.emit_signed(&auth.answer(nonce), &mut buf)
                         .map_err(|e| Failure::usage(e.to_string()))?,
                     false,
                 )
@@ -181,14 +218,23 @@ pub fn gen_pcap(a: &GenPcapArgs) -> Result<(), Failure> {
             3 => {
                 let mut id = [0u8; hello::MAX_ID_LEN];
                 let id_len = ue_id(&mut rng, ue_n, &mut id);
+                let start = &mut starts[usize::from(ue_n)];
+                // Now and then the UE restarted (reboot, lost storage): a
+                // new nonce, and its first hello, seq 0, holding nothing.
+                if rng.below(8) == 0 {
+                    *start = Start::new(&mut rng);
+                }
+                let fresh = start.next_hello == 0;
                 let h = HelloRepr {
-                    ksi: ks.ksi,
-                    rekey: rng.below(4) == 0,
-                    counter: ks.counter,
-                    seq: (i & 0xffff_ffff) as u32,
+                    ksi: if fresh { Ksi(0) } else { ks.ksi },
+                    rekey: fresh || rng.below(4) == 0,
+                    counter: if fresh { 0 } else { ks.counter },
+                    seq: start.next_hello,
+                    nonce: start.nonce,
                     id: &id[..id_len],
                     tag: [0; 16],
                 };
+                start.next_hello = start.next_hello.wrapping_add(1);
                 (
                     h.emit_signed(&auth, &mut buf)
                         .map_err(|e| Failure::usage(e.to_string()))?,
@@ -264,7 +310,8 @@ fn damage(rng: &mut Rng, buf: &mut [u8], len: usize) -> usize {
     match rng.below(8) {
         0 => rng.below(len as u64) as usize, // truncated, possibly to nothing
         1 => {
-            buf[0] = [0, 1, 0xff][rng.below(3) as usize]; // 1: the old version
+            // 1 and 2: the versions before this one.
+            buf[0] = [0, 1, 2, 0xff][rng.below(4) as usize];
             len
         }
         2 => {

@@ -5,7 +5,7 @@ use ciot_e2e::wire::{DataPacket, Direction, Ksi, Suite};
 use clap::{Args, ValueEnum};
 
 use crate::Failure;
-use crate::args::{KdfArg, RootKindArg, hex_array, hex_bytes};
+use crate::args::{KdfArg, RootKindArg, hex_array, hex_bytes, ue_nonce};
 use crate::cmd_wire::{SuiteArg, prepared_root};
 
 /// `--direction uplink|downlink`.
@@ -34,6 +34,11 @@ pub struct ProtectArgs {
     /// under another counter gives other keys.
     #[arg(long, default_value_t = 1)]
     counter: u64,
+    /// The nonce of the UE start the keyset was made for (the nonce of the
+    /// hello its trigger answered), 16 octets hex: P3 of every algorithm
+    /// key, so the same keyset under another nonce gives other keys.
+    #[arg(long)]
+    nonce: String,
     /// Sequence number.
     #[arg(long)]
     seq: u32,
@@ -71,6 +76,11 @@ pub struct UnprotectArgs {
     /// under another counter gives other keys.
     #[arg(long, default_value_t = 1)]
     counter: u64,
+    /// The nonce of the UE start the keyset was made for (the nonce of the
+    /// hello its trigger answered), 16 octets hex: P3 of every algorithm
+    /// key, so the same keyset under another nonce gives other keys.
+    #[arg(long)]
+    nonce: String,
     /// KDF profile.
     #[arg(long, value_enum, default_value_t)]
     kdf: KdfArg,
@@ -79,33 +89,40 @@ pub struct UnprotectArgs {
     root_kind: RootKindArg,
 }
 
-fn cipher(
-    root: &str,
+/// The keyset's inputs as given on the command line.
+struct KeysetArgs<'a> {
+    root: &'a str,
     kind: RootKindArg,
     kdf: KdfArg,
-    rand: &str,
-    suite: Suite,
+    rand: &'a str,
     counter: u64,
-) -> Result<SuiteCipher, Failure> {
-    let keyset = prepared_root(root, kind, kdf)?.keyset(&ciot_e2e::kdf::Rand(
-        hex_array("rand", rand).map_err(Failure::usage)?,
+    nonce: &'a str,
+}
+
+fn cipher(k: &KeysetArgs<'_>, suite: Suite) -> Result<SuiteCipher, Failure> {
+    let nonce = ue_nonce(k.nonce).map_err(Failure::usage)?;
+    let keyset = prepared_root(k.root, k.kind, k.kdf)?.keyset(&ciot_e2e::kdf::Rand(
+        hex_array("rand", k.rand).map_err(Failure::usage)?,
     ));
-    Ok(SuiteKeys::derive(kdf.into(), &keyset, suite, counter)
-        .map_err(|e| Failure::rejected(e.to_string()))?
-        .cipher())
+    Ok(
+        SuiteKeys::derive(k.kdf.into(), &keyset, suite, k.counter, &nonce)
+            .map_err(|e| Failure::rejected(e.to_string()))?
+            .cipher(),
+    )
 }
 
 /// Runs `ciot-e2e protect`.
 pub fn protect(a: &ProtectArgs) -> Result<(), Failure> {
     let payload = hex_bytes(&a.payload).map_err(|e| Failure::usage(format!("--payload: {e}")))?;
-    let c = cipher(
-        &a.root,
-        a.root_kind,
-        a.kdf,
-        &a.rand,
-        a.suite.into(),
-        a.counter,
-    )?;
+    let keyset = KeysetArgs {
+        root: &a.root,
+        kind: a.root_kind,
+        kdf: a.kdf,
+        rand: &a.rand,
+        counter: a.counter,
+        nonce: &a.nonce,
+    };
+    let c = cipher(&keyset, a.suite.into())?;
     let direction = match a.direction {
         DirectionArg::Uplink => Direction::Uplink,
         DirectionArg::Downlink => Direction::Downlink,
@@ -126,7 +143,15 @@ pub fn unprotect(a: &UnprotectArgs) -> Result<(), Failure> {
     let suite = DataPacket::new_checked(&msg[..])
         .map_err(|e| Failure::rejected(format!("malformed data message: {e}")))?
         .suite();
-    let c = cipher(&a.root, a.root_kind, a.kdf, &a.rand, suite, a.counter)?;
+    let keyset = KeysetArgs {
+        root: &a.root,
+        kind: a.root_kind,
+        kdf: a.kdf,
+        rand: &a.rand,
+        counter: a.counter,
+        nonce: &a.nonce,
+    };
+    let c = cipher(&keyset, suite)?;
     let opened = c
         .open_in_place(&mut msg)
         .map_err(|e| Failure::rejected(e.to_string()))?;

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{KdfArg, RootKindArg, hex_array, hex_bytes};
+use crate::args::{KdfArg, RootKindArg, hex_array, hex_bytes, ue_nonce};
 
 /// `--suite nea2-nia2|aes-128-gcm`.
 #[derive(Clone, Copy, Debug, ValueEnum, Default)]
@@ -91,17 +91,27 @@ pub fn prepared_root(root: &str, kind: RootKindArg, kdf: KdfArg) -> Result<Prepa
 /// `ciot-e2e encode ...`.
 #[derive(Subcommand)]
 pub enum EncodeCommand {
-    /// A derive trigger (EESE → UE), signed with the control key of --root.
+    /// A derive trigger (EESE → UE), signed with the control key of --root
+    /// bound to --nonce.
     Trigger {
         #[command(flatten)]
         root: RootArgs,
+        /// The nonce of the UE start the trigger answers (from its hello),
+        /// 16 octets hex. Not sent: the tag covers it.
+        #[arg(long)]
+        nonce: String,
         /// KSI of the new keyset (0-255).
         #[arg(long)]
         ksi: u8,
+        /// Set CONFIRM: the EESE offers the keyset and sends nothing under
+        /// it until the UE uses it (data under it, or a hello naming it).
+        #[arg(long)]
+        confirm: bool,
         /// RAND, 16 octets hex.
         #[arg(long)]
         rand: String,
-        /// Trigger counter (strictly increasing per root).
+        /// Trigger counter (strictly increasing per UE; within one start the
+        /// UE accepts only a counter above the last it accepted).
         #[arg(long)]
         counter: u64,
         /// Key lifetime te2e in seconds (at least 1).
@@ -111,10 +121,15 @@ pub enum EncodeCommand {
         #[arg(long, value_enum, default_value_t)]
         suite: SuiteArg,
     },
-    /// A key-expired error (EESE → UE), signed with the control key of --root.
+    /// A key-expired error (EESE → UE), signed with the control key of
+    /// --root bound to --nonce.
     KeyExpired {
         #[command(flatten)]
         root: RootArgs,
+        /// The nonce of the UE start the error answers (from its hello), 16
+        /// octets hex. Not sent: the tag covers it.
+        #[arg(long)]
+        nonce: String,
         /// The refused KSI.
         #[arg(long)]
         ksi: u8,
@@ -135,14 +150,19 @@ pub enum EncodeCommand {
     Hello {
         #[command(flatten)]
         root: RootArgs,
+        /// The UE's nonce of this start (drawn at every start), 16 octets hex.
+        #[arg(long)]
+        nonce: String,
         /// UE identifier, 1 to 64 octets: text (its UTF-8 octets), or hex
-        /// after `0x` (`0x75652d37`).
+        /// after `0x` (`0x75652d37`). An identifier whose text starts with
+        /// `0x` must be given in hex.
         #[arg(long)]
         id: String,
-        /// Highest trigger counter the UE accepted (0 if none).
+        /// Highest trigger counter the UE accepted in this start (0 if none).
         #[arg(long)]
         counter: u64,
-        /// Hello sequence number (strictly increasing per UE and root).
+        /// Hello sequence number: 0 for the first hello of a UE start,
+        /// then strictly increasing under the same nonce.
         #[arg(long)]
         seq: u32,
         /// Set REKEY: the UE holds no keyset it can use and needs a new one.
@@ -169,9 +189,10 @@ fn parse_id(id: &str) -> Result<Vec<u8>, Failure> {
     Ok(octets)
 }
 
-/// Whether an identifier reads as text: printable ASCII, space included.
+/// Whether an identifier reads as text: every octet ASCII graphic
+/// (`0x21..=0x7e`; a space or a control octet makes it hex).
 fn printable(id: &[u8]) -> bool {
-    id.iter().all(|b| (0x20..=0x7e).contains(b))
+    id.iter().all(u8::is_ascii_graphic)
 }
 
 /// Arguments of `ciot-e2e decode`.
@@ -182,13 +203,20 @@ pub struct DecodeArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Root key (32 octets hex): also verify a control message's tag.
+    /// Root key (32 octets hex): also verify a control message's tag (a
+    /// trigger's or an error's needs --nonce as well).
     #[arg(long)]
     root: Option<String>,
+    /// The nonce of the UE start a trigger or a key-expired error answers
+    /// (from the hello it answers), 16 octets hex: their tags cover it. Not
+    /// used for a hello, which carries its own.
+    #[arg(long)]
+    nonce: Option<String>,
     /// Which solution's root --root is.
     #[arg(long, value_enum, default_value_t)]
     root_kind: RootKindArg,
-    /// KDF profile of the control key.
+    /// KDF profile of the control key. A trigger's KDF octet is shown, not
+    /// compared with it.
     #[arg(long, value_enum, default_value_t)]
     kdf: KdfArg,
 }
@@ -199,7 +227,9 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
     let len = match c {
         EncodeCommand::Trigger {
             root,
+            nonce,
             ksi,
+            confirm,
             rand,
             counter,
             lifetime,
@@ -208,9 +238,11 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
             if *lifetime == 0 {
                 return Err(Failure::usage("--lifetime must be at least 1 second"));
             }
+            let nonce = ue_nonce(nonce).map_err(Failure::usage)?;
             let auth = ControlAuth::new(&root.prepared()?.control_key());
             TriggerRepr {
                 ksi: Ksi(*ksi),
+                confirm: *confirm,
                 counter: *counter,
                 rand: Rand(hex_array("rand", rand).map_err(Failure::usage)?),
                 profile: root.kdf.into(),
@@ -218,15 +250,17 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
                 lifetime: *lifetime,
                 tag: [0; 16],
             }
-            .emit_signed(&auth, &mut buf)
+            .emit_signed(&auth.answer(&nonce), &mut buf)
         }
         EncodeCommand::KeyExpired {
             root,
+            nonce,
             ksi,
             cause,
             counter,
             refused,
         } => {
+            let nonce = ue_nonce(nonce).map_err(Failure::usage)?;
             let auth = ControlAuth::new(&root.prepared()?.control_key());
             KeyExpiredRepr {
                 ksi: Ksi(*ksi),
@@ -235,16 +269,18 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
                 refused: *refused,
                 tag: [0; 16],
             }
-            .emit_signed(&auth, &mut buf)
+            .emit_signed(&auth.answer(&nonce), &mut buf)
         }
         EncodeCommand::Hello {
             root,
+            nonce,
             id,
             counter,
             seq,
             rekey,
             ksi,
         } => {
+            let nonce = ue_nonce(nonce).map_err(Failure::usage)?;
             let id = parse_id(id)?;
             let auth = ControlAuth::new(&root.prepared()?.control_key());
             HelloRepr {
@@ -252,6 +288,7 @@ pub fn encode(c: &EncodeCommand) -> Result<(), Failure> {
                 rekey: *rekey,
                 counter: *counter,
                 seq: *seq,
+                nonce,
                 id: &id,
                 tag: [0; 16],
             }
@@ -282,6 +319,7 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
             let p = t.profile;
             out.extend([
                 ("ksi", json!(t.ksi.0), t.ksi.to_string()),
+                ("confirm", json!(t.confirm), t.confirm.to_string()),
                 ("counter", json!(t.counter), t.counter.to_string()),
                 ("rand", json!(hex::encode(t.rand.0)), hex::encode(t.rand.0)),
                 (
@@ -328,6 +366,11 @@ pub fn fields(bytes: &[u8], msg: &Message<'_>) -> Vec<(&'static str, Value, Stri
             ("rekey", json!(h.rekey), h.rekey.to_string()),
             ("counter", json!(h.counter), h.counter.to_string()),
             ("seq", json!(h.seq), h.seq.to_string()),
+            (
+                "nonce",
+                json!(hex::encode(h.nonce.as_bytes())),
+                hex::encode(h.nonce.as_bytes()),
+            ),
             ("id_length", json!(h.id.len()), h.id.len().to_string()),
             ("id", json!(hex::encode(h.id)), id_text(h.id)),
             (
@@ -378,19 +421,43 @@ fn hello_padding(h: &HelloRepr<'_>) -> usize {
     h.buffer_len() - ciot_e2e::wire::hello::field::ID - h.id.len() - CONTROL_TAG_LEN
 }
 
+/// What `decode --root` found out about a message's tag.
+enum TagCheck {
+    /// Checked: whether it holds.
+    Done(bool),
+    /// Not checked, and why (one sentence).
+    NotDone(&'static str),
+}
+
+/// Why a trigger's or an error's tag was not checked without `--nonce`.
+const NEEDS_NONCE: &str = "the tag covers the nonce of the UE start it answers: give --nonce";
+
+/// Why a data message's tag is not checked by `decode`.
+const NEEDS_KEYSET: &str = "a data tag needs the keyset: use `ciot-e2e unprotect`";
+
 /// Runs `ciot-e2e decode`.
 pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
+    let nonce = a
+        .nonce
+        .as_deref()
+        .map(ue_nonce)
+        .transpose()
+        .map_err(Failure::usage)?;
     let bytes = hex_bytes(&a.hex).map_err(Failure::rejected)?;
     let msg =
         Message::parse(&bytes).map_err(|e| Failure::rejected(format!("malformed message: {e}")))?;
-    let tag_ok = match &a.root {
+    let check = match &a.root {
         None => None,
         Some(root) => {
             let auth = ControlAuth::new(&prepared_root(root, a.root_kind, a.kdf)?.control_key());
-            match msg {
-                Message::Data(_) => None,
-                _ => Some(auth.verify_message(&bytes).is_ok()),
-            }
+            Some(match (&msg, nonce) {
+                (Message::Data(_), _) => TagCheck::NotDone(NEEDS_KEYSET),
+                // A hello's tag is the control key's alone; its nonce is
+                // in the message.
+                (Message::Hello(_), _) => TagCheck::Done(auth.open_hello(&bytes).is_ok()),
+                (_, Some(nonce)) => TagCheck::Done(auth.verify_message(&bytes, &nonce).is_ok()),
+                (_, None) => TagCheck::NotDone(NEEDS_NONCE),
+            })
         }
     };
     let fields = fields(&bytes, &msg);
@@ -400,8 +467,14 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
         for (name, value, _) in &fields {
             obj.insert((*name).into(), value.clone());
         }
-        if let Some(ok) = tag_ok {
-            obj.insert("tag_valid".into(), json!(ok));
+        match check {
+            Some(TagCheck::Done(ok)) => {
+                obj.insert("tag_valid".into(), json!(ok));
+            }
+            Some(TagCheck::NotDone(why)) => {
+                obj.insert("tag_not_checked".into(), json!(why));
+            }
+            None => {}
         }
         crate::outln!("{}", Value::Object(obj));
     } else {
@@ -409,19 +482,17 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
         for (name, _, text) in &fields {
             crate::outln!("  {name}: {text}");
         }
-        match (tag_ok, &msg, &a.root) {
-            (Some(true), _, _) => crate::outln!("  tag check: valid under the given root"),
-            (Some(false), _, _) => crate::outln!("  tag check: INVALID under the given root"),
-            (None, Message::Data(_), Some(_)) => {
-                crate::outln!(
-                    "  tag check: not done (a data tag needs the keyset: use `ciot-e2e unprotect`)"
-                )
+        match check {
+            Some(TagCheck::Done(true)) => crate::outln!("  tag check: valid under the given root"),
+            Some(TagCheck::Done(false)) => {
+                crate::outln!("  tag check: INVALID under the given root");
             }
-            _ => {}
+            Some(TagCheck::NotDone(why)) => crate::outln!("  tag check: not done ({why})"),
+            None => {}
         }
     }
-    match tag_ok {
-        Some(false) => Err(Failure::rejected(
+    match check {
+        Some(TagCheck::Done(false)) => Err(Failure::rejected(
             "bad tag: the message is not authentic under this root",
         )),
         _ => Ok(()),

@@ -231,14 +231,15 @@ fn bad_inputs_exit_non_zero_with_one_line() {
 }
 
 /// The nea2-nia2 data message of docs/wire-format.md rebuilt from the
-/// subcommands one by one: algorithm keys from `kdf` (FC 0x93, counter 1),
-/// the payload from `nea2` (COUNT = seq 0, BEARER = KSI 1, uplink), the MAC
-/// from `nia2` over header and ciphertext; `protect --counter 1` gives the
-/// same octets.
+/// subcommands one by one: algorithm keys from `kdf` (FC 0x93, counter 1,
+/// the UE nonce), the payload from `nea2` (COUNT = seq 0, BEARER = KSI 1,
+/// uplink), the MAC from `nia2` over header and ciphertext; `protect
+/// --counter 1 --nonce …` gives the same octets.
 #[test]
-fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
+fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_and_nonce_bound_keys() {
     const ROOT: &str = "780e78ce2cc0714f3ebad7b93bd66c70551bd795a1195d23c9a548d23682ad57";
     const RAND: &str = "000102030405060708090a0b0c0d0e0f";
+    const NONCE: &str = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     let keyset = stdout_line(
         &run(&["derive", "keyset", "--root", ROOT, "--rand", RAND]),
         "keyset",
@@ -256,6 +257,8 @@ fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
             "02",
             "--param",
             "0000000000000001",
+            "--param",
+            NONCE,
         ]);
         stdout_line(&out, "kdf")[32..].to_owned()
     };
@@ -269,7 +272,7 @@ fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
         .concat()),
         "nea2",
     );
-    let header = "020301000100000000";
+    let header = "030301000100000000";
     let mac = stdout_line(
         &run(&[
             &[
@@ -285,7 +288,7 @@ fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
         "nia2",
     );
     let message = format!("{header}{ciphertext}{mac}");
-    assert_eq!(message, "0203010001000000006591f51a19bc3205d9");
+    assert_eq!(message, "0303010001000000000c36b81cdae8c1441f");
     let protected = stdout_line(
         &run(&[
             "protect",
@@ -305,6 +308,8 @@ fn the_doc_data_message_is_nea2_and_nia2_under_the_counter_bound_keys() {
             "48656c6c6f",
             "--counter",
             "1",
+            "--nonce",
+            NONCE,
         ]),
         "protect",
     );

@@ -276,47 +276,59 @@ fn unknown_choices_are_refused() {
 }
 
 /// docs/key-hierarchy.md: an algorithm key is the low 128 bits of
-/// `kdf --fc 93 --param <distinguisher> --param <identity> --param <counter>`
-/// over the keyset, the counter being the trigger's, eight octets big endian.
+/// `kdf --fc 93 --param <distinguisher> --param <identity> --param <counter>
+/// --param <UE nonce>` over the keyset, the counter being the trigger's,
+/// eight octets big endian, and the nonce the 16 octets of the UE start the
+/// keyset was made for (wire format 3).
 #[test]
-fn algorithm_keys_through_the_raw_kdf_are_bound_to_the_trigger_counter() {
+fn algorithm_keys_through_the_raw_kdf_are_bound_to_the_trigger_counter_and_the_nonce() {
     let root = ok_line(&["derive", "int-key", "--ck", CK, "--ik", IK]);
     let rand = "00112233445566778899aabbccddeeff";
     let keyset_hex = ok_line(&["derive", "keyset", "--root", &root, "--rand", rand]);
     let keyset = kdf::KeySet::from_slice(&hex::decode(&keyset_hex).expect("hex")).expect("32");
+    let nonces = [
+        "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+        "000102030405060708090a0b0c0d0e0f",
+    ];
     let mut seen = std::collections::HashSet::new();
-    for (counter, counter_hex) in [(1u64, "0000000000000001"), (2, "0000000000000002")] {
-        for alg in [
-            kdf::Algorithm::Nea2,
-            kdf::Algorithm::Nia2,
-            kdf::Algorithm::Aes128Gcm,
-        ] {
-            let out = ok_line(&[
-                "kdf",
-                "--key",
-                &keyset_hex,
-                "--fc",
-                "93",
-                "--param",
-                &format!("{:02x}", alg.distinguisher()),
-                "--param",
-                &format!("{:02x}", alg.identity()),
-                "--param",
-                counter_hex,
-            ]);
-            let want = kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter);
-            assert_eq!(
-                &out[32..],
-                hex::encode(want.as_bytes()),
-                "{alg:?} {counter}"
-            );
-            assert!(
-                seen.insert(out[32..].to_owned()),
-                "{alg:?} {counter} repeats"
-            );
+    for nonce_hex in nonces {
+        let nonce = kdf::UeNonce::from_slice(&hex::decode(nonce_hex).expect("hex")).expect("16");
+        for (counter, counter_hex) in [(1u64, "0000000000000001"), (2, "0000000000000002")] {
+            for alg in [
+                kdf::Algorithm::Nea2,
+                kdf::Algorithm::Nia2,
+                kdf::Algorithm::Aes128Gcm,
+            ] {
+                let out = ok_line(&[
+                    "kdf",
+                    "--key",
+                    &keyset_hex,
+                    "--fc",
+                    "93",
+                    "--param",
+                    &format!("{:02x}", alg.distinguisher()),
+                    "--param",
+                    &format!("{:02x}", alg.identity()),
+                    "--param",
+                    counter_hex,
+                    "--param",
+                    nonce_hex,
+                ]);
+                let want = kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter, &nonce);
+                assert_eq!(
+                    &out[32..],
+                    hex::encode(want.as_bytes()),
+                    "{alg:?} {counter} {nonce_hex}"
+                );
+                assert!(
+                    seen.insert(out[32..].to_owned()),
+                    "{alg:?} {counter} {nonce_hex} repeats"
+                );
+            }
         }
     }
-    // The values docs/key-hierarchy.md shows for the AES-128-GCM key.
+    // The AES-128-GCM key of the keyset of docs/key-hierarchy.md's worked
+    // example for nonce f0 f1 … ff (also computed with Python's `hmac`).
     let gcm = |c: &str| {
         ok_line(&[
             "kdf",
@@ -330,9 +342,11 @@ fn algorithm_keys_through_the_raw_kdf_are_bound_to_the_trigger_counter() {
             "01",
             "--param",
             c,
+            "--param",
+            nonces[0],
         ])[32..]
             .to_owned()
     };
-    assert_eq!(gcm("0000000000000001"), "a3be653df677d9ea90cb5cfc4fdeb4d2");
-    assert_eq!(gcm("0000000000000002"), "339fda3ab1e4723db5fdb701ad6f264c");
+    assert_eq!(gcm("0000000000000001"), "10ebd793daa96bef7ade3c7d0b1b3c3a");
+    assert_eq!(gcm("0000000000000002"), "5afe3132087b8e665e16e224dec5087e");
 }

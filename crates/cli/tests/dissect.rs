@@ -15,45 +15,49 @@ use ciot_e2e_analyze::dissect::udp::{find_message, link};
 use ciot_e2e_analyze::dissect::{Dissection, FindingKind, Value};
 use ciot_e2e_analyze::keylog::{KeyLog, KeyLogFile, KeyLogWriter};
 
-/// docs/wire-format.md, "Derive trigger".
-const TRIGGER: &str = "02010100\
+/// docs/wire-format.md, "Derive trigger": with CONFIRM, answering the UE
+/// start of nonce f0 f1 … ff.
+const TRIGGER: &str = "03010101\
     0000000000000001\
     000102030405060708090a0b0c0d0e0f\
     01\
     02\
     00000e10\
-    fca967a1394be69ed4e1fbdcb34ff9bf";
+    e33925d0ee09e5cda5c6f9a2448f8fbc";
 
 /// docs/wire-format.md, "Key-expired error" (no message named).
-const KEY_EXPIRED: &str = "02020100\
+const KEY_EXPIRED: &str = "03020100\
     01\
     0000000000000001\
     00000000\
-    eb711eaf6c18a46be8442892bb66936a";
+    79c3865c5cfb610679486a550af26ec0";
 
 /// docs/wire-format.md, "Key-expired error" naming seq 3 (NAMED).
-const KEY_EXPIRED_NAMED: &str = "02020101\
+const KEY_EXPIRED_NAMED: &str = "03020101\
     01\
     0000000000000001\
     00000003\
-    98fb34a3b962e182a826a3a4c7a0f31e";
+    1a94762b044b29e43de5f932285b8a23";
 
 /// docs/wire-format.md, "Hello": "ue-0001", padded to 84 octets.
-const HELLO: &str = "02040101\
+const HELLO: &str = "03040101\
     0000000000000001\
     00000002\
+    f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\
     07\
     75652d30303031\
-    0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\
-    b676b84856f7abad540797024b6630f3";
+    00000000000000000000000000000000000000000000000000000000\
+    f0d00efe8f3ca3e0b1b94054522e9979";
 
-/// docs/wire-format.md, "Hello": a 58-octet identifier, 91 octets, no padding.
-const HELLO_LONG: &str = "02040001\
+/// docs/wire-format.md, "Hello": a 58-octet identifier, 107 octets, no
+/// padding; the first hello (seq 0) of a UE start.
+const HELLO_LONG: &str = "03040001\
     0000000000000000\
-    00000001\
+    00000000\
+    f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\
     3a\
     75652d303030312e73656e736f72732e706c616e742d372e6275696c64696e672d31322e6578616d706c652e636f6d2e656e7465727072697365\
-    d92649bf7238e06cfb6753d6b10cf372";
+    7ffb48c8e401dc36201f0b1db7d8851b";
 
 fn bytes(hex: &str) -> Vec<u8> {
     hex::decode(hex).unwrap()
@@ -95,10 +99,11 @@ fn golden_trigger_every_field_at_its_offset() {
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(2)),
+            ("ciot_e2e.version", 0, 1, Some(3)),
             ("ciot_e2e.type", 1, 1, Some(1)),
             ("ciot_e2e.ksi", 2, 1, Some(1)),
-            ("ciot_e2e.flags", 3, 1, Some(0)),
+            ("ciot_e2e.flags", 3, 1, Some(1)),
+            ("ciot_e2e.flags.confirm", 3, 1, Some(1)),
             ("ciot_e2e.flags.reserved", 3, 1, Some(0)),
             ("ciot_e2e.trigger.counter", 4, 8, Some(1)),
             ("ciot_e2e.trigger.rand", 12, 16, None),
@@ -132,11 +137,19 @@ fn golden_trigger_every_field_at_its_offset() {
             .to_string(),
         "3600 s"
     );
-    assert_eq!(
-        d.fields()[4].depth,
-        1,
-        "reserved bits are a child of the flags"
-    );
+    for (i, mask) in [(4, 0x01), (5, 0xfe)] {
+        assert_eq!(
+            (d.fields()[i].depth, d.fields()[i].mask),
+            (1, Some(mask)),
+            "CONFIRM and the reserved bits are children of the flags"
+        );
+    }
+    // Without CONFIRM (a repeat of the keyset in use): the same fields.
+    let mut m = msg.clone();
+    m[3] = 0;
+    let d = Dissection::of(&m, None);
+    assert_eq!(d.field("ciot_e2e.flags.confirm").unwrap().uint(), Some(0));
+    assert!(d.findings().is_empty());
 }
 
 #[test]
@@ -147,7 +160,7 @@ fn golden_key_expired_every_field_at_its_offset() {
         assert_eq!(
             layout(&d),
             vec![
-                ("ciot_e2e.version", 0, 1, Some(2)),
+                ("ciot_e2e.version", 0, 1, Some(3)),
                 ("ciot_e2e.type", 1, 1, Some(2)),
                 ("ciot_e2e.ksi", 2, 1, Some(1)),
                 ("ciot_e2e.flags", 3, 1, Some(named)),
@@ -190,7 +203,7 @@ fn golden_hellos_every_field_at_its_offset() {
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(2)),
+            ("ciot_e2e.version", 0, 1, Some(3)),
             ("ciot_e2e.type", 1, 1, Some(4)),
             ("ciot_e2e.ksi", 2, 1, Some(1)),
             ("ciot_e2e.flags", 3, 1, Some(1)),
@@ -198,9 +211,10 @@ fn golden_hellos_every_field_at_its_offset() {
             ("ciot_e2e.flags.reserved", 3, 1, Some(0)),
             ("ciot_e2e.hello.counter", 4, 8, Some(1)),
             ("ciot_e2e.hello.seq", 12, 4, Some(2)),
-            ("ciot_e2e.hello.id_len", 16, 1, Some(7)),
-            ("ciot_e2e.hello.id", 17, 7, None),
-            ("ciot_e2e.hello.padding", 24, 44, None),
+            ("ciot_e2e.hello.nonce", 16, 16, None),
+            ("ciot_e2e.hello.id_len", 32, 1, Some(7)),
+            ("ciot_e2e.hello.id", 33, 7, None),
+            ("ciot_e2e.hello.padding", 40, 28, None),
             ("ciot_e2e.hello.tag", 68, 16, None),
         ]
     );
@@ -209,6 +223,11 @@ fn golden_hellos_every_field_at_its_offset() {
     let id = d.field("ciot_e2e.hello.id").unwrap();
     assert_eq!(id.raw(&msg, &d), b"ue-0001");
     assert_eq!(id.display(&msg, &d).to_string(), "\"ue-0001\"");
+    let nonce = d.field("ciot_e2e.hello.nonce").unwrap();
+    assert_eq!(
+        nonce.display(&msg, &d).to_string(),
+        "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
+    );
 
     let msg = bytes(HELLO_LONG);
     let d = Dissection::of(&msg, None);
@@ -216,26 +235,34 @@ fn golden_hellos_every_field_at_its_offset() {
         layout(&d)[6..],
         [
             ("ciot_e2e.hello.counter", 4, 8, Some(0)),
-            ("ciot_e2e.hello.seq", 12, 4, Some(1)),
-            ("ciot_e2e.hello.id_len", 16, 1, Some(58)),
-            ("ciot_e2e.hello.id", 17, 58, None),
-            ("ciot_e2e.hello.tag", 75, 16, None),
+            ("ciot_e2e.hello.seq", 12, 4, Some(0)),
+            ("ciot_e2e.hello.nonce", 16, 16, None),
+            ("ciot_e2e.hello.id_len", 32, 1, Some(58)),
+            ("ciot_e2e.hello.id", 33, 58, None),
+            ("ciot_e2e.hello.tag", 91, 16, None),
         ],
-        "no padding past 51 octets of identifier"
+        "no padding past 35 octets of identifier"
     );
     assert!(d.findings().is_empty());
 
-    // An identifier that is not text is shown in hex.
-    let mut m = bytes(HELLO);
-    m[17..20].copy_from_slice(&[0x00, 0xff, 0x0a]);
-    let d = Dissection::of(&m, None);
-    assert_eq!(
-        d.field("ciot_e2e.hello.id")
-            .unwrap()
-            .display(&m, &d)
-            .to_string(),
-        "00ff0a30303031"
-    );
+    // An identifier that is not text (a control octet, a space, an octet
+    // past ASCII) is shown in hex: printable means ASCII graphic.
+    for (octets, shown) in [
+        (&[0x00, 0xff, 0x0a][..], "00ff0a30303031"),
+        (&[0x75, 0x65, 0x20][..], "75652030303031"),
+        (&[0x21, 0x7e, 0x2d][..], "\"!~-0001\""),
+    ] {
+        let mut m = bytes(HELLO);
+        m[33..36].copy_from_slice(octets);
+        let d = Dissection::of(&m, None);
+        assert_eq!(
+            d.field("ciot_e2e.hello.id")
+                .unwrap()
+                .display(&m, &d)
+                .to_string(),
+            shown
+        );
+    }
 }
 
 #[test]
@@ -250,7 +277,7 @@ fn malformed_hellos_and_errors_get_their_own_findings() {
     // Identifier length out of 1..=64: the rest is undissected.
     for bad in [0u8, 65, 0xff] {
         let mut m = bytes(HELLO);
-        m[16] = bad;
+        m[32] = bad;
         let d = Dissection::of(&m, None);
         assert_eq!(kinds(&m), vec![FindingKind::BadIdLength], "{bad}");
         assert_eq!(
@@ -258,43 +285,43 @@ fn malformed_hellos_and_errors_get_their_own_findings() {
             format!("malformed identifier length: value {bad:#x} is not allowed")
         );
         let body = d.field("ciot_e2e.body").unwrap();
-        assert_eq!((body.offset, body.len), (17, 67));
+        assert_eq!((body.offset, body.len), (33, 51));
         assert!(d.field("ciot_e2e.hello.tag").is_none());
-        // Shorter than any hello: truncated as well.
+        // Shorter than any hello: truncated first, as the decoder says.
         assert_eq!(
             kinds(&m[..40]),
-            vec![FindingKind::BadIdLength, FindingKind::Truncated]
+            vec![FindingKind::Truncated, FindingKind::BadIdLength]
         );
     }
     // A length that the octets do not match.
     let mut m = bytes(HELLO);
-    m[16] = 60;
+    m[32] = 60;
     let d = Dissection::of(&m, None);
     assert_eq!(kinds(&m), vec![FindingKind::Truncated]);
     assert_eq!(
         d.findings()[0].message,
-        "truncated: needed 93 octets, got 84"
+        "truncated: needed 109 octets, got 84"
     );
     let mut m = bytes(HELLO_LONG);
-    m[16] = 7;
+    m[32] = 7;
     let d = Dissection::of(&m, None);
     assert_eq!(
         kinds(&m),
-        vec![FindingKind::NonzeroPadding, FindingKind::TrailingData]
+        vec![FindingKind::TrailingData, FindingKind::NonzeroPadding]
     );
     assert_eq!(d.field("ciot_e2e.trailing").unwrap().offset, 84);
     // Non-zero padding: found at its octet.
     let mut m = bytes(HELLO);
-    m[40] = 0x7e;
+    m[50] = 0x7e;
     let d = Dissection::of(&m, None);
     assert_eq!(kinds(&m), vec![FindingKind::NonzeroPadding]);
-    assert_eq!(d.findings()[0].offset, 40);
+    assert_eq!(d.findings()[0].offset, 50);
     assert_eq!(
         d.findings()[0].message,
         "malformed padding: value 0x7e is not allowed"
     );
-    // Reserved flag bits beside REKEY and NAMED.
-    for golden in [HELLO, KEY_EXPIRED_NAMED] {
+    // Reserved flag bits beside REKEY, NAMED and CONFIRM.
+    for golden in [HELLO, KEY_EXPIRED_NAMED, TRIGGER] {
         let mut m = bytes(golden);
         m[3] |= 0x40;
         assert_eq!(kinds(&m), vec![FindingKind::ReservedBits], "{golden}");
@@ -323,7 +350,7 @@ fn data_message_every_field_for_both_suites() {
         assert_eq!(
             layout(&d),
             vec![
-                ("ciot_e2e.version", 0, 1, Some(2)),
+                ("ciot_e2e.version", 0, 1, Some(3)),
                 ("ciot_e2e.type", 1, 1, Some(3)),
                 ("ciot_e2e.ksi", 2, 1, Some(5)),
                 ("ciot_e2e.flags", 3, 1, Some(1)),
@@ -353,7 +380,7 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
         ("key-expired", bytes(KEY_EXPIRED), 33),
         ("key-expired named", bytes(KEY_EXPIRED_NAMED), 33),
         ("hello", bytes(HELLO), 84),
-        ("hello long", bytes(HELLO_LONG), 91),
+        ("hello long", bytes(HELLO_LONG), 107),
         ("data", gcm.clone(), 0),
     ] {
         let full = Dissection::of(&msg, None);
@@ -383,9 +410,9 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
                 (_, 0..=1) => 4,
                 ("data", 2..=8) => 9,
                 ("data", _) => 25,
-                // Until the identifier length is there, no hello is shorter
-                // than 84 octets; from then on its length is known.
-                ("hello long", 2..=16) => 84,
+                // No hello is shorter than 84 octets, whatever its
+                // identifier length says; from 84 on its length counts.
+                ("hello long", 2..=83) => 84,
                 _ => needed_at,
             };
             assert_eq!(
@@ -404,12 +431,12 @@ fn every_truncation_keeps_the_complete_fields_and_says_what_is_missing() {
 
 #[test]
 fn unknown_type_shows_its_header_and_the_rest() {
-    let msg = [0x02, 0x7f, 0x09, 0x00, 0xaa, 0xbb];
+    let msg = [0x03, 0x7f, 0x09, 0x00, 0xaa, 0xbb];
     let d = Dissection::of(&msg, None);
     assert_eq!(
         layout(&d),
         vec![
-            ("ciot_e2e.version", 0, 1, Some(2)),
+            ("ciot_e2e.version", 0, 1, Some(3)),
             ("ciot_e2e.type", 1, 1, Some(0x7f)),
             ("ciot_e2e.ksi", 2, 1, Some(9)),
             ("ciot_e2e.flags", 3, 1, Some(0)),
@@ -426,21 +453,31 @@ fn unknown_type_shows_its_header_and_the_rest() {
 
 #[test]
 fn unknown_version_shows_the_version_and_the_rest() {
-    // A version 1 message is an unknown version now.
-    let d = Dissection::of(&[0x01, 0x01, 0x00], None);
+    // Version 1 and version 2 messages are an unknown version now.
+    for version in [1u8, 2] {
+        let d = Dissection::of(&[version, 0x01, 0x00], None);
+        assert_eq!(
+            layout(&d),
+            vec![
+                ("ciot_e2e.version", 0, 1, Some(u64::from(version))),
+                ("ciot_e2e.body", 1, 2, None)
+            ]
+        );
+        assert_eq!(d.findings()[0].kind, FindingKind::UnknownVersion);
+        assert_eq!(
+            d.findings()[0].message,
+            format!("unknown protocol version {version} (this crate speaks version 3)")
+        );
+        assert_eq!(d.message_type(), None);
+    }
+    // The version 2 hello of docs/wire-format.md's previous edition.
+    let v2 = hex::decode("020401010000000000000001000000020775652d303030310000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b676b84856f7abad540797024b6630f3").unwrap();
+    let d = Dissection::of(&v2, None);
     assert_eq!(
-        layout(&d),
-        vec![
-            ("ciot_e2e.version", 0, 1, Some(1)),
-            ("ciot_e2e.body", 1, 2, None)
-        ]
+        d.findings().iter().map(|f| f.kind).collect::<Vec<_>>(),
+        vec![FindingKind::UnknownVersion]
     );
-    assert_eq!(d.findings()[0].kind, FindingKind::UnknownVersion);
-    assert_eq!(
-        d.findings()[0].message,
-        "unknown protocol version 1 (this crate speaks version 2)"
-    );
-    assert_eq!(d.message_type(), None);
+    assert!(d.field("ciot_e2e.hello.id").is_none());
 }
 
 #[test]
@@ -453,14 +490,16 @@ fn reserved_bits_unknown_codes_and_trailing_data_are_findings_not_stops() {
     t.extend_from_slice(&[1, 2, 3]);
     let d = Dissection::of(&t, None);
     let kinds: Vec<_> = d.findings().iter().map(|x| x.kind).collect();
+    // In the decoder's order: the header's flags, the length, then the
+    // fields TriggerRepr::parse checks.
     assert_eq!(
         kinds,
         vec![
             FindingKind::ReservedBits,
+            FindingKind::TrailingData,
             FindingKind::UnknownKdf,
             FindingKind::UnknownSuite,
             FindingKind::ZeroLifetime,
-            FindingKind::TrailingData
         ]
     );
     assert!(d.field("ciot_e2e.trigger.tag").is_some());
@@ -501,11 +540,11 @@ fn any_octets_dissect_without_panicking() {
             state ^= state << 5;
             *b = state as u8;
         }
-        buf[0] = 2;
+        buf[0] = 3;
         buf[1] = (round % 6) as u8;
         if round % 3 == 0 {
             // A plausible identifier length, so hellos get past it.
-            buf[16] = (round % 70) as u8;
+            buf[32] = (round % 70) as u8;
         }
         let len = round % buf.len();
         d.run(&buf[..len], None);
@@ -962,6 +1001,139 @@ fn nonce_reuse_is_a_finding_and_a_duplicate_is_not() {
             "! error (nonce-reuse) at 5: nonce reuse: KSI 3, downlink seq 7 protected other contents in frame 1"
         ),
         "{reuse}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `dissect` and `decode` agree on every cut of a hello: the first finding
+/// `dissect` shows is the error `decode` refuses it with (a hello shorter
+/// than 84 octets is `truncated: needed 84`, whatever its identifier length
+/// says), and the whole hello is fine for both. Also with a reserved flag
+/// bit set and with an identifier length the octets do not match, where the
+/// truncation, the flags and the length each come first for some cuts.
+#[test]
+fn dissect_and_decode_agree_on_every_cut_of_a_hello() {
+    let dir = std::env::temp_dir().join(format!("ciot-e2e-hello-cuts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut flagged = bytes(HELLO_LONG);
+    flagged[3] |= 0x40;
+    let mut longer = bytes(HELLO);
+    longer[32] = 60;
+    let mut cuts: Vec<Vec<u8>> = Vec::new();
+    for msg in [bytes(HELLO), bytes(HELLO_LONG), flagged, longer] {
+        for cut in 0..=msg.len() {
+            cuts.push(msg[..cut].to_vec());
+        }
+    }
+    let mut w = User0PcapWriter::new(Vec::new()).unwrap();
+    for c in &cuts {
+        w.write(Duration::ZERO, c).unwrap();
+    }
+    let cap = dir.join("cuts.pcap");
+    std::fs::write(&cap, w.into_inner().unwrap()).unwrap();
+    let out = cli(&["dissect", "--json", cap.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let frames: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("summary").is_none())
+        .collect();
+    assert_eq!(frames.len(), cuts.len());
+    let mut truncated_84 = 0;
+    for (c, frame) in cuts.iter().zip(&frames) {
+        let first = frame["findings"][0]["message"].as_str().map(str::to_owned);
+        let out = cli(&["decode", &hex::encode(c)]);
+        let decoded = if out.status.success() {
+            None
+        } else {
+            let err = String::from_utf8(out.stderr).unwrap();
+            let reason = err
+                .trim_end()
+                .strip_prefix("ciot-e2e: malformed message: ")
+                .unwrap_or_else(|| panic!("{err}"))
+                .to_owned();
+            Some(reason)
+        };
+        assert_eq!(first, decoded, "{} octets: {}", c.len(), hex::encode(c));
+        if (4..84).contains(&c.len()) {
+            assert_eq!(
+                decoded.as_deref(),
+                Some(format!("truncated: needed 84 octets, got {}", c.len()).as_str())
+            );
+            truncated_84 += 1;
+        }
+    }
+    assert_eq!(truncated_84, 4 * 80);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// gen-pcap models UE starts: a UE's hellos run from seq 0 under one nonce,
+/// one more each time; a hello of seq 0 starts a new nonce and holds no
+/// keyset (KSI 0, counter 0, REKEY). Valid captures only (no damage).
+#[test]
+fn gen_pcap_hellos_follow_the_starts_of_each_ue() {
+    let dir = std::env::temp_dir().join(format!("ciot-e2e-starts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = dir.join("starts.pcap");
+    assert!(
+        cli(&[
+            "gen-pcap",
+            "--messages",
+            "3000",
+            "--seed",
+            "11",
+            cap.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = cli(&["dissect", "--json", cap.to_str().unwrap()]);
+    assert!(out.status.success());
+    let field = |v: &serde_json::Value, abbrev: &str| -> Option<serde_json::Value> {
+        fn find(fields: &serde_json::Value, abbrev: &str) -> Option<serde_json::Value> {
+            fields.as_array()?.iter().find_map(|f| {
+                if f["abbrev"] == abbrev {
+                    Some(f["value"].clone())
+                } else {
+                    f.get("children").and_then(|c| find(c, abbrev))
+                }
+            })
+        }
+        find(&v["fields"], abbrev)
+    };
+    // UE address → (nonce, last seq) of its current start.
+    let mut starts: std::collections::HashMap<String, (String, u64)> = Default::default();
+    let (mut fresh, mut next, mut nonces) = (0, 0, std::collections::HashSet::new());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "hello" {
+            continue;
+        }
+        assert_eq!(v["malformed"], false);
+        let ue = v["src"].as_str().unwrap().to_owned();
+        let nonce = field(&v, "ciot_e2e.hello.nonce").unwrap();
+        let nonce = nonce.as_str().unwrap().to_owned();
+        let seq = field(&v, "ciot_e2e.hello.seq").unwrap().as_u64().unwrap();
+        if seq == 0 {
+            assert!(
+                nonces.insert(nonce.clone()),
+                "a new start draws a new nonce"
+            );
+            assert_eq!(field(&v, "ciot_e2e.ksi").unwrap(), 0);
+            assert_eq!(field(&v, "ciot_e2e.hello.counter").unwrap(), 0);
+            assert_eq!(field(&v, "ciot_e2e.flags.rekey").unwrap(), 1);
+            fresh += 1;
+        } else {
+            let (prev_nonce, prev_seq) = &starts[&ue];
+            assert_eq!((prev_nonce, prev_seq + 1), (&nonce, seq), "{ue}");
+            next += 1;
+        }
+        starts.insert(ue, (nonce, seq));
+    }
+    assert!(
+        fresh > 64 && next > 64,
+        "{fresh} starts, {next} later hellos"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,8 +2,9 @@
 //! lax dissector: on generated captures, valid and malformed, pcap and
 //! pcapng, Ethernet and USER0, every field (abbreviation, value, offset,
 //! length) and every finding must agree, packet by packet. The captures
-//! hold every message of wire format v2 (hellos, key-expired errors with
-//! and without NAMED) and every kind of damage, and the test checks they do.
+//! hold every message of wire format v3 (hellos with their UE nonce,
+//! triggers with and without CONFIRM, key-expired errors with and without
+//! NAMED) and every kind of damage, and the test checks they do.
 //!
 //! Skips (and says why) when tshark is not installed, unless
 //! `CIOT_E2E_REQUIRE_TSHARK=1` (set by `ci/tshark.sh`), which makes a
@@ -222,7 +223,11 @@ fn compare(capture: &Path, seen: &mut Seen) -> usize {
     for p in ours.values() {
         for (abbrev, (value, _, _)) in &p.fields {
             let value = match abbrev.as_str() {
-                "ciot_e2e.flags.named" | "ciot_e2e.flags.rekey" | "ciot_e2e.type" => value.clone(),
+                "ciot_e2e.flags.named"
+                | "ciot_e2e.flags.rekey"
+                | "ciot_e2e.flags.confirm"
+                | "ciot_e2e.version"
+                | "ciot_e2e.type" => value.clone(),
                 _ => String::new(),
             };
             seen.fields.insert((abbrev.clone(), value));
@@ -320,11 +325,16 @@ fn lua_dissector_agrees_with_ciot_e2e_dissect_field_by_field() {
     }
     for (abbrev, value) in [
         ("ciot_e2e.type", "4"),
+        ("ciot_e2e.version", "1"),
+        ("ciot_e2e.version", "2"),
+        ("ciot_e2e.flags.confirm", "0"),
+        ("ciot_e2e.flags.confirm", "1"),
         ("ciot_e2e.flags.named", "0"),
         ("ciot_e2e.flags.named", "1"),
         ("ciot_e2e.flags.rekey", "0"),
         ("ciot_e2e.flags.rekey", "1"),
         ("ciot_e2e.key_expired.seq", ""),
+        ("ciot_e2e.hello.nonce", ""),
         ("ciot_e2e.hello.id", ""),
         ("ciot_e2e.hello.padding", ""),
         ("ciot_e2e.hello.tag", ""),

@@ -217,6 +217,9 @@ pub(crate) struct Session<S: Storage = Inline> {
     pub refusal: S::Slot<Refusal>,
     /// Octets from the proven address not yet spent on answers.
     pub credit: u16,
+    /// The same for the address the last fresh hello came from, while it is
+    /// not proven: it becomes `credit` when the UE proves it.
+    pub hello_credit: u16,
     /// No answer to unauthenticated input before this time.
     pub quiet_until: Instant,
     /// An offer waits for `provide_rand`.
@@ -237,7 +240,8 @@ impl<S: Storage> Session<S> {
             counter: 0,
             durable_counter: 0,
             floor_due: true,
-            dirty: true,
+            // Nothing to write before a keyset is taken into use.
+            dirty: false,
             inflight: Default::default(),
             generation: 0,
             ue: None,
@@ -256,6 +260,7 @@ impl<S: Storage> Session<S> {
             current_to: None,
             refusal: Default::default(),
             credit: 0,
+            hello_credit: 0,
             quiet_until: Instant(0),
             rand_wait: None,
             promoted_from: None,
@@ -380,19 +385,15 @@ impl<S: Storage> Session<S> {
         }
     }
 
-    /// Octets queued for the proven address as answers: a refusal and
-    /// triggers.
-    pub(crate) fn queued_for_peer(&self) -> u16 {
+    /// Octets queued as answers over `route`: a refusal and triggers.
+    pub(crate) fn queued_for(&self, route: Route) -> u16 {
         let trigger = crate::wire::TriggerRepr::LEN as u16;
         let mut n = 0;
-        if self
-            .refusal_to_send()
-            .is_some_and(|(_, r)| r == Route::Peer)
-        {
+        if self.refusal_to_send().is_some_and(|(_, r)| r == route) {
             n += crate::wire::KeyExpiredRepr::LEN as u16;
         }
         for to in [self.offer_to, self.newcomer_to, self.current_to] {
-            if to == Some(Route::Peer) {
+            if to == Some(route) {
                 n += trigger;
             }
         }
@@ -430,6 +431,7 @@ impl<S: Storage> Session<S> {
         {
             w.route = None;
         }
+        self.hello_credit = 0;
     }
 
     fn install(
@@ -545,6 +547,11 @@ impl<S: Storage> Session<S> {
         self.retx_at = Instant::NEVER;
         self.dirty = true;
         self.promoted_from = Some(route);
+        if route == Route::Hello {
+            // The UE proved the address its hellos came from: what that
+            // address sent and was not answered with is its credit now.
+            self.credit = core::mem::take(&mut self.hello_credit);
+        }
         env.events.push(Event::Rekeyed { ksi, counter });
         env.events.push(Event::Confirmed { ksi, counter });
     }

@@ -34,6 +34,16 @@ impl<S: Storage> Session<S> {
         }
     }
 
+    /// Octets that came from the address `route` names: they pay for
+    /// answers to it (capped, so an idle attacker cannot bank much).
+    fn add_credit(&mut self, route: Route, len: u16) {
+        let credit = match route {
+            Route::Peer => &mut self.credit,
+            Route::Hello => &mut self.hello_credit,
+        };
+        *credit = credit.saturating_add(len).min(CREDIT_CAP);
+    }
+
     /// Input over the proven address that cannot be authenticated under the
     /// keyset in use, or that is authentic but possibly a replay: it may be
     /// answered with the trigger of the offer out (or of the keyset in use),
@@ -73,12 +83,8 @@ impl<S: Storage> Session<S> {
         if packet.direction() != Direction::Uplink {
             return Err(Reject::WrongDirection);
         }
-        if route == Route::Peer {
-            // Everything that came from the proven address pays for
-            // answers to it.
-            let len = u16::try_from(len).unwrap_or(u16::MAX);
-            self.credit = self.credit.saturating_add(len).min(CREDIT_CAP);
-        }
+        // Everything that came from an address pays for answers to it.
+        self.add_credit(route, u16::try_from(len).unwrap_or(u16::MAX));
         let ksi = packet.ksi();
         if self.current.as_ref().is_some_and(|c| c.ks.ksi == ksi) {
             return self.on_current(now, env, packet, route);
@@ -340,20 +346,19 @@ impl<S: Storage> Session<S> {
             // address: what an earlier hello queued is dropped.
             self.forget_hello_route();
         }
-        // Over the proven address the hello adds to the credit, and its
-        // answer (never more than a refusal and a trigger, 83 octets, the
-        // hello at least 84) is paid from it.
-        let queued = self.queued_for_peer();
+        // The hello adds to its address's credit, and its answer (never
+        // more than a refusal and a trigger, 83 octets; the hello is at
+        // least 84) is paid from it.
+        let queued = self.queued_for(route);
+        let len = u16::try_from(buf.len()).unwrap_or(u16::MAX);
+        self.add_credit(route, len);
         let r = self.answer_hello(now, env, nonce, seq, theirs, ksi, rekey, route);
-        if route == Route::Peer {
-            let len = u16::try_from(buf.len()).unwrap_or(u16::MAX);
-            let cost = self.queued_for_peer().saturating_sub(queued);
-            self.credit = self
-                .credit
-                .saturating_add(len)
-                .min(CREDIT_CAP)
-                .saturating_sub(cost);
-        }
+        let cost = self.queued_for(route).saturating_sub(queued);
+        let credit = match route {
+            Route::Peer => &mut self.credit,
+            Route::Hello => &mut self.hello_credit,
+        };
+        *credit = credit.saturating_sub(cost);
         r
     }
 

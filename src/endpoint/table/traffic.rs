@@ -138,7 +138,8 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     }
 
     /// `ue` used a keyset offered to it from `from`: that is where it is.
-    /// The new address's answer budget starts empty.
+    /// The new address's answer budget is what it sent and was not
+    /// answered with while it was a candidate (the session moved it).
     fn prove(&mut self, ue: &Id, from: &A) {
         let Some(e) = self.sessions.get_mut(ue) else {
             return;
@@ -152,7 +153,6 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         {
             self.peers.remove(&old);
         }
-        e.session.credit = 0;
         if let Some(other) = self.peers.insert(from.clone(), ue.clone())
             && &other != ue
             && let Some(o) = self.sessions.get_mut(&other)

@@ -108,6 +108,13 @@ impl Lax<'_, '_> {
         }
     }
 
+    // Findings come in the order the wire module's decoding checks what
+    // they are about, so the first finding of a message is the error that
+    // `Message::parse` (and `ciot-e2e decode`) reports for it; the fields
+    // come in wire order. The two orders differ (a hello shorter than 84
+    // octets is truncated before its flags are looked at), so a walker
+    // below may note a finding before it adds the fields it is about.
+
     pub(super) fn message(&mut self, keys: Option<&KeyLog>) {
         let Some(version) = self.uint("Version", "ciot_e2e.version", 0..1, Shown::Plain) else {
             self.truncated(header::LEN);
@@ -143,19 +150,10 @@ impl Lax<'_, '_> {
             );
         }
         match ty {
-            MessageType::DERIVE_TRIGGER => {
-                self.control_flags(flags);
-                self.trigger();
-            }
-            MessageType::KEY_EXPIRED => {
-                let named = self.bit_flag(flags, "NAMED", "ciot_e2e.flags.named");
-                self.key_expired(named);
-            }
+            MessageType::DERIVE_TRIGGER => self.trigger(flags),
+            MessageType::KEY_EXPIRED => self.key_expired(flags),
             MessageType::DATA => self.data(flags, keys),
-            MessageType::HELLO => {
-                self.bit_flag(flags, "REKEY", "ciot_e2e.flags.rekey");
-                self.hello();
-            }
+            MessageType::HELLO => self.hello(flags),
             _ => {
                 self.finding(
                     Error::UnknownType(ty.0),
@@ -170,28 +168,9 @@ impl Lax<'_, '_> {
         }
     }
 
-    fn control_flags(&mut self, flags: Option<u8>) {
-        let Some(flags) = flags else { return };
-        self.push(
-            "Reserved",
-            "ciot_e2e.flags.reserved",
-            3..4,
-            Some(0xff),
-            1,
-            Value::Uint(u64::from(flags)),
-            Shown::Hex,
-        );
-        if flags != 0 {
-            let e = Error::Malformed {
-                field: FieldName::Flags,
-                value: u64::from(flags),
-            };
-            self.finding(e, Some("ciot_e2e.flags"), header::FLAGS);
-        }
-    }
-
-    /// The flags of a control message whose bit 0 means something: that
-    /// bit and the reserved bits 1–7 as children. Returns bit 0.
+    /// The flags of a control message: bit 0 (CONFIRM, NAMED or REKEY)
+    /// and the reserved bits 1–7 as children, and a finding when a
+    /// reserved bit is set. Returns bit 0.
     fn bit_flag(&mut self, flags: Option<u8>, name: &'static str, abbrev: &'static str) -> bool {
         let Some(flags) = flags else { return false };
         let bit = flags & 0x01;
@@ -224,11 +203,32 @@ impl Lax<'_, '_> {
         bit == 1
     }
 
-    fn fixed_length(&mut self, len: usize) {
-        let got = self.b.len();
-        if got < len {
+    /// Too few octets for a message of `len`: the finding (the first check
+    /// of every control message, right after the header's type).
+    fn at_least(&mut self, len: usize) {
+        if self.b.len() < len {
             self.truncated(len);
-        } else if got > len {
+        }
+    }
+
+    /// Octets past the end of a message of `len`: the finding (checked
+    /// once the flags and, for a hello, the identifier length are).
+    fn trailing_finding(&mut self, len: usize) {
+        let got = self.b.len();
+        if got > len {
+            self.finding(
+                Error::TrailingData { expected: len, got },
+                Some("ciot_e2e.trailing"),
+                len,
+            );
+        }
+    }
+
+    /// Octets past the end of a message of `len`: the field, after the
+    /// message's own.
+    fn trailing_field(&mut self, len: usize) {
+        let got = self.b.len();
+        if got > len {
             self.push(
                 "Trailing octets",
                 "ciot_e2e.trailing",
@@ -238,16 +238,16 @@ impl Lax<'_, '_> {
                 Value::Bytes,
                 Shown::Plain,
             );
-            self.finding(
-                Error::TrailingData { expected: len, got },
-                Some("ciot_e2e.trailing"),
-                len,
-            );
         }
     }
 
-    fn trigger(&mut self) {
+    /// Decoding order of `TriggerPacket::new_checked` then `TriggerRepr::parse`:
+    /// length, flags, trailing octets, KDF profile, suite, lifetime.
+    fn trigger(&mut self, flags: Option<u8>) {
         use trigger::field;
+        self.at_least(wire::TriggerRepr::LEN);
+        self.bit_flag(flags, "CONFIRM", "ciot_e2e.flags.confirm");
+        self.trailing_finding(wire::TriggerRepr::LEN);
         self.uint(
             "Trigger counter",
             "ciot_e2e.trigger.counter",
@@ -300,25 +300,25 @@ impl Lax<'_, '_> {
             self.finding(e, Some("ciot_e2e.trigger.lifetime"), field::LIFETIME.start);
         }
         self.bytes("Tag", "ciot_e2e.trigger.tag", field::TAG);
-        self.fixed_length(wire::TriggerRepr::LEN);
+        self.trailing_field(wire::TriggerRepr::LEN);
     }
 
-    fn key_expired(&mut self, named: bool) {
+    /// Decoding order of `KeyExpiredPacket::new_checked` then
+    /// `KeyExpiredRepr::parse`: length, flags, trailing octets, a seq
+    /// without NAMED, cause.
+    fn key_expired(&mut self, flags: Option<u8>) {
         use key_expired::field;
-        if let Some(cause) = self.byte(field::CAUSE).map(Cause) {
+        self.at_least(wire::KeyExpiredRepr::LEN);
+        let named = self.bit_flag(flags, "NAMED", "ciot_e2e.flags.named");
+        self.trailing_finding(wire::KeyExpiredRepr::LEN);
+        let cause = self.byte(field::CAUSE).map(Cause);
+        if let Some(cause) = cause {
             self.uint(
                 "Cause",
                 "ciot_e2e.key_expired.cause",
                 field::CAUSE..field::CAUSE + 1,
                 Shown::Code(cause.name()),
             );
-            if !cause.is_known() {
-                let e = Error::Malformed {
-                    field: FieldName::Cause,
-                    value: u64::from(cause.0),
-                };
-                self.finding(e, Some("ciot_e2e.key_expired.cause"), field::CAUSE);
-            }
         }
         self.uint(
             "Counter",
@@ -340,12 +340,25 @@ impl Lax<'_, '_> {
             };
             self.finding(e, Some("ciot_e2e.key_expired.seq"), field::SEQ.start);
         }
+        if let Some(cause) = cause.filter(|c| !c.is_known()) {
+            let e = Error::Malformed {
+                field: FieldName::Cause,
+                value: u64::from(cause.0),
+            };
+            self.finding(e, Some("ciot_e2e.key_expired.cause"), field::CAUSE);
+        }
         self.bytes("Tag", "ciot_e2e.key_expired.tag", field::TAG);
-        self.fixed_length(wire::KeyExpiredRepr::LEN);
+        self.trailing_field(wire::KeyExpiredRepr::LEN);
     }
 
-    fn hello(&mut self) {
+    /// Decoding order of `HelloPacket::new_checked`: under 84 octets
+    /// truncated (whatever the identifier); flags; identifier length;
+    /// under the hello's length truncated; trailing octets; padding.
+    fn hello(&mut self, flags: Option<u8>) {
         use hello::field;
+        let got = self.b.len();
+        self.at_least(HelloRepr::MIN_LEN);
+        self.bit_flag(flags, "REKEY", "ciot_e2e.flags.rekey");
         self.uint(
             "Highest trigger counter",
             "ciot_e2e.hello.counter",
@@ -353,13 +366,13 @@ impl Lax<'_, '_> {
             Shown::Plain,
         );
         self.uint("Hello seq", "ciot_e2e.hello.seq", field::SEQ, Shown::Plain);
+        self.bytes("UE nonce", "ciot_e2e.hello.nonce", field::NONCE);
         let Some(id_len) = self.uint(
             "Identifier length",
             "ciot_e2e.hello.id_len",
             field::ID_LEN..field::ID,
             Shown::Plain,
         ) else {
-            self.truncated(HelloRepr::MIN_LEN);
             return;
         };
         let id_len = id_len as usize;
@@ -371,14 +384,15 @@ impl Lax<'_, '_> {
                 value: id_len as u64,
             };
             self.finding(e, Some("ciot_e2e.hello.id_len"), field::ID_LEN);
-            if self.b.len() < HelloRepr::MIN_LEN {
-                // No hello is shorter, whatever its identifier.
-                self.truncated(HelloRepr::MIN_LEN);
-            }
             self.rest(field::ID);
             return;
         }
         let len = HelloRepr::len_for(id_len);
+        if got >= HelloRepr::MIN_LEN {
+            // Under 84 octets the truncation is already noted.
+            self.at_least(len);
+        }
+        self.trailing_finding(len);
         let id_end = field::ID + id_len;
         let tag_start = len - CONTROL_TAG_LEN;
         if self.get(field::ID..id_end).is_some() {
@@ -409,11 +423,26 @@ impl Lax<'_, '_> {
             }
         }
         self.bytes("Tag", "ciot_e2e.hello.tag", tag_start..len);
-        self.fixed_length(len);
+        self.trailing_field(len);
     }
 
+    /// Decoding order of `DataPacket::new_checked`: under the header
+    /// truncated, over the maximum too long, flags, suite, under the
+    /// header and the suite's tag truncated; then the tag, with keys.
     fn data(&mut self, flags: Option<u8>, keys: Option<&KeyLog>) {
         use data::field;
+        let len = self.b.len();
+        self.at_least(data::HEADER_LEN);
+        if len > MAX_MESSAGE_LEN {
+            self.finding(
+                Error::BadLength {
+                    max: MAX_MESSAGE_LEN,
+                    got: len,
+                },
+                None,
+                MAX_MESSAGE_LEN,
+            );
+        }
         if let Some(flags) = flags {
             let dir = Direction::from_bit(flags);
             let bit = u64::from(flags & FLAG_DOWNLINK);
@@ -466,9 +495,7 @@ impl Lax<'_, '_> {
             field::SEQ,
             Shown::Plain,
         );
-        let len = self.b.len();
         if len < data::HEADER_LEN {
-            self.truncated(data::HEADER_LEN);
             return;
         }
         let Some(suite) = suite.filter(|s| s.is_known()) else {
@@ -484,16 +511,6 @@ impl Lax<'_, '_> {
                 return;
             }
         };
-        if len > MAX_MESSAGE_LEN {
-            self.finding(
-                Error::BadLength {
-                    max: MAX_MESSAGE_LEN,
-                    got: len,
-                },
-                None,
-                MAX_MESSAGE_LEN,
-            );
-        }
         self.bytes(
             "Protected payload",
             "ciot_e2e.data.payload",

@@ -23,7 +23,7 @@
 //! // A derive trigger cut after 20 octets: the header and the counter are
 //! // shown, RAND is not complete, and one finding says why.
 //! let mut bytes = [0u8; 20];
-//! bytes[..4].copy_from_slice(&[0x02, 0x01, 0x07, 0x00]);
+//! bytes[..4].copy_from_slice(&[0x03, 0x01, 0x07, 0x00]);
 //! let d = Dissection::of(&bytes, None);
 //! assert_eq!(d.field("ciot_e2e.ksi").map(|f| f.uint()), Some(Some(7)));
 //! assert!(d.field("ciot_e2e.trigger.counter").is_some());
@@ -46,10 +46,9 @@ pub use model::{Field, FieldDisplay, Finding, FindingKind, PROTOCOL, Severity, S
 pub use nonce::NonceLedger;
 
 /// The dissection of one message: fields in wire order (a tree by depth)
-/// and findings. Reuse one with [`Dissection::run`] to avoid allocating per
-/// message.
-/// and findings. Reuse one with [`Dissection::run`] to avoid allocating per
-/// message.
+/// and findings in the order the wire module checks what they are about,
+/// so the first finding is the error `Message::parse` reports. Reuse one
+/// with [`Dissection::run`] to avoid allocating per message.
 #[derive(Clone, Debug, Default)]
 pub struct Dissection {
     fields: Vec<Field>,
@@ -104,7 +103,10 @@ impl Dissection {
         self.fields.iter().find(|f| f.abbrev == abbrev)
     }
 
-    /// The findings, in the order they were found.
+    /// The findings, in the order the wire module's decoding checks what
+    /// they are about (`docs/wire-format.md`, "Decoding order"): the first
+    /// is the error [`ciot_e2e::wire::Message::parse`] returns for the
+    /// message, the others are what a strict decoder would not get to.
     #[must_use]
     pub fn findings(&self) -> &[Finding] {
         &self.findings

@@ -36,7 +36,8 @@ pub enum Shown {
     /// Header flags: their hex value.
     Hex,
     /// Octets that are meant to be read as text (a UE identifier): the
-    /// text in quotes when every octet is printable ASCII, else hex.
+    /// text in quotes when every octet is printable (ASCII graphic,
+    /// `0x21..=0x7e`: no space, no control octet), else hex.
     Text,
 }
 
@@ -128,10 +129,11 @@ impl fmt::Display for FieldDisplay<'_> {
     }
 }
 
-/// Whether octets read as text: non-empty, every one printable ASCII
-/// (space included).
+/// Whether octets read as text: non-empty, every one ASCII graphic
+/// (`0x21..=0x7e`, as `docs/wire-format.md` defines printable; a space
+/// would make two identifiers that differ in trailing blanks look alike).
 fn is_text(raw: &[u8]) -> bool {
-    !raw.is_empty() && raw.iter().all(|b| (0x20..=0x7e).contains(b))
+    !raw.is_empty() && raw.iter().all(u8::is_ascii_graphic)
 }
 
 /// How bad a finding is.
@@ -161,7 +163,7 @@ impl Severity {
 pub enum FindingKind {
     /// Fewer octets than the message needs.
     Truncated,
-    /// The version octet is not the one this crate speaks (2).
+    /// The version octet is not the one this crate speaks (3).
     UnknownVersion,
     /// The type octet names no message.
     UnknownType,

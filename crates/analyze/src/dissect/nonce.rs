@@ -2,9 +2,13 @@
 //! direction and sequence number with different contents. Both suites
 //! derive their nonce or COUNT from (direction, seq) under a keyset's keys,
 //! so such a pair leaks the XOR of two plaintexts (and for GCM the
-//! authentication key): the one thing the persistence contract exists to
-//! prevent (docs/SECURITY.md §4). A datagram captured twice (a duplicate
-//! or a replay) has the same contents and is not a finding.
+//! authentication key): the one thing the UE nonce in every algorithm key
+//! exists to prevent (a UE that restarts, from lost, rolled-back or cloned
+//! storage, derives keys no earlier start of it used; docs/SECURITY.md).
+//! "The same keys" is the same entry of the key log: the keys are compared,
+//! not KSI and RAND, so two starts of a UE (other nonces, other keys) never
+//! share a slot. A datagram captured twice (a duplicate or a replay) has the
+//! same contents and is not a finding.
 
 use std::collections::HashMap;
 use std::format;
