@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, SendOutcome, Sent,
-    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, KeysetState, OsRand, Received, SendOutcome,
+    Sent, Ue, UeConfig, UeId,
 };
-use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
+use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, UeNonce, int_key};
 use ciot_e2e::wire::DEFAULT_PORT;
 use clap::Args;
 
@@ -56,12 +56,13 @@ struct Demo {
     root: RootKey,
     table: EeseTable<UeId>,
     ue: Ue<2048>,
-    ue_snapshot: Vec<u8>,
     eese_snapshots: HashMap<UeId, Vec<u8>>,
     buf: Vec<u8>,
     at_ue: Vec<String>,
     at_eese: Vec<String>,
     recorder: Recorder,
+    /// Keysets the UE installed.
+    keysets: u32,
 }
 
 fn bind_loopback(port: u16) -> std::io::Result<UdpSocket> {
@@ -129,15 +130,8 @@ impl Demo {
     }
 
     fn drain_ue(&mut self) -> Result<(), Failure> {
-        let mut snap = [0u8; UE_SNAPSHOT_LEN];
         loop {
             let mut progress = false;
-            if let Some(p) = self.ue.poll_persist(&mut snap) {
-                self.ue_snapshot = snap[..p.len()].to_vec();
-                self.say("UE", &format!("persists its state ({} octets)", p.len()));
-                let _ = self.ue.persisted(p);
-                progress = true;
-            }
             let now = self.clock.now();
             let mut out = std::mem::take(&mut self.buf);
             while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut out) {
@@ -153,6 +147,9 @@ impl Demo {
             self.buf = out;
             while let Some(ev) = self.ue.poll_event() {
                 self.say("UE", &describe_event(&ev));
+                if matches!(ev, Event::Rekeyed { .. }) {
+                    self.keysets += 1;
+                }
                 if let (Event::Rekeyed { ksi, counter }, Some((rand, keys))) =
                     (ev, self.ue.current_keys())
                 {
@@ -203,9 +200,18 @@ impl Demo {
         let res = match r {
             Ok(SendOutcome::Sent { sealed, to }) => self.eese_send_datagram(to, &out[..sealed.len]),
             Ok(SendOutcome::Queued) => {
+                let waiting = self
+                    .table
+                    .status(now, &id)
+                    .and_then(|s| s.keyset)
+                    .is_some_and(|k| matches!(k.state, KeysetState::Valid { .. }));
                 self.say(
                     "EESE",
-                    "starts a new keyset first; the payload follows its trigger",
+                    if waiting {
+                        "holds the payload until the keyset the UE just used is written"
+                    } else {
+                        "offers a new keyset first; the payload follows once the UE used it"
+                    },
                 );
                 Ok(())
             }
@@ -314,22 +320,23 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     let eese_addr = eese_sock.local_addr().map_err(io("socket"))?;
     let ue_addr = ue_sock.local_addr().map_err(io("socket"))?;
     let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
-    let seed = u64::from(ue_addr.port());
+    // Every start of a UE draws a new nonce from its random source.
+    let nonce = UeNonce::random().map_err(|e| Failure::usage(format!("random source: {e}")))?;
     let mut d = Demo {
         clock: Clock::start(),
-        ue: Ue::new(ue_cfg, root.clone(), id, seed),
+        ue: Ue::new(ue_cfg, root.clone(), id, nonce),
         table: EeseTable::new(eese_cfg, OsRand),
         root,
         eese_sock,
         ue_sock,
         eese_addr,
         ue_addr,
-        ue_snapshot: Vec::new(),
         eese_snapshots: HashMap::new(),
         buf: vec![0; 65_536],
         at_ue: vec![],
         at_eese: vec![],
         recorder: Recorder::open(a.pcap.as_deref(), a.keylog.as_deref())?,
+        keysets: 0,
     };
     crate::outln!(
         "ciot-e2e demo: EESE on {eese_addr}, UE {:?} on {ue_addr}, te2e {} s, suite {}",
@@ -339,7 +346,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     );
 
     d.step(
-        "1. The UE says hello; the EESE derives keyset KSI 0 from a fresh RAND and sends the trigger",
+        "1. The UE says hello (with the nonce of this start); the EESE offers keyset KSI 0, made from a fresh RAND for that nonce, and takes it into use when the UE names it",
     );
     d.drain_ue()?;
     d.run_for(200)?;
@@ -360,7 +367,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     d.ue_send("temperature=21.7")?;
     d.run_for(300)?;
 
-    d.step("5. te2e runs out again; this time the EESE starts the contact: no error, the trigger goes first");
+    d.step("5. te2e runs out again; this time the EESE starts the contact: no error, its offer goes first, the payload once the UE used it");
     d.run_for(u64::from(a.te2e) * 1000 + 200)?;
     d.eese_send("command: report now")?;
     d.run_for(200)?;
@@ -385,10 +392,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         want_ue.len()
     );
     if d.at_eese == want_eese && d.at_ue == want_ue {
-        crate::outln!(
-            "every payload arrived, across {} keysets",
-            d.ue.last_counter()
-        );
+        crate::outln!("every payload arrived, across {} keysets", d.keysets);
         Ok(())
     } else {
         Err(Failure::rejected(format!(

@@ -3,19 +3,21 @@
 //! payload.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, SendOutcome,
-    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, Reject, SendOutcome, Ue,
+    UeConfig, UeId,
 };
-use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, int_key};
+use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, UeNonce, int_key};
 use clap::Args;
+
+use ciot_e2e_analyze::keylog::KeyLogFile;
 
 use crate::Failure;
 use crate::args::hex_array;
-use crate::net::{Clock, Store, describe_event};
+use crate::net::{Clock, describe_event, write_atomic};
 
 /// The AKA keys both sides are given.
 #[derive(Args, Clone)]
@@ -69,6 +71,11 @@ pub struct EeseArgs {
     /// Sessions quiet for this many seconds are removed.
     #[arg(long, default_value_t = 3600)]
     idle_timeout: u64,
+    /// Append the key of every keyset taken into use to this key log
+    /// (docs/keylog.md), so `ciot-e2e dissect --keylog` can decrypt a
+    /// capture. It defeats the protection of that traffic: test use only.
+    #[arg(long)]
+    keylog: Option<PathBuf>,
 }
 
 /// Arguments of `ciot-e2e ue`.
@@ -82,9 +89,16 @@ pub struct UeArgs {
     /// The UE's identifier, as the hello carries it (1 to 64 octets).
     #[arg(long, default_value = "ue-1")]
     id: String,
-    /// Keep the UE's state in this file, so a killed UE restarts from it.
+    /// Write a record of the run to this file (its start's nonce, keyset,
+    /// echoes). A UE needs no stored state: every start draws a new nonce,
+    /// so nothing here is read back, and a lost or older file is harmless.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Append the key of every keyset the UE installs to this key log
+    /// (docs/keylog.md), so `ciot-e2e dissect --keylog` can decrypt a capture.
+    /// It defeats the protection of that traffic: test use only.
+    #[arg(long)]
+    keylog: Option<PathBuf>,
     /// Payloads to send; each waits for its echo.
     #[arg(long)]
     count: u32,
@@ -128,6 +142,7 @@ struct Server {
     max_sessions: usize,
     out: Vec<u8>,
     unauth: Unauth,
+    keylog: Option<KeyLogFile>,
 }
 
 impl Server {
@@ -186,6 +201,9 @@ impl Server {
                 Ok(true)
             }
             Ok(_) => Ok(true),
+            // Authentic data under a keyset that ran out: refused by name
+            // and answered, within the credit its address built up.
+            Err(Reject::ExpiredKsi(_) | Reject::RetiredKsi(_)) => Ok(true),
             Err(_) => Ok(false),
         }
     }
@@ -211,6 +229,12 @@ impl Server {
             self.out = out;
             while let Some((id, ev)) = self.table.poll_event() {
                 crate::outln!("[{:8.3}s] {id}: {}", self.clock.secs(), describe_event(&ev));
+                if let (Event::Rekeyed { ksi, counter }, Some(log)) = (ev, &mut self.keylog)
+                    && let Some((rand, keys)) = self.table.current_keys(&id)
+                {
+                    log.append(ksi, Some(counter), rand, keys)
+                        .map_err(io("--keylog"))?;
+                }
                 progress = true;
             }
             if !progress {
@@ -260,13 +284,17 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
         max_sessions: a.max_sessions.max(1),
         out: vec![0u8; 65_536],
         unauth: Unauth::default(),
+        keylog: match &a.keylog {
+            Some(p) => Some(KeyLogFile::create_insecure(p).map_err(io("--keylog"))?),
+            None => None,
+        },
     };
-    let stop = a.exit_after.map(|s| Duration::from_secs(s).as_millis());
+    let stop = a.exit_after.map(|s| s as f64);
     let idle = Duration::from_secs(a.idle_timeout.max(1));
     let mut buf = vec![0u8; 65_536];
     let mut next_sweep = s.clock.now().after(Duration::from_secs(10));
     loop {
-        if stop.is_some_and(|t| u128::from(s.clock.now().as_millis()) >= t) {
+        if stop.is_some_and(|t| s.clock.secs() >= t) {
             crate::outln!(
                 "eese: unauthenticated input: {} datagrams, {} octets in, {} octets sent to its sources; {} sessions",
                 s.unauth.datagrams,
@@ -317,6 +345,22 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
     }
 }
 
+/// What `ue --state FILE` holds: a record of the UE's last run, for the
+/// operator. Nothing in it is read back for keys or counters: a UE keeps no
+/// state that must survive a restart (every start draws a new nonce), so a
+/// lost, old or copied file cannot make it reuse a key.
+fn write_record(path: &Path, nonce: &UeNonce, ue: &Ue<2048>, echoed: u32) -> Result<(), Failure> {
+    let status = ue.status();
+    let text = format!(
+        "# ciot-e2e ue: a record of the last run (never read back for keys: docs/SECURITY.md §4)\n\
+         start {}\nkeyset_ksi {}\nkeyset_counter {}\nechoed {echoed}\n",
+        hex::encode(nonce.as_bytes()),
+        status.map_or_else(|| "-".to_string(), |s| s.ksi.to_string()),
+        status.map_or_else(|| "-".to_string(), |s| s.counter.to_string()),
+    );
+    write_atomic(path, text.as_bytes()).map_err(io("--state"))
+}
+
 /// Runs `ciot-e2e ue`.
 pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
@@ -337,34 +381,38 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
         hello_backoff_max: Duration::from_secs(2),
         ..UeConfig::default()
     };
-    let seed = u64::from(sock.local_addr().map_err(io("socket"))?.port());
-    let (mut ue, mut store): (Ue<2048>, Store) = match &a.state {
-        Some(path) if path.exists() => {
-            let bytes = std::fs::read(path).map_err(io("--state"))?;
-            let ue = Ue::restore(cfg, root, id, seed, &bytes)
-                .map_err(|e| Failure::usage(format!("--state {}: {e}", path.display())))?;
-            crate::outln!("ue: restored from {}", path.display());
-            (ue, Store::File(path.clone()))
-        }
-        Some(path) => (Ue::new(cfg, root, id, seed), Store::File(path.clone())),
-        None => (Ue::new(cfg, root, id, seed), Store::Memory(Vec::new())),
+    // Every start of a UE draws a new nonce from the operating system's
+    // random source: nothing of an earlier run (or of an older copy of its
+    // files) can bring back keys it used.
+    let nonce = UeNonce::random().map_err(|e| Failure::usage(format!("random source: {e}")))?;
+    if let Some(path) = &a.state
+        && let Ok(previous) = std::fs::read_to_string(path)
+        && let Some(start) = previous.lines().find_map(|l| l.strip_prefix("start "))
+    {
+        crate::outln!(
+            "ue: {} records an earlier start ({start}); this start is {} (nothing is read back)",
+            path.display(),
+            hex::encode(nonce.as_bytes())
+        );
+    }
+    let mut keylog = match &a.keylog {
+        Some(p) => Some(KeyLogFile::create_insecure(p).map_err(io("--keylog"))?),
+        None => None,
     };
+    let mut ue: Ue<2048> = Ue::new(cfg, root, id, nonce);
+    if let Some(path) = &a.state {
+        write_record(path, &nonce, &ue, 0)?;
+    }
     let mut out = vec![0u8; 65_536];
     let mut buf = vec![0u8; 65_536];
-    let mut snap = [0u8; UE_SNAPSHOT_LEN];
     let (mut echoed, mut rekeys) = (0u32, 0u32);
-    // Drains what the UE has to say; returns echoes seen.
+    // Drains what the UE has to say; collects the payloads it receives.
     let mut pump = |ue: &mut Ue<2048>,
                     got: &mut Vec<Vec<u8>>,
                     rekeys: &mut u32|
      -> Result<(), Failure> {
         loop {
             let mut progress = false;
-            if let Some(p) = ue.poll_persist(&mut snap) {
-                store.put(&snap[..p.len()]).map_err(io("--state"))?;
-                let _ = ue.persisted(p);
-                progress = true;
-            }
             while let Ok(Some(t)) = ue.poll_transmit(clock.now(), &mut out) {
                 match sock.send(&out[..t.len]) {
                     // Nobody listening (yet): the datagram is lost, as on any
@@ -377,8 +425,12 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                 progress = true;
             }
             while let Some(ev) = ue.poll_event() {
-                if matches!(ev, Event::Rekeyed { .. }) {
+                if let Event::Rekeyed { ksi, counter } = ev {
                     *rekeys += 1;
+                    if let (Some(log), Some((rand, keys))) = (&mut keylog, ue.current_keys()) {
+                        log.append(ksi, Some(counter), rand, keys)
+                            .map_err(io("--keylog"))?;
+                    }
                 }
                 progress = true;
             }
@@ -386,7 +438,14 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                 Ok(n) => {
                     progress = true;
                     if let Ok(Received::Data(d)) = ue.handle_datagram(clock.now(), &mut buf[..n]) {
-                        got.push(buf[d.payload].to_vec());
+                        let payload = buf[d.payload].to_vec();
+                        crate::outln!(
+                            "ue: received {:?} (KSI {}, seq {})",
+                            String::from_utf8_lossy(&payload),
+                            d.ksi,
+                            d.seq
+                        );
+                        got.push(payload);
                     }
                 }
                 // An EESE restarting answers with ICMP port unreachable for a
@@ -428,6 +487,9 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
                     break 'retry;
                 }
             }
+        }
+        if let Some(path) = &a.state {
+            write_record(path, &nonce, &ue, echoed)?;
         }
         std::thread::sleep(Duration::from_millis(a.interval_ms));
     }

@@ -29,6 +29,12 @@ pub struct SimArgs {
     /// (on stderr).
     #[arg(long)]
     trace: bool,
+    /// Storage that is not what the endpoints last wrote: UEs restarted
+    /// from older copies of their storage or cloned onto a second device,
+    /// the EESE restored from any earlier snapshot (with a RAND source that
+    /// may repeat). The summary line then also counts the rollbacks.
+    #[arg(long)]
+    storage_faults: bool,
 }
 
 fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
@@ -59,6 +65,7 @@ pub fn sim(a: &SimArgs) -> Result<(), Failure> {
         .max(1);
     let next = AtomicU64::new(a.seeds.start);
     let (steps, crashes, schedules) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let rollbacks = AtomicU64::new(0);
     let failures: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -68,15 +75,17 @@ pub fn sim(a: &SimArgs) -> Result<(), Failure> {
                     if seed >= a.seeds.end {
                         return;
                     }
-                    let out = sim::run_seed(seed, a.steps);
+                    let out = sim::run(seed, &sim::schedule_with(seed, a.steps, a.storage_faults));
                     steps.fetch_add(out.counts.steps, Ordering::Relaxed);
                     crashes.fetch_add(out.counts.crashes, Ordering::Relaxed);
+                    rollbacks.fetch_add(out.counts.rollbacks, Ordering::Relaxed);
                     schedules.fetch_add(1, Ordering::Relaxed);
                     if a.verbose {
                         crate::outln!(
-                            "seed {seed}: {} steps, {} crashes, {} delivered, {} violations",
+                            "seed {seed}: {} steps, {} crashes, {} rollbacks, {} delivered, {} violations",
                             out.counts.steps,
                             out.counts.crashes,
+                            out.counts.rollbacks,
                             out.counts.delivered,
                             out.violations.len()
                         );
@@ -97,7 +106,7 @@ pub fn sim(a: &SimArgs) -> Result<(), Failure> {
         crate::outln!("violation: seed {}: {}: {}", out.seed, v.invariant, v.what);
     }
     if let Some(first) = failures.first() {
-        let full = sim::schedule(first.seed, a.steps);
+        let full = sim::schedule_with(first.seed, a.steps, a.storage_faults);
         let short = sim::shrink(first.seed, &full);
         crate::outln!(
             "shortest failing schedule for seed {} ({} of {} steps):",
@@ -115,13 +124,24 @@ pub fn sim(a: &SimArgs) -> Result<(), Failure> {
             crate::outln!("  => {}: {}", v.invariant, v.what);
         }
     }
-    crate::outln!(
-        "sim: {} schedules, {} steps, {} crashes, {} violations",
-        schedules.load(Ordering::Relaxed),
-        steps.load(Ordering::Relaxed),
-        crashes.load(Ordering::Relaxed),
-        failures.len()
-    );
+    if a.storage_faults {
+        crate::outln!(
+            "sim: {} schedules, {} steps, {} crashes, {} rollbacks, {} violations",
+            schedules.load(Ordering::Relaxed),
+            steps.load(Ordering::Relaxed),
+            crashes.load(Ordering::Relaxed),
+            rollbacks.load(Ordering::Relaxed),
+            failures.len()
+        );
+    } else {
+        crate::outln!(
+            "sim: {} schedules, {} steps, {} crashes, {} violations",
+            schedules.load(Ordering::Relaxed),
+            steps.load(Ordering::Relaxed),
+            crashes.load(Ordering::Relaxed),
+            failures.len()
+        );
+    }
     if failures.is_empty() {
         Ok(())
     } else {

@@ -9,47 +9,37 @@ use std::time::Instant as StdInstant;
 use ciot_e2e::endpoint::{Event, Instant, Reject};
 use ciot_e2e::wire::Message;
 
-/// Milliseconds since the program started, as endpoint time.
-pub struct Clock(StdInstant);
+/// Endpoint time: milliseconds since the UNIX epoch when the program
+/// started, then moving with the monotonic clock (so it never goes back
+/// while the program runs). Wall-clock based, so an EESE that restarts
+/// carries on from a later time: a session it makes again issues trigger
+/// counters above those of the run before (`docs/SECURITY.md` §4).
+pub struct Clock {
+    start: StdInstant,
+    epoch_ms: u64,
+}
 
 impl Clock {
     /// Starts now.
     pub fn start() -> Self {
-        Clock(StdInstant::now())
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Clock {
+            start: StdInstant::now(),
+            epoch_ms,
+        }
     }
 
     /// Endpoint time now.
     pub fn now(&self) -> Instant {
-        Instant::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Instant::from_millis(self.epoch_ms.saturating_add(elapsed))
     }
 
     /// Seconds since start, for transcripts.
     pub fn secs(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
-    }
-}
-
-/// Where a front end keeps its snapshots: in memory (the demo), or in a
-/// file replaced atomically (written beside it, synced, renamed), so a crash
-/// leaves either the old snapshot or the new one.
-pub enum Store {
-    /// Kept in memory only.
-    Memory(Vec<u8>),
-    /// Kept in this file.
-    File(PathBuf),
-}
-
-impl Store {
-    /// Stores `bytes`, durably for a file.
-    pub fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Store::Memory(v) => {
-                v.clear();
-                v.extend_from_slice(bytes);
-                Ok(())
-            }
-            Store::File(path) => write_atomic(path, bytes),
-        }
+        self.start.elapsed().as_secs_f64()
     }
 }
 
@@ -78,13 +68,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn describe(bytes: &[u8]) -> String {
     match Message::parse(bytes) {
         Ok(Message::Trigger(t)) => format!(
-            "derive-trigger  KSI {}, counter {}, RAND {}…, {} / {}, te2e {} s",
+            "derive-trigger  KSI {}, counter {}, RAND {}…, {} / {}, te2e {} s{}",
             t.ksi,
             t.counter,
             hex::encode(&t.rand.0[..4]),
             profile_name(t.profile),
             t.suite,
-            t.lifetime
+            t.lifetime,
+            if t.confirm {
+                ", offered (CONFIRM: used first, then sent under)"
+            } else {
+                ""
+            }
         ),
         Ok(Message::KeyExpired(k)) => match k.refused {
             Some(seq) => format!(
@@ -104,8 +99,9 @@ pub fn describe(bytes: &[u8]) -> String {
             d.ciphertext.len()
         ),
         Ok(Message::Hello(h)) => format!(
-            "hello           UE {:?}, highest counter {}, hello seq {}{}, {} octets",
+            "hello           UE {:?}, start {}…, highest counter {}, hello seq {}{}, {} octets",
             String::from_utf8_lossy(h.id),
+            hex::encode(&h.nonce.as_bytes()[..4]),
             h.counter,
             h.seq,
             if h.rekey {
@@ -127,6 +123,9 @@ pub fn profile_name(p: ciot_e2e::kdf::KdfProfile) -> &'static str {
 /// One line for an event.
 pub fn describe_event(e: &Event) -> String {
     match e {
+        Event::Offered { ksi, counter } => {
+            format!("offers keyset KSI {ksi} (trigger counter {counter})")
+        }
         Event::Rekeyed { ksi, counter } => {
             format!("now using keyset KSI {ksi} (trigger counter {counter})")
         }
@@ -135,7 +134,7 @@ pub fn describe_event(e: &Event) -> String {
         Event::Retransmitted { ksi, seq, .. } => {
             format!("retransmitted the refused message under KSI {ksi} (seq {seq})")
         }
-        Event::Confirmed { ksi, .. } => format!("the UE confirmed keyset KSI {ksi}"),
+        Event::Confirmed { ksi, .. } => format!("the UE used keyset KSI {ksi}"),
         other => format!("{other:?}"),
     }
 }
