@@ -36,7 +36,7 @@ pub struct LoadtestArgs {
     /// Key lifetime te2e in seconds (short, so every UE rekeys several times).
     #[arg(long, default_value_t = 1)]
     te2e: u32,
-    /// Seed of the UEs' keys, the RANDs, the payloads and every fault decision.
+    /// Seed of the UEs' roots, the RANDs, the payloads and every fault decision (UE nonces come from the OS).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// UEs with a message in flight at once (the EESE's one socket buffers

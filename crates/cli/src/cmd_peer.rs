@@ -255,6 +255,7 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
             a.max_sessions,
             a.idle_timeout,
             a.exit_after,
+            a.keylog.as_deref(),
         );
     }
     let root = AkaArgs {

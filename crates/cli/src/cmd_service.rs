@@ -227,6 +227,7 @@ pub fn eese_service(
     max_sessions: usize,
     idle_timeout: u64,
     exit_after: Option<u64>,
+    keylog: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let tls_dir = a
         .tls_dir
@@ -268,6 +269,17 @@ pub fn eese_service(
         idle_timeout: Duration::from_secs(idle_timeout.max(1)),
         exit_after: exit_after.map(Duration::from_secs),
         verbose: !a.quiet,
+        keylog: match keylog {
+            None => None,
+            Some(p) => {
+                let mut log = ciot_e2e_analyze::keylog::KeyLogFile::create_insecure(p)
+                    .map_err(|e| Failure::usage(format!("--keylog: {e}")))?;
+                Some(Box::new(move |_: &_, ksi, counter, rand: &_, keys: &_| {
+                    // A key log that cannot be written loses lines, not traffic.
+                    let _ = log.append(ksi, Some(counter), rand, keys);
+                }))
+            }
+        },
     };
     let t0 = std::time::Instant::now();
     let mut svc = EeseService::start(cfg, |udp, admin, n| {
@@ -282,6 +294,14 @@ pub fn eese_service(
         crate::outln!("eese: serving on {udp}, EMKS {emks}, te2e {te2e} s");
     })
     .map_err(fail)?;
+    let old = svc.format2_removed();
+    if old > 0 {
+        crate::outln!(
+            "eese: removed {old} session snapshots of wire format 2 (CEE2) from {}: \
+             those UEs start a new session at their next hello",
+            state.display()
+        );
+    }
     svc.run().map_err(fail)
 }
 

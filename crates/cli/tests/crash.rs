@@ -3,6 +3,10 @@
 //! seeded random moments and restarted from its state file, keys expired
 //! through the admin interface meanwhile, and the EMKS down for a while.
 //!
+//! The UEs keep no state (each is one start, with a nonce from the OS): they
+//! do not restart here; the EESE does, from its state file, and heals each
+//! session on the UE's next hello with an offer the UE then uses.
+//!
 //! Checked: every payload is delivered (echoed) and no transmission twice;
 //! after every restart every UE is served again within `T_heal`; the
 //! capture of every datagram the UEs sent and received, with the UEs' key
@@ -17,8 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
 
-use ciot_e2e::endpoint::{Event, Instant, Received, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId};
-use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, int_key};
+use ciot_e2e::endpoint::{Event, Instant, Received, Ue, UeConfig, UeId};
+use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, UeNonce, int_key};
 use ciot_e2e_analyze::dissect::pcap::UdpPcapWriter;
 use ciot_e2e_analyze::keylog::KeyLogWriter;
 use ciot_e2e_service::admin::AdminClient;
@@ -151,6 +155,56 @@ enum Ev {
     ExpireAll,
 }
 
+/// Writes key material: readable by the owner only (0600 on Unix).
+fn write_secret(path: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).unwrap().write_all(bytes).unwrap();
+}
+
+/// A UE's effects: its datagrams go out (and into the capture) until it has
+/// none, then its events; a keyset it installed goes into the key log. True
+/// if anything happened.
+fn drain(
+    d: &mut Device,
+    tnow: Instant,
+    at: Duration,
+    eese: SocketAddrV4,
+    out: &mut [u8],
+    cap: &mut UdpPcapWriter<Vec<u8>>,
+    keylog: &mut KeyLogWriter<Vec<u8>>,
+) -> bool {
+    let mut any = false;
+    loop {
+        let mut progress = false;
+        while let Ok(Some(t)) = d.ue.poll_transmit(tnow, out) {
+            let _ = d.sock.send_to(&out[..t.len], eese);
+            cap.write(at, d.addr, eese, &out[..t.len]).unwrap();
+            progress = true;
+        }
+        while let Some(ev) = d.ue.poll_event() {
+            if let Event::Rekeyed { ksi, counter } = ev {
+                let (rand, keys) = d.ue.current_keys().expect("keys of the keyset installed");
+                assert_eq!(
+                    d.ue.status().map(|s| (s.ksi, s.counter)),
+                    Some((ksi, counter)),
+                    "{}: the keyset installed is not the one in use",
+                    d.id
+                );
+                keylog.append(ksi, Some(counter), rand, keys).unwrap();
+            }
+            progress = true;
+        }
+        if !progress {
+            return any;
+        }
+        any = true;
+    }
+}
+
 #[test]
 fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     let seed: u64 = std::env::var("CIOT_CRASH_SEED")
@@ -206,7 +260,6 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
         keepalive: Some(KEEPALIVE),
         hello_backoff: Duration::from_millis(100),
         hello_backoff_max: BACKOFF_MAX,
-        send_reserve: 64,
         ..UeConfig::default()
     };
     let mut devices: Vec<Device> = (0..UES)
@@ -227,7 +280,7 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
                     cfg,
                     root,
                     UeId::new(id.as_bytes()).unwrap(),
-                    seed ^ i as u64,
+                    UeNonce::random().unwrap(),
                 ),
                 id,
                 sock,
@@ -289,7 +342,6 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     let mut kills = 0;
     let mut out = vec![0u8; 2048];
     let mut buf = vec![0u8; 2048];
-    let mut snap = [0u8; UE_SNAPSHOT_LEN];
     let deadline = traffic_end + T_HEAL + Duration::from_secs(10);
     let now_ep = |t: StdInstant| Instant::from_millis(t.duration_since(t0).as_millis() as u64);
 
@@ -333,7 +385,19 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
                 idle = false;
                 let SocketAddr::V4(from) = from else { continue };
                 cap.write(now - t0, from, d.addr, &buf[..n]).unwrap();
-                if let Ok(Received::Data(got)) = d.ue.handle_datagram(tnow, &mut buf[..n]) {
+                let r = d.ue.handle_datagram(tnow, &mut buf[..n]);
+                // What it did goes out (and into the key log) before the next
+                // datagram: every keyset installed is logged with its keys.
+                drain(
+                    d,
+                    tnow,
+                    now - t0,
+                    eese_addr,
+                    &mut out,
+                    &mut cap,
+                    &mut keylog,
+                );
+                if let Ok(Received::Data(got)) = r {
                     let text = String::from_utf8_lossy(&buf[got.payload]).into_owned();
                     let Some((n_, a_)) = text
                         .strip_prefix(&format!("echo: {}#", d.id))
@@ -388,30 +452,15 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
                     }
                 }
             }
-            // Effects.
-            loop {
-                let mut progress = false;
-                if let Some(p) = d.ue.poll_persist(&mut snap) {
-                    let _ = d.ue.persisted(p);
-                    progress = true;
-                }
-                while let Ok(Some(t)) = d.ue.poll_transmit(tnow, &mut out) {
-                    let _ = d.sock.send_to(&out[..t.len], eese_addr);
-                    cap.write(now - t0, d.addr, eese_addr, &out[..t.len])
-                        .unwrap();
-                    progress = true;
-                }
-                while let Some(ev) = d.ue.poll_event() {
-                    if let Event::Rekeyed { counter, .. } = ev
-                        && let (Some(s), Some((rand, keys))) = (d.ue.status(), d.ue.current_keys())
-                    {
-                        keylog.append(s.ksi, Some(counter), rand, keys).unwrap();
-                    }
-                    progress = true;
-                }
-                if !progress {
-                    break;
-                }
+            if drain(
+                d,
+                tnow,
+                now - t0,
+                eese_addr,
+                &mut out,
+                &mut cap,
+                &mut keylog,
+            ) {
                 idle = false;
             }
         }
@@ -458,7 +507,7 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     let pcap = dir.join("crash.pcap");
     let keys = dir.join("crash.keys");
     std::fs::write(&pcap, cap.into_inner().unwrap()).unwrap();
-    std::fs::write(&keys, keylog.into_inner()).unwrap();
+    write_secret(&keys, &keylog.into_inner());
     let o = Command::new(bin())
         .arg("dissect")
         .arg(&pcap)

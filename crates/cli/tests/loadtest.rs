@@ -82,7 +82,8 @@ fn thousand_ues_under_loss_and_hostile_input_echo_everything_and_mis_key_nothing
         ),
         "{once}"
     );
-    // The EESE never sent a source more than it could not authenticate.
+    // The EESE never answered input it could not authenticate with more
+    // octets than the source had sent it.
     let unauth = line("unauth:");
     assert!(unauth.ends_with(", over budget 0"), "{unauth}");
     assert!(!unauth.starts_with("unauth:    0 datagrams"), "{unauth}");

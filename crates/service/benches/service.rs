@@ -18,16 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
-use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, OsRand, Ue, UeConfig, UeId,
-};
-use ciot_e2e::kdf::{RootBytes, RootKey, RootKind};
+use ciot_e2e::endpoint::{EeseConfig, Instant, Ue, UeConfig, UeId};
+use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e_service::eese::metrics::Metrics;
 use ciot_e2e_service::eese::state::StateStore;
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
 use ciot_e2e_service::emks::store::RootStore;
 use ciot_e2e_service::emks::{EmksConfig, serve};
 use ciot_e2e_service::pki;
+use ciot_e2e_testkit::pair::Pair;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -81,6 +80,7 @@ fn service_config(d: &Path, emks: String, max: usize) -> ServiceConfig {
         idle_timeout: Duration::from_secs(3600),
         exit_after: None,
         verbose: false,
+        keylog: None,
     }
 }
 
@@ -88,13 +88,19 @@ fn restart(sessions: usize) {
     let d = dir("restart");
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     let emks = start_emks(&d);
-    // One real session snapshot (a keyset installed), stored for every UE.
+    // One real session snapshot (a keyset in use: the UE said hello and
+    // used the offer), stored for every UE.
     let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes(root_of(0)));
-    let mut e = Eese::new(EeseConfig::default(), root, OsRand);
-    e.rekey(Instant::from_millis(0));
-    let mut snap = [0u8; EESE_SNAPSHOT_LEN];
-    let p = e.poll_persist(&mut snap).unwrap();
-    let snap = snap[..p.len()].to_vec();
+    let mut pair = Pair::new(UeConfig::default(), EeseConfig::default(), root);
+    pair.settle();
+    assert!(
+        pair.eese
+            .status(pair.now)
+            .keyset
+            .is_some_and(|k| k.confirmed),
+        "no keyset in use"
+    );
+    let snap = pair.eese_disk.last().expect("a snapshot").clone();
     let t = StdInstant::now();
     {
         let mut s = StateStore::open(&d.join("eese.state")).unwrap();
@@ -235,7 +241,6 @@ fn rate(ues: usize, per: usize) {
         // Every UE says hello and gets its keyset, then seals its messages.
         let t = StdInstant::now();
         let cfg = UeConfig {
-            send_reserve: 1 << 20,
             hello_backoff: Duration::from_millis(300),
             hello_backoff_max: Duration::from_secs(2),
             ..UeConfig::default()
@@ -246,27 +251,28 @@ fn rate(ues: usize, per: usize) {
                 let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes(root_of(i)));
                 let id = UeId::new(ue_name(i).as_bytes()).unwrap();
-                let mut ue: Ue<256> = Ue::new(cfg, root, id, i as u64);
+                let mut ue: Ue<256> = Ue::new(cfg, root, id, UeNonce::random().unwrap());
                 let clock = StdInstant::now();
                 let now = || Instant::from_millis(clock.elapsed().as_millis() as u64);
                 let mut out = [0u8; 2048];
                 let mut buf = [0u8; 2048];
-                let mut snap = [0u8; ciot_e2e::endpoint::UE_SNAPSHOT_LEN];
-                let pump = |ue: &mut Ue<256>, out: &mut [u8], snap: &mut [u8]| {
+                let pump = |ue: &mut Ue<256>, out: &mut [u8]| {
                     let mut sent = Vec::new();
-                    while let Some(p) = ue.poll_persist(snap) {
-                        let _ = ue.persisted(p);
-                    }
                     while let Ok(Some(t)) = ue.poll_transmit(now(), out) {
                         sent.push(out[..t.len].to_vec());
                     }
                     while ue.poll_event().is_some() {}
                     sent
                 };
-                while ue.status().is_none() {
+                // Hello, the offer, and the hello that uses it (the EESE
+                // takes the keyset into use and answers with its trigger).
+                let mut used = false;
+                while !used {
                     ue.handle_timeout(now());
-                    for m in pump(&mut ue, &mut out, &mut snap) {
+                    let installed = ue.status().is_some();
+                    for m in pump(&mut ue, &mut out) {
                         let _ = sock.send_to(&m, service).await;
+                        used |= installed;
                     }
                     if let Ok(Ok(n)) =
                         tokio::time::timeout(Duration::from_millis(50), sock.recv(&mut buf)).await
@@ -277,7 +283,7 @@ fn rate(ues: usize, per: usize) {
                 let mut msgs = Vec::with_capacity(per);
                 while msgs.len() < per {
                     ue.send(now(), &[0x42; 32]).unwrap();
-                    msgs.extend(pump(&mut ue, &mut out, &mut snap));
+                    msgs.extend(pump(&mut ue, &mut out));
                 }
                 Arc::new(Client { sock, msgs })
             }));

@@ -273,6 +273,7 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         idle_timeout: Duration::from_secs(60),
         exit_after: Some(Duration::from_secs(20)),
         verbose: false,
+        keylog: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let svc = std::thread::spawn(move || {

@@ -179,6 +179,10 @@ pub(crate) struct Session<S: Storage = Inline> {
     pub counter: u64,
     /// Highest trigger counter a durable snapshot covers.
     pub durable_counter: u64,
+    /// The first counter issued under the clock floor since the session
+    /// was made or restored: a session that loses its state issues above
+    /// it without any write, so only counters past it need writing.
+    pub floor_counter: u64,
     /// The next offer's counter is at least [`counter_floor`] of the time:
     /// set when the session is made or restored, so a session that lost its
     /// state (or went back to an old one) never issues a counter again,
@@ -239,6 +243,7 @@ impl<S: Storage> Session<S> {
             te2e_secs: te2e.map_or(0, lifetime_secs),
             counter: 0,
             durable_counter: 0,
+            floor_counter: 0,
             floor_due: true,
             // Nothing to write before a keyset is taken into use.
             dirty: false,
@@ -465,12 +470,17 @@ impl<S: Storage> Session<S> {
         };
         self.rand_wait = None;
         self.counter = counter;
-        self.floor_due = false;
+        if self.floor_due {
+            self.floor_due = false;
+            self.floor_counter = counter;
+        }
         self.last_ksi = Some(ksi);
         // Offers are not written before their triggers go out (nothing is
         // sealed under them); the counter is, before it runs half a reserve
-        // past the last one written, so a restore never issues it again.
-        if counter.saturating_sub(self.durable_counter) >= COUNTER_RESERVE / 2 {
+        // past what a restore (stored + reserve) or a lost state (the clock
+        // floor, a millisecond later) would issue above anyway.
+        let covered = self.durable_counter.max(self.floor_counter);
+        if counter.saturating_sub(covered) >= COUNTER_RESERVE / 2 {
             self.dirty = true;
         }
         let which = if Some(nonce) == self.ue {

@@ -38,7 +38,9 @@ pub struct Metrics {
     pub delivered: AtomicU64,
     /// Payloads sent (downlink).
     pub payloads_sent: AtomicU64,
-    /// New keysets installed.
+    /// Keysets offered (triggers with CONFIRM made).
+    pub offers: AtomicU64,
+    /// Keysets taken into use (the UE used an offer).
     pub rekeys: AtomicU64,
     /// Derive triggers sent.
     pub triggers_sent: AtomicU64,
@@ -147,9 +149,15 @@ impl Metrics {
             g(&self.payloads_sent),
         );
         one(
+            "ciot_eese_offers_total",
+            "counter",
+            "Keysets offered to UEs (derive triggers with CONFIRM).",
+            g(&self.offers),
+        );
+        one(
             "ciot_eese_rekeys_total",
             "counter",
-            "Keysets installed.",
+            "Keysets taken into use (a UE used an offer).",
             g(&self.rekeys),
         );
         one(

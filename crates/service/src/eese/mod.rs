@@ -17,7 +17,13 @@
 //! - after a restart the snapshots are loaded but restored lazily, on the
 //!   UE's next hello (a restored keyset is retired anyway, so nothing could
 //!   be done for the UE before it): restart time is the time to read the
-//!   state file.
+//!   state file;
+//! - a hello is answered with an offer (nothing written); the keyset is
+//!   taken into use, and its snapshot written, when the UE uses it, and
+//!   downlink for the UE waits (`queued`) until that write is durable;
+//! - endpoint time is milliseconds since the UNIX epoch, never going back
+//!   within the process, so the counter floor of a session made or
+//!   restored holds across restarts (see `service::Clock`).
 
 pub mod metrics;
 mod service;

@@ -67,7 +67,9 @@ pub struct Stats {
     pub echo_failed: u64,
     /// Payloads that were not exactly one their UE sent.
     pub miskeyed: u64,
-    /// Keysets made.
+    /// Keysets offered (triggers with CONFIRM).
+    pub offers: u64,
+    /// Keysets taken into use (the UE used the offer).
     pub rekeys: u64,
     /// Keysets that ran out or were refused.
     pub expiries: u64,
@@ -163,6 +165,8 @@ impl Eese<'_> {
     fn on_datagram(&mut self, buf: &mut [u8], from: SocketAddr) {
         self.stats.datagrams_in += 1;
         let source = self.peer(&from);
+        // Everything a source sends pays for answers to it.
+        self.unauth.input(source, buf.len());
         let kind = self.shared.to_eese.take(source, buf);
         let now = self.now();
         // Timers the call would run anyway run first, so what goes out after
@@ -273,6 +277,7 @@ impl Eese<'_> {
             }
             while let Some((_, ev)) = self.table.poll_event() {
                 match ev {
+                    Event::Offered { .. } => self.stats.offers += 1,
                     Event::Rekeyed { .. } => {
                         self.stats.rekeys += 1;
                         self.rekeyed = true;

@@ -258,6 +258,11 @@ fn forged_hello(rng: &mut Rng, t: &Target, id: &[u8]) -> Vec<u8> {
         rekey: rng.chance(0.5),
         counter: t.counter + rng.below(3),
         seq: rng.below(1 << 16) as u32,
+        nonce: ciot_e2e::kdf::UeNonce::from_bytes({
+            let mut n = [0u8; 16];
+            rng.fill(&mut n);
+            n
+        }),
         id,
         tag: random_tag(rng),
     };
@@ -271,6 +276,7 @@ fn forged_trigger(rng: &mut Rng, ksi: Ksi, counter: u64, suite: Suite) -> Vec<u8
     rng.fill(&mut rand);
     let repr = TriggerRepr {
         ksi,
+        confirm: rng.chance(0.5),
         counter,
         rand: Rand(rand),
         profile: KdfProfile::Ts33220,

@@ -4,8 +4,16 @@
 //! Every payload delivered and every echo is checked octet for octet; the
 //! run passes only if every payload came back, none more often than it was
 //! sent, nothing was accepted under the wrong keys or forged, both ends hold
-//! the same keys at the end, and the EESE never sent a source more octets
-//! than it could not authenticate from it.
+//! the same keys at the end (or the UE holds the keyset the EESE offered,
+//! its use of it on the way), and the EESE never answered input it could
+//! not authenticate with more octets than that source had sent it.
+//!
+//! The procedure as it runs here: a UE (one start each, its nonce from the
+//! operating system; no storage) says hello; the EESE offers a keyset
+//! (trigger with CONFIRM) and takes it into use when the UE uses it, with
+//! its held payload or, with nothing to send, a hello naming it. An echo
+//! that finds no keyset in use waits (queued) until the UE used the next
+//! offer and its snapshot is stored.
 //!
 //! Two threads: the EESE ([`eese`]: one socket, one `EeseTable`) and the UE
 //! driver ([`ue`]: every `Ue`, one socket each; [`sweep`]: at most
@@ -46,7 +54,9 @@ pub struct Settings {
     pub faults: Params,
     /// Key lifetime te2e in seconds.
     pub te2e_secs: u32,
-    /// Seed of the UEs' keys, the RANDs, the payloads and every fault.
+    /// Seed of the UEs' roots, the RANDs, the payloads and every fault (each
+    /// UE's start nonce comes from the operating system, so keys differ
+    /// from run to run).
     pub seed: u64,
     /// UEs with a payload in flight at once.
     pub window: usize,
@@ -67,7 +77,8 @@ impl Settings {
     }
 
     /// The EESE's settings: te2e as given, grace half of it (at most 2 s),
-    /// an unconfirmed trigger repeated after 0.5 s (4 times, doubling),
+    /// the trigger of an offer the UE has not used repeated after 0.5 s (4
+    /// times, doubling),
     /// answers to input it cannot authenticate at most every 200 ms.
     #[must_use]
     pub fn eese_config(&self) -> EeseConfig {

@@ -1,12 +1,16 @@
 //! The load test's report: counts, rates, memory, and the verdict.
 
 use std::collections::BTreeMap;
+use std::hash::Hash;
 use std::time::Duration;
+
+use ciot_e2e::endpoint::{EeseTable, Instant, RandSource, Ue};
 
 use super::Shared;
 use super::faults::FaultStats;
 use super::hostile::Class;
 use super::ledger::{self, Findings};
+use super::payload::HOLD;
 use super::stats::peak_rss_kib;
 use super::{Settings, eese, ue};
 
@@ -60,29 +64,54 @@ fn reasons(map: &BTreeMap<&'static str, u64>) -> String {
         .join(", ")
 }
 
-/// Where both sides are on the same keyset, they must hold the same keys:
-/// (same, EESE ahead, disagree, never started).
-fn keys(x: &Inputs<'_>) -> (u64, u64, u64, u64) {
-    let (mut same, mut ahead, mut mismatched, mut idle) = (0, 0, 0, 0);
-    let table = &x.eese.table;
-    for (i, ue) in x.ue.ues.iter().enumerate() {
+/// Where both sides are on the same keyset, they must hold the same keys.
+/// At the end of a run a UE may be a step behind the EESE (its latest
+/// trigger is on its way) or a step ahead: it installed the keyset the EESE
+/// offered, and its use of it (data, or a hello naming it) has not reached
+/// the EESE, which takes an offer into use only then. Anything else is a
+/// disagreement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct KeyCounts {
+    /// Same keyset in use, same keys.
+    same: u64,
+    /// The EESE's keyset in use is newer than the UE's.
+    ahead: u64,
+    /// The UE holds the keyset the EESE offered, not in use there yet.
+    offered: u64,
+    /// Anything else.
+    mismatched: u64,
+    /// Neither side has a keyset.
+    idle: u64,
+}
+
+fn keys<A: Hash + Eq + Clone, R: RandSource>(
+    ues: &[Ue<HOLD>],
+    table: &EeseTable<u32, A, R>,
+    now: Instant,
+) -> KeyCounts {
+    let mut k = KeyCounts::default();
+    for (i, ue) in ues.iter().enumerate() {
         let id = u32::try_from(i).unwrap_or(u32::MAX);
-        let theirs = table.status(x.eese.now, &id).and_then(|s| s.keyset);
+        let status = table.status(now, &id);
+        let theirs = status.and_then(|s| s.keyset);
+        let offered = status.and_then(|s| s.offered);
         match (ue.status(), theirs) {
-            (None, None) => idle += 1,
+            (None, None) if offered.is_none() => k.idle += 1,
             (Some(a), Some(b)) if a.counter == b.counter => {
                 let keys = ue.current_keys().map(|k| k.1);
                 if a.ksi == b.ksi && keys == table.current_keys(&id).map(|k| k.1) {
-                    same += 1;
+                    k.same += 1;
                 } else {
-                    mismatched += 1;
+                    k.mismatched += 1;
                 }
             }
-            (a, Some(b)) if a.is_none_or(|a| a.counter < b.counter) => ahead += 1,
-            _ => mismatched += 1,
+            (Some(a), _) if offered == Some((a.ksi, a.counter)) => k.offered += 1,
+            (a, Some(b)) if a.is_none_or(|a| a.counter < b.counter) => k.ahead += 1,
+            (None, None) => k.ahead += 1,
+            _ => k.mismatched += 1,
         }
     }
-    (same, ahead, mismatched, idle)
+    k
 }
 
 /// Prints the report, one line at a time, and says whether the run passed.
@@ -91,7 +120,13 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
     let (u, e) = (&x.ue.stats, &x.eese.stats);
     let secs = x.duration.as_secs_f64().max(1e-3);
     let n = x.ue.rekeys.len().max(1);
-    let (same, ahead, mismatched, idle) = keys(x);
+    let KeyCounts {
+        same,
+        ahead,
+        offered,
+        mismatched,
+        idle,
+    } = keys(&x.ue.ues, &x.eese.table, x.eese.now);
     let once: Findings = ledger::compare(
         &x.ue.transmitted,
         &x.eese.delivered,
@@ -127,10 +162,12 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
     let min = x.ue.rekeys.iter().min().copied().unwrap_or(0);
     let max = x.ue.rekeys.iter().max().copied().unwrap_or(0);
     say(format!(
-        "rekeys:    {} at the UEs (per UE min {min}, mean {:.1}, max {max}), {} keysets made \
-         by the EESE, {} ran out (te2e), {} refused by key-expired errors at the UEs",
+        "rekeys:    {} at the UEs (per UE min {min}, mean {:.1}, max {max}), {} keysets \
+         offered by the EESE and {} taken into use (the UE used them), {} ran out (te2e), \
+         {} refused by key-expired errors at the UEs",
         rekeys,
         rekeys as f64 / n as f64,
+        e.offers,
         e.rekeys,
         e.expiries,
         u.expiries
@@ -142,7 +179,8 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
     };
     say(format!(
         "keys:      at the end {same} UEs share the EESE's current keyset, {ahead} have \
-         not received its latest trigger yet, {mismatched} disagree{idle}"
+         not received its latest trigger yet, {offered} hold the keyset it offered (their \
+         use of it had not reached it), {mismatched} disagree{idle}"
     ));
     say(format!(
         "faults:    {}",
@@ -212,11 +250,11 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
     let un = &x.eese.unauth;
     say(format!(
         "unauth:    {} datagrams the EESE could not authenticate, {} octets in from {} \
-         sources; {} octets sent back to them ({} sources answered, at most {:.2} of a \
+         sources; {} octets sent back to them ({} sources answered, at most {:.2} of all a \
          source's input), over budget {}",
         un.datagrams,
         un.octets_in,
-        un.per_source.len(),
+        un.sources(),
         un.octets_out,
         un.answered_sources,
         un.max_ratio(),
@@ -275,8 +313,8 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
     }
     if un.over_budget > 0 {
         failures.push(format!(
-            "the EESE sent a source more octets than it could not authenticate from it \
-             ({} times)",
+            "the EESE answered input it could not authenticate with more octets than \
+             the source had sent it ({} times)",
             un.over_budget
         ));
     }
@@ -296,4 +334,69 @@ pub fn print(x: &Inputs<'_>, out: &mut dyn FnMut(&str)) -> Verdict {
         x.ue.faults.injected.iter().sum::<u64>() + x.eese.faults.injected.iter().sum::<u64>(),
     ));
     Verdict { failures }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadtest::identity;
+    use crate::pair::test_nonce;
+    use crate::rng::{Rng, SeededRand};
+    use ciot_e2e::endpoint::{EeseConfig, UeConfig};
+
+    /// Everything `ue` has to send, as datagrams.
+    fn out(ue: &mut Ue<HOLD>, now: Instant) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 512];
+        let mut v = Vec::new();
+        while let Ok(Some(t)) = ue.poll_transmit(now, &mut buf) {
+            v.push(buf[..t.len].to_vec());
+        }
+        while ue.poll_event().is_some() {}
+        v
+    }
+
+    #[test]
+    fn a_ue_holding_the_offer_it_has_not_used_yet_is_not_a_disagreement() {
+        let now = Instant(5_000);
+        let root = identity::root(9, 0);
+        let mut table: EeseTable<u32, u8, SeededRand> =
+            EeseTable::new(EeseConfig::default(), SeededRand(Rng::new(9)));
+        let mut ues = vec![Ue::new(
+            UeConfig::default(),
+            root.clone(),
+            identity::id(0),
+            test_nonce(1),
+        )];
+        assert_eq!(keys(&ues, &table, now).idle, 1);
+        // The hello: the EESE offers a keyset; the UE has not got it yet.
+        for mut d in out(&mut ues[0], now) {
+            table
+                .handle_datagram(now, &1, &mut d, |_| Some((0, root.clone())))
+                .unwrap();
+        }
+        assert_eq!(keys(&ues, &table, now).ahead, 1);
+        // The UE installs the offer; its use has not reached the EESE.
+        let mut buf = [0u8; 512];
+        let mut offers = Vec::new();
+        while let Some((_, _, t)) = table.poll_transmit(now, &mut buf) {
+            offers.push(buf[..t.len].to_vec());
+        }
+        for mut d in offers {
+            ues[0].handle_datagram(now, &mut d).unwrap();
+        }
+        let k = keys(&ues, &table, now);
+        assert_eq!((k.offered, k.mismatched, k.same), (1, 0, 0), "{k:?}");
+        // Its use (a hello naming it) arrives: the same keyset, the same keys.
+        for mut d in out(&mut ues[0], now) {
+            let _ = table.handle_datagram(now, &1, &mut d, |_| Some((0, root.clone())));
+        }
+        let k = keys(&ues, &table, now);
+        assert_eq!((k.same, k.offered, k.mismatched), (1, 0, 0), "{k:?}");
+        // A UE holding a keyset the EESE neither uses nor offered (an EESE
+        // that lost the session) disagrees.
+        let empty: EeseTable<u32, u8, SeededRand> =
+            EeseTable::new(EeseConfig::default(), SeededRand(Rng::new(9)));
+        let k = keys(&ues, &empty, now);
+        assert_eq!((k.mismatched, k.same, k.offered), (1, 0, 0), "{k:?}");
+    }
 }

@@ -131,7 +131,6 @@ pub fn reason(r: &Reject) -> &'static str {
         Reject::StaleError { .. } => "Reject::StaleError",
         Reject::StaleHello { .. } => "Reject::StaleHello",
         Reject::ProfileMismatch { .. } => "Reject::ProfileMismatch",
-        Reject::NotDurable(_) => "Reject::NotDurable",
         Reject::NoSession => "Reject::NoSession",
         Reject::UnknownUe => "Reject::UnknownUe",
         _ => "Reject::(other)",
@@ -147,7 +146,11 @@ pub fn unauthenticated(r: &Reject) -> bool {
 }
 
 /// What the EESE sent back to the sources of input it could not
-/// authenticate, per source: it must never exceed what came in.
+/// authenticate, per source: never more than the source sent it. (The
+/// EESE answers such input only over a UE's proven address, from a budget
+/// that what came from there fills, up to 512 octets, and that its other
+/// answers there draw on too: QUIC's anti-amplification rule at 1×, RFC
+/// 9000 §8.)
 #[derive(Clone, Debug, Default)]
 pub struct Unauth {
     /// Datagrams it could not authenticate.
@@ -156,8 +159,10 @@ pub struct Unauth {
     pub octets_in: u64,
     /// Octets the EESE sent to their sources right after them.
     pub octets_out: u64,
-    /// Per source: octets in, octets out.
-    pub per_source: HashMap<u32, (u64, u64)>,
+    /// Per source: octets in (every datagram, authentic or not), octets in
+    /// that the EESE could not authenticate, octets sent back right after
+    /// those.
+    pub per_source: HashMap<u32, (u64, u64, u64)>,
     /// Times a source had been sent more than it brought.
     pub over_budget: u64,
     /// Sources that got an answer at all.
@@ -165,21 +170,34 @@ pub struct Unauth {
 }
 
 impl Unauth {
-    /// `len` octets from `source` that the EESE could not authenticate,
-    /// followed by `answered` octets from the EESE to `source`.
+    /// A datagram of `len` octets arrived from `source` (authentic or not;
+    /// counted before it is handled).
+    pub fn input(&mut self, source: u32, len: usize) {
+        self.per_source.entry(source).or_default().0 += len as u64;
+    }
+
+    /// `len` octets from `source` (counted by [`Unauth::input`] already)
+    /// that the EESE could not authenticate, followed by `answered` octets
+    /// from the EESE to `source`.
     pub fn note(&mut self, source: u32, len: usize, answered: u64) {
         self.datagrams += 1;
         self.octets_in += len as u64;
         self.octets_out += answered;
-        let (i, o) = self.per_source.entry(source).or_default();
+        let (i, u, o) = self.per_source.entry(source).or_default();
         if answered > 0 && *o == 0 {
             self.answered_sources += 1;
         }
-        *i += len as u64;
+        *u += len as u64;
         *o += answered;
         if *o > *i {
             self.over_budget += 1;
         }
+    }
+
+    /// Sources that sent input the EESE could not authenticate.
+    #[must_use]
+    pub fn sources(&self) -> usize {
+        self.per_source.values().filter(|(_, u, _)| *u > 0).count()
     }
 
     /// The largest share of its input any source got back.
@@ -187,8 +205,8 @@ impl Unauth {
     pub fn max_ratio(&self) -> f64 {
         self.per_source
             .values()
-            .filter(|(i, _)| *i > 0)
-            .map(|(i, o)| *o as f64 / *i as f64)
+            .filter(|(i, _, _)| *i > 0)
+            .map(|(i, _, o)| *o as f64 / *i as f64)
             .fold(0.0, f64::max)
     }
 }
@@ -263,15 +281,23 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_budget_is_kept_per_source() {
+    fn the_answer_budget_is_kept_per_source_from_all_its_input() {
         let mut u = Unauth::default();
-        u.note(1, 60, 0);
-        u.note(1, 40, 50);
+        // Source 1: 60 authentic octets, then 20 it could not authenticate,
+        // answered with 50: within what it sent.
+        u.input(1, 60);
+        u.input(1, 20);
+        u.note(1, 20, 50);
+        // Source 2 sent 30 octets that went unanswered.
+        u.input(2, 30);
         u.note(2, 30, 0);
         assert_eq!(u.over_budget, 0);
-        assert_eq!((u.octets_in, u.octets_out), (130, 50));
+        assert_eq!((u.octets_in, u.octets_out, u.sources()), (50, 50, 2));
+        // 10 more from source 2, answered with 50: more than its 40.
+        u.input(2, 10);
         u.note(2, 10, 50);
         assert_eq!(u.over_budget, 1);
+        assert_eq!(u.answered_sources, 2);
         assert!((u.max_ratio() - 1.25).abs() < 1e-9);
     }
 }

@@ -2,17 +2,15 @@
 //! UDP socket on loopback (the EESE finds a UE by the address its hellos
 //! come from). This is what happens to one UE: its payload in flight, what
 //! it receives, its timers, its retransmissions; [`super::sweep`] decides
-//! which UEs to visit. Each UE's snapshots go to memory and are
-//! acknowledged at once.
+//! which UEs to visit. A UE keeps no storage: each draws its start's nonce
+//! from the operating system's random source.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 
-use ciot_e2e::endpoint::{
-    Datagram, Event, Instant, Received as Accepted, SendError, UE_SNAPSHOT_LEN, Ue, UeConfig,
-};
-use ciot_e2e::kdf::RootKey;
+use ciot_e2e::endpoint::{Datagram, Event, Instant, Received as Accepted, SendError, Ue, UeConfig};
+use ciot_e2e::kdf::{RootKey, UeNonce};
 use ciot_e2e::wire::{MessageType, Suite};
 
 use super::Shared;
@@ -88,7 +86,8 @@ pub struct Stats {
     pub busy: u64,
     /// Authentic key-expired errors the UEs accepted.
     pub expiries: u64,
-    /// Snapshots stored.
+    /// Snapshots stored (a UE stores none: always 0; kept for the report's
+    /// format).
     pub persisted: u64,
     /// Payloads given up after `MAX_ATTEMPTS`.
     pub gave_up: u64,
@@ -163,8 +162,6 @@ struct Flight {
 
 struct Slot {
     ue: Ue<HOLD>,
-    /// The last snapshot (in memory).
-    store: Vec<u8>,
     next_k: u32,
     total: u32,
     echoed: u32,
@@ -210,20 +207,12 @@ impl<'a> Driver<'a> {
     /// to say, until a pass polls nothing.
     fn pump(&mut self, i: usize, now: u64) -> Pumped {
         let mut got = Pumped::default();
-        let mut snap = [0u8; UE_SNAPSHOT_LEN];
         let at = Instant::from_millis(now);
         loop {
             let mut progress = false;
             let Some(slot) = self.slots.get_mut(i) else {
                 return got;
             };
-            if let Some(p) = slot.ue.poll_persist(&mut snap) {
-                slot.store.clear();
-                slot.store.extend_from_slice(&snap[..p.len()]);
-                let _ = slot.ue.persisted(p);
-                self.stats.persisted += 1;
-                progress = true;
-            }
             while let Ok(Some(t)) = slot.ue.poll_transmit(at, &mut self.out) {
                 progress = true;
                 match t.what {
@@ -464,9 +453,16 @@ impl<'a> Driver<'a> {
                         s.cfg,
                         root.clone(),
                         identity::id(id),
-                        s.seed ^ u64::from(id),
+                        UeNonce::random().unwrap_or_else(|_| {
+                            // No OS randomness: a run of the test still
+                            // needs distinct starts; the seed and index give
+                            // them (a test harness, never a device).
+                            let mut n = [0u8; 16];
+                            n[..8].copy_from_slice(&s.seed.to_be_bytes());
+                            n[8..12].copy_from_slice(&id.to_be_bytes());
+                            UeNonce::from_bytes(n)
+                        }),
                     ),
-                    store: Vec::with_capacity(UE_SNAPSHOT_LEN),
                     next_k: 0,
                     total: s.layout.total(id),
                     echoed: 0,

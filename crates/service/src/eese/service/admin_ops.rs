@@ -114,9 +114,15 @@ impl EeseService {
                 "next_seq": k.next_seq,
             })
         });
+        // A keyset offered and not used by the UE yet (its trigger went out
+        // with CONFIRM; nothing is sealed under it before the UE uses it).
+        let offered = s
+            .offered
+            .map(|(ksi, counter)| json!({ "ksi": ksi.0, "counter": counter }));
         json!({
             "ue": u,
             "keyset": keyset,
+            "offered": offered,
             "counter": s.counter,
             "te2e_secs": s.te2e.as_secs(),
             "rand_pending": s.rand_pending,

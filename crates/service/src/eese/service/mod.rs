@@ -1,6 +1,6 @@
 //! The EESE service loop (see the module documentation of [`crate::eese`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use ciot_e2e::endpoint::{
     Datagram, EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, KeysetState, RandSource,
     Received, Reject, SendOutcome, UeId,
 };
 use ciot_e2e::kdf::{Rand, RootKey};
-use ciot_e2e::wire::{HelloPacket, MessageType, peek_type};
+use ciot_e2e::protect::suite::SuiteKeys;
+use ciot_e2e::wire::{HelloPacket, Ksi, MessageType, peek_type};
 use serde_json::{Value, json};
 
 use super::metrics::{Metrics, inc};
@@ -67,7 +68,15 @@ pub struct ServiceConfig {
     pub exit_after: Option<Duration>,
     /// Print events (rekeys, expiries, root changes) to stdout.
     pub verbose: bool,
+    /// Called with the keys of every keyset taken into use (a key log for
+    /// test traffic: `ciot-e2e eese --keylog`). It defeats the protection
+    /// of that traffic; `None` in production.
+    pub keylog: Option<KeyLogHook>,
 }
+
+/// What a key log is handed: the UE, the keyset's KSI, trigger counter,
+/// RAND and keys.
+pub type KeyLogHook = Box<dyn FnMut(&UeId, Ksi, u64, &Rand, &SuiteKeys) + Send>;
 
 /// What the workers and the admin server tell the loop.
 enum Msg {
@@ -122,12 +131,67 @@ impl RandSource for ServiceRand {
     }
 }
 
-/// Wall-clock time since start, as endpoint time.
-struct Clock(StdInstant);
+/// Endpoint time: milliseconds since the UNIX epoch, from the system clock.
+///
+/// It must survive restarts: a session made or restored issues its first
+/// trigger counter at or above `(now_ms + 1) * 1024` (the endpoint's counter
+/// floor), so an EESE whose state was lost or rolled back never issues a
+/// counter again, even with a RAND source that repeats. Time since the
+/// process started would begin at 0 after every restart and give no floor.
+///
+/// It never goes back within the process: when the system clock steps back,
+/// endpoint time goes on from the last value at the rate of the monotonic
+/// clock (it neither repeats nor stands still, so timers keep running) until
+/// the system clock catches up. A system clock set back *across* a restart
+/// (while the EESE is down) weakens only that floor; `COUNTER_RESERVE` still
+/// keeps the counters of a session restored from its latest snapshot above
+/// every one it issued.
+pub(super) struct Clock {
+    /// When the process started (for log lines).
+    started: StdInstant,
+    /// The last time handed out that followed the system clock, and when
+    /// (monotonic): endpoint time never falls below it plus the monotonic
+    /// time since.
+    anchor: Cell<(u64, StdInstant)>,
+}
 
 impl Clock {
-    fn now(&self) -> Instant {
-        Instant::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    fn new() -> Self {
+        let now = StdInstant::now();
+        Clock {
+            started: now,
+            anchor: Cell::new((0, now)),
+        }
+    }
+
+    /// Milliseconds since the UNIX epoch from the system clock (0 before it).
+    fn wall_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn now(&self) -> Instant {
+        Instant::from_millis(self.at(Self::wall_ms(), StdInstant::now()))
+    }
+
+    /// Endpoint time when the system clock says `wall` ms and the monotonic
+    /// clock `mono` (never earlier than at the previous call).
+    fn at(&self, wall: u64, mono: StdInstant) -> u64 {
+        let (ms, since) = self.anchor.get();
+        let elapsed = mono.saturating_duration_since(since).as_millis();
+        let flowed = ms.saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX));
+        if wall >= flowed {
+            self.anchor.set((wall, mono));
+            wall
+        } else {
+            flowed
+        }
+    }
+
+    /// Seconds since the process started.
+    fn secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 }
 
@@ -155,6 +219,7 @@ pub struct EeseService {
     out: Vec<u8>,
     snap: Vec<u8>,
     batch: Vec<(UeId, Vec<u8>, ciot_e2e::endpoint::Persist)>,
+    format2_removed: usize,
 }
 
 const FETCH_WORKERS: usize = 4;
@@ -209,8 +274,11 @@ impl EeseService {
             &cfg.tls_name,
             Duration::from_secs(40),
         )?;
-        let state = StateStore::open(&cfg.state)?;
-        let pending = state.load_all()?;
+        let mut state = StateStore::open(&cfg.state)?;
+        let mut pending = state.load_all()?;
+        // Snapshots of wire format 2 serve no session of this one: removed,
+        // their UEs start afresh at their next hello (see `state`).
+        let format2_removed = state.remove_format2(&mut pending)?;
         let sock = UdpSocket::bind(cfg.listen)
             .map_err(|e| ServiceError::Io(format!("--listen {}: {e}", cfg.listen)))?;
         sock.set_read_timeout(Some(Duration::from_millis(5)))
@@ -320,7 +388,7 @@ impl EeseService {
         Ok(EeseService {
             cfg,
             sock,
-            clock: Clock(StdInstant::now()),
+            clock: Clock::new(),
             table,
             state,
             metrics,
@@ -338,7 +406,16 @@ impl EeseService {
             out: vec![0u8; 65_536],
             snap: vec![0u8; EESE_SNAPSHOT_LEN],
             batch: Vec::new(),
+            format2_removed,
         })
+    }
+
+    /// How many snapshots of wire format 2 ("CEE2") the state file held when
+    /// the service started; they were removed (those UEs start a new session
+    /// at their next hello).
+    #[must_use]
+    pub const fn format2_removed(&self) -> usize {
+        self.format2_removed
     }
 
     /// The counters (shared with the admin interface).
@@ -349,7 +426,7 @@ impl EeseService {
 
     fn log(&self, line: std::fmt::Arguments<'_>) {
         if self.cfg.verbose {
-            println!("[{:8.3}s] {line}", self.clock.0.elapsed().as_secs_f64());
+            println!("[{:8.3}s] {line}", self.clock.secs());
         }
     }
 
@@ -454,8 +531,23 @@ impl EeseService {
             while let Some((id, ev)) = self.table.poll_event() {
                 progress = true;
                 match ev {
+                    Event::Offered { ksi, counter } => {
+                        // Its trigger goes out with CONFIRM; nothing is
+                        // written or sealed under it until the UE uses it.
+                        inc(&self.metrics.offers);
+                        self.log(format_args!(
+                            "{id}: offered keyset KSI {ksi} (trigger counter {counter})"
+                        ));
+                    }
                     Event::Rekeyed { ksi, counter } => {
+                        // The UE used the offer: it is the keyset in use (its
+                        // snapshot is being written; downlink waits for it).
                         inc(&self.metrics.rekeys);
+                        if let Some(hook) = &mut self.cfg.keylog
+                            && let Some((rand, keys)) = self.table.current_keys(&id)
+                        {
+                            hook(&id, ksi, counter, rand, keys);
+                        }
                         self.log(format_args!(
                             "{id}: now using keyset KSI {ksi} (trigger counter {counter})"
                         ));
@@ -514,5 +606,45 @@ impl EeseService {
             self.evict(&id)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_follows_the_system_clock_and_never_goes_back_when_it_steps_back() {
+        let c = Clock::new();
+        let t0 = StdInstant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Milliseconds since the UNIX epoch, as the system clock says.
+        let epoch = 1_750_000_000_000;
+        assert_eq!(c.at(epoch, at(0)), epoch);
+        assert_eq!(c.at(epoch + 10, at(10)), epoch + 10);
+        // The system clock steps back an hour: time goes on from where it
+        // was, at the monotonic clock's rate (timers keep running).
+        assert_eq!(c.at(epoch + 10 - 3_600_000, at(20)), epoch + 20);
+        assert_eq!(c.at(epoch + 30 - 3_600_000, at(40)), epoch + 40);
+        // Many calls within a millisecond do not hold it back.
+        for _ in 0..5 {
+            assert_eq!(c.at(epoch, at(40)), epoch + 40);
+        }
+        assert_eq!(c.at(epoch, at(100)), epoch + 100);
+        // A step forward is followed (timers only run early), and the
+        // system clock is followed again once it is ahead.
+        assert_eq!(c.at(epoch + 5_000, at(110)), epoch + 5_000);
+        assert_eq!(c.at(epoch + 5_001, at(111)), epoch + 5_001);
+    }
+
+    #[test]
+    fn the_clock_is_time_since_the_unix_epoch_so_it_survives_a_restart() {
+        // A restarted process's first reading is not below the last one of
+        // the process before it (the counter floor depends on it).
+        let before = Clock::new().now();
+        let after = Clock::new().now();
+        assert!(after >= before);
+        // 2020-01-01 in ms: far above anything "time since start" gives.
+        assert!(before.as_millis() > 1_577_836_800_000, "{before:?}");
     }
 }

@@ -108,8 +108,10 @@ impl EeseService {
         };
         if let Err(e) = self.table.restore(*id, root.clone(), &snap) {
             // A snapshot of an older root generation (re-provisioned while
-            // this EESE was down) or a damaged one: the UE starts afresh,
-            // which its hello makes safe (it carries its highest counter).
+            // this EESE was down) or a damaged one: the UE starts afresh. That
+            // is safe: the new session's first counter is above the clock
+            // floor and above the highest the UE's hello says it accepted,
+            // and every key is bound to the nonce of the UE's start.
             self.log(format_args!(
                 "{id}: snapshot not restored ({e}); new session"
             ));
