@@ -571,7 +571,7 @@ impl Link {
 
     /// The table takes `d` from `from`; what it sends back goes where it
     /// says, and what reaches the UE's address goes to the UE.
-    fn to_table(&mut self, from: u16, mut d: Vec<u8>) -> Result<Received, Reject> {
+    fn deliver_to_table(&mut self, from: u16, mut d: Vec<u8>) -> Result<Received, Reject> {
         *self.from.entry(from).or_default() += d.len();
         let r = self
             .table
@@ -610,7 +610,7 @@ impl Link {
                 if d.get(1) == Some(&0x04) {
                     self.hellos.push(d.clone());
                 }
-                let _ = self.to_table(self.ue_addr, d);
+                let _ = self.deliver_to_table(self.ue_addr, d);
             }
         }
     }
@@ -649,7 +649,7 @@ fn an_evicted_session_keeps_its_hello_numbers_so_a_replayed_hello_moves_no_ue() 
     let captured = l.hellos.clone();
     assert!(l.table.remove(&id));
     for h in &captured {
-        let r = l.to_table(666, h.clone());
+        let r = l.deliver_to_table(666, h.clone());
         assert!(matches!(r, Err(Reject::StaleHello { .. })), "{r:?}");
     }
     assert!(!l.table.contains(&id), "a stale hello made no session");
@@ -686,7 +686,7 @@ fn queued_downlink_never_goes_to_an_address_the_ue_has_not_proven() {
     let mut out = [0u8; 512];
     let t = l.ue.poll_transmit(l.now, &mut out).unwrap().unwrap();
     let hello = out[..t.len].to_vec();
-    let _ = l.to_table(999, hello.clone());
+    let _ = l.deliver_to_table(999, hello.clone());
     assert!(
         l.to.get(&999).copied().unwrap_or(0) <= hello.len(),
         "the victim got {:?} octets for {} ",
@@ -745,7 +745,7 @@ fn held_back_uplink_relayed_after_expiry_draws_no_more_than_it_brought() {
         );
         let brought: usize = held.iter().map(Vec::len).sum();
         for d in &held {
-            let _ = l.to_table(7, d.clone());
+            let _ = l.deliver_to_table(7, d.clone());
         }
         let answered = l.to.get(&7).copied().unwrap_or(0) - out_before;
         assert!(
@@ -754,7 +754,7 @@ fn held_back_uplink_relayed_after_expiry_draws_no_more_than_it_brought() {
         );
         // Aimed at a victim: nothing.
         for d in &held {
-            let _ = l.to_table(555, d.clone());
+            let _ = l.deliver_to_table(555, d.clone());
         }
         assert_eq!(l.to.get(&555), None, "{suite}");
     }

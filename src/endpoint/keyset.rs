@@ -15,8 +15,6 @@ pub(crate) struct Keyset {
     pub ksi: Ksi,
     pub counter: u64,
     pub rand: Rand,
-    /// The UE start (its hello's nonce) the keyset was made for.
-    pub nonce: UeNonce,
     pub profile: KdfProfile,
     pub keys: SuiteKeys,
     pub send: SendCounter,
@@ -25,26 +23,26 @@ pub(crate) struct Keyset {
 
 impl Keyset {
     /// Derives `e2eKEYSET = KDF(root, RAND)` and its suite keys, bound to the
-    /// trigger counter and to the UE start `nonce`.
+    /// trigger counter and to the UE start `nonce` (which the EESE keeps
+    /// beside it, and the UE has once for all its keysets).
     #[allow(clippy::too_many_arguments)]
     pub fn derive(
         root: &RootKey,
         ksi: Ksi,
         counter: u64,
-        rand: Rand,
-        nonce: UeNonce,
+        rand: &Rand,
+        nonce: &UeNonce,
         profile: KdfProfile,
         suite: Suite,
         soft_limit: u32,
     ) -> Result<Self, protect::Error> {
-        let keyset = PreparedRoot::new(root, profile).keyset(&rand);
+        let keyset = PreparedRoot::new(root, profile).keyset(rand);
         Ok(Keyset {
             ksi,
             counter,
-            rand,
-            nonce,
+            rand: rand.clone(),
             profile,
-            keys: SuiteKeys::derive(profile, &keyset, suite, counter, &nonce)?,
+            keys: SuiteKeys::derive(profile, &keyset, suite, counter, nonce)?,
             send: SendCounter::with_soft_limit(soft_limit),
             recv: ReplayWindow::new(),
         })

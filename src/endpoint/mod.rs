@@ -57,7 +57,7 @@ mod time;
 mod ue;
 
 pub use config::{EeseConfig, UeConfig};
-pub use eese::{Eese, KeysetState, KeysetStatus, SessionStatus};
+pub use eese::{Eese, KeysetState, KeysetStatus, START_MARKS, SessionStatus};
 #[cfg(feature = "std")]
 pub use effects::OsRand;
 pub use effects::{

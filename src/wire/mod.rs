@@ -22,6 +22,7 @@
 //! let auth = control.answer(&nonce);
 //! let trigger = TriggerRepr {
 //!     ksi: Ksi(1),
+//!     confirm: true,
 //!     counter: 1,
 //!     rand: Rand([0x42; 16]),
 //!     profile: KdfProfile::Ts33220,

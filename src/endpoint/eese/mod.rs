@@ -39,6 +39,56 @@ pub use single::Eese;
 /// caps what an idle attacker could bank.
 pub(crate) const CREDIT_CAP: u16 = 512;
 
+/// What an answer to data costs: a key-expired error and a trigger.
+pub(crate) const REFUSAL_COST: u16 =
+    (crate::wire::KeyExpiredRepr::LEN + crate::wire::TriggerRepr::LEN) as u16;
+/// What a trigger costs.
+pub(crate) const TRIGGER_COST: u16 = crate::wire::TriggerRepr::LEN as u16;
+
+/// How many starts of a UE besides the one in use an EESE session
+/// remembers the last hello of (the ones it replaced, and ones whose hellos
+/// it took), so that their recorded hellos, replayed in any order, stay
+/// stale. A hello of a start older than these (or replayed after the EESE
+/// restored a snapshot) is taken, and gets only an offer that start alone
+/// could use.
+pub const START_MARKS: usize = 4;
+
+/// The last hello seen from starts of the UE other than the one in use,
+/// newest last.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StartMarks {
+    marks: [Option<(UeNonce, u32)>; START_MARKS],
+}
+
+impl StartMarks {
+    /// The last hello seen from start `nonce`, if remembered.
+    pub(crate) fn get(&self, nonce: &UeNonce) -> Option<u32> {
+        self.marks
+            .iter()
+            .flatten()
+            .find(|(n, _)| n == nonce)
+            .map(|&(_, seq)| seq)
+    }
+
+    /// Remembers `seq` as the last hello of start `nonce` (the oldest start
+    /// remembered makes room).
+    pub(crate) fn note(&mut self, nonce: UeNonce, seq: u32) {
+        let seq = self.get(&nonce).map_or(seq, |s| s.max(seq));
+        let mut kept = [None; START_MARKS];
+        let mut n = 0;
+        for m in self.marks.iter().flatten().filter(|(m, _)| *m != nonce) {
+            kept[n] = Some(*m);
+            n += 1;
+        }
+        if n == START_MARKS {
+            kept.rotate_left(1);
+            n -= 1;
+        }
+        kept[n] = Some((nonce, seq));
+        self.marks = kept;
+    }
+}
+
 /// Where a session reports events.
 pub(crate) trait EventSink {
     fn push(&mut self, e: Event);
@@ -83,19 +133,29 @@ pub(crate) enum KeyState {
 #[derive(Clone, Debug)]
 pub(crate) struct Current {
     pub ks: Keyset,
+    /// The UE start it was made for.
+    pub nonce: UeNonce,
     pub state: KeyState,
 }
 
-/// A keyset offered to one start of the UE (`ks.nonce`): its trigger goes
+/// A keyset offered to one start of the UE (`nonce`): its trigger goes
 /// out with CONFIRM; nothing is sealed under it until the UE uses it.
 #[derive(Clone, Debug)]
 pub(crate) struct Offer {
     pub ks: Keyset,
+    /// The UE start it is offered to.
+    pub nonce: UeNonce,
     /// The newest fresh hello of that start (for its hellos' freshness).
     pub hello_seq: Option<u32>,
     /// Where its trigger went: repeated on the timer only to the proven
     /// address.
     pub route: Route,
+    /// Made by the EESE itself (te2e or the soft limit ran out, it has data
+    /// to send, the enterprise asked): its repeats are free. Repeats of an
+    /// offer made in answer to input (a hello, a refused or retired
+    /// message, possibly held back and relayed) are paid from the credit
+    /// of the address they go to, like the first answer.
+    pub own: bool,
 }
 
 /// Which offer: the one to the UE start the keyset in use belongs to, or
@@ -112,6 +172,8 @@ pub(crate) enum Which {
 #[derive(Clone, Debug)]
 pub(crate) struct Previous {
     pub ks: Keyset,
+    /// The UE start it was made for.
+    pub nonce: UeNonce,
     /// Delivers in-flight data until then, if it was valid when replaced.
     pub until: Instant,
     pub state: KeyState,
@@ -140,13 +202,16 @@ pub(crate) struct Refusal {
     pub keep: bool,
 }
 
-/// An offer waiting for a RAND from the EMKS, and where its trigger is to
-/// go (`None`: nowhere now; the UE's next hello fetches it).
+/// An offer to make (waiting for a RAND from the EMKS, or being made), and
+/// where its trigger is to go (`None`: nowhere now; the UE's next hello
+/// fetches it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RandWait {
     pub nonce: UeNonce,
     pub hello: Option<u32>,
     pub route: Option<Route>,
+    /// The offer is the EESE's own ([`Offer::own`]).
+    pub own: bool,
 }
 
 /// A snapshot being written: what becomes durable with it.
@@ -198,6 +263,9 @@ pub(crate) struct Session<S: Storage = Inline> {
     pub ue: Option<UeNonce>,
     /// Highest hello sequence number seen from that start.
     pub hello_seen: Option<u32>,
+    /// The same for a few other starts (earlier ones, or ones whose
+    /// hellos were replayed).
+    pub starts: S::Slot<StartMarks>,
     /// KSI of the last keyset made.
     pub last_ksi: Option<Ksi>,
     pub current: Option<Current>,
@@ -251,6 +319,7 @@ impl<S: Storage> Session<S> {
             generation: 0,
             ue: None,
             hello_seen: None,
+            starts: Default::default(),
             last_ksi: None,
             current: None,
             cipher: Kept::default(),
@@ -344,7 +413,7 @@ impl<S: Storage> Session<S> {
             Which::Newcomer => &mut self.newcomer,
         };
         if let Some(o) = slot.get_mut()
-            && o.ks.nonce == nonce
+            && o.nonce == nonce
             && o.ks.counter > theirs
         {
             o.hello_seq = o.hello_seq.max(hello);
@@ -354,17 +423,19 @@ impl<S: Storage> Session<S> {
             self.send_offer(which, route);
             return;
         }
+        let wanted = RandWait {
+            nonce,
+            hello,
+            route: Some(route),
+            own: false,
+        };
         match env.rng.rand() {
-            Some(rand) => self.install(now, env, nonce, hello, Some(route), rand),
+            Some(rand) => self.install(now, env, wanted, rand),
             None => {
                 if self.rand_wait.is_none() {
                     env.events.push(Event::RandNeeded);
                 }
-                self.rand_wait = Some(RandWait {
-                    nonce,
-                    hello,
-                    route: Some(route),
-                });
+                self.rand_wait = Some(wanted);
             }
         }
     }
@@ -377,16 +448,39 @@ impl<S: Storage> Session<S> {
         }
     }
 
-    /// An offer to the UE start the keyset in use belongs to (the EESE's own
-    /// rekey: te2e ran out, soft limit, its own send), unless one is out
-    /// already (its timer repeats it). Without a known start nothing can be
-    /// offered: the UE's next hello brings one.
-    pub(crate) fn rekey(&mut self, now: Instant, env: &mut Env<'_>) {
-        if self.offer.is_some() || self.rand_wait.is_some() {
-            return;
-        }
-        if let Some(nonce) = self.ue {
+    /// An offer to the UE start the keyset in use belongs to, unless one is
+    /// out already (its timer repeats it). `own`: the EESE's own rekey (te2e
+    /// or the soft limit ran out, it has data to send, the enterprise
+    /// asked), whose repeats are free; otherwise it answers input, and
+    /// [`offer_quietly`](Self::offer_quietly) is used. Without a known start
+    /// nothing can be offered: the UE's next hello brings one.
+    pub(crate) fn rekey(&mut self, now: Instant, env: &mut Env<'_>, own: bool) {
+        if !(self.offer.is_some() || self.rand_wait.is_some())
+            && let Some(nonce) = self.ue
+        {
             self.offer(now, env, nonce, None, 0, Route::Peer);
+        }
+        if own {
+            if let Some(o) = self.offer.get_mut() {
+                o.own = true;
+            }
+            if let Some(w) = &mut self.rand_wait {
+                w.own = true;
+            }
+        }
+    }
+
+    /// An offer made in answer to input over the proven address that may be
+    /// a replay or held back (authentic data under a keyset that expired,
+    /// was replaced or was restored): made, but nothing of it is queued; the
+    /// caller sends its trigger only if the credit pays for it, and the UE's
+    /// next hello fetches it otherwise.
+    pub(crate) fn offer_quietly(&mut self, now: Instant, env: &mut Env<'_>) {
+        let (queued, waiting) = (self.offer_to, self.rand_wait.is_some());
+        self.rekey(now, env, false);
+        self.offer_to = queued;
+        if !waiting && let Some(w) = &mut self.rand_wait {
+            w.route = None;
         }
     }
 
@@ -408,7 +502,7 @@ impl<S: Storage> Session<S> {
     /// Hands in the RAND the EMKS provided; ignored when no offer waits.
     pub(crate) fn provide_rand(&mut self, now: Instant, env: &mut Env<'_>, rand: Rand) {
         if let Some(w) = self.rand_wait.take() {
-            self.install(now, env, w.nonce, w.hello, w.route, rand);
+            self.install(now, env, w, rand);
         }
     }
 
@@ -439,15 +533,13 @@ impl<S: Storage> Session<S> {
         self.hello_credit = 0;
     }
 
-    fn install(
-        &mut self,
-        now: Instant,
-        env: &mut Env<'_>,
-        nonce: UeNonce,
-        hello: Option<u32>,
-        route: Option<Route>,
-        rand: Rand,
-    ) {
+    fn install(&mut self, now: Instant, env: &mut Env<'_>, wanted: RandWait, rand: Rand) {
+        let RandWait {
+            nonce,
+            hello,
+            route,
+            own,
+        } = wanted;
         let ksi = self.last_ksi.map_or(Ksi(0), Ksi::next);
         let floor = if self.floor_due {
             counter_floor(now)
@@ -459,8 +551,8 @@ impl<S: Storage> Session<S> {
             &self.root,
             ksi,
             counter,
-            rand,
-            nonce,
+            &rand,
+            &nonce,
             env.cfg.profile,
             env.cfg.suite,
             env.cfg.soft_limit,
@@ -490,8 +582,10 @@ impl<S: Storage> Session<S> {
         };
         let offer = Offer {
             ks,
+            nonce,
             hello_seq: hello,
             route: route.unwrap_or(Route::Hello),
+            own,
         };
         match which {
             Which::Offer => {
@@ -519,14 +613,16 @@ impl<S: Storage> Session<S> {
         let Some(offer) = taken else {
             return;
         };
-        let (ksi, counter, nonce) = (offer.ks.ksi, offer.ks.counter, offer.ks.nonce);
+        let (ksi, counter, nonce) = (offer.ks.ksi, offer.ks.counter, offer.nonce);
         let deadline = now.after(self.te2e(env.cfg));
         let old = self.current.replace(Current {
             ks: offer.ks,
+            nonce,
             state: KeyState::Valid { deadline },
         });
         self.previous.set(old.map(|c| Previous {
             ks: c.ks,
+            nonce: c.nonce,
             until: now.after(env.cfg.grace),
             state: match c.state {
                 KeyState::Valid { deadline } if now < deadline => c.state,
@@ -539,7 +635,11 @@ impl<S: Storage> Session<S> {
             self.unkeep_refusal();
             self.offer_to = None;
         } else {
-            // A new start of the UE: what was for the old one goes.
+            // A new start of the UE: what was for the old one goes, but its
+            // hellos stay old.
+            if let (Some(old), Some(seen)) = (self.ue, self.hello_seen) {
+                self.starts.get_or_put(StartMarks::default).note(old, seen);
+            }
             self.ue = Some(nonce);
             self.hello_seen = offer.hello_seq;
             self.offer.set(None);

@@ -10,7 +10,7 @@ use super::super::effects::{
 use super::super::slot::{Slot, Storage};
 use super::super::snapshot::EESE_SNAPSHOT_LEN;
 use super::super::time::{Instant, lifetime_secs};
-use super::{Env, KeyState, Route, Session, Which, Written};
+use super::{Env, KeyState, Route, Session, TRIGGER_COST, Which, Written};
 
 impl<S: Storage> Session<S> {
     /// Runs the timers due at `now`: te2e expiry (TR step 2), the end of the
@@ -40,11 +40,23 @@ impl<S: Storage> Session<S> {
     /// Queues the offer's trigger again, to the proven address only (the UE
     /// at an address it has not proven repeats its hello instead), and
     /// schedules the next repeat, doubling up to `trigger_retransmit_max`.
+    /// An offer made in answer to input is repeated only when the credit of
+    /// the proven address pays for it (else the UE's next hello fetches it).
     fn repeat_offer(&mut self, now: Instant, env: &Env<'_>) {
-        if self.offer.get().is_some_and(|o| o.route == Route::Peer) {
-            self.offer_to = Some(Route::Peer);
-            // The UE may have missed the error that named its message, too.
-            self.repeat_refusal(Route::Peer);
+        if let Some(own) = self
+            .offer
+            .get()
+            .filter(|o| o.route == Route::Peer)
+            .map(|o| o.own)
+        {
+            let kept = self.refusal.get().is_some_and(|r| r.keep);
+            let cost = TRIGGER_COST + if kept { KeyExpiredRepr::LEN as u16 } else { 0 };
+            if own || self.charge(cost) {
+                self.offer_to = Some(Route::Peer);
+                // The UE may have missed the error that named its message,
+                // too.
+                self.repeat_refusal(Route::Peer);
+            }
             self.retx_shift = self.retx_shift.saturating_add(1).min(16);
             let next = min(
                 env.cfg.trigger_retransmit * (1u32 << self.retx_shift),
@@ -97,11 +109,11 @@ impl<S: Storage> Session<S> {
             }
         };
         let Some(c) = self.valid(now) else {
-            self.rekey(now, env);
+            self.rekey(now, env, true);
             return Err(waiting(self));
         };
         if c.ks.send.rekey_soon() && !self.offer.is_some() {
-            self.rekey(now, env);
+            self.rekey(now, env, true);
         }
         let durable = self.durable_counter;
         let Some(c) = self.current.as_mut() else {
@@ -130,7 +142,7 @@ impl<S: Storage> Session<S> {
                 // The sequence space is used up: it stops; the next keyset
                 // is offered.
                 c.state = KeyState::Expired(Cause::TE2E_EXPIRED);
-                self.rekey(now, env);
+                self.rekey(now, env, true);
                 Err(waiting(self))
             }
         }
@@ -235,8 +247,7 @@ impl<S: Storage> Session<S> {
             let Some(o) = self.slot(which).get() else {
                 continue;
             };
-            let len =
-                o.ks.trigger(&auth.answer(&o.ks.nonce), true, lifetime, out)?;
+            let len = o.ks.trigger(&auth.answer(&o.nonce), true, lifetime, out)?;
             return Some((
                 Transmit {
                     len,
@@ -254,7 +265,7 @@ impl<S: Storage> Session<S> {
             return None;
         };
         let len = c.ks.trigger(
-            &auth.answer(&c.ks.nonce),
+            &auth.answer(&c.nonce),
             false,
             lifetime_secs(now.until(deadline)),
             out,

@@ -1,19 +1,15 @@
 //! What a datagram from the UE does at the EESE.
 
 use crate::protect;
-use crate::wire::{
-    Cause, DataPacket, Direction, HelloPacket, KeyExpiredRepr, MessageType, TriggerRepr, peek_type,
-};
+use crate::wire::{Cause, DataPacket, Direction, HelloPacket, MessageType, peek_type};
 
 use super::super::effects::{Delivered, Event, Received, Reject};
 use super::super::slot::{Slot, Storage};
 use super::super::time::Instant;
-use super::{CREDIT_CAP, Env, ErrorOut, KeyState, Route, Session, Which};
-
-/// What an answer to data costs: a key-expired error and a trigger.
-const REFUSAL_COST: u16 = (KeyExpiredRepr::LEN + TriggerRepr::LEN) as u16;
-/// What an answer to unauthenticated input costs: a trigger.
-const TRIGGER_COST: u16 = TriggerRepr::LEN as u16;
+use super::{
+    CREDIT_CAP, Env, ErrorOut, KeyState, REFUSAL_COST, Route, Session, StartMarks, TRIGGER_COST,
+    Which,
+};
 
 impl<S: Storage> Session<S> {
     /// Handles a datagram from the UE that came over `route` (the caller
@@ -156,7 +152,7 @@ impl<S: Storage> Session<S> {
                         if soft {
                             // Key-use soft limit: offer the next keyset
                             // while this one goes on.
-                            self.rekey(now, env);
+                            self.rekey(now, env, true);
                         }
                         Ok(Received::Data(Delivered {
                             ksi,
@@ -183,7 +179,7 @@ impl<S: Storage> Session<S> {
                             cause,
                             counter: c.ks.counter,
                             refused: Some(opened.seq),
-                            nonce: c.ks.nonce,
+                            nonce: c.nonce,
                         };
                         self.refuse_and_offer(now, env, e, route);
                         Err(Reject::ExpiredKsi(ksi))
@@ -194,10 +190,11 @@ impl<S: Storage> Session<S> {
             KeyState::Retired => {
                 // Authentic or not, it may be a replay from before the
                 // restore: never delivered, never named. Authentic contact
-                // starts the keyset the restore made necessary. (Opened in
-                // place: on this error the caller's buffer is not a payload.)
+                // starts the keyset the restore made necessary, whose trigger
+                // goes only within the answer budget. (Opened in place: on
+                // this error the caller's buffer is not a payload.)
                 if c.ks.authenticate(packet).is_ok() {
-                    self.rekey(now, env);
+                    self.offer_quietly(now, env);
                     self.unauthenticated(now, env, route);
                     Err(Reject::RetiredKsi(ksi))
                 } else {
@@ -215,14 +212,15 @@ impl<S: Storage> Session<S> {
     fn refuse_and_offer(&mut self, now: Instant, env: &mut Env<'_>, e: ErrorOut, route: Route) {
         let paid = route == Route::Peer && self.charge(REFUSAL_COST);
         self.refuse(e, paid.then_some(Route::Peer));
-        let sent_before = self.offer_to;
-        self.rekey(now, env);
-        self.offer_to = if paid && self.offer.is_some() {
-            Some(Route::Peer)
-        } else {
-            // The offer is made (the UE's hello will fetch it), not sent.
-            sent_before
-        };
+        // The offer is made (the UE's hello fetches it if it is not sent).
+        self.offer_quietly(now, env);
+        if paid {
+            if self.offer.is_some() {
+                self.offer_to = Some(Route::Peer);
+            } else if let Some(w) = &mut self.rand_wait {
+                w.route = Some(Route::Peer);
+            }
+        }
     }
 
     fn on_previous(
@@ -273,7 +271,7 @@ impl<S: Storage> Session<S> {
                             cause,
                             counter: p.ks.counter,
                             refused: Some(opened.seq),
-                            nonce: p.ks.nonce,
+                            nonce: p.nonce,
                         };
                         if self.valid(now).is_some() && !self.offer.is_some() {
                             // The keyset in use is the one it missed: its
@@ -331,15 +329,22 @@ impl<S: Storage> Session<S> {
         let last = if current_start {
             self.hello_seen
         } else {
-            self.newcomer
+            let offered = self
+                .newcomer
                 .get()
-                .filter(|o| o.ks.nonce == nonce)
-                .and_then(|o| o.hello_seq)
+                .filter(|o| o.nonce == nonce)
+                .and_then(|o| o.hello_seq);
+            offered.max(self.starts.get().and_then(|m| m.get(&nonce)))
         };
         if let Some(last) = last
             && seq <= last
         {
             return Err(Reject::StaleHello { seq, last });
+        }
+        if !current_start {
+            // Remembered even when its offer is replaced: a few earlier
+            // starts' hellos, replayed in turn, stay old.
+            self.starts.get_or_put(StartMarks::default).note(nonce, seq);
         }
         if route == Route::Hello {
             // Answers go to where this hello came from, and to no other
@@ -391,7 +396,7 @@ impl<S: Storage> Session<S> {
         // it. It becomes the keyset in use (no answer is needed: a UE whose
         // hello was lost gets the offer again from the EESE's timer).
         let names_offer = self.slot(which).get().is_some_and(|o| {
-            o.ks.nonce == nonce && !rekey && theirs == o.ks.counter && ksi == o.ks.ksi
+            o.nonce == nonce && !rekey && theirs == o.ks.counter && ksi == o.ks.ksi
         });
         if names_offer {
             if let Some(o) = match which {

@@ -87,8 +87,8 @@ impl<S: Storage> Session<S> {
                 &s.root,
                 k.ksi,
                 k.counter,
-                k.rand,
-                nonce,
+                &k.rand,
+                &nonce,
                 k.profile,
                 k.suite,
                 cfg.soft_limit,
@@ -97,6 +97,7 @@ impl<S: Storage> Session<S> {
             s.last_ksi = Some(ks.ksi);
             s.current = Some(Current {
                 ks,
+                nonce,
                 state: KeyState::Retired,
             });
         }

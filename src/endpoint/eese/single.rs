@@ -134,7 +134,7 @@ impl<R: RandSource> Eese<R> {
     pub fn rekey(&mut self, now: Instant) {
         let (s, mut env) = self.split();
         s.advance(now, &mut env);
-        s.rekey(now, &mut env);
+        s.rekey(now, &mut env, true);
     }
 
     /// Hands in the RAND the EMKS provided after [`Event::RandNeeded`].

@@ -555,7 +555,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     pub fn rekey(&mut self, now: Instant, ue: &Id) {
         self.with(ue, |s, env, _| {
             s.advance(now, env);
-            s.rekey(now, env);
+            s.rekey(now, env, true);
         });
     }
 

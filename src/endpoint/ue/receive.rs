@@ -37,7 +37,7 @@ impl<const HOLD: usize> Ue<HOLD> {
         let trigger = TriggerRepr::parse(&packet)?;
         // Bound to this start's nonce: a trigger made for an earlier start
         // of this UE (or a copy of it) does not verify.
-        packet.verify(&self.auth().answer(&self.nonce))?;
+        self.verify_answer(buf)?;
         if trigger.profile != self.cfg.profile {
             return Err(Reject::ProfileMismatch {
                 configured: self.cfg.profile,
@@ -71,12 +71,26 @@ impl<const HOLD: usize> Ue<HOLD> {
             }
             return Ok(Received::Control(MessageType::DERIVE_TRIGGER));
         }
+        self.install(now, &trigger)?;
+        Ok(Received::Control(MessageType::DERIVE_TRIGGER))
+    }
+
+    /// Verifies a trigger's or an error's tag, bound to this start's nonce.
+    /// Its own frame: the control key's derivation and the MAC are not on
+    /// the stack while a keyset is made (the deepest path on a device).
+    #[inline(never)]
+    fn verify_answer(&self, buf: &[u8]) -> Result<(), Reject> {
+        Ok(self.auth().verify_message(buf, &self.nonce)?)
+    }
+
+    /// Installs the keyset `trigger` names (verified and fresh).
+    fn install(&mut self, now: Instant, trigger: &TriggerRepr) -> Result<(), Reject> {
         let ks = Keyset::derive(
             &self.root,
             trigger.ksi,
             trigger.counter,
-            trigger.rand,
-            self.nonce,
+            &trigger.rand,
+            &self.nonce,
             trigger.profile,
             trigger.suite,
             u32::MAX,
@@ -117,14 +131,14 @@ impl<const HOLD: usize> Ue<HOLD> {
             ksi: trigger.ksi,
             counter: trigger.counter,
         });
-        Ok(Received::Control(MessageType::DERIVE_TRIGGER))
+        Ok(())
     }
 
     #[inline(never)]
     fn on_key_expired(&mut self, now: Instant, buf: &[u8]) -> Result<Received, Reject> {
         let packet = KeyExpiredPacket::new_checked(buf)?;
         let err = KeyExpiredRepr::parse(&packet)?;
-        packet.verify(&self.auth().answer(&self.nonce))?;
+        self.verify_answer(buf)?;
         let stale = Reject::StaleError {
             ksi: err.ksi,
             counter: err.counter,
@@ -163,6 +177,11 @@ impl<const HOLD: usize> Ue<HOLD> {
                 });
             }
             cur.status = Status::Expired(err.cause);
+        }
+        // Downlink the EESE sealed before it refused the keyset still opens
+        // for a grace period, and no longer: it sends nothing under it now.
+        if let Some(cur) = self.current.as_mut() {
+            cur.recv_until = cur.recv_until.min(now.after_ms(self.cfg.grace_ms));
         }
         // A trigger follows the error; if it is lost, a hello asks again.
         let retry = now.after_ms(self.hello_backoff.max(1));
