@@ -8,14 +8,15 @@
 #    (crates/capi/examples/host_ue.c + cycle.c), built with gcc
 #    against the static library and again against the shared one, runs the
 #    TR 33.863 cycle over UDP: hello, trigger, data; te2e expiry; key-expired
-#    error, new trigger, retransmitted message; a restart from its snapshot;
-#    it exits 0 only if every payload was echoed;
+#    error, new trigger, retransmitted message; a restart (init again, a new
+#    nonce from getrandom(2)); it exits 0 only if every payload was echoed;
 # 3. device: the same cycle in a Cortex-M4 firmware (crates/capi/firmware),
 #    built with arm-none-eabi-gcc against the static library for
 #    thumbv7em-none-eabi (soft-float ABI) and again for thumbv7em-none-eabihf,
-#    run in qemu-system-arm (mps2-an386, semihosting for output and the exit
-#    status); its datagrams go over the board's UART to ci/qemu-bridge, which
-#    relays them to the same EESE over UDP.
+#    run in qemu-system-arm (mps2-an386, semihosting for output, the exit
+#    status and, since the emulated board has no TRNG, the host's
+#    /dev/urandom for the nonce); its datagrams go over the board's UART to
+#    ci/qemu-bridge, which relays them to the same EESE over UDP.
 #
 # Needs gcc, arm-none-eabi-gcc and qemu-system-arm (.ci/run installs them).
 # Run from anywhere: `bash ci/c-api.sh`. Stops at the first failure.

@@ -21,13 +21,19 @@
 #
 # Worst-case stack: ci/stack-depth, from LLVM's per-function stack sizes and
 # the call graph of the disassembly; it fails if the graph has an indirect
-# call or jump, or recursion.
+# call or jump, or recursion. The one indirect call allowed is the caller's
+# random source, called by ciot_e2e_c::ue::draw_nonce from ciot_e2e_ue_init;
+# its own frame is the caller's (like the caller's own frame, not counted),
+# and the depth it is called at is printed (`callback:`).
 #
 # Prints a table, the largest symbols of the reference firmware, and last one
 # line: `footprint: text=<B> data=<B> bss=<B> state=<B> stack=<B>`. Exits
 # non-zero when a figure is over its budget: text 16,384, data + bss 1,024,
 # state 512 (with a 128-octet hold buffer), stack 1,536 octets; each can be
-# set with FOOTPRINT_MAX_{TEXT,DATA_BSS,STATE,STACK}.
+# set with FOOTPRINT_MAX_{TEXT,DATA_BSS,STATE,STACK}. Exits non-zero too when
+# the state the library uses outgrows what the header tells a device build
+# to allocate (CIOT_E2E_UE_SIZE without CIOT_E2E_KEPT_CIPHERS), on any target:
+# init would refuse that storage.
 #
 # Needs arm-none-eabi-gcc and rustup (for the targets and llvm-tools).
 set -euo pipefail
@@ -70,7 +76,8 @@ sizes() {
 stack() {
     "$llvm/llvm-objdump" -d --no-show-raw-insn -C "$1" >"$1.objdump"
     "$llvm/llvm-readobj" --stack-sizes -C "$1" >"$1.sizes"
-    "$stack_depth" "$1.objdump" "$1.sizes" ciot_e2e_ >"$1.stack"
+    "$stack_depth" "$1.objdump" "$1.sizes" ciot_e2e_ --callback ciot_e2e_c::ue::draw_nonce \
+        >"$1.stack"
     sed -n 's/^stack: //p' "$1.stack"
 }
 
@@ -132,6 +139,8 @@ state_alloc="$(awk '/^#if !defined\(CIOT_E2E_KEPT_CIPHERS\)/ { f = 1 }
     f && sub(/^#define CIOT_E2E_UE_SIZE /, "") { print; f = 0 }' crates/capi/include/ciot_e2e.h)"
 ref_stack="$(stack "$ref_elf")"
 
+state_unfit=()
+((state <= state_alloc)) || state_unfit+=("$ref_target reference firmware: $state")
 printf '\n%-44s %7s %6s %6s %6s %6s\n' "image" "text" "data" "bss" "state" "stack"
 printf '%-44s %7s %6s %6s %6s %6s\n' "reference firmware, $ref_target" "$text" "$data" "$bss" "$state" "$ref_stack"
 for target in thumbv7em-none-eabi thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf; do
@@ -139,13 +148,16 @@ for target in thumbv7em-none-eabi thumbv7em-none-eabihf thumbv6m-none-eabi riscv
     elf="$out/library-$target.elf"
     link_library "$lib" "$elf"
     read -r t d b <<<"$(sizes "$elf")"
-    printf '%-44s %7s %6s %6s %6s %6s\n' "library alone, $target" "$t" "$d" "$b" "$(state_len "$elf")" "$(stack "$elf")"
+    s="$(state_len "$elf")"
+    ((s <= state_alloc)) || state_unfit+=("$target: $s")
+    printf '%-44s %7s %6s %6s %6s %6s\n' "library alone, $target" "$t" "$d" "$b" "$s" "$(stack "$elf")"
 done
 cat <<EOF
 
   state: octets the library uses of the $state_alloc a caller allocates (CIOT_E2E_UE_SIZE,
          which also fits a build with both suites); the reference firmware's bss holds them.
-  stack: worst case over the C entry points (ci/stack-depth; the caller's own frame not included).
+  stack: worst case over the C entry points (ci/stack-depth; the caller's own frame not included,
+         nor the random source's, which ciot_e2e_ue_init calls on top of the 'callback:' depth).
   library alone: linked with rust-lld; its mem* routines are compiler-builtins'.
 
 worst-case stack of each C entry point, $ref_target reference firmware (frames in octets;
@@ -158,6 +170,10 @@ echo "largest symbols of the reference firmware (octets, type, name):"
     while read -r _ size type name; do printf '%7d %s %s\n' "$((16#$size))" "$type" "${name:0:110}"; done
 echo
 
+if ((${#state_unfit[@]})); then
+    echo "footprint: the state outgrows the header's CIOT_E2E_UE_SIZE ($state_alloc): ${state_unfit[*]}" >&2
+    exit 1
+fi
 over=()
 ((text <= max_text)) || over+=("text $text > $max_text")
 ((data + bss <= max_data_bss)) || over+=("data+bss $((data + bss)) > $max_data_bss")

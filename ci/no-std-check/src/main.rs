@@ -13,10 +13,11 @@ use core::hint::black_box;
 use core::panic::PanicInfo;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, Received, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, RandSource, Received, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{
-    self, Algorithm, Ck, CkIk, Fc, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey, RootKind,
+    self, Algorithm, Ck, CkIk, Fc, Ik, KdfProfile, PreparedRoot, Rand, RootBytes, RootKey,
+    RootKind, UeNonce,
 };
 use ciot_e2e::protect::replay::ReplayWindow;
 use ciot_e2e::protect::suite::SuiteKeys;
@@ -39,8 +40,9 @@ fn derive_everything() -> u8 {
             let keyset = prepared.keyset(&rand);
             acc ^= kdf::keyset(profile, &root, &rand).as_bytes()[0];
             acc ^= prepared.control_key().as_bytes()[0];
+            let nonce = UeNonce::from_bytes(black_box([0x3c; 16]));
             for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-                acc ^= kdf::alg_key(profile, &keyset, alg, 1).as_bytes()[0];
+                acc ^= kdf::alg_key(profile, &keyset, alg, 1, &nonce).as_bytes()[0];
             }
         }
     }
@@ -57,7 +59,8 @@ fn derive_everything() -> u8 {
 }
 
 /// Wire codecs, both suites, and a whole exchange through the UE and the
-/// EESE endpoints: hello, snapshots, trigger, data both ways.
+/// EESE endpoints: hello, the EESE's snapshot, trigger, data both ways, and
+/// a second start of the UE with a new nonce.
 fn protocol_everything() -> u8 {
     let mut acc = 0u8;
     let root = kdf::int_key(
@@ -70,26 +73,29 @@ fn protocol_everything() -> u8 {
     let Ok(id) = UeId::new(b"ue-no-std") else {
         return 0;
     };
-    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, 1);
+    // A device's random source (here black-boxed octets: this binary is
+    // never run).
+    let mut device_rng = || Some(Rand(black_box([0x5e; 16])));
+    let Some(nonce) = UeNonce::from_source(&mut device_rng) else {
+        return 0;
+    };
+    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, nonce);
     let mut eese = Eese::new(EeseConfig::default(), root, || {
         Some(Rand(black_box([7; 16])))
     });
     let now = Instant::from_millis(black_box(0));
     let (mut a, mut b) = ([0u8; 128], [0u8; 128]);
-    let (mut snap, mut esnap) = ([0u8; UE_SNAPSHOT_LEN], [0u8; EESE_SNAPSHOT_LEN]);
+    let mut esnap = [0u8; EESE_SNAPSHOT_LEN];
     let _ = ue.send(now, b"hello");
     for _ in 0..4 {
-        if let Some(p) = ue.poll_persist(&mut snap) {
-            let _ = ue.persisted(p);
-        }
         while let Ok(Some(t)) = ue.poll_transmit(now, &mut a) {
             if let Ok(m) = Message::parse(&a[..t.len]) {
                 acc ^= m.buffer_len() as u8;
             }
-            if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len]) {
-                if let Ok(s) = eese.send(now, b"down", &mut b) {
-                    let _ = ue.handle_datagram(now, &mut b[..s.len]);
-                }
+            if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len])
+                && let Ok(s) = eese.send(now, b"down", &mut b)
+            {
+                let _ = ue.handle_datagram(now, &mut b[..s.len]);
             }
         }
         if let Some(p) = eese.poll_persist(&mut esnap) {
@@ -102,21 +108,25 @@ fn protocol_everything() -> u8 {
             acc = acc.wrapping_add(1);
         }
     }
-    if let Ok(restored) = Ue::<64>::restore(
-        UeConfig::default(),
-        kdf::int_key(
-            KdfProfile::Ts33220,
-            &CkIk::new(&Ck::from_bytes([1; 16]), &Ik::from_bytes([2; 16])),
-        ),
-        id,
-        2,
-        &snap,
-    ) {
-        acc ^= restored.last_counter() as u8;
+    // A restart: a new UE with a new nonce, nothing restored.
+    if let Some(nonce) = device_rng.rand().map(|r| UeNonce::from_bytes(r.0)) {
+        let mut again: Ue<64> = Ue::new(
+            UeConfig::default(),
+            kdf::int_key(
+                KdfProfile::Ts33220,
+                &CkIk::new(&Ck::from_bytes([1; 16]), &Ik::from_bytes([2; 16])),
+            ),
+            id,
+            nonce,
+        );
+        if let Ok(Some(t)) = again.poll_transmit(now, &mut a) {
+            acc ^= t.len as u8;
+        }
     }
+    let nonce = UeNonce::from_bytes(black_box([0x3c; 16]));
     for suite in [Suite::NEA2_NIA2, Suite::AES_128_GCM] {
         let keyset = kdf::KeySet::from_bytes(black_box([3; 32]));
-        if let Ok(keys) = SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite, 1) {
+        if let Ok(keys) = SuiteKeys::derive(KdfProfile::Ts33220, &keyset, suite, 1, &nonce) {
             let c = keys.cipher();
             let mut buf = [0u8; 64];
             if let Ok(n) = c.seal(Ksi(1), Direction::Uplink, 0, b"payload", &mut buf) {

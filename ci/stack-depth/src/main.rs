@@ -1,4 +1,4 @@
-//! `stack-depth <objdump.txt> <stack-sizes.txt> <entry-prefix>`
+//! `stack-depth <objdump.txt> <stack-sizes.txt> <entry-prefix> [--callback <function>]...`
 //!
 //! The worst-case stack, in octets, of every function of a linked image
 //! whose name starts with `<entry-prefix>` (the C API's entry points), by
@@ -24,6 +24,14 @@
 //! Either makes the program fail, naming the function. Otherwise it prints
 //! one line per entry point (its depth and the deepest chain) and, last,
 //! `stack: <octets>`, the largest.
+//!
+//! One exception, named on the command line: `--callback <function>` lets
+//! that function make indirect *calls* (`blx r3`, `jalr a5`; never jumps),
+//! which are the caller's own code called back (the C API's random source).
+//! Like the caller's own frame, the callee's frame is not in the figures;
+//! a line per entry point that reaches the call says how deep the stack is
+//! when it is made (`callback: <entry> <octets> (<function>)`), so the
+//! caller adds its own function's stack to that.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -38,6 +46,9 @@ struct Function {
     tail_calls: Vec<u64>,
     /// Indirect calls or jumps: (address, instruction).
     indirect: Vec<(u64, String)>,
+    /// Indirect calls (linked): (address, instruction). Problems unless the
+    /// function is a named callback site.
+    indirect_calls: Vec<(u64, String)>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -175,6 +186,8 @@ fn target(operands: &str) -> Option<Target> {
 enum Flow {
     Call(Target),
     Jump(Target),
+    /// A call through a register: it returns here.
+    IndirectCall,
     Indirect,
     Other,
 }
@@ -184,7 +197,7 @@ fn classify(mnemonic: &str, operands: &str) -> Flow {
     let first = operands.split(',').next().map_or("", str::trim);
     // Arm (Thumb).
     if m == "bl" || m == "blx" {
-        return target(operands).map_or(Flow::Indirect, Flow::Call);
+        return target(operands).map_or(Flow::IndirectCall, Flow::Call);
     }
     if m == "bx" {
         return if first == "lr" {
@@ -243,9 +256,13 @@ fn classify(mnemonic: &str, operands: &str) -> Flow {
             // `jalr off(ra) <foo>` / `jr off(t1) <foo>`: the second half of
             // an auipc/jalr pair the disassembler resolved; `jalr` links,
             // `jr` does not (a tail call).
+            // `jalr a5` (`jalr ra, 0(a5)`) links: a call through a
+            // register; `jr a5` and an explicit `jalr zero, ...` do not.
+            let links = m.ends_with("jalr") && linked(ops);
             return match symbol(ops) {
                 Some(t) if m.ends_with("jalr") => Flow::Call(t),
                 Some(t) => Flow::Jump(t),
+                None if links => Flow::IndirectCall,
                 None => Flow::Indirect,
             };
         }
@@ -281,6 +298,7 @@ fn parse_disassembly(text: &str, sizes: &HashMap<String, u64>) -> BTreeMap<u64, 
                     calls: Vec::new(),
                     tail_calls: Vec::new(),
                     indirect: Vec::new(),
+                    indirect_calls: Vec::new(),
                 },
                 0,
                 frame.is_none(),
@@ -351,6 +369,7 @@ fn parse_disassembly(text: &str, sizes: &HashMap<String, u64>) -> BTreeMap<u64, 
                 Some(o) if o != start => f.tail_calls.push(o),
                 _ => {}
             },
+            Flow::IndirectCall => f.indirect_calls.push((addr, text)),
             Flow::Indirect => f.indirect.push((addr, text)),
             Flow::Other => {}
         }
@@ -368,6 +387,8 @@ fn parse_disassembly(text: &str, sizes: &HashMap<String, u64>) -> BTreeMap<u64, 
 /// leaves it unbounded.
 struct Analysis<'a> {
     functions: &'a BTreeMap<u64, Function>,
+    /// Functions whose indirect calls are the caller's code called back.
+    callbacks: &'a [String],
     depth: HashMap<u64, (u64, Vec<u64>)>,
     on_path: Vec<u64>,
     problems: Vec<String>,
@@ -388,7 +409,12 @@ impl Analysis<'_> {
                 .push(format!("recursion through {} (no static bound)", f.name));
             return (0, Vec::new());
         }
-        for (addr, text) in &f.indirect {
+        let called_back = self.callbacks.contains(&f.name);
+        for (addr, text) in f
+            .indirect
+            .iter()
+            .chain(f.indirect_calls.iter().filter(|_| !called_back))
+        {
             self.problems.push(format!(
                 "indirect call or jump in {} at {addr:#x}: {text}",
                 f.name
@@ -414,14 +440,58 @@ impl Analysis<'_> {
         self.depth.insert(at, best.clone());
         best
     }
+
+    /// How deep the stack is, at most, when a callback site reachable from
+    /// `at` calls back (its own frame included), and which site; `None`
+    /// when none is reachable. Run after [`Analysis::visit`] found no
+    /// recursion.
+    fn callback_depth(&self, at: u64, seen: &mut Vec<u64>) -> Option<(u64, String)> {
+        let f = self.functions.get(&at)?;
+        if seen.contains(&at) {
+            return None;
+        }
+        seen.push(at);
+        let mut best = (self.callbacks.contains(&f.name) && !f.indirect_calls.is_empty())
+            .then(|| (f.frame, f.name.clone()));
+        let deeper = |best: &mut Option<(u64, String)>, d: Option<(u64, String)>, add: u64| {
+            if let Some((d, site)) = d
+                && best.as_ref().is_none_or(|b| d + add > b.0)
+            {
+                *best = Some((d + add, site));
+            }
+        };
+        for &c in &f.calls {
+            let d = self.callback_depth(c, seen);
+            deeper(&mut best, d, f.frame);
+        }
+        for &c in &f.tail_calls {
+            let d = self.callback_depth(c, seen);
+            deeper(&mut best, d, 0);
+        }
+        seen.pop();
+        best
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [objdump, sizes, prefix] = args.as_slice() else {
-        eprintln!("usage: stack-depth <objdump.txt> <stack-sizes.txt> <entry-prefix>");
+    let usage = "usage: stack-depth <objdump.txt> <stack-sizes.txt> <entry-prefix> \
+                 [--callback <function>]...";
+    let (Some([objdump, sizes, prefix]), rest) = (args.get(..3), args.get(3..).unwrap_or(&[]))
+    else {
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
+    let mut callbacks = Vec::new();
+    for pair in rest.chunks(2) {
+        match pair {
+            [flag, name] if flag == "--callback" => callbacks.push(name.clone()),
+            _ => {
+                eprintln!("{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
     let (objdump, sizes) = match (read(objdump), read(sizes)) {
         (Ok(o), Ok(s)) => (o, s),
@@ -443,6 +513,7 @@ fn main() -> ExitCode {
     }
     let mut analysis = Analysis {
         functions: &functions,
+        callbacks: &callbacks,
         depth: HashMap::new(),
         on_path: Vec::new(),
         problems: Vec::new(),
@@ -492,7 +563,23 @@ fn main() -> ExitCode {
         eprintln!("stack-depth: the call graph is incomplete; no bound is given");
         return ExitCode::from(1);
     }
-    println!("indirect calls or jumps in reachable code: none; recursion: none");
+    let mut called_back = Vec::new();
+    for &e in &entries {
+        if let Some((depth, site)) = analysis.callback_depth(e, &mut Vec::new()) {
+            called_back.push(format!("callback: {} {depth} ({site})", functions[&e].name));
+        }
+    }
+    if called_back.is_empty() {
+        println!("indirect calls or jumps in reachable code: none; recursion: none");
+    } else {
+        println!(
+            "indirect calls or jumps in reachable code: none but the callbacks below (the \
+             caller's function, its frame not included); recursion: none"
+        );
+        for line in &called_back {
+            println!("{line}");
+        }
+    }
     println!("stack: {worst}");
     ExitCode::SUCCESS
 }
@@ -502,20 +589,43 @@ mod tests {
     use super::*;
 
     fn analyse(objdump: &str, sizes: &str) -> (Vec<(String, u64)>, Vec<String>) {
+        let (depths, problems, _) = analyse_with(objdump, sizes, &[]);
+        (depths, problems)
+    }
+
+    /// Depths, problems, and the depth at which each entry point calls back.
+    #[allow(clippy::type_complexity)]
+    fn analyse_with(
+        objdump: &str,
+        sizes: &str,
+        callbacks: &[String],
+    ) -> (Vec<(String, u64)>, Vec<String>, Vec<(String, u64)>) {
         let sizes = stack_sizes(sizes);
         let functions = parse_disassembly(objdump, &sizes);
         let mut a = Analysis {
             functions: &functions,
+            callbacks,
             depth: HashMap::new(),
             on_path: Vec::new(),
             problems: Vec::new(),
         };
-        let depths = functions
+        let entries: Vec<(u64, String)> = functions
             .iter()
             .filter(|(_, f)| f.name.starts_with("api_"))
-            .map(|(addr, f)| (f.name.clone(), a.visit(*addr).0))
+            .map(|(addr, f)| (*addr, f.name.clone()))
             .collect();
-        (depths, a.problems)
+        let depths = entries
+            .iter()
+            .map(|(addr, name)| (name.clone(), a.visit(*addr).0))
+            .collect();
+        let called_back = entries
+            .iter()
+            .filter_map(|(addr, name)| {
+                a.callback_depth(*addr, &mut Vec::new())
+                    .map(|(d, _)| (name.clone(), d))
+            })
+            .collect();
+        (depths, a.problems, called_back)
     }
 
     const SIZES: &str = "
@@ -584,6 +694,45 @@ mod tests {
         // A return is none of these.
         let objdump = "00000100 <api_a>:\n     100:      \tpop\t{r7, pc}\n";
         assert!(analyse(objdump, SIZES).1.is_empty());
+    }
+
+    #[test]
+    fn a_named_callback_site_may_call_through_a_register_and_nothing_else_may() {
+        let objdump = "
+00000100 <api_a>:
+     100:      \tpush\t{r7, lr}
+     102:      \tbl\t0x300 <leaf>
+     106:      \tbl\t0x200 <<T<u8, u16>>::inner> @ imm = #0xfa
+     10a:      \tpop\t{r7, pc}
+00000200 <<T<u8, u16>>::inner>:
+     200:      \tblx\tr3
+     202:      \tbx\tlr
+00000300 <leaf>:
+     300:      \tbx\tlr
+";
+        // Not named: a problem, as before.
+        assert!(!analyse(objdump, SIZES).1.is_empty());
+        let named = ["<T<u8, u16>>::inner".to_owned()];
+        let (depths, problems, called_back) = analyse_with(objdump, SIZES, &named);
+        assert!(problems.is_empty(), "{problems:?}");
+        // The callee's frame is not known: the figure is the library's, and
+        // the call is made on top of api_a's 16 and inner's 256 octets.
+        assert_eq!(depths, [("api_a".into(), 16 + 256)]);
+        assert_eq!(called_back, [("api_a".into(), 16 + 256)]);
+        // A jump through a register stays a problem, named or not.
+        let jump = objdump.replace("blx\tr3", "bx\tr3");
+        assert!(!analyse_with(&jump, SIZES, &named).1.is_empty());
+        // RISC-V: `jalr a5` links (a call); `jr a5` does not.
+        let riscv = "00000100 <api_a>:\n     100:      \tjalr\ta5\n     104:      \tret\n";
+        let (_, problems, called_back) = analyse_with(riscv, SIZES, &["api_a".to_owned()]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(called_back, [("api_a".into(), 16)]);
+        let riscv_jump = riscv.replace("jalr", "jr");
+        assert!(
+            !analyse_with(&riscv_jump, SIZES, &["api_a".to_owned()])
+                .1
+                .is_empty()
+        );
     }
 
     #[test]

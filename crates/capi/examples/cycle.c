@@ -7,20 +7,17 @@
 
 #include "ciot_e2e.h"
 
-/* Everything a UE needs, allocated by the caller: the state, the buffers,
- * and the device's storage for the last snapshot. */
+/* Everything a UE needs, allocated by the caller: the state and the
+ * buffers. Nothing is stored across a restart. */
 static ciot_e2e_ue ue;
 static uint8_t out[CIOT_E2E_MAX_DATAGRAM];
 static uint8_t in[512];
-static uint8_t scratch[CIOT_E2E_SNAPSHOT_LEN];
-static uint8_t stored[CIOT_E2E_SNAPSHOT_LEN];
-static size_t stored_len;
 
 static const uint8_t ue_id[] = {'u', 'e', '-', 'c'};
 
 /* What the run has seen. */
 static struct {
-    unsigned rekeyed, expired, retransmitted, key_expired_errors, hellos, persisted;
+    unsigned rekeyed, expired, retransmitted, key_expired_errors, hellos, starts;
 } seen;
 
 static void say(const char *a, const char *b)
@@ -64,74 +61,63 @@ static size_t length(const char *s)
     return n;
 }
 
-/* Drains the effects in the order the persistence contract requires:
- * persist (store, then report it durable), transmit, events; until a pass
- * yields nothing. */
+/* Drains the effects: every datagram to send, then every event. */
 static bool drain(void)
 {
-    for (;;) {
-        bool progress = false;
-        ciot_e2e_persist p;
-        int32_t r = ciot_e2e_ue_poll_persist(&ue, scratch, sizeof scratch, &p);
-        if (r < 0) {
-            return fail("poll_persist: ", r);
+    int32_t r;
+    ciot_e2e_transmit t;
+    while ((r = ciot_e2e_ue_poll_transmit(&ue, platform_now_ms(), out, sizeof out, &t)) == 1) {
+        if (t.kind == CIOT_E2E_DATAGRAM_HELLO) {
+            seen.hellos++;
+            say("ue: hello, seq ", num(t.seq));
+        } else {
+            say(t.flag ? "ue: data again (retransmitted), seq " : "ue: data, seq ", num(t.seq));
         }
-        if (r == 1) {
-            /* The device writes the snapshot durably, replacing the last. */
-            for (size_t i = 0; i < p.len; i++) {
-                stored[i] = scratch[i];
-            }
-            stored_len = p.len;
-            seen.persisted++;
-            if ((r = ciot_e2e_ue_persisted(&ue, &p)) != CIOT_E2E_OK) {
-                return fail("persisted: ", r);
-            }
-            progress = true;
-        }
-        ciot_e2e_transmit t;
-        while ((r = ciot_e2e_ue_poll_transmit(&ue, platform_now_ms(), out, sizeof out, &t)) == 1) {
-            if (t.kind == CIOT_E2E_DATAGRAM_HELLO) {
-                seen.hellos++;
-                say("ue: hello, seq ", num(t.seq));
-            } else {
-                say(t.flag ? "ue: data again (retransmitted), seq " : "ue: data, seq ", num(t.seq));
-            }
-            if (platform_send(out, t.len) != 0) {
-                platform_log("ue: send failed");
-                return false;
-            }
-            progress = true;
-        }
-        if (r < 0) {
-            return fail("poll_transmit: ", r);
-        }
-        ciot_e2e_event e;
-        while ((r = ciot_e2e_ue_poll_event(&ue, &e)) == 1) {
-            switch (e.kind) {
-            case CIOT_E2E_EVENT_REKEYED:
-                seen.rekeyed++;
-                say("ue: event rekeyed, trigger counter ", num(e.counter));
-                break;
-            case CIOT_E2E_EVENT_KEYS_EXPIRED:
-                seen.expired++;
-                say("ue: event keys expired, cause ", num(e.cause));
-                break;
-            case CIOT_E2E_EVENT_RETRANSMITTED:
-                seen.retransmitted++;
-                say("ue: event retransmitted, seq ", num(e.seq));
-                break;
-            default:
-                break;
-            }
-            progress = true;
-        }
-        if (r < 0) {
-            return fail("poll_event: ", r);
-        }
-        if (!progress) {
-            return true;
+        if (platform_send(out, t.len) != 0) {
+            platform_log("ue: send failed");
+            return false;
         }
     }
+    if (r < 0) {
+        return fail("poll_transmit: ", r);
+    }
+    ciot_e2e_event e;
+    while ((r = ciot_e2e_ue_poll_event(&ue, &e)) == 1) {
+        switch (e.kind) {
+        case CIOT_E2E_EVENT_REKEYED:
+            seen.rekeyed++;
+            say("ue: event rekeyed, trigger counter ", num(e.counter));
+            break;
+        case CIOT_E2E_EVENT_KEYS_EXPIRED:
+            seen.expired++;
+            say("ue: event keys expired, cause ", num(e.cause));
+            break;
+        case CIOT_E2E_EVENT_RETRANSMITTED:
+            seen.retransmitted++;
+            say("ue: event retransmitted, seq ", num(e.seq));
+            break;
+        default:
+            break;
+        }
+    }
+    if (r < 0) {
+        return fail("poll_event: ", r);
+    }
+    return true;
+}
+
+/* Starts the UE: at power-up, and again at every restart. The random
+ * source gives it a new nonce each time; nothing else is needed, whatever
+ * the device's storage holds. */
+static bool start(const ciot_e2e_ue_config *cfg, const uint8_t root[CIOT_E2E_ROOT_LEN])
+{
+    int32_t r = ciot_e2e_ue_init(&ue, sizeof ue, cfg, CIOT_E2E_ROOT_INT_KEY, root,
+                                 CIOT_E2E_ROOT_LEN, ue_id, sizeof ue_id, platform_rng, NULL);
+    if (r != CIOT_E2E_OK) {
+        return fail("init: ", r);
+    }
+    seen.starts++;
+    return true;
 }
 
 static bool same(const uint8_t *a, size_t n, const char *b)
@@ -219,6 +205,10 @@ static bool exchange(const char *payload)
 
 int cycle_run(const uint8_t ck[16], const uint8_t ik[16], uint32_t te2e_ms)
 {
+    if (ciot_e2e_version() >> 16 != CIOT_E2E_VERSION_MAJOR) {
+        platform_log("the library is not of this header's major version");
+        return 1;
+    }
     uint8_t root[CIOT_E2E_ROOT_LEN];
     int32_t r = ciot_e2e_int_key(CIOT_E2E_KDF_TS33220, ck, 16, ik, 16, root, sizeof root);
     if (r != CIOT_E2E_OK) {
@@ -230,16 +220,9 @@ int cycle_run(const uint8_t ck[16], const uint8_t ik[16], uint32_t te2e_ms)
     cfg.hello_backoff_ms = 200;
     cfg.hello_backoff_max_ms = 2000;
     cfg.probe_after_ms = 2000;
-    uint64_t seed = platform_now_ms();
 
     platform_log("step 1: hello, trigger, data");
-    r = ciot_e2e_ue_init(&ue, sizeof ue, &cfg, CIOT_E2E_ROOT_INT_KEY, root, sizeof root, ue_id,
-                         sizeof ue_id, seed);
-    if (r != CIOT_E2E_OK) {
-        fail("init: ", r);
-        return 1;
-    }
-    if (!exchange("message 1") || seen.hellos == 0 || seen.rekeyed != 1) {
+    if (!start(&cfg, root) || !exchange("message 1") || seen.hellos == 0 || seen.rekeyed != 1) {
         return 1;
     }
 
@@ -257,22 +240,17 @@ int cycle_run(const uint8_t ck[16], const uint8_t ik[16], uint32_t te2e_ms)
         return 1;
     }
 
-    platform_log("step 4: restart from the stored snapshot");
+    platform_log("step 4: restart: init again, with a new nonce (nothing was stored)");
     ciot_e2e_ue_deinit(&ue);
-    r = ciot_e2e_ue_restore(&ue, sizeof ue, &cfg, CIOT_E2E_ROOT_INT_KEY, root, sizeof root, ue_id,
-                            sizeof ue_id, seed + 1, stored, stored_len);
+    bool started = start(&cfg, root);
     for (size_t i = 0; i < sizeof root; i++) {
         root[i] = 0;
     }
-    if (r != CIOT_E2E_OK) {
-        fail("restore: ", r);
-        return 1;
-    }
     unsigned rekeyed = seen.rekeyed;
-    if (!exchange("message 3") || !exchange("message 4") || seen.rekeyed == rekeyed) {
+    if (!started || !exchange("message 3") || !exchange("message 4") || seen.rekeyed == rekeyed) {
         return 1;
     }
     ciot_e2e_ue_deinit(&ue);
-    say("cycle complete: every payload echoed; snapshots stored: ", num(seen.persisted));
+    say("cycle complete: every payload echoed; starts: ", num(seen.starts));
     return 0;
 }

@@ -8,11 +8,14 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +49,42 @@ size_t platform_recv(uint8_t *buf, size_t cap, uint32_t wait_ms)
     }
     ssize_t n = recv(sock, buf, cap, 0);
     return n > 0 ? (size_t)n : 0;
+}
+
+/* The operating system's CSPRNG: getrandom(2), or /dev/urandom where the
+ * kernel has no getrandom. Never a fallback to anything weaker: without
+ * randomness the UE does not start (CIOT_E2E_ERR_RNG). */
+int32_t platform_rng(void *ctx, uint8_t *out, size_t len)
+{
+    (void)ctx;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(out + got, len - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno == ENOSYS) {
+            break;
+        } else if (n < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+    if (got == len) {
+        return 0;
+    }
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    while (got < len) {
+        ssize_t n = read(fd, out + got, len - got);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    close(fd);
+    return got == len ? 0 : -1;
 }
 
 void platform_log(const char *line)

@@ -98,6 +98,19 @@ size_t platform_recv(uint8_t *buf, size_t cap, uint32_t wait_ms)
     }
 }
 
+/* The UE's random source. The MPS2 AN386 that QEMU emulates has no TRNG,
+ * so under QEMU the nonce comes from the debug host's /dev/urandom over
+ * semihosting: real randomness, but only because a host is attached. A
+ * real device must read its TRNG here (e.g. the RNG peripheral of an
+ * STM32, nRF52 or i.MX RT, or a DRBG seeded from it) and return non-zero
+ * when it has none: the UE then does not start, which is the safe
+ * outcome. Never a constant, a counter or the clock. */
+int32_t platform_rng(void *ctx, uint8_t *out, size_t len)
+{
+    (void)ctx;
+    return board_host_random(out, len);
+}
+
 void platform_log(const char *line)
 {
     board_puts(line);

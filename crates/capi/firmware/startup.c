@@ -1,6 +1,7 @@
 /* Reset and fault handling for the Cortex-M4 examples: the vector table,
  * .data and .bss set up, main, and the result reported to the host through
- * semihosting (QEMU's -semihosting). No C library. */
+ * semihosting (QEMU's -semihosting); the host's randomness through it too.
+ * No C library. */
 #include <stdint.h>
 
 #include "board.h"
@@ -30,6 +31,24 @@ uint64_t board_now_ms(void)
 {
     /* SYS_CLOCK: centiseconds since the program started. */
     return (uint64_t)semihost(0x10, 0) * 10u;
+}
+
+int32_t board_host_random(uint8_t *out, size_t len)
+{
+    /* SYS_OPEN (mode 1, "rb"), SYS_READ (returns the octets NOT read),
+     * SYS_CLOSE, on the host's file system (-semihosting-config
+     * target=native). */
+    static const char path[] = "/dev/urandom";
+    uintptr_t open_args[3] = {(uintptr_t)path, 1, sizeof path - 1};
+    uintptr_t handle = semihost(0x01, open_args);
+    if (handle == (uintptr_t)-1) {
+        return -1;
+    }
+    uintptr_t read_args[3] = {handle, (uintptr_t)out, len};
+    uintptr_t missing = semihost(0x06, read_args);
+    uintptr_t close_args[1] = {handle};
+    semihost(0x02, close_args);
+    return missing == 0 ? 0 : -1;
 }
 
 void board_exit(int status)

@@ -20,6 +20,18 @@
 #define CIOT_E2E_ALIGNED(n) __attribute__((aligned(n)))
 #endif
 
+// The major version of the C API: it goes up with every change that breaks
+// a caller compiled against an earlier header (a function, a code, a
+// structure's layout). Version 1 was the API of wire format 2, with
+// snapshots; 2 is that of wire format 3, with a nonce per start.
+#define CIOT_E2E_VERSION_MAJOR 2
+
+// The minor version: additions that break no caller of the same major.
+#define CIOT_E2E_VERSION_MINOR 0
+
+// The patch version: fixes that change no declaration.
+#define CIOT_E2E_VERSION_PATCH 0
+
 // The largest payload the UE takes, in octets: it keeps the last one to
 // send again when the EESE names it refused (TR 33.863 §6.5.2.3 step 5).
 #define CIOT_E2E_HOLD 128
@@ -37,6 +49,10 @@
 // Octets of the state a caller allocates for one UE (the size of
 // [`ciot_e2e_ue`]), for a build without the feature `kept-ciphers` (a
 // device build): AES key schedules are expanded for each message instead.
+// [`ciot_e2e_ue_state_size`] says what the library uses; a library built
+// in a workspace where another package turned on the protocol crate's
+// `kept-ciphers` needs more, and [`ciot_e2e_ue_init`] says so
+// (`CIOT_E2E_ERR_STATE_SIZE`).
 #define CIOT_E2E_UE_SIZE 720
 #endif
 
@@ -48,9 +64,9 @@
 // EESE's datagrams (a data message carries up to 65 507 octets).
 #define CIOT_E2E_MAX_DATAGRAM 153
 
-// Octets of the buffer [`ciot_e2e_ue_poll_persist`] writes a snapshot into,
-// and the longest snapshot [`ciot_e2e_ue_restore`] reads.
-#define CIOT_E2E_SNAPSHOT_LEN 72
+// Octets of the nonce a UE draws at every start: what
+// [`ciot_e2e_ue_init`] asks its random source for.
+#define CIOT_E2E_NONCE_LEN 16
 
 // Octets of a root key (`e2e_int_key`, `e2mKEYSET` or `e2m_key`).
 #define CIOT_E2E_ROOT_LEN 32
@@ -103,22 +119,25 @@
 // ciphers?).
 #define CIOT_E2E_ERR_STATE_SIZE -3
 
-// The state was not initialized with `ciot_e2e_ue_init` or
-// `ciot_e2e_ue_restore` (or was cleared with `ciot_e2e_ue_deinit`).
+// The state was not initialized with `ciot_e2e_ue_init` (or was cleared
+// with `ciot_e2e_ue_deinit`, or its last init failed).
 #define CIOT_E2E_ERR_NOT_INITIALIZED -4
 
 // A length is wrong: a root not 32 octets, CK or IK not 16, a UE
-// identifier not 1 to 64 octets, a length over `PTRDIFF_MAX`.
+// identifier not 1 to 64 octets, any length (the state's too) over
+// `PTRDIFF_MAX`.
 #define CIOT_E2E_ERR_LENGTH -5
 
-// A value is out of range: an unknown root kind or KDF profile code.
+// A value is out of range: an unknown root kind or KDF profile code, or
+// settings under which hellos would not pause (a hello back-off of 0, a
+// longest back-off below the first, a keepalive of 0).
 #define CIOT_E2E_ERR_VALUE -6
 
 // A KDF profile this build does not have (feature `kdf-hkdf`).
 #define CIOT_E2E_ERR_UNSUPPORTED -7
 
 // An output buffer is too small (`CIOT_E2E_MAX_DATAGRAM`,
-// `CIOT_E2E_SNAPSHOT_LEN`, `CIOT_E2E_ROOT_LEN`).
+// `CIOT_E2E_ROOT_LEN`).
 #define CIOT_E2E_ERR_BUFFER_TOO_SMALL -8
 
 // The payload is longer than `CIOT_E2E_HOLD` octets.
@@ -127,23 +146,10 @@
 // The previous payload has not gone out yet: drain the effects first.
 #define CIOT_E2E_ERR_BUSY -10
 
-// The persist token is not the one last polled.
-#define CIOT_E2E_ERR_UNKNOWN_PERSIST -11
-
-// The snapshot ends early or has octets after its end.
-#define CIOT_E2E_ERR_SNAPSHOT_LENGTH -16
-
-// Not a UE snapshot of this version.
-#define CIOT_E2E_ERR_SNAPSHOT_MAGIC -17
-
-// The snapshot's checksum does not match: a torn or damaged write.
-#define CIOT_E2E_ERR_SNAPSHOT_CHECKSUM -18
-
-// The snapshot was written under another root.
-#define CIOT_E2E_ERR_SNAPSHOT_ROOT -19
-
-// A snapshot field holds an impossible value.
-#define CIOT_E2E_ERR_SNAPSHOT_CORRUPT -20
+// `ciot_e2e_ue_init`: the random source is NULL, or it reported failure
+// (or wrote nothing: 16 zero octets). The state is not initialized; there
+// is no mode without a fresh nonce.
+#define CIOT_E2E_ERR_RNG -12
 
 // Fewer octets than the message needs.
 #define CIOT_E2E_REJECT_TRUNCATED -32
@@ -185,9 +191,6 @@
 // Data under a keyset that has expired.
 #define CIOT_E2E_REJECT_EXPIRED_KSI -44
 
-// Data under a keyset restored from a snapshot, which receives nothing.
-#define CIOT_E2E_REJECT_RETIRED_KSI -45
-
 // An authentic trigger whose counter is not above the last accepted.
 #define CIOT_E2E_REJECT_STALE_TRIGGER -46
 
@@ -196,9 +199,6 @@
 
 // An authentic trigger for another KDF profile than the UE's.
 #define CIOT_E2E_REJECT_PROFILE_MISMATCH -48
-
-// Data under a keyset whose snapshot is not yet reported durable.
-#define CIOT_E2E_REJECT_NOT_DURABLE -49
 
 // An authentic trigger for a suite this build does not have.
 #define CIOT_E2E_REJECT_UNSUPPORTED_SUITE -50
@@ -233,6 +233,9 @@
 
 // A UE's settings. [`ciot_e2e_ue_config_default`] fills in the defaults;
 // intervals are in milliseconds, `CIOT_E2E_NEVER` turns one off.
+// [`ciot_e2e_ue_init`] refuses (`CIOT_E2E_ERR_VALUE`) a hello back-off of
+// 0, a longest back-off below the first and a keepalive of 0: settings
+// under which hellos would not pause.
 typedef struct ciot_e2e_ue_config {
   // `CIOT_E2E_KDF_TS33220` or `CIOT_E2E_KDF_HKDF_SHA256`: the profile of
   // the root's control key; the UE accepts only triggers naming it.
@@ -244,29 +247,34 @@ typedef struct ciot_e2e_ue_config {
   // before it checks with a hello (`CIOT_E2E_NEVER`: never).
   uint64_t probe_after_ms;
   // After this long without anything authentic from the EESE, the UE
-  // sends a hello (`CIOT_E2E_NEVER`: never).
+  // sends a hello (`CIOT_E2E_NEVER`: never; at least 1).
   uint64_t keepalive_ms;
-  // First interval before an unanswered hello is repeated; it doubles,
-  // with ±25 % jitter, up to `hello_backoff_max_ms`.
+  // First interval before an unanswered hello is repeated (at least 1);
+  // it doubles, with ±25 % jitter, up to `hello_backoff_max_ms`.
   uint64_t hello_backoff_ms;
-  // Longest interval between repeated hellos.
+  // Longest interval between repeated hellos (at least
+  // `hello_backoff_ms`).
   uint64_t hello_backoff_max_ms;
-  // Sequence numbers reserved per snapshot: one write per this many
-  // uplink messages.
-  uint32_t send_reserve;
-  // Hello sequence numbers reserved per snapshot.
-  uint32_t hello_reserve;
 } ciot_e2e_ue_config;
 
 // Storage for one UE: opaque, allocated by the caller (statically, on the
 // stack or in a pool), [`CIOT_E2E_UE_SIZE`] octets aligned to
-// [`CIOT_E2E_UE_ALIGN`]. Initialize it with [`ciot_e2e_ue_init`] or
-// [`ciot_e2e_ue_restore`]; clear it with [`ciot_e2e_ue_deinit`]. Never
-// copy an initialized state: snapshots are how a UE is kept.
+// [`CIOT_E2E_UE_ALIGN`]. Initialize it with [`ciot_e2e_ue_init`] at every
+// start of the device; clear it with [`ciot_e2e_ue_deinit`]. Never copy an
+// initialized state: a copy would seal under the same keys and sequence
+// numbers as the original.
 typedef struct CIOT_E2E_ALIGNED(16) ciot_e2e_ue {
   // Do not touch.
   uint8_t opaque[CIOT_E2E_UE_SIZE];
 } ciot_e2e_ue;
+
+// The random source [`ciot_e2e_ue_init`] draws the start's nonce from:
+// writes `len` octets of fresh, unpredictable randomness (a TRNG, a DRBG
+// seeded from one, `getrandom(2)`) to `out` and returns 0; any other value
+// says it has none, and init fails with `CIOT_E2E_ERR_RNG`. `ctx` is the
+// pointer passed to init beside it. Called only from within init, on the
+// caller's thread, before init returns; neither pointer is kept.
+typedef int32_t (*ciot_e2e_rng)(void *ctx, uint8_t *out, size_t len);
 
 // What [`ciot_e2e_ue_handle_datagram`] made of an accepted datagram.
 typedef struct ciot_e2e_received {
@@ -285,16 +293,6 @@ typedef struct ciot_e2e_received {
   // Data: the payload's length.
   size_t payload_len;
 } ciot_e2e_received;
-
-// A snapshot [`ciot_e2e_ue_poll_persist`] wrote: store its first `len`
-// octets durably (replacing the previous snapshot), then hand this back to
-// [`ciot_e2e_ue_persisted`].
-typedef struct ciot_e2e_persist {
-  // Which write this is (increasing).
-  uint64_t generation;
-  // Octets of the snapshot at the start of the buffer.
-  size_t len;
-} ciot_e2e_persist;
 
 // A datagram [`ciot_e2e_ue_poll_transmit`] wrote: send its first `len`
 // octets to the EESE. The other fields describe it, for logs.
@@ -337,21 +335,25 @@ typedef struct ciot_e2e_status {
   uint8_t ksi;
   // 1 when it sends and receives.
   uint8_t usable;
-  // 1 when it was restored from a snapshot: it sends only, until a new
-  // keyset arrives.
-  uint8_t retired;
   // 1 while a payload waits to go out (`ciot_e2e_ue_send` refuses the
   // next one until it has).
   uint8_t holding;
   // The trigger counter that installed it.
   uint64_t counter;
-  // The highest trigger counter the UE accepted.
+  // The highest trigger counter the UE accepted since it started.
   uint64_t last_counter;
 } ciot_e2e_status;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The version of the library: `CIOT_E2E_VERSION_MAJOR << 16 |
+// CIOT_E2E_VERSION_MINOR << 8 | CIOT_E2E_VERSION_PATCH` of the header it
+// was built with. A caller checks `ciot_e2e_version() >> 16 ==
+// CIOT_E2E_VERSION_MAJOR` (and the minor at least its header's) to find a
+// header and a library that do not belong together.
+uint32_t ciot_e2e_version(void);
 
 // The name of a code returned by this library, as the header spells it
 // without the `CIOT_E2E_` prefix (`"REJECT_UNAUTHENTIC"`), or `"UNKNOWN"`.
@@ -360,8 +362,7 @@ extern "C" {
 const char *ciot_e2e_error_name(int32_t code);
 
 // Fills `config` with the defaults: TS 33.220 profile, grace 30 s, probe
-// after 60 s, keepalive 600 s, hello back-off 1 s doubling to 64 s, 1024
-// sequence numbers and 16 hellos reserved per snapshot.
+// after 60 s, keepalive 600 s, hello back-off 1 s doubling to 64 s.
 //
 // Returns `CIOT_E2E_OK`, or `CIOT_E2E_ERR_NULL`.
 //
@@ -388,25 +389,43 @@ int32_t ciot_e2e_int_key(uint8_t kdf_profile,
                          uint8_t *root_out,
                          size_t root_out_len);
 
-// The octets of state this library needs (at most `CIOT_E2E_UE_SIZE`).
+// The octets of state this library needs: at most `CIOT_E2E_UE_SIZE` of
+// the header it was built with (a library whose protocol crate another
+// package of its build gave kept ciphers needs more: see
+// `docs/c-api.md`).
 size_t ciot_e2e_ue_state_size(void);
 
-// Initializes a UE with no keyset: its first datagram is a hello (after
-// its first snapshot is persisted). `root` is the root key of kind
-// `root_kind` (`CIOT_E2E_ROOT_LEN` octets, from [`ciot_e2e_int_key`] for
-// solution #5); `id` the UE's identifier (1 to 64 octets) as the hello
-// carries it; `seed` feeds the back-off jitter (differing per device
-// spreads hellos). A state that was initialized is cleared first.
+// Starts a UE: call it at every start of the device (power-up, reset,
+// wake from a state that kept nothing), and whenever the UE is to start
+// afresh. The UE has no keyset; its first datagram is a hello, which
+// carries a nonce of 16 octets drawn from `rng` for this start
+// (`CIOT_E2E_NONCE_LEN`; it also seeds the hello back-off's jitter).
+// Every key the UE will use mixes that nonce in, so nothing it seals
+// repeats anything an earlier start, or a copy of the device, sealed:
+// there is no state to restore, whatever the device's storage holds.
+//
+// `root` is the root key of kind `root_kind` (`CIOT_E2E_ROOT_LEN` octets,
+// from [`ciot_e2e_int_key`] for solution #5); `id` the UE's identifier (1
+// to 64 octets) as the hello carries it; `rng` the device's random source
+// and `rng_ctx` what it is called with ([`ciot_e2e_rng`]). The source is
+// called once, right after the state pointer and `state_len` are checked,
+// before anything else; neither pointer is kept. It must not call this
+// library with the same state. A state that was initialized is cleared
+// first.
 //
 // Returns `CIOT_E2E_OK`; `CIOT_E2E_ERR_NULL`, `CIOT_E2E_ERR_ALIGN`,
 // `CIOT_E2E_ERR_STATE_SIZE` (`state_len` below the library's state),
-// `CIOT_E2E_ERR_LENGTH`, `CIOT_E2E_ERR_VALUE`, `CIOT_E2E_ERR_UNSUPPORTED`;
-// nothing is written then.
+// `CIOT_E2E_ERR_LENGTH` (a length over `PTRDIFF_MAX` too),
+// `CIOT_E2E_ERR_VALUE`, `CIOT_E2E_ERR_UNSUPPORTED`: nothing is written
+// then. `CIOT_E2E_ERR_RNG`: `rng` is NULL or gave no nonce; the state is
+// then not initialized (a UE it held is cleared): a device that restarts
+// without a nonce does not go on as the UE it was.
 //
 // # Safety
 // `ue` points to `state_len` octets the caller owns and no one else uses
 // during the call; every other pointer is NULL or points to its length in
-// octets (`config` to a `ciot_e2e_ue_config`).
+// octets (`config` to a `ciot_e2e_ue_config`); `rng` is NULL or a function
+// that follows [`ciot_e2e_rng`]'s contract for `rng_ctx`.
 int32_t ciot_e2e_ue_init(struct ciot_e2e_ue *ue,
                          size_t state_len,
                          const struct ciot_e2e_ue_config *config,
@@ -415,32 +434,8 @@ int32_t ciot_e2e_ue_init(struct ciot_e2e_ue *ue,
                          size_t root_len,
                          const uint8_t *id,
                          size_t id_len,
-                         uint64_t seed);
-
-// Rebuilds a UE from its root and the last snapshot it asked to store
-// (after a reset or a power cycle). Its keyset, if any, is retired: it
-// sends from past the stored reservation and receives nothing, and a hello
-// asks for a new keyset at once (`docs/SECURITY.md` section 4).
-//
-// Returns as [`ciot_e2e_ue_init`], and `CIOT_E2E_ERR_SNAPSHOT_*` for a
-// snapshot that is truncated, damaged, of another kind or written under
-// another root: the state is then not initialized (a UE it held before is
-// cleared).
-//
-// # Safety
-// As [`ciot_e2e_ue_init`]; `snapshot` is NULL or points to `snapshot_len`
-// octets.
-int32_t ciot_e2e_ue_restore(struct ciot_e2e_ue *ue,
-                            size_t state_len,
-                            const struct ciot_e2e_ue_config *config,
-                            uint8_t root_kind,
-                            const uint8_t *root,
-                            size_t root_len,
-                            const uint8_t *id,
-                            size_t id_len,
-                            uint64_t seed,
-                            const uint8_t *snapshot,
-                            size_t snapshot_len);
+                         ciot_e2e_rng rng,
+                         void *rng_ctx);
 
 // Clears a UE: its keys and held payload are zeroized and the state reads
 // as not initialized. Calling it on a cleared state does nothing.
@@ -471,7 +466,10 @@ int32_t ciot_e2e_ue_handle_datagram(struct ciot_e2e_ue *ue,
                                     struct ciot_e2e_received *received);
 
 // Takes a payload (at most `CIOT_E2E_HOLD` octets) to send. The UE keeps a
-// copy, so it can go out again if the EESE names it refused.
+// copy, so it can go out again if the EESE names it refused. The copy is
+// in the state only (RAM): a reset before it went out loses it. Delivery
+// is at most once; a device that needs more keeps its own copy and sends
+// it again after a restart (the EESE sees a new message).
 //
 // Returns `CIOT_E2E_QUEUED` (it goes out at the next poll) or
 // `CIOT_E2E_HELD` (it waits for a keyset; a hello asks for one);
@@ -486,37 +484,11 @@ int32_t ciot_e2e_ue_send(struct ciot_e2e_ue *ue,
                          const uint8_t *payload,
                          size_t len);
 
-// The first effect to drain: when the state that decides what may be sent
-// or delivered has moved past the last durable snapshot, writes the next
-// snapshot into `out` (`out_len` at least `CIOT_E2E_SNAPSHOT_LEN`) and
-// fills `persist`. Store `out[0..persist.len]` durably, then call
-// [`ciot_e2e_ue_persisted`]. One write is outstanding at a time.
-//
-// Returns 1 when a snapshot was written, 0 when there is none to store;
-// `CIOT_E2E_ERR_BUFFER_TOO_SMALL` or a calling error.
-//
-// # Safety
-// `ue` as in [`ciot_e2e_ue_deinit`]; `out` is NULL or points to `out_len`
-// writable octets; `persist` is NULL or points to a `ciot_e2e_persist`.
-int32_t ciot_e2e_ue_poll_persist(struct ciot_e2e_ue *ue,
-                                 uint8_t *out_buf,
-                                 size_t out_len,
-                                 struct ciot_e2e_persist *persist);
-
-// The snapshot of `persist` is durable: what it covers may now go out.
-//
-// Returns `CIOT_E2E_OK`, `CIOT_E2E_ERR_UNKNOWN_PERSIST` (not the snapshot
-// last polled; nothing changes), or a calling error.
-//
-// # Safety
-// `ue` as in [`ciot_e2e_ue_deinit`]; `persist` is NULL or points to a
-// `ciot_e2e_persist`.
-int32_t ciot_e2e_ue_persisted(struct ciot_e2e_ue *ue, const struct ciot_e2e_persist *persist);
-
-// The second effect to drain: writes the next datagram for the EESE into
-// `out` (`out_len` at least `CIOT_E2E_MAX_DATAGRAM`): a hello when one is
-// due, else the held payload when a usable keyset covers it. Nothing goes
-// out before the snapshot that covers it is reported durable.
+// The first effect to drain, until it returns 0: writes the next datagram
+// for the EESE into `out` (`out_len` at least `CIOT_E2E_MAX_DATAGRAM`): a
+// hello when one is due, else the held payload when a usable keyset covers
+// it. At one `now_ms` it hands out a bounded number of datagrams (never two
+// hellos), so a loop that polls until 0 ends.
 //
 // Returns 1 when a datagram was written (`transmit` says its length), 0
 // when nothing may go out now; `CIOT_E2E_ERR_BUFFER_TOO_SMALL` or a calling
@@ -531,7 +503,7 @@ int32_t ciot_e2e_ue_poll_transmit(struct ciot_e2e_ue *ue,
                                   size_t out_len,
                                   struct ciot_e2e_transmit *transmit);
 
-// The third effect to drain: the next event.
+// The second effect to drain, until it returns 0: the next event.
 //
 // Returns 1 when `event` was filled, 0 when there is none, or a calling
 // error.

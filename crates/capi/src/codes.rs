@@ -2,14 +2,20 @@
 //! errors map onto them.
 //!
 //! 0 and positive values are successes; negative values are errors, in
-//! three ranges: calling errors (-1 to -15: a pointer, a length or a value
-//! the caller passed), snapshot errors (-16 to -23), and the reasons a
-//! received datagram was dropped (-32 to -63, `CIOT_E2E_REJECT_*`). A
-//! dropped datagram changed nothing.
+//! two ranges: calling errors (-1 to -15: a pointer, a length or a value
+//! the caller passed, or the random source), and the reasons a received
+//! datagram was dropped (-32 to -63, `CIOT_E2E_REJECT_*`). A dropped
+//! datagram changed nothing.
+//!
+//! Numbers of version 1 that no longer exist stay reserved, never given to
+//! another code: -11 (a persist token), -16 to -23 (snapshot errors), -45
+//! (a keyset restored from a snapshot) and -49 (a keyset not yet durable).
+//! The UE keeps no snapshot, so nothing returns them;
+//! [`ciot_e2e_error_name`] names them `"UNKNOWN"`.
 
 use core::ffi::c_char;
 
-use ciot_e2e::endpoint::{Reject, SendError, SnapshotError};
+use ciot_e2e::endpoint::{Reject, SendError};
 use ciot_e2e::wire;
 
 /// Success.
@@ -29,36 +35,30 @@ pub const CIOT_E2E_ERR_ALIGN: i32 = -2;
 /// (`CIOT_E2E_KEPT_CIPHERS` not defined for a library built with kept
 /// ciphers?).
 pub const CIOT_E2E_ERR_STATE_SIZE: i32 = -3;
-/// The state was not initialized with `ciot_e2e_ue_init` or
-/// `ciot_e2e_ue_restore` (or was cleared with `ciot_e2e_ue_deinit`).
+/// The state was not initialized with `ciot_e2e_ue_init` (or was cleared
+/// with `ciot_e2e_ue_deinit`, or its last init failed).
 pub const CIOT_E2E_ERR_NOT_INITIALIZED: i32 = -4;
 /// A length is wrong: a root not 32 octets, CK or IK not 16, a UE
-/// identifier not 1 to 64 octets, a length over `PTRDIFF_MAX`.
+/// identifier not 1 to 64 octets, any length (the state's too) over
+/// `PTRDIFF_MAX`.
 pub const CIOT_E2E_ERR_LENGTH: i32 = -5;
-/// A value is out of range: an unknown root kind or KDF profile code.
+/// A value is out of range: an unknown root kind or KDF profile code, or
+/// settings under which hellos would not pause (a hello back-off of 0, a
+/// longest back-off below the first, a keepalive of 0).
 pub const CIOT_E2E_ERR_VALUE: i32 = -6;
 /// A KDF profile this build does not have (feature `kdf-hkdf`).
 pub const CIOT_E2E_ERR_UNSUPPORTED: i32 = -7;
 /// An output buffer is too small (`CIOT_E2E_MAX_DATAGRAM`,
-/// `CIOT_E2E_SNAPSHOT_LEN`, `CIOT_E2E_ROOT_LEN`).
+/// `CIOT_E2E_ROOT_LEN`).
 pub const CIOT_E2E_ERR_BUFFER_TOO_SMALL: i32 = -8;
 /// The payload is longer than `CIOT_E2E_HOLD` octets.
 pub const CIOT_E2E_ERR_PAYLOAD_TOO_LONG: i32 = -9;
 /// The previous payload has not gone out yet: drain the effects first.
 pub const CIOT_E2E_ERR_BUSY: i32 = -10;
-/// The persist token is not the one last polled.
-pub const CIOT_E2E_ERR_UNKNOWN_PERSIST: i32 = -11;
-
-/// The snapshot ends early or has octets after its end.
-pub const CIOT_E2E_ERR_SNAPSHOT_LENGTH: i32 = -16;
-/// Not a UE snapshot of this version.
-pub const CIOT_E2E_ERR_SNAPSHOT_MAGIC: i32 = -17;
-/// The snapshot's checksum does not match: a torn or damaged write.
-pub const CIOT_E2E_ERR_SNAPSHOT_CHECKSUM: i32 = -18;
-/// The snapshot was written under another root.
-pub const CIOT_E2E_ERR_SNAPSHOT_ROOT: i32 = -19;
-/// A snapshot field holds an impossible value.
-pub const CIOT_E2E_ERR_SNAPSHOT_CORRUPT: i32 = -20;
+/// `ciot_e2e_ue_init`: the random source is NULL, or it reported failure
+/// (or wrote nothing: 16 zero octets). The state is not initialized; there
+/// is no mode without a fresh nonce.
+pub const CIOT_E2E_ERR_RNG: i32 = -12;
 
 /// Fewer octets than the message needs.
 pub const CIOT_E2E_REJECT_TRUNCATED: i32 = -32;
@@ -87,16 +87,12 @@ pub const CIOT_E2E_REJECT_TOO_OLD: i32 = -42;
 pub const CIOT_E2E_REJECT_UNKNOWN_KSI: i32 = -43;
 /// Data under a keyset that has expired.
 pub const CIOT_E2E_REJECT_EXPIRED_KSI: i32 = -44;
-/// Data under a keyset restored from a snapshot, which receives nothing.
-pub const CIOT_E2E_REJECT_RETIRED_KSI: i32 = -45;
 /// An authentic trigger whose counter is not above the last accepted.
 pub const CIOT_E2E_REJECT_STALE_TRIGGER: i32 = -46;
 /// An authentic key-expired error naming another keyset or message.
 pub const CIOT_E2E_REJECT_STALE_ERROR: i32 = -47;
 /// An authentic trigger for another KDF profile than the UE's.
 pub const CIOT_E2E_REJECT_PROFILE_MISMATCH: i32 = -48;
-/// Data under a keyset whose snapshot is not yet reported durable.
-pub const CIOT_E2E_REJECT_NOT_DURABLE: i32 = -49;
 /// An authentic trigger for a suite this build does not have.
 pub const CIOT_E2E_REJECT_UNSUPPORTED_SUITE: i32 = -50;
 /// Dropped for a reason this version of the API does not name.
@@ -121,12 +117,7 @@ pub extern "C" fn ciot_e2e_error_name(code: i32) -> *const c_char {
         CIOT_E2E_ERR_BUFFER_TOO_SMALL => b"ERR_BUFFER_TOO_SMALL\0",
         CIOT_E2E_ERR_PAYLOAD_TOO_LONG => b"ERR_PAYLOAD_TOO_LONG\0",
         CIOT_E2E_ERR_BUSY => b"ERR_BUSY\0",
-        CIOT_E2E_ERR_UNKNOWN_PERSIST => b"ERR_UNKNOWN_PERSIST\0",
-        CIOT_E2E_ERR_SNAPSHOT_LENGTH => b"ERR_SNAPSHOT_LENGTH\0",
-        CIOT_E2E_ERR_SNAPSHOT_MAGIC => b"ERR_SNAPSHOT_MAGIC\0",
-        CIOT_E2E_ERR_SNAPSHOT_CHECKSUM => b"ERR_SNAPSHOT_CHECKSUM\0",
-        CIOT_E2E_ERR_SNAPSHOT_ROOT => b"ERR_SNAPSHOT_ROOT\0",
-        CIOT_E2E_ERR_SNAPSHOT_CORRUPT => b"ERR_SNAPSHOT_CORRUPT\0",
+        CIOT_E2E_ERR_RNG => b"ERR_RNG\0",
         CIOT_E2E_REJECT_TRUNCATED => b"REJECT_TRUNCATED\0",
         CIOT_E2E_REJECT_TOO_LONG => b"REJECT_TOO_LONG\0",
         CIOT_E2E_REJECT_UNKNOWN_VERSION => b"REJECT_UNKNOWN_VERSION\0",
@@ -140,11 +131,9 @@ pub extern "C" fn ciot_e2e_error_name(code: i32) -> *const c_char {
         CIOT_E2E_REJECT_TOO_OLD => b"REJECT_TOO_OLD\0",
         CIOT_E2E_REJECT_UNKNOWN_KSI => b"REJECT_UNKNOWN_KSI\0",
         CIOT_E2E_REJECT_EXPIRED_KSI => b"REJECT_EXPIRED_KSI\0",
-        CIOT_E2E_REJECT_RETIRED_KSI => b"REJECT_RETIRED_KSI\0",
         CIOT_E2E_REJECT_STALE_TRIGGER => b"REJECT_STALE_TRIGGER\0",
         CIOT_E2E_REJECT_STALE_ERROR => b"REJECT_STALE_ERROR\0",
         CIOT_E2E_REJECT_PROFILE_MISMATCH => b"REJECT_PROFILE_MISMATCH\0",
-        CIOT_E2E_REJECT_NOT_DURABLE => b"REJECT_NOT_DURABLE\0",
         CIOT_E2E_REJECT_UNSUPPORTED_SUITE => b"REJECT_UNSUPPORTED_SUITE\0",
         CIOT_E2E_REJECT_OTHER => b"REJECT_OTHER\0",
         _ => b"UNKNOWN\0",
@@ -164,13 +153,12 @@ pub(crate) fn reject(r: Reject) -> i32 {
         Reject::TooOld { .. } => CIOT_E2E_REJECT_TOO_OLD,
         Reject::UnknownKsi(_) => CIOT_E2E_REJECT_UNKNOWN_KSI,
         Reject::ExpiredKsi(_) => CIOT_E2E_REJECT_EXPIRED_KSI,
-        Reject::RetiredKsi(_) => CIOT_E2E_REJECT_RETIRED_KSI,
         Reject::StaleTrigger { .. } => CIOT_E2E_REJECT_STALE_TRIGGER,
         Reject::StaleError { .. } => CIOT_E2E_REJECT_STALE_ERROR,
         Reject::ProfileMismatch { .. } => CIOT_E2E_REJECT_PROFILE_MISMATCH,
-        Reject::NotDurable(_) => CIOT_E2E_REJECT_NOT_DURABLE,
         Reject::UnsupportedSuite(_) => CIOT_E2E_REJECT_UNSUPPORTED_SUITE,
-        // EESE-side reasons; a UE never returns them.
+        // EESE-side reasons (a retired keyset, a stale hello, no session);
+        // a UE never returns them.
         _ => CIOT_E2E_REJECT_OTHER,
     }
 }
@@ -196,16 +184,5 @@ pub(crate) fn send_error(e: SendError) -> i32 {
         SendError::BufferTooSmall { .. } => CIOT_E2E_ERR_BUFFER_TOO_SMALL,
         // `Busy`, and the EESE-side reasons a UE never returns.
         _ => CIOT_E2E_ERR_BUSY,
-    }
-}
-
-/// The code of a snapshot that cannot be restored.
-pub(crate) fn snapshot_error(e: SnapshotError) -> i32 {
-    match e {
-        SnapshotError::BadLength => CIOT_E2E_ERR_SNAPSHOT_LENGTH,
-        SnapshotError::BadMagic => CIOT_E2E_ERR_SNAPSHOT_MAGIC,
-        SnapshotError::BadChecksum => CIOT_E2E_ERR_SNAPSHOT_CHECKSUM,
-        SnapshotError::WrongRoot => CIOT_E2E_ERR_SNAPSHOT_ROOT,
-        _ => CIOT_E2E_ERR_SNAPSHOT_CORRUPT,
     }
 }

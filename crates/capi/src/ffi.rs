@@ -25,6 +25,16 @@ pub(crate) fn state_ptr(ue: *mut ciot_e2e_ue) -> Result<*mut State, i32> {
     Ok(ue.cast())
 }
 
+/// A length the caller passed: refused over `PTRDIFF_MAX` (`isize::MAX`),
+/// before anything is done with it, since no object is that large and
+/// pointer arithmetic past it is undefined.
+pub(crate) fn length(len: usize) -> Result<usize, i32> {
+    if len > isize::MAX as usize {
+        return Err(CIOT_E2E_ERR_LENGTH);
+    }
+    Ok(len)
+}
+
 /// The initialized UE behind a state pointer.
 ///
 /// # Safety
@@ -34,18 +44,19 @@ pub(crate) fn state_ptr(ue: *mut ciot_e2e_ue) -> Result<*mut State, i32> {
 #[inline(never)]
 pub(crate) unsafe fn ue_mut<'a>(ue: *mut ciot_e2e_ue) -> Result<&'a mut CUe, i32> {
     let state = state_ptr(ue)?;
-    // SAFETY: `state` is non-null and aligned, and points to storage of
-    // `CIOT_E2E_UE_SIZE` octets (at least `size_of::<State>()`, checked at
-    // compile time) that the caller owns; the mark is read as a plain
+    // SAFETY: `state` is non-null and aligned, and points to a
+    // `ciot_e2e_ue` the caller owns, whose first 8 octets (the mark; the
+    // storage is at least `CIOT_E2E_UE_SIZE` octets) are read as a plain
     // integer, whatever the storage holds.
     let mark = unsafe { core::ptr::addr_of!((*state).mark).read() };
     if mark != MARK {
         return Err(CIOT_E2E_ERR_NOT_INITIALIZED);
     }
-    // SAFETY: the mark is only written by `ciot_e2e_ue_init` and
-    // `ciot_e2e_ue_restore`, right after they wrote a valid UE, and cleared
-    // before the UE is dropped, so the UE is initialized; the caller lends
-    // it exclusively for this call.
+    // SAFETY: the mark is only written by `ciot_e2e_ue_init`, after it
+    // checked that the storage spans the whole state (`state_len` at least
+    // `STATE_LEN`) and wrote a valid UE there, and it is cleared before the
+    // UE is dropped; so the UE is initialized and in bounds. The caller
+    // lends it exclusively for this call.
     Ok(unsafe { &mut (*state).ue })
 }
 
@@ -64,14 +75,11 @@ pub(crate) unsafe fn ue_ref<'a>(ue: *const ciot_e2e_ue) -> Result<&'a CUe, i32> 
 /// `ptr` is NULL or points to `len` readable octets that stay unchanged
 /// during the call.
 pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], i32> {
-    if len == 0 {
+    if length(len)? == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(CIOT_E2E_ERR_NULL);
-    }
-    if len > isize::MAX as usize {
-        return Err(CIOT_E2E_ERR_LENGTH);
     }
     // SAFETY: non-null, `len` octets the caller promised readable, no
     // longer than `isize::MAX`; `u8` has no alignment or validity needs.
@@ -84,14 +92,11 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], i
 /// `ptr` is NULL or points to `len` writable octets no one else uses during
 /// the call.
 pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [u8], i32> {
-    if len == 0 {
+    if length(len)? == 0 {
         return Ok(&mut []);
     }
     if ptr.is_null() {
         return Err(CIOT_E2E_ERR_NULL);
-    }
-    if len > isize::MAX as usize {
-        return Err(CIOT_E2E_ERR_LENGTH);
     }
     // SAFETY: non-null, `len` octets the caller promised writable and
     // exclusive for the call, no longer than `isize::MAX`.

@@ -45,17 +45,27 @@ pub(crate) fn profile(code: u8) -> Result<KdfProfile, i32> {
     }
 }
 
+/// The crate's configuration from the C settings. Refuses, with
+/// `CIOT_E2E_ERR_VALUE`, settings under which the UE would say hello
+/// without pause, so that a drain loop at one instant (the UE's, or the UE's
+/// and an EESE's that answers at once) might not end: a first hello
+/// back-off of 0, a longest back-off below the first (the back-off would
+/// shrink to it), and a keepalive of 0 (a hello after every answer, at the
+/// instant of the answer).
 pub(crate) fn config(c: &ciot_e2e_ue_config) -> Result<UeConfig, i32> {
     let interval = |ms: u64| (ms != CIOT_E2E_NEVER).then(|| from_millis(ms));
+    let profile = profile(c.kdf_profile)?;
+    if c.hello_backoff_ms == 0 || c.hello_backoff_max_ms < c.hello_backoff_ms || c.keepalive_ms == 0
+    {
+        return Err(CIOT_E2E_ERR_VALUE);
+    }
     Ok(UeConfig {
-        profile: profile(c.kdf_profile)?,
+        profile,
         grace: from_millis(c.grace_ms),
         probe_after: interval(c.probe_after_ms),
         keepalive: interval(c.keepalive_ms),
         hello_backoff: from_millis(c.hello_backoff_ms),
         hello_backoff_max: from_millis(c.hello_backoff_max_ms),
-        send_reserve: c.send_reserve,
-        hello_reserve: c.hello_reserve,
     })
 }
 
@@ -68,8 +78,7 @@ pub(crate) fn root_key(kind: u8, octets: &[u8]) -> Result<RootKey, i32> {
 }
 
 /// Fills `config` with the defaults: TS 33.220 profile, grace 30 s, probe
-/// after 60 s, keepalive 600 s, hello back-off 1 s doubling to 64 s, 1024
-/// sequence numbers and 16 hellos reserved per snapshot.
+/// after 60 s, keepalive 600 s, hello back-off 1 s doubling to 64 s.
 ///
 /// Returns `CIOT_E2E_OK`, or `CIOT_E2E_ERR_NULL`.
 ///
@@ -88,8 +97,6 @@ pub unsafe extern "C" fn ciot_e2e_ue_config_default(config: *mut ciot_e2e_ue_con
             keepalive_ms: ms(d.keepalive),
             hello_backoff_ms: millis(d.hello_backoff),
             hello_backoff_max_ms: millis(d.hello_backoff_max),
-            send_reserve: d.send_reserve,
-            hello_reserve: d.hello_reserve,
         });
         CIOT_E2E_OK
     }))

@@ -1,11 +1,26 @@
-//! The plain structures and constants the UE's entry points fill or take.
+//! The plain structures and constants the UE's entry points fill or take,
+//! and the type of the random source.
+
+use core::ffi::c_void;
 
 // The entry points, for the documentation's links.
 #[allow(unused_imports)]
 use crate::*;
 
+/// The random source [`ciot_e2e_ue_init`] draws the start's nonce from:
+/// writes `len` octets of fresh, unpredictable randomness (a TRNG, a DRBG
+/// seeded from one, `getrandom(2)`) to `out` and returns 0; any other value
+/// says it has none, and init fails with `CIOT_E2E_ERR_RNG`. `ctx` is the
+/// pointer passed to init beside it. Called only from within init, on the
+/// caller's thread, before init returns; neither pointer is kept.
+pub type ciot_e2e_rng =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, out: *mut u8, len: usize) -> i32>;
+
 /// A UE's settings. [`ciot_e2e_ue_config_default`] fills in the defaults;
 /// intervals are in milliseconds, `CIOT_E2E_NEVER` turns one off.
+/// [`ciot_e2e_ue_init`] refuses (`CIOT_E2E_ERR_VALUE`) a hello back-off of
+/// 0, a longest back-off below the first and a keepalive of 0: settings
+/// under which hellos would not pause.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ciot_e2e_ue_config {
@@ -19,30 +34,14 @@ pub struct ciot_e2e_ue_config {
     /// before it checks with a hello (`CIOT_E2E_NEVER`: never).
     pub probe_after_ms: u64,
     /// After this long without anything authentic from the EESE, the UE
-    /// sends a hello (`CIOT_E2E_NEVER`: never).
+    /// sends a hello (`CIOT_E2E_NEVER`: never; at least 1).
     pub keepalive_ms: u64,
-    /// First interval before an unanswered hello is repeated; it doubles,
-    /// with ±25 % jitter, up to `hello_backoff_max_ms`.
+    /// First interval before an unanswered hello is repeated (at least 1);
+    /// it doubles, with ±25 % jitter, up to `hello_backoff_max_ms`.
     pub hello_backoff_ms: u64,
-    /// Longest interval between repeated hellos.
+    /// Longest interval between repeated hellos (at least
+    /// `hello_backoff_ms`).
     pub hello_backoff_max_ms: u64,
-    /// Sequence numbers reserved per snapshot: one write per this many
-    /// uplink messages.
-    pub send_reserve: u32,
-    /// Hello sequence numbers reserved per snapshot.
-    pub hello_reserve: u32,
-}
-
-/// A snapshot [`ciot_e2e_ue_poll_persist`] wrote: store its first `len`
-/// octets durably (replacing the previous snapshot), then hand this back to
-/// [`ciot_e2e_ue_persisted`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ciot_e2e_persist {
-    /// Which write this is (increasing).
-    pub generation: u64,
-    /// Octets of the snapshot at the start of the buffer.
-    pub len: usize,
 }
 
 /// A hello (`kind` of [`ciot_e2e_transmit`]).
@@ -132,14 +131,11 @@ pub struct ciot_e2e_status {
     pub ksi: u8,
     /// 1 when it sends and receives.
     pub usable: u8,
-    /// 1 when it was restored from a snapshot: it sends only, until a new
-    /// keyset arrives.
-    pub retired: u8,
     /// 1 while a payload waits to go out (`ciot_e2e_ue_send` refuses the
     /// next one until it has).
     pub holding: u8,
     /// The trigger counter that installed it.
     pub counter: u64,
-    /// The highest trigger counter the UE accepted.
+    /// The highest trigger counter the UE accepted since it started.
     pub last_counter: u64,
 }

@@ -1,73 +1,59 @@
-//! The UE's entry points: its state's life (init, restore, deinit), then
-//! what goes in (datagrams, payloads, timeouts) and what comes out (persist
-//! effects, datagrams, events, status).
+//! The UE's entry points: its state's life (init, deinit), then what goes
+//! in (datagrams, payloads, timeouts) and what comes out (datagrams,
+//! events, status).
 
-use ciot_e2e::endpoint::{Datagram, Event, Instant, Persist, Received, Sent, UeId};
+use core::ffi::c_void;
+
+use ciot_e2e::endpoint::{Datagram, Event, Instant, Received, Sent, UeId};
+use ciot_e2e::kdf::UeNonce;
 
 use crate::codes::{
-    CIOT_E2E_ERR_BUFFER_TOO_SMALL, CIOT_E2E_ERR_LENGTH, CIOT_E2E_ERR_STATE_SIZE,
-    CIOT_E2E_ERR_UNKNOWN_PERSIST, CIOT_E2E_HELD, CIOT_E2E_OK, CIOT_E2E_QUEUED, reject, send_error,
-    snapshot_error,
+    CIOT_E2E_ERR_LENGTH, CIOT_E2E_ERR_RNG, CIOT_E2E_ERR_STATE_SIZE, CIOT_E2E_HELD, CIOT_E2E_OK,
+    CIOT_E2E_QUEUED, reject, send_error,
 };
-use crate::ffi::{MARK, STATE_LEN, bytes, bytes_mut, code, input, out, state_ptr, ue_mut, ue_ref};
+use crate::ffi::{
+    MARK, STATE_LEN, bytes, bytes_mut, code, input, length, out, state_ptr, ue_mut, ue_ref,
+};
 #[allow(unused_imports)] // For the documentation's link.
 use crate::settings::ciot_e2e_int_key;
 use crate::settings::{config, root_key};
 use crate::types::*;
-use crate::{CIOT_E2E_NEVER, CIOT_E2E_SNAPSHOT_LEN, CUe, State, ciot_e2e_ue};
+use crate::{CIOT_E2E_NEVER, CIOT_E2E_NONCE_LEN, CUe, State, ciot_e2e_ue};
 
-/// The octets of state this library needs (at most `CIOT_E2E_UE_SIZE`).
+/// The octets of state this library needs: at most `CIOT_E2E_UE_SIZE` of
+/// the header it was built with (a library whose protocol crate another
+/// package of its build gave kept ciphers needs more: see
+/// `docs/c-api.md`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ciot_e2e_ue_state_size() -> usize {
     STATE_LEN
 }
 
-/// What `init` and `restore` share: checks every argument, writes a new UE
-/// into the state (dropping one that was there) and, for a restore, loads
-/// the snapshot into it there. The UE is not built in this frame, so the
-/// deepest stack is the larger of building and restoring, not their sum.
+/// Drops the UE the state holds, if any (its keys zeroized), and clears the
+/// mark: the state reads as not initialized.
 ///
 /// # Safety
-/// As [`ciot_e2e_ue_init`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn install(
-    ue: *mut ciot_e2e_ue,
-    state_len: usize,
-    config: *const ciot_e2e_ue_config,
-    root_kind: u8,
-    root: *const u8,
-    root_len: usize,
-    id: *const u8,
-    id_len: usize,
-    seed: u64,
-    snapshot: Option<&[u8]>,
-) -> Result<i32, i32> {
-    let state = state_ptr(ue)?;
-    if state_len < STATE_LEN {
-        return Err(CIOT_E2E_ERR_STATE_SIZE);
-    }
-    // SAFETY: the caller's promises, and a state pointer checked for null,
-    // alignment and size.
-    unsafe { write_new(state, config, root_kind, root, root_len, id, id_len, seed)? };
-    // SAFETY: `write_new` left a valid UE in the state (its mark still
-    // clear); a refused snapshot drops it again, so the state reads as not
-    // initialized. The mark is set only once the UE is complete.
+/// `state` is non-null and aligned, and points to a `ciot_e2e_ue` the
+/// caller owns and no one else uses during the call.
+unsafe fn clear(state: *mut State) {
+    // SAFETY: as the function requires. A UE behind a set mark is
+    // initialized (only `ciot_e2e_ue_init` sets it, once the UE is
+    // complete): it is dropped once, the mark cleared first.
     unsafe {
-        let slot = core::ptr::addr_of_mut!((*state).ue);
-        if let Some(snapshot) = snapshot
-            && let Err(e) = (*slot).restore_in_place(snapshot)
-        {
-            core::ptr::drop_in_place(slot);
-            return Err(snapshot_error(e));
+        let mark = core::ptr::addr_of_mut!((*state).mark);
+        if mark.read() == MARK {
+            mark.write(0);
+            core::ptr::drop_in_place(core::ptr::addr_of_mut!((*state).ue));
         }
-        core::ptr::addr_of_mut!((*state).mark).write(MARK);
     }
-    Ok(CIOT_E2E_OK)
 }
 
-/// Checks the configuration, root and identifier, then drops the UE the
-/// state holds, if any, and writes a new one, leaving the mark clear.
-/// Nothing is written when an argument is refused.
+/// Checks the configuration, root and identifier (nothing is written when
+/// one is refused); then drops the UE the state holds, if any, and writes a
+/// new one for this start, leaving the mark clear.
+///
+/// The UE is built in this frame of its own, apart from the entry point's
+/// and from the random source's call.
 ///
 /// # Safety
 /// `state` is non-null, aligned and spans the library's state, which the
@@ -82,7 +68,7 @@ unsafe fn write_new(
     root_len: usize,
     id: *const u8,
     id_len: usize,
-    seed: u64,
+    nonce: UeNonce,
 ) -> Result<(), i32> {
     // SAFETY: the caller passes an initialized configuration.
     let cfg = config(unsafe { input(config_in)? })?;
@@ -90,37 +76,75 @@ unsafe fn write_new(
     let (root, id) = unsafe { (bytes(root, root_len)?, bytes(id, id_len)?) };
     let id = UeId::new(id).map_err(|_| CIOT_E2E_ERR_LENGTH)?;
     let root = root_key(root_kind, root)?;
-    // SAFETY: as the function requires. A UE behind a set mark is
-    // initialized: it is dropped (its keys zeroized) once, the mark cleared
-    // first.
+    // SAFETY: as the function requires; `clear` leaves the slot without a
+    // UE, so writing one leaks nothing and drops nothing twice.
     unsafe {
-        let mark = core::ptr::addr_of_mut!((*state).mark);
-        let slot = core::ptr::addr_of_mut!((*state).ue);
-        if mark.read() == MARK {
-            mark.write(0);
-            core::ptr::drop_in_place(slot);
-        }
-        slot.write(CUe::new(cfg, root, id, seed));
+        clear(state);
+        core::ptr::addr_of_mut!((*state).ue).write(CUe::new(cfg, root, id, nonce));
     }
     Ok(())
 }
 
-/// Initializes a UE with no keyset: its first datagram is a hello (after
-/// its first snapshot is persisted). `root` is the root key of kind
-/// `root_kind` (`CIOT_E2E_ROOT_LEN` octets, from [`ciot_e2e_int_key`] for
-/// solution #5); `id` the UE's identifier (1 to 64 octets) as the hello
-/// carries it; `seed` feeds the back-off jitter (differing per device
-/// spreads hellos). A state that was initialized is cleared first.
+/// The start's nonce from the caller's random source. No source, a source
+/// that reports failure, or one that wrote nothing (16 zero octets, which
+/// a working source gives with probability 2^-128) is `CIOT_E2E_ERR_RNG`:
+/// there is no fallback.
+///
+/// A function of its own, called before the UE is built: the random source
+/// runs on top of this small frame and the entry point's only (a device's
+/// random driver may need a deep stack), and `ci/stack-depth` knows its
+/// one indirect call by this name.
+///
+/// # Safety
+/// `rng`, if not NULL, is a function that follows [`ciot_e2e_rng`]'s
+/// contract for `ctx`.
+#[inline(never)]
+unsafe fn draw_nonce(rng: ciot_e2e_rng, ctx: *mut c_void) -> Result<UeNonce, i32> {
+    let rng = rng.ok_or(CIOT_E2E_ERR_RNG)?;
+    let mut nonce = [0u8; CIOT_E2E_NONCE_LEN];
+    // SAFETY: the caller vouches that `rng` writes at most `len` octets to
+    // `out` and keeps neither pointer; `out` is this local array of exactly
+    // `len` writable octets, alive for the call; `ctx` is passed through
+    // untouched, as the caller gave it.
+    let r = unsafe { rng(ctx, nonce.as_mut_ptr(), nonce.len()) };
+    // (A fold, not `==`: a comparison of arrays links `memcmp`.)
+    if r != 0 || nonce.iter().fold(0, |any, &b| any | b) == 0 {
+        return Err(CIOT_E2E_ERR_RNG);
+    }
+    Ok(UeNonce::from_bytes(nonce))
+}
+
+/// Starts a UE: call it at every start of the device (power-up, reset,
+/// wake from a state that kept nothing), and whenever the UE is to start
+/// afresh. The UE has no keyset; its first datagram is a hello, which
+/// carries a nonce of 16 octets drawn from `rng` for this start
+/// (`CIOT_E2E_NONCE_LEN`; it also seeds the hello back-off's jitter).
+/// Every key the UE will use mixes that nonce in, so nothing it seals
+/// repeats anything an earlier start, or a copy of the device, sealed:
+/// there is no state to restore, whatever the device's storage holds.
+///
+/// `root` is the root key of kind `root_kind` (`CIOT_E2E_ROOT_LEN` octets,
+/// from [`ciot_e2e_int_key`] for solution #5); `id` the UE's identifier (1
+/// to 64 octets) as the hello carries it; `rng` the device's random source
+/// and `rng_ctx` what it is called with ([`ciot_e2e_rng`]). The source is
+/// called once, right after the state pointer and `state_len` are checked,
+/// before anything else; neither pointer is kept. It must not call this
+/// library with the same state. A state that was initialized is cleared
+/// first.
 ///
 /// Returns `CIOT_E2E_OK`; `CIOT_E2E_ERR_NULL`, `CIOT_E2E_ERR_ALIGN`,
 /// `CIOT_E2E_ERR_STATE_SIZE` (`state_len` below the library's state),
-/// `CIOT_E2E_ERR_LENGTH`, `CIOT_E2E_ERR_VALUE`, `CIOT_E2E_ERR_UNSUPPORTED`;
-/// nothing is written then.
+/// `CIOT_E2E_ERR_LENGTH` (a length over `PTRDIFF_MAX` too),
+/// `CIOT_E2E_ERR_VALUE`, `CIOT_E2E_ERR_UNSUPPORTED`: nothing is written
+/// then. `CIOT_E2E_ERR_RNG`: `rng` is NULL or gave no nonce; the state is
+/// then not initialized (a UE it held is cleared): a device that restarts
+/// without a nonce does not go on as the UE it was.
 ///
 /// # Safety
 /// `ue` points to `state_len` octets the caller owns and no one else uses
 /// during the call; every other pointer is NULL or points to its length in
-/// octets (`config` to a `ciot_e2e_ue_config`).
+/// octets (`config` to a `ciot_e2e_ue_config`); `rng` is NULL or a function
+/// that follows [`ciot_e2e_rng`]'s contract for `rng_ctx`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ciot_e2e_ue_init(
@@ -132,64 +156,34 @@ pub unsafe extern "C" fn ciot_e2e_ue_init(
     root_len: usize,
     id: *const u8,
     id_len: usize,
-    seed: u64,
+    rng: ciot_e2e_rng,
+    rng_ctx: *mut c_void,
 ) -> i32 {
-    // SAFETY: the caller's promises are `install`'s.
-    code(unsafe {
-        install(
-            ue, state_len, config, root_kind, root, root_len, id, id_len, seed, None,
-        )
-    })
-}
-
-/// Rebuilds a UE from its root and the last snapshot it asked to store
-/// (after a reset or a power cycle). Its keyset, if any, is retired: it
-/// sends from past the stored reservation and receives nothing, and a hello
-/// asks for a new keyset at once (`docs/SECURITY.md` section 4).
-///
-/// Returns as [`ciot_e2e_ue_init`], and `CIOT_E2E_ERR_SNAPSHOT_*` for a
-/// snapshot that is truncated, damaged, of another kind or written under
-/// another root: the state is then not initialized (a UE it held before is
-/// cleared).
-///
-/// # Safety
-/// As [`ciot_e2e_ue_init`]; `snapshot` is NULL or points to `snapshot_len`
-/// octets.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn ciot_e2e_ue_restore(
-    ue: *mut ciot_e2e_ue,
-    state_len: usize,
-    config: *const ciot_e2e_ue_config,
-    root_kind: u8,
-    root: *const u8,
-    root_len: usize,
-    id: *const u8,
-    id_len: usize,
-    seed: u64,
-    snapshot: *const u8,
-    snapshot_len: usize,
-) -> i32 {
-    // SAFETY: the caller promises `snapshot_len` readable octets.
-    let snapshot = match unsafe { bytes(snapshot, snapshot_len) } {
-        Ok(s) => s,
-        Err(e) => return e,
+    let run = || -> Result<i32, i32> {
+        let state = state_ptr(ue)?;
+        if length(state_len)? < STATE_LEN {
+            return Err(CIOT_E2E_ERR_STATE_SIZE);
+        }
+        // SAFETY: the caller vouches for the random source. No reference
+        // into the state is held while it runs.
+        let nonce = match unsafe { draw_nonce(rng, rng_ctx) } {
+            Ok(n) => n,
+            Err(e) => {
+                // SAFETY: a state pointer checked for null and alignment,
+                // which the caller owns.
+                unsafe { clear(state) };
+                return Err(e);
+            }
+        };
+        // SAFETY: the caller's promises, and a state pointer checked for
+        // null, alignment and size.
+        unsafe { write_new(state, config, root_kind, root, root_len, id, id_len, nonce)? };
+        // SAFETY: `write_new` left a valid UE in the state; the mark is set
+        // only now that it is complete.
+        unsafe { core::ptr::addr_of_mut!((*state).mark).write(MARK) };
+        Ok(CIOT_E2E_OK)
     };
-    // SAFETY: the caller's promises are `install`'s.
-    code(unsafe {
-        install(
-            ue,
-            state_len,
-            config,
-            root_kind,
-            root,
-            root_len,
-            id,
-            id_len,
-            seed,
-            Some(snapshot),
-        )
-    })
+    code(run())
 }
 
 /// Clears a UE: its keys and held payload are zeroized and the state reads
@@ -203,15 +197,9 @@ pub unsafe extern "C" fn ciot_e2e_ue_restore(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ciot_e2e_ue_deinit(ue: *mut ciot_e2e_ue) -> i32 {
     code(state_ptr(ue).map(|state| {
-        // SAFETY: as in `install`: a set mark means an initialized UE, which
-        // is dropped once (the mark goes first).
-        unsafe {
-            let mark = core::ptr::addr_of_mut!((*state).mark);
-            if mark.read() == MARK {
-                mark.write(0);
-                core::ptr::drop_in_place(core::ptr::addr_of_mut!((*state).ue));
-            }
-        }
+        // SAFETY: a state pointer checked for null and alignment, which the
+        // caller owns and lends for the call.
+        unsafe { clear(state) };
         CIOT_E2E_OK
     }))
 }
@@ -267,7 +255,10 @@ pub unsafe extern "C" fn ciot_e2e_ue_handle_datagram(
 }
 
 /// Takes a payload (at most `CIOT_E2E_HOLD` octets) to send. The UE keeps a
-/// copy, so it can go out again if the EESE names it refused.
+/// copy, so it can go out again if the EESE names it refused. The copy is
+/// in the state only (RAM): a reset before it went out loses it. Delivery
+/// is at most once; a device that needs more keeps its own copy and sends
+/// it again after a restart (the EESE sees a new message).
 ///
 /// Returns `CIOT_E2E_QUEUED` (it goes out at the next poll) or
 /// `CIOT_E2E_HELD` (it waits for a keyset; a hello asks for one);
@@ -295,73 +286,11 @@ pub unsafe extern "C" fn ciot_e2e_ue_send(
     code(run())
 }
 
-/// The first effect to drain: when the state that decides what may be sent
-/// or delivered has moved past the last durable snapshot, writes the next
-/// snapshot into `out` (`out_len` at least `CIOT_E2E_SNAPSHOT_LEN`) and
-/// fills `persist`. Store `out[0..persist.len]` durably, then call
-/// [`ciot_e2e_ue_persisted`]. One write is outstanding at a time.
-///
-/// Returns 1 when a snapshot was written, 0 when there is none to store;
-/// `CIOT_E2E_ERR_BUFFER_TOO_SMALL` or a calling error.
-///
-/// # Safety
-/// `ue` as in [`ciot_e2e_ue_deinit`]; `out` is NULL or points to `out_len`
-/// writable octets; `persist` is NULL or points to a `ciot_e2e_persist`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ciot_e2e_ue_poll_persist(
-    ue: *mut ciot_e2e_ue,
-    out_buf: *mut u8,
-    out_len: usize,
-    persist: *mut ciot_e2e_persist,
-) -> i32 {
-    let run = || -> Result<i32, i32> {
-        // SAFETY: the caller lends the state, the buffer and the structure.
-        let (ue, buf, persist) =
-            unsafe { (ue_mut(ue)?, bytes_mut(out_buf, out_len)?, out(persist)?) };
-        if buf.len() < CIOT_E2E_SNAPSHOT_LEN {
-            return Err(CIOT_E2E_ERR_BUFFER_TOO_SMALL);
-        }
-        Ok(match ue.poll_persist(buf) {
-            Some(p) => {
-                persist.write(ciot_e2e_persist {
-                    generation: p.generation(),
-                    len: p.len(),
-                });
-                1
-            }
-            None => 0,
-        })
-    };
-    code(run())
-}
-
-/// The snapshot of `persist` is durable: what it covers may now go out.
-///
-/// Returns `CIOT_E2E_OK`, `CIOT_E2E_ERR_UNKNOWN_PERSIST` (not the snapshot
-/// last polled; nothing changes), or a calling error.
-///
-/// # Safety
-/// `ue` as in [`ciot_e2e_ue_deinit`]; `persist` is NULL or points to a
-/// `ciot_e2e_persist`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ciot_e2e_ue_persisted(
-    ue: *mut ciot_e2e_ue,
-    persist: *const ciot_e2e_persist,
-) -> i32 {
-    let run = || -> Result<i32, i32> {
-        // SAFETY: the caller lends the state and passes the structure.
-        let (ue, p) = unsafe { (ue_mut(ue)?, input(persist)?) };
-        ue.persisted(Persist::from_parts(p.generation, p.len))
-            .map_err(|_| CIOT_E2E_ERR_UNKNOWN_PERSIST)?;
-        Ok(CIOT_E2E_OK)
-    };
-    code(run())
-}
-
-/// The second effect to drain: writes the next datagram for the EESE into
-/// `out` (`out_len` at least `CIOT_E2E_MAX_DATAGRAM`): a hello when one is
-/// due, else the held payload when a usable keyset covers it. Nothing goes
-/// out before the snapshot that covers it is reported durable.
+/// The first effect to drain, until it returns 0: writes the next datagram
+/// for the EESE into `out` (`out_len` at least `CIOT_E2E_MAX_DATAGRAM`): a
+/// hello when one is due, else the held payload when a usable keyset covers
+/// it. At one `now_ms` it hands out a bounded number of datagrams (never two
+/// hellos), so a loop that polls until 0 ends.
 ///
 /// Returns 1 when a datagram was written (`transmit` says its length), 0
 /// when nothing may go out now; `CIOT_E2E_ERR_BUFFER_TOO_SMALL` or a calling
@@ -409,7 +338,7 @@ pub unsafe extern "C" fn ciot_e2e_ue_poll_transmit(
     code(run())
 }
 
-/// The third effect to drain: the next event.
+/// The second effect to drain, until it returns 0: the next event.
 ///
 /// Returns 1 when `event` was filled, 0 when there is none, or a calling
 /// error.
@@ -533,7 +462,6 @@ pub unsafe extern "C" fn ciot_e2e_ue_status(
             has_keyset: u8::from(s.is_some()),
             ksi: s.map_or(0, |s| s.ksi.0),
             usable: u8::from(s.is_some_and(|s| s.usable)),
-            retired: u8::from(s.is_some_and(|s| s.retired)),
             holding: u8::from(ue.holding()),
             counter: s.map_or(0, |s| s.counter),
             last_counter: ue.last_counter(),
