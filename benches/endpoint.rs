@@ -21,10 +21,10 @@ use aes::Aes128;
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, Eese, EeseConfig, EeseTable, Instant, Received, SendError, SendOutcome,
-    UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, EeseTable, Instant, Received, SendError, SendOutcome, Ue,
+    UeConfig, UeId,
 };
-use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e::wire::Suite;
 use cmac::{Cmac, Mac};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -42,6 +42,11 @@ fn rands() -> Option<Rand> {
 /// The UE's root, the same on both sides.
 fn root() -> RootKey {
     RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]))
+}
+
+/// The nonce of the UE's start (a device draws it from its random source).
+fn nonce() -> UeNonce {
+    UeNonce::from_bytes([0x4e; 16])
 }
 
 /// The EESE's settings: a keyset that neither expires nor reaches its soft
@@ -69,17 +74,16 @@ impl Setup {
         let (root, cfg) = (root(), eese_config(suite));
         let table: Table = EeseTable::new(cfg, rands);
         let id = UeId::new(b"bench-ue").unwrap();
-        let ue: Ue<128> = Ue::new(UeConfig::default(), root.clone(), id, 1);
+        let ue: Ue<128> = Ue::new(UeConfig::default(), root.clone(), id, nonce());
         let now = Instant(1_000);
         let mut s = Setup {
             table,
             ue,
             now,
-            snap: vec![0; EESE_SNAPSHOT_LEN.max(UE_SNAPSHOT_LEN)],
+            snap: vec![0; EESE_SNAPSHOT_LEN],
         };
-        // The UE says hello; the EESE answers with a trigger.
+        // The UE says hello; the EESE answers with an offer.
         let mut buf = [0u8; 256];
-        s.settle_ue();
         let t = s.ue.poll_transmit(now, &mut buf).unwrap().expect("hello");
         let mut hello = buf[..t.len].to_vec();
         let (_, r) = s
@@ -92,24 +96,23 @@ impl Setup {
         let mut trigger = buf[..t.len].to_vec();
         s.ue.handle_datagram(now, &mut trigger)
             .expect("trigger accepted");
-        s.settle_ue();
-        // One uplink message confirms the keyset at the EESE.
+        // The UE uses the offer (one uplink message under it, after a
+        // confirming hello if it sends one): the EESE takes it into use.
         s.ue.send(now, b"up").unwrap();
-        s.settle_ue();
-        let t = s.ue.poll_transmit(now, &mut buf).unwrap().expect("data");
-        let mut up = buf[..t.len].to_vec();
-        s.table
-            .handle_datagram(now, &1, &mut up, |_| None)
-            .expect("uplink delivered");
+        let mut delivered = 0;
+        while let Some(t) = s.ue.poll_transmit(now, &mut buf).unwrap() {
+            let mut d = buf[..t.len].to_vec();
+            let (_, r) = s
+                .table
+                .handle_datagram(now, &1, &mut d, |_| Some((0, root.clone())))
+                .expect("the UE's use of the offer accepted");
+            delivered += usize::from(matches!(r, Received::Data(_)));
+        }
+        assert_eq!(delivered, 1, "uplink delivered");
+        while s.ue.poll_event().is_some() {}
         s.settle_eese();
         while s.table.poll_transmit(now, &mut buf).is_some() {}
         s
-    }
-
-    fn settle_ue(&mut self) {
-        while let Some(p) = self.ue.poll_persist(&mut self.snap) {
-            self.ue.persisted(p).unwrap();
-        }
     }
 
     fn settle_eese(&mut self) {
@@ -149,26 +152,29 @@ fn single(suite: Suite) -> Eese<fn() -> Option<Rand>> {
         UeConfig::default(),
         root,
         UeId::new(b"bench-ue").unwrap(),
-        1,
+        nonce(),
     );
     let now = Instant(1_000);
     let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
-    let mut snap = [0u8; 256];
+    let mut snap = [0u8; EESE_SNAPSHOT_LEN];
+    let mut delivered = 0;
     ue.send(now, b"up").unwrap();
     for _ in 0..4 {
-        while let Some(p) = ue.poll_persist(&mut snap) {
-            ue.persisted(p).unwrap();
-        }
         while let Some(t) = ue.poll_transmit(now, &mut a).unwrap() {
-            let _ = eese.handle_datagram(now, &mut a[..t.len]);
+            if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len]) {
+                delivered += 1;
+            }
         }
+        while ue.poll_event().is_some() {}
         while let Some(p) = eese.poll_persist(&mut snap) {
             eese.persisted(p).unwrap();
         }
         while let Some(t) = eese.poll_transmit(now, &mut b).unwrap() {
             let _ = ue.handle_datagram(now, &mut b[..t.len]);
         }
+        while eese.poll_event().is_some() {}
     }
+    assert_eq!(delivered, 1, "uplink delivered");
     eese
 }
 
@@ -177,7 +183,7 @@ fn single_seal(eese: &mut Eese<fn() -> Option<Rand>>, payload: &[u8], out: &mut 
         match eese.send(Instant(1_000), payload, out) {
             Ok(s) => return s.len,
             Err(SendError::EffectsPending) => {
-                let mut snap = [0u8; 256];
+                let mut snap = [0u8; EESE_SNAPSHOT_LEN];
                 while let Some(p) = eese.poll_persist(&mut snap) {
                     eese.persisted(p).unwrap();
                 }

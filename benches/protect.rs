@@ -11,7 +11,7 @@ use std::hint::black_box;
 use aes::Aes128;
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use ciot_e2e::kdf::{KdfProfile, KeySet};
+use ciot_e2e::kdf::{KdfProfile, KeySet, UeNonce};
 use ciot_e2e::protect::suite::{SuiteCipher, SuiteKeys};
 use ciot_e2e::wire::{Direction, Ksi, Suite};
 use cmac::{Cmac, Mac};
@@ -26,6 +26,7 @@ fn ours(suite: Suite) -> SuiteCipher {
         &KeySet::from_bytes([0x42; 32]),
         suite,
         1,
+        &UeNonce::from_bytes([0x4e; 16]),
     )
     .unwrap()
     .cipher()

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use ciot_e2e::kdf::{KdfProfile, Rand};
+use ciot_e2e::kdf::{KdfProfile, Rand, UeNonce};
 use ciot_e2e::wire::{
     Cause, DataPacket, DataRepr, Direction, HelloPacket, HelloRepr, KeyExpiredPacket,
     KeyExpiredRepr, Ksi, Message, Suite, TriggerPacket, TriggerRepr,
@@ -14,6 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn trigger() -> TriggerRepr {
     TriggerRepr {
         ksi: Ksi(1),
+        confirm: true,
         counter: 42,
         rand: Rand([7; 16]),
         profile: KdfProfile::Ts33220,
@@ -29,6 +30,7 @@ fn hello() -> HelloRepr<'static> {
         rekey: false,
         counter: 42,
         seq: 7,
+        nonce: UeNonce::from_bytes([0x4e; 16]),
         id: b"ue-0001",
         tag: [9; 16],
     }

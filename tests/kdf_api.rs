@@ -1,18 +1,20 @@
 //! The public API of `ciot_e2e::kdf` from a user's side: every error branch,
-//! domain separation between root kinds, profiles, algorithms and trigger
-//! counters, the worked example of docs/key-hierarchy.md, and the handling
-//! of secrets (no key octets in `Debug`, constant-time equality, zeroize on
-//! drop checked by the compiler).
+//! domain separation between root kinds, profiles, algorithms, trigger
+//! counters and UE starts (nonces), the worked example of
+//! docs/key-hierarchy.md, and the handling of secrets (no key octets in
+//! `Debug`, constant-time equality, zeroize on drop checked by the compiler).
 
 use ciot_e2e::kdf::{
     self, AlgKey, Algorithm, Ck, CkIk, ControlKey, Error, Fc, HkdfKey, Ik, KdfProfile, KeySet,
-    MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey, RootKind, Ts33220Key,
+    MAX_PARAM_LEN, PreparedRoot, Rand, RootBytes, RootKey, RootKind, Ts33220Key, UeNonce,
 };
 use subtle::ConstantTimeEq;
 
 const KINDS: [RootKind; 3] = [RootKind::IntKey, RootKind::E2mKeyset, RootKind::E2mKey];
 const PROFILES: [KdfProfile; 2] = [KdfProfile::Ts33220, KdfProfile::HkdfSha256];
 const ALGS: [Algorithm; 3] = [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm];
+/// A UE start's nonce for the tests that are not about the nonce.
+const NONCE: UeNonce = UeNonce([0x4e; 16]);
 
 // Compile-time: every secret type zeroizes its octets when dropped. Removing
 // `ZeroizeOnDrop` from any of them makes this file fail to compile.
@@ -139,6 +141,31 @@ fn keys_of_wrong_length_are_refused() {
 }
 
 #[test]
+fn ue_nonce_must_be_128_bits() {
+    assert_eq!(UeNonce::LEN, 16);
+    assert_eq!(
+        UeNonce::from_slice(&[7; 15]),
+        Err(Error::BadNonceLength { got: 15 })
+    );
+    assert_eq!(
+        UeNonce::from_slice(&[7; 17]),
+        Err(Error::BadNonceLength { got: 17 })
+    );
+    assert_eq!(
+        UeNonce::from_slice(&[]),
+        Err(Error::BadNonceLength { got: 0 })
+    );
+    assert!(
+        Error::BadNonceLength { got: 15 }
+            .to_string()
+            .contains("nonce")
+    );
+    let n = UeNonce::from_slice(&[7; 16]).unwrap();
+    assert_eq!(n, UeNonce::from_bytes([7; 16]));
+    assert_eq!(n.as_bytes(), &[7; 16]);
+}
+
+#[test]
 fn rand_must_be_128_bits() {
     assert_eq!(
         Rand::from_slice(&[7; 15]),
@@ -186,6 +213,7 @@ fn every_error_displays_as_one_actionable_line() {
             got: 31,
         },
         Error::BadRandLength { got: 15 },
+        Error::BadNonceLength { got: 17 },
         Error::UnknownRootKind(0x09),
     ];
     for e in all {
@@ -294,8 +322,8 @@ fn the_two_profiles_derive_different_keys() {
         assert_ne!(c3, ch, "{kind:?}");
         for alg in ALGS {
             assert_ne!(
-                kdf::alg_key(KdfProfile::Ts33220, &k3, alg, 1),
-                kdf::alg_key(KdfProfile::HkdfSha256, &k3, alg, 1),
+                kdf::alg_key(KdfProfile::Ts33220, &k3, alg, 1, &NONCE),
+                kdf::alg_key(KdfProfile::HkdfSha256, &k3, alg, 1, &NONCE),
                 "{kind:?} {alg:?}"
             );
         }
@@ -308,7 +336,7 @@ fn algorithm_keys_are_bound_to_their_algorithm() {
     for profile in PROFILES {
         let keys: Vec<AlgKey> = ALGS
             .iter()
-            .map(|&a| kdf::alg_key(profile, &keyset, a, 1))
+            .map(|&a| kdf::alg_key(profile, &keyset, a, 1, &NONCE))
             .collect();
         assert_ne!(keys[0], keys[1]);
         assert_ne!(keys[0], keys[2]);
@@ -328,13 +356,13 @@ fn the_same_rand_under_counters_1_and_2_gives_different_algorithm_keys() {
             let again = prepared.keyset(&rand);
             assert_eq!(first, again, "the TR's e2eKEYSET = KDF(root, RAND)");
             for alg in ALGS {
-                let one = kdf::alg_key(profile, &first, alg, 1);
-                let two = kdf::alg_key(profile, &again, alg, 2);
+                let one = kdf::alg_key(profile, &first, alg, 1, &NONCE);
+                let two = kdf::alg_key(profile, &again, alg, 2, &NONCE);
                 assert_ne!(one, two, "{profile:?} {kind:?} {alg:?}");
                 // Every other counter too, down to the last octet and the first.
                 for counter in [0, 3, 0x0100_0000_0000_0001, u64::MAX] {
                     assert_ne!(
-                        kdf::alg_key(profile, &first, alg, counter),
+                        kdf::alg_key(profile, &first, alg, counter, &NONCE),
                         one,
                         "{profile:?} {alg:?} counter {counter}"
                     );
@@ -344,34 +372,144 @@ fn the_same_rand_under_counters_1_and_2_gives_different_algorithm_keys() {
     }
 }
 
+/// A UE that starts again (a reboot, a restore of its storage, a copy of the
+/// device) draws a new nonce; an EESE that answers it with a keyset of the
+/// same RAND and the same counter (a RAND source that repeats itself, an
+/// EESE rolled back) still gives it other algorithm keys, since the nonce
+/// is P3 of every one.
 #[test]
-fn algorithm_key_is_the_low_128_bits_of_the_kdf_output() {
+fn the_same_keyset_rand_and_counter_for_two_nonces_give_different_algorithm_keys() {
+    let rand = Rand([0x42; 16]);
+    let a = UeNonce([0xa0; 16]);
+    for profile in PROFILES {
+        for kind in KINDS {
+            let keyset = PreparedRoot::new(&root(kind, [0x17; 32]), profile).keyset(&rand);
+            for alg in ALGS {
+                for counter in [0, 1, 2, u64::MAX] {
+                    let mine = kdf::alg_key(profile, &keyset, alg, counter, &a);
+                    // Deterministic: the same nonce gives the same key.
+                    assert_eq!(mine, kdf::alg_key(profile, &keyset, alg, counter, &a));
+                    // Any other nonce, down to one bit anywhere, does not.
+                    for bit in 0..128 {
+                        let mut b = *a.as_bytes();
+                        b[bit / 8] ^= 1 << (bit % 8);
+                        assert_ne!(
+                            kdf::alg_key(profile, &keyset, alg, counter, &UeNonce(b)),
+                            mine,
+                            "{profile:?} {kind:?} {alg:?} counter {counter} nonce bit {bit}"
+                        );
+                    }
+                    for other in [UeNonce([0; 16]), UeNonce([0xff; 16]), UeNonce([0xb0; 16])] {
+                        assert_ne!(
+                            kdf::alg_key(profile, &keyset, alg, counter, &other),
+                            mine,
+                            "{profile:?} {kind:?} {alg:?} counter {counter} {other:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The nonce and the counter are separate parameters, each with its length:
+/// no (counter, nonce) stands in for another by moving octets between them.
+#[test]
+fn counter_and_nonce_do_not_trade_octets() {
     let keyset = KeySet::from_bytes([0x5e; 32]);
+    let mut n = [0u8; 16];
+    n[0] = 0x01;
+    for profile in PROFILES {
+        assert_ne!(
+            kdf::alg_key(
+                profile,
+                &keyset,
+                Algorithm::Aes128Gcm,
+                0x01,
+                &UeNonce([0; 16])
+            ),
+            kdf::alg_key(profile, &keyset, Algorithm::Aes128Gcm, 0, &UeNonce(n)),
+            "{profile:?}"
+        );
+        assert_ne!(
+            kdf::alg_key(profile, &keyset, Algorithm::Nea2, 1, &UeNonce([0; 16])),
+            kdf::alg_key(profile, &keyset, Algorithm::Nea2, 0, &UeNonce([0; 16])),
+            "{profile:?}"
+        );
+    }
+}
+
+/// The S string of an algorithm key, built here by hand: the generic TS
+/// 33.220 encoding `FC ‖ P0 ‖ L0 ‖ P1 ‖ L1 ‖ P2 ‖ L2 ‖ P3 ‖ L3` with P2 the
+/// counter (8 octets) and P3 the UE nonce (16 octets): 35 octets.
+fn alg_key_s(alg: Algorithm, counter: u64, nonce: &UeNonce) -> Vec<u8> {
+    let mut s = vec![kdf::FC_ALG_KEY, alg.distinguisher(), 0x00, 0x01];
+    s.extend_from_slice(&[alg.identity(), 0x00, 0x01]);
+    s.extend_from_slice(&counter.to_be_bytes());
+    s.extend_from_slice(&[0x00, 0x08]);
+    s.extend_from_slice(nonce.as_bytes());
+    s.extend_from_slice(&[0x00, 0x10]);
+    s
+}
+
+#[test]
+fn algorithm_key_s_is_the_generic_encoding_with_the_nonce_as_p3() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let keyset = KeySet::from_bytes([0x5e; 32]);
+    let nonces = [
+        UeNonce([0; 16]),
+        UeNonce(core::array::from_fn(|i| 0xa0 | i as u8)),
+        UeNonce([0xff; 16]),
+    ];
     for alg in ALGS {
         for counter in [0u64, 1, 2, 0x0102_0304_0506_0708, u64::MAX] {
-            // P2 = the trigger counter, eight octets big endian.
-            let full = kdf::kdf(
-                keyset.as_bytes(),
-                Fc::new(kdf::FC_ALG_KEY).unwrap(),
-                &[
-                    &[alg.distinguisher()],
-                    &[alg.identity()],
-                    &counter.to_be_bytes(),
-                ],
-            )
-            .unwrap();
-            assert_eq!(
-                kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter).as_bytes(),
-                &full[16..],
-                "{alg:?} counter {counter}"
-            );
+            for nonce in &nonces {
+                let s = alg_key_s(alg, counter, nonce);
+                assert_eq!(s.len(), 35);
+                assert_eq!(&s[17..33], nonce.as_bytes());
+                assert_eq!(&s[33..], &[0x00, 0x10]);
+                // The crate's raw KDF (held to published vectors) over P0..P3.
+                let full = kdf::kdf(
+                    keyset.as_bytes(),
+                    Fc::new(kdf::FC_ALG_KEY).unwrap(),
+                    &[
+                        &[alg.distinguisher()],
+                        &[alg.identity()],
+                        &counter.to_be_bytes(),
+                        nonce.as_bytes(),
+                    ],
+                )
+                .unwrap();
+                // HMAC-SHA-256 of the hand-built S with the `hmac` crate.
+                let mut mac =
+                    <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(keyset.as_bytes()).unwrap();
+                mac.update(&s);
+                assert_eq!(mac.finalize().into_bytes().as_slice(), &full[..]);
+                // The key is the low 128 bits of it.
+                assert_eq!(
+                    kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter, nonce).as_bytes(),
+                    &full[16..],
+                    "{alg:?} counter {counter} {nonce:?}"
+                );
+                // HKDF: the same S as info, the same truncation.
+                let mut okm = [0u8; 32];
+                hkdf::Hkdf::<sha2::Sha256>::new(None, keyset.as_bytes())
+                    .expand(&s, &mut okm)
+                    .unwrap();
+                assert_eq!(
+                    kdf::alg_key(KdfProfile::HkdfSha256, &keyset, alg, counter, nonce).as_bytes(),
+                    &okm[16..],
+                    "hkdf {alg:?} counter {counter} {nonce:?}"
+                );
+            }
         }
     }
 }
 
 /// The worked example of docs/key-hierarchy.md: CK, IK and RAND there, the
 /// algorithm keys of the keysets that triggers 1 and 2 install from that
-/// one RAND.
+/// one RAND for one start of the UE (nonce f0 f1 … ff), and those trigger 1
+/// installs for another start (nonce 00 01 … 0f).
 #[test]
 fn worked_example_of_the_key_hierarchy_doc() {
     let unhex = |s: &str| hex::decode(s).unwrap();
@@ -390,18 +528,29 @@ fn worked_example_of_the_key_hierarchy_doc() {
         hex::encode(keyset.as_bytes()),
         "35f08975d145647d1e9aac907e18ea4fafb76af77ab82f47f9ce55dda1e5d746"
     );
-    for (counter, nea2, nia2, gcm) in [
+    let a = UeNonce::from_slice(&unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")).unwrap();
+    let b = UeNonce::from_slice(&unhex("000102030405060708090a0b0c0d0e0f")).unwrap();
+    for (nonce, counter, nea2, nia2, gcm) in [
         (
+            a,
             1,
-            "d2350b61a9b15a36f7685eed27401d85",
-            "5e4fd49d5d1d9fc92f0969a76c431131",
-            "a3be653df677d9ea90cb5cfc4fdeb4d2",
+            "7c35e79715797f87548296ec6b6fa8b8",
+            "a15cc44db8f5e47d28022ae135c253d8",
+            "10ebd793daa96bef7ade3c7d0b1b3c3a",
         ),
         (
+            a,
             2,
-            "db7bfbbc4147a2c8655018bf0b22e14e",
-            "cdd680ecdffb1be10fc2ac973d4308cb",
-            "339fda3ab1e4723db5fdb701ad6f264c",
+            "6d2649ce0c1a5f76337610876250b0c4",
+            "768dd87d6f727d86d0b9bc068c03b520",
+            "5afe3132087b8e665e16e224dec5087e",
+        ),
+        (
+            b,
+            1,
+            "81b093fece9d2a0deaf1d03b9f488ff7",
+            "90e2386e33145e225130a3261841a154",
+            "5d60205df53e84f698234aa9baf54e42",
         ),
     ] {
         for (alg, want) in [
@@ -410,9 +559,11 @@ fn worked_example_of_the_key_hierarchy_doc() {
             (Algorithm::Aes128Gcm, gcm),
         ] {
             assert_eq!(
-                hex::encode(kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter).as_bytes()),
+                hex::encode(
+                    kdf::alg_key(KdfProfile::Ts33220, &keyset, alg, counter, &nonce).as_bytes()
+                ),
                 want,
-                "{alg:?} counter {counter}"
+                "{alg:?} counter {counter} {nonce:?}"
             );
         }
     }
@@ -462,7 +613,8 @@ fn debug_of_secret_types_prints_no_key_octets() {
                 KdfProfile::Ts33220,
                 &KeySet::from_bytes([B; 32]),
                 ALGS[0],
-                1
+                1,
+                &NONCE
             )
         ),
     ];
@@ -472,10 +624,14 @@ fn debug_of_secret_types_prints_no_key_octets() {
     }
     // The self-check of the check: it does see octets when they are there.
     assert!(shows_octet(&format!("{:?}", [B; 4]), B));
-    // RAND travels in clear, so its Debug shows it.
+    // RAND and the UE nonce travel in clear, so their Debug shows them.
     assert_eq!(
         format!("{:?}", Rand([0xab; 16])),
         format!("Rand({})", "ab".repeat(16))
+    );
+    assert_eq!(
+        format!("{:?}", UeNonce([0xab; 16])),
+        format!("UeNonce({})", "ab".repeat(16))
     );
 }
 

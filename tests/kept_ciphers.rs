@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Instant, Received, SendOutcome, UE_SNAPSHOT_LEN, Ue,
-    UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Instant, Received, SendOutcome, Ue, UeConfig, UeId,
 };
-use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
+use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind, UeNonce};
 
 type Table = EeseTable<u8, u8, fn() -> Option<Rand>>;
 
@@ -21,15 +20,17 @@ fn rands() -> Option<Rand> {
     Some(Rand([9; 16]))
 }
 
+/// The nonce of UE `i`'s (one) start.
+fn nonce(i: u8) -> UeNonce {
+    UeNonce::from_bytes([i ^ 0x6b; 16])
+}
+
 /// Runs both sides until neither has anything to do.
 fn settle(t: &mut Table, ues: &mut [Ue<64>], now: Instant) -> Vec<(u8, Vec<u8>)> {
     let mut delivered = Vec::new();
-    let (mut a, mut snap) = ([0u8; 256], [0u8; UE_SNAPSHOT_LEN + EESE_SNAPSHOT_LEN]);
+    let (mut a, mut snap) = ([0u8; 256], [0u8; EESE_SNAPSHOT_LEN]);
     for _ in 0..8 {
         for (i, ue) in ues.iter_mut().enumerate() {
-            while let Some(p) = ue.poll_persist(&mut snap) {
-                ue.persisted(p).unwrap();
-            }
             while let Some(x) = ue.poll_transmit(now, &mut a).unwrap() {
                 let id = i as u8;
                 let r = t.handle_datagram(now, &id, &mut a[..x.len], |_| Some((id, root(id))));
@@ -37,6 +38,7 @@ fn settle(t: &mut Table, ues: &mut [Ue<64>], now: Instant) -> Vec<(u8, Vec<u8>)>
                     delivered.push((id, a[d.payload].to_vec()));
                 }
             }
+            while ue.poll_event().is_some() {}
         }
         while let Some((id, p)) = t.poll_persist(&mut snap) {
             t.persisted(&id, p).unwrap();
@@ -60,7 +62,7 @@ fn only_recently_active_sessions_keep_ciphers_and_the_others_still_work() {
     let mut ues: Vec<Ue<64>> = (0..5u8)
         .map(|i| {
             let id = UeId::new(&[b'u', i]).unwrap();
-            Ue::new(UeConfig::default(), root(i), id, u64::from(i))
+            Ue::new(UeConfig::default(), root(i), id, nonce(i))
         })
         .collect();
     for (i, ue) in ues.iter_mut().enumerate() {

@@ -1,6 +1,8 @@
 //! No derivation and no endpoint path allocates: a counting global allocator
 //! sees zero heap calls across every derivation of both profiles and a whole
-//! UE ↔ EESE exchange (hello, trigger, snapshots, data both ways).
+//! UE ↔ EESE exchange (hello, offer, the UE's use of it, the EESE's
+//! snapshot, data both ways), then again after the UE started anew (a new
+//! nonce, a new keyset).
 //!
 //! The allocator's counters are process-wide, so this test runs without the
 //! test harness (`harness = false`): one thread, nothing else allocating.
@@ -8,11 +10,11 @@
 use std::alloc::System;
 
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, Received, UE_SNAPSHOT_LEN, Ue, UeConfig, UeId,
+    EESE_SNAPSHOT_LEN, Eese, EeseConfig, Instant, RandSource, Received, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{
     self, Algorithm, Ck, CkIk, Fc, HkdfKey, Ik, KdfProfile, KeySet, PreparedRoot, Rand, RootBytes,
-    RootKey, RootKind, Ts33220Key,
+    RootKey, RootKind, Ts33220Key, UeNonce,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -42,7 +44,7 @@ fn derive_everything(profile: KdfProfile) -> u8 {
         acc ^= u8::from(keyset == one_shot);
         acc ^= prepared.control_key().as_bytes()[0];
         for alg in [Algorithm::Nea2, Algorithm::Nia2, Algorithm::Aes128Gcm] {
-            acc ^= kdf::alg_key(profile, &keyset, alg, 7).as_bytes()[0];
+            acc ^= kdf::alg_key(profile, &keyset, alg, 7, &UeNonce([0x3e; 16])).as_bytes()[0];
         }
         let copy = prepared.clone();
         acc ^= copy.keyset(&Rand([0xa5; 16])).as_bytes()[31];
@@ -70,50 +72,69 @@ fn no_derivation_allocates() {
     assert_eq!(calls, 0, "heap calls in kdf / Ts33220Key / HkdfKey");
 }
 
-/// A UE and a one-UE EESE through hello, trigger, snapshots and data both
-/// ways, with buffers on the stack.
-fn exchange() -> usize {
-    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([3; 32]));
+/// One start of a UE against `eese`, with buffers on the stack: the UE's
+/// payload held until its hello is answered by an offer and sent under it,
+/// the EESE's snapshot written, then a payload down. Returns the payloads
+/// delivered up and down ((1, 1) when it went through).
+fn one_start<R: RandSource>(
+    eese: &mut Eese<R>,
+    root: &RootKey,
+    nonce: UeNonce,
+    now: Instant,
+) -> (usize, usize) {
     let id = UeId::new(b"ue-no-alloc").unwrap();
-    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, 1);
-    let mut n = 0u8;
-    let rands = move || {
-        n = n.wrapping_add(1);
-        Some(Rand([n; 16]))
-    };
-    let mut eese = Eese::new(EeseConfig::default(), root, rands);
-    let now = Instant(0);
+    let mut ue: Ue<64> = Ue::new(UeConfig::default(), root.clone(), id, nonce);
     let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
-    let (mut snap, mut esnap) = ([0u8; UE_SNAPSHOT_LEN], [0u8; EESE_SNAPSHOT_LEN]);
-    let mut delivered = 0;
+    let mut esnap = [0u8; EESE_SNAPSHOT_LEN];
+    let (mut up, mut down) = (0, 0);
     ue.send(now, b"up").unwrap();
-    for _ in 0..4 {
-        if let Some(p) = ue.poll_persist(&mut snap) {
-            ue.persisted(p).unwrap();
-        }
+    for _ in 0..6 {
         while let Ok(Some(t)) = ue.poll_transmit(now, &mut a) {
             if let Ok(Received::Data(_)) = eese.handle_datagram(now, &mut a[..t.len]) {
-                delivered += 1;
-                let s = eese.send(now, b"down", &mut b).unwrap();
-                if let Ok(Received::Data(_)) = ue.handle_datagram(now, &mut b[..s.len]) {
-                    delivered += 1;
-                }
+                up += 1;
             }
         }
-        if let Some(p) = eese.poll_persist(&mut esnap) {
+        while ue.poll_event().is_some() {}
+        while let Some(p) = eese.poll_persist(&mut esnap) {
             eese.persisted(p).unwrap();
         }
         while let Ok(Some(t)) = eese.poll_transmit(now, &mut b) {
             let _ = ue.handle_datagram(now, &mut b[..t.len]);
         }
-        while ue.poll_event().is_some() || eese.poll_event().is_some() {}
+        while eese.poll_event().is_some() {}
+        if up > 0
+            && down == 0
+            && let Ok(s) = eese.send(now, b"down", &mut b)
+            && let Ok(Received::Data(_)) = ue.handle_datagram(now, &mut b[..s.len])
+        {
+            down += 1;
+        }
     }
-    delivered
+    (up, down)
+}
+
+/// A UE and a one-UE EESE through a whole exchange, then the same for the
+/// UE's next start (a reboot: a new nonce, nothing kept).
+fn exchange() -> [(usize, usize); 2] {
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([3; 32]));
+    let mut n = 0u8;
+    let rands = move || {
+        n = n.wrapping_add(1);
+        Some(Rand([n; 16]))
+    };
+    let mut eese = Eese::new(EeseConfig::default(), root.clone(), rands);
+    let first = one_start(&mut eese, &root, UeNonce([0x11; 16]), Instant(0));
+    let again = one_start(&mut eese, &root, UeNonce([0x22; 16]), Instant(5_000));
+    [first, again]
 }
 
 fn no_endpoint_call_allocates() {
     let (calls, delivered) = heap_calls_during(exchange);
-    assert_eq!(delivered, 2, "the exchange went through");
+    assert_eq!(
+        delivered,
+        [(1, 1), (1, 1)],
+        "both starts' exchanges went through"
+    );
     assert_eq!(calls, 0, "heap calls in the UE or the EESE");
 }
 
