@@ -1126,3 +1126,83 @@ fn damaged_or_foreign_snapshots_are_refused() {
     v2[3] = b'2';
     assert!(restore(&v2, 1).is_some(), "a format 2 snapshot");
 }
+
+/// Lets a UE at `addr` and the table talk until neither has more to say;
+/// what the table sends to `addr` reaches the UE, the rest is dropped.
+fn converse(table: &mut Table, ue: &mut Ue<64>, addr: u16, now: Instant, disk: &mut Vec<u8>) {
+    let mut out = [0u8; 512];
+    for _ in 0..8 {
+        let mut said = false;
+        while let Ok(Some(t)) = ue.poll_transmit(now, &mut out) {
+            said = true;
+            let mut d = out[..t.len].to_vec();
+            let _ = table.handle_datagram(now, &addr, &mut d, resolve);
+        }
+        while ue.poll_event().is_some() {}
+        for (to, mut d) in drain_table(table, now, disk) {
+            if to == addr {
+                let _ = ue.handle_datagram(now, &mut d);
+            }
+        }
+        if !said {
+            return;
+        }
+    }
+}
+
+/// Found by the simulator with storage faults (seed 545): a UE whose proven
+/// address another UE had proven since (a NAT gave it to the other), with a
+/// hello from a new address on record and downlink queued, made the table's
+/// `poll_transmit` spin for ever: the session counted as ready to send its
+/// queue, which goes only to a proven address, so every poll put it back on
+/// the list with nothing sent. Now a queue without a proven address does not
+/// make a session ready, and no session is polled twice in one call.
+#[test]
+fn queued_downlink_for_a_ue_whose_address_another_ue_took_never_makes_the_table_spin() {
+    let (a_id, b_id) = (UeId::new(b"ue-a").unwrap(), UeId::new(b"ue-b").unwrap());
+    let mut table: Table = EeseTable::new(eese_cfg(), TestRands::default());
+    let mut disk = Vec::new();
+    let now = Instant(1_000);
+    let mut a: Ue<64> = Ue::new(ue_cfg(), test_root(1), a_id, test_nonce(1));
+    let mut b: Ue<64> = Ue::new(ue_cfg(), test_root(1), b_id, test_nonce(2));
+    converse(&mut table, &mut a, 1, now, &mut disk);
+    converse(&mut table, &mut b, 2, now, &mut disk);
+    assert_eq!((table.peer(&a_id), table.peer(&b_id)), (Some(&1), Some(&2)));
+    // B starts again behind the NAT that gave A's address to it, and proves
+    // it: A no longer has a proven address.
+    let mut b: Ue<64> = Ue::new(ue_cfg(), test_root(1), b_id, test_nonce(3));
+    converse(&mut table, &mut b, 1, now, &mut disk);
+    assert_eq!((table.peer(&a_id), table.peer(&b_id)), (None, Some(&1)));
+    // A starts again elsewhere; its hello is heard, the offer lost.
+    let mut a: Ue<64> = Ue::new(ue_cfg(), test_root(1), a_id, test_nonce(4));
+    let mut out = [0u8; 512];
+    let t = a.poll_transmit(now, &mut out).unwrap().unwrap();
+    let mut hello = out[..t.len].to_vec();
+    let _ = table.handle_datagram(now, &3, &mut hello, resolve);
+    let answers = drain_table(&mut table, now, &mut disk);
+    assert!(
+        answers
+            .iter()
+            .all(|(to, d)| *to == 3 && d.len() <= hello.len())
+    );
+    // Downlink for A waits: there is no address to send it to.
+    for n in 0..4u8 {
+        let sent = table.send(now, &a_id, &[n; 20], &mut out);
+        assert!(matches!(sent, Ok(SendOutcome::Queued)), "{sent:?}");
+    }
+    // Draining ends (the old table never returned from this), and sends A's
+    // queue nowhere.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sent = drain_table(&mut table, now, &mut disk);
+        let _ = done.send(sent);
+    });
+    let sent = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("draining the table ends");
+    assert!(
+        sent.iter()
+            .all(|(_, d)| DataPacket::new_checked(&d[..]).is_err()),
+        "no data goes to an address A has not proven: {sent:?}"
+    );
+}

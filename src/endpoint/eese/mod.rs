@@ -132,9 +132,9 @@ pub(crate) enum KeyState {
 /// from a snapshot, retired).
 #[derive(Clone, Debug)]
 pub(crate) struct Current {
+    /// Made for the UE start `Session::ue` (always set while a keyset is
+    /// in use).
     pub ks: Keyset,
-    /// The UE start it was made for.
-    pub nonce: UeNonce,
     pub state: KeyState,
 }
 
@@ -295,7 +295,7 @@ pub(crate) struct Session<S: Storage = Inline> {
     /// No answer to unauthenticated input before this time.
     pub quiet_until: Instant,
     /// An offer waits for `provide_rand`.
-    pub rand_wait: Option<RandWait>,
+    pub rand_wait: S::Slot<RandWait>,
     /// Set when an offer was promoted by input over this route; the table
     /// reads it to move the UE's proven address.
     pub promoted_from: Option<Route>,
@@ -336,7 +336,7 @@ impl<S: Storage> Session<S> {
             credit: 0,
             hello_credit: 0,
             quiet_until: Instant(0),
-            rand_wait: None,
+            rand_wait: Default::default(),
             promoted_from: None,
         }
     }
@@ -432,11 +432,22 @@ impl<S: Storage> Session<S> {
         match env.rng.rand() {
             Some(rand) => self.install(now, env, wanted, rand),
             None => {
-                if self.rand_wait.is_none() {
-                    env.events.push(Event::RandNeeded);
+                match self.rand_wait.get().copied() {
+                    None => env.events.push(Event::RandNeeded),
+                    Some(w) if w.nonce != nonce => self.remember_start(w.nonce, w.hello),
+                    Some(_) => {}
                 }
-                self.rand_wait = Some(wanted);
+                self.rand_wait.put(wanted);
             }
+        }
+    }
+
+    /// Keeps the last hello seen from start `nonce` (one that is no longer
+    /// the start in use or the newcomer offer's): its hellos stay old. A
+    /// session that only ever saw one start allocates nothing for this.
+    fn remember_start(&mut self, nonce: UeNonce, seen: Option<u32>) {
+        if let Some(seq) = seen {
+            self.starts.get_or_put(StartMarks::default).note(nonce, seq);
         }
     }
 
@@ -464,7 +475,7 @@ impl<S: Storage> Session<S> {
             if let Some(o) = self.offer.get_mut() {
                 o.own = true;
             }
-            if let Some(w) = &mut self.rand_wait {
+            if let Some(w) = self.rand_wait.get_mut() {
                 w.own = true;
             }
         }
@@ -479,7 +490,7 @@ impl<S: Storage> Session<S> {
         let (queued, waiting) = (self.offer_to, self.rand_wait.is_some());
         self.rekey(now, env, false);
         self.offer_to = queued;
-        if !waiting && let Some(w) = &mut self.rand_wait {
+        if !waiting && let Some(w) = self.rand_wait.get_mut() {
             w.route = None;
         }
     }
@@ -525,7 +536,7 @@ impl<S: Storage> Session<S> {
         {
             r.send = None;
         }
-        if let Some(w) = &mut self.rand_wait
+        if let Some(w) = self.rand_wait.get_mut()
             && w.route == Some(Route::Hello)
         {
             w.route = None;
@@ -560,7 +571,7 @@ impl<S: Storage> Session<S> {
             // Only an unknown configured suite fails; nothing changes then.
             return;
         };
-        self.rand_wait = None;
+        self.rand_wait.set(None);
         self.counter = counter;
         if self.floor_due {
             self.floor_due = false;
@@ -594,7 +605,14 @@ impl<S: Storage> Session<S> {
                 self.retx_left = env.cfg.trigger_attempts;
                 self.retx_shift = 0;
             }
-            Which::Newcomer => self.newcomer.put(offer),
+            Which::Newcomer => {
+                if let Some(o) = self.newcomer.get()
+                    && o.nonce != nonce
+                {
+                    self.remember_start(o.nonce, o.hello_seq);
+                }
+                self.newcomer.put(offer);
+            }
         }
         if let Some(route) = route {
             self.send_offer(which, route);
@@ -617,19 +635,20 @@ impl<S: Storage> Session<S> {
         let deadline = now.after(self.te2e(env.cfg));
         let old = self.current.replace(Current {
             ks: offer.ks,
-            nonce,
             state: KeyState::Valid { deadline },
         });
-        self.previous.set(old.map(|c| Previous {
-            ks: c.ks,
-            nonce: c.nonce,
-            until: now.after(env.cfg.grace),
-            state: match c.state {
-                KeyState::Valid { deadline } if now < deadline => c.state,
-                KeyState::Valid { .. } => KeyState::Expired(Cause::TE2E_EXPIRED),
-                other => other,
-            },
-        }));
+        let old_start = self.ue;
+        self.previous
+            .set(old.zip(old_start).map(|(c, start)| Previous {
+                ks: c.ks,
+                nonce: start,
+                until: now.after(env.cfg.grace),
+                state: match c.state {
+                    KeyState::Valid { deadline } if now < deadline => c.state,
+                    KeyState::Valid { .. } => KeyState::Expired(Cause::TE2E_EXPIRED),
+                    other => other,
+                },
+            }));
         if Some(nonce) == self.ue {
             self.hello_seen = self.hello_seen.max(offer.hello_seq);
             self.unkeep_refusal();
@@ -637,16 +656,16 @@ impl<S: Storage> Session<S> {
         } else {
             // A new start of the UE: what was for the old one goes, but its
             // hellos stay old.
-            if let (Some(old), Some(seen)) = (self.ue, self.hello_seen) {
-                self.starts.get_or_put(StartMarks::default).note(old, seen);
+            if let Some(old) = self.ue {
+                self.remember_start(old, self.hello_seen);
             }
             self.ue = Some(nonce);
             self.hello_seen = offer.hello_seq;
             self.offer.set(None);
             self.offer_to = None;
             self.refusal.set(None);
-            if self.rand_wait.is_some_and(|w| w.nonce != nonce) {
-                self.rand_wait = None;
+            if self.rand_wait.get().is_some_and(|w| w.nonce != nonce) {
+                self.rand_wait.set(None);
             }
         }
         if which == Which::Newcomer {
@@ -747,7 +766,7 @@ impl<S: Storage> Session<S> {
         self.cipher.clear();
         self.retx_left = 0;
         self.retx_at = Instant::NEVER;
-        self.rand_wait = None;
+        self.rand_wait.set(None);
         self.offer_to = None;
         self.newcomer_to = None;
         self.current_to = None;

@@ -261,11 +261,12 @@ impl<S: Storage> Session<S> {
         }
         let route = self.current_to.take()?;
         let c = self.current.as_ref()?;
+        let nonce = self.ue?;
         let KeyState::Valid { deadline } = c.state else {
             return None;
         };
         let len = c.ks.trigger(
-            &auth.answer(&c.nonce),
+            &auth.answer(&nonce),
             false,
             lifetime_secs(now.until(deadline)),
             out,

@@ -7,8 +7,7 @@ use super::super::effects::{Delivered, Event, Received, Reject};
 use super::super::slot::{Slot, Storage};
 use super::super::time::Instant;
 use super::{
-    CREDIT_CAP, Env, ErrorOut, KeyState, REFUSAL_COST, Route, Session, StartMarks, TRIGGER_COST,
-    Which,
+    CREDIT_CAP, Env, ErrorOut, KeyState, REFUSAL_COST, Route, Session, TRIGGER_COST, Which,
 };
 
 impl<S: Storage> Session<S> {
@@ -139,7 +138,7 @@ impl<S: Storage> Session<S> {
         packet: DataPacket<&mut [u8]>,
         route: Route,
     ) -> Result<Received, Reject> {
-        let Some(c) = self.current.as_mut() else {
+        let (Some(c), Some(nonce)) = (self.current.as_mut(), self.ue) else {
             return Err(Reject::NoSession);
         };
         let ksi = c.ks.ksi;
@@ -179,7 +178,7 @@ impl<S: Storage> Session<S> {
                             cause,
                             counter: c.ks.counter,
                             refused: Some(opened.seq),
-                            nonce: c.nonce,
+                            nonce,
                         };
                         self.refuse_and_offer(now, env, e, route);
                         Err(Reject::ExpiredKsi(ksi))
@@ -217,7 +216,7 @@ impl<S: Storage> Session<S> {
         if paid {
             if self.offer.is_some() {
                 self.offer_to = Some(Route::Peer);
-            } else if let Some(w) = &mut self.rand_wait {
+            } else if let Some(w) = self.rand_wait.get_mut() {
                 w.route = Some(Route::Peer);
             }
         }
@@ -340,11 +339,6 @@ impl<S: Storage> Session<S> {
             && seq <= last
         {
             return Err(Reject::StaleHello { seq, last });
-        }
-        if !current_start {
-            // Remembered even when its offer is replaced: a few earlier
-            // starts' hellos, replayed in turn, stay old.
-            self.starts.get_or_put(StartMarks::default).note(nonce, seq);
         }
         if route == Route::Hello {
             // Answers go to where this hello came from, and to no other

@@ -97,7 +97,6 @@ impl<S: Storage> Session<S> {
             s.last_ksi = Some(ks.ksi);
             s.current = Some(Current {
                 ks,
-                nonce,
                 state: KeyState::Retired,
             });
         }

@@ -137,9 +137,12 @@ impl<Id: Ord + Clone> Lists<Id> {
             e.in_persist = true;
             self.to_persist.push_back(ue.clone());
         }
+        // Queued data goes only to the proven address: with none, a queue
+        // does not make the session ready (it would be polled for nothing,
+        // again and again).
         if !e.in_transmit
             && (e.peer.is_some() || e.candidate.is_some())
-            && e.session.ready(!e.queued.is_empty())
+            && e.session.ready(!e.queued.is_empty() && e.peer.is_some())
         {
             e.in_transmit = true;
             self.to_transmit.push_back(ue.clone());

@@ -251,7 +251,14 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         if out.len() < crate::wire::TriggerRepr::LEN {
             return None;
         }
-        while let Some(id) = self.lists.to_transmit.pop_front() {
+        // Each session listed now is polled at most once per call: one that
+        // is listed again without having sent anything waits for the next
+        // call, so no state can make this loop spin.
+        let mut budget = self.lists.to_transmit.len();
+        while budget > 0
+            && let Some(id) = self.lists.to_transmit.pop_front()
+        {
+            budget -= 1;
             // Off the list while it runs: `touch` at the end of the call puts
             // it back if it can make progress again.
             match self.sessions.get_mut(&id) {
