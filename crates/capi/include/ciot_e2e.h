@@ -143,7 +143,9 @@
 // The payload is longer than `CIOT_E2E_HOLD` octets.
 #define CIOT_E2E_ERR_PAYLOAD_TOO_LONG -9
 
-// The previous payload has not gone out yet: drain the effects first.
+// The previous payload has not gone out yet, or went out under a keyset
+// that has stopped since and may yet be named refused: drain the effects
+// (the UE asks the EESE by itself) and try again.
 #define CIOT_E2E_ERR_BUSY -10
 
 // `ciot_e2e_ue_init`: the random source is NULL, or it reported failure
@@ -474,7 +476,10 @@ int32_t ciot_e2e_ue_handle_datagram(struct ciot_e2e_ue *ue,
 // Returns `CIOT_E2E_QUEUED` (it goes out at the next poll) or
 // `CIOT_E2E_HELD` (it waits for a keyset; a hello asks for one);
 // `CIOT_E2E_ERR_PAYLOAD_TOO_LONG`, `CIOT_E2E_ERR_BUSY` (the previous one has
-// not gone out), or a calling error; nothing changes then.
+// not gone out, or went out under a keyset that has stopped since and the
+// EESE may yet name it refused: it would be lost if this one took its
+// place; the UE's hello settles it), or a calling error; nothing changes
+// then.
 //
 // # Safety
 // `ue` as in [`ciot_e2e_ue_deinit`]; `payload` is NULL or points to `len`

@@ -53,7 +53,9 @@ pub const CIOT_E2E_ERR_UNSUPPORTED: i32 = -7;
 pub const CIOT_E2E_ERR_BUFFER_TOO_SMALL: i32 = -8;
 /// The payload is longer than `CIOT_E2E_HOLD` octets.
 pub const CIOT_E2E_ERR_PAYLOAD_TOO_LONG: i32 = -9;
-/// The previous payload has not gone out yet: drain the effects first.
+/// The previous payload has not gone out yet, or went out under a keyset
+/// that has stopped since and may yet be named refused: drain the effects
+/// (the UE asks the EESE by itself) and try again.
 pub const CIOT_E2E_ERR_BUSY: i32 = -10;
 /// `ciot_e2e_ue_init`: the random source is NULL, or it reported failure
 /// (or wrote nothing: 16 zero octets). The state is not initialized; there

@@ -263,7 +263,10 @@ pub unsafe extern "C" fn ciot_e2e_ue_handle_datagram(
 /// Returns `CIOT_E2E_QUEUED` (it goes out at the next poll) or
 /// `CIOT_E2E_HELD` (it waits for a keyset; a hello asks for one);
 /// `CIOT_E2E_ERR_PAYLOAD_TOO_LONG`, `CIOT_E2E_ERR_BUSY` (the previous one has
-/// not gone out), or a calling error; nothing changes then.
+/// not gone out, or went out under a keyset that has stopped since and the
+/// EESE may yet name it refused: it would be lost if this one took its
+/// place; the UE's hello settles it), or a calling error; nothing changes
+/// then.
 ///
 /// # Safety
 /// `ue` as in [`ciot_e2e_ue_deinit`]; `payload` is NULL or points to `len`

@@ -467,9 +467,11 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
         let mut attempts = 0;
         'retry: while attempts < 10 {
             attempts += 1;
-            // Wait for the previous payload to go out before handing over this one.
+            // Wait for the previous payload to go out (and, if its keyset
+            // stopped since, for the EESE to say whether it was refused)
+            // before handing over this one.
             let free = clock.now().after(Duration::from_millis(a.timeout_ms));
-            while ue.holding() && clock.now() < free {
+            while ue.busy(clock.now()) && clock.now() < free {
                 pump(&mut ue, &mut got, &mut rekeys)?;
             }
             if ue.send(clock.now(), payload.as_bytes()).is_err() {

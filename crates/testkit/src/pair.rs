@@ -147,6 +147,21 @@ impl Pair {
         }
     }
 
+    /// Like [`Pair::settle`], but everything the EESE sends is lost on the
+    /// way (the UE's datagrams arrive).
+    pub fn settle_lossy(&mut self) {
+        for _ in 0..32 {
+            self.drain();
+            self.to_ue.clear();
+            if self.to_eese.is_empty() {
+                return;
+            }
+            for d in std::mem::take(&mut self.to_eese) {
+                let _ = self.deliver_to_eese(d);
+            }
+        }
+    }
+
     /// Persists, transmits and reports for both sides, until nothing moves.
     pub fn drain(&mut self) {
         for _ in 0..16 {

@@ -280,6 +280,27 @@ impl<const HOLD: usize> Ue<HOLD> {
         matches!(self.held.state, HeldState::Waiting { .. })
     }
 
+    /// Whether [`Ue::send`] would refuse a payload at `now` with
+    /// [`SendError::Busy`]: the previous one has not gone out, or it went
+    /// out under the keyset in use and that keyset has stopped since (its
+    /// lifetime ran out here, or the EESE refused it) with no newer one in:
+    /// the EESE may yet name it refused, and its answer to the UE's hello
+    /// (which the UE sends by itself) settles that.
+    #[must_use]
+    pub fn busy(&self, now: Instant) -> bool {
+        if self.holding() {
+            return true;
+        }
+        let HeldState::Sent { ksi, counter, .. } = self.held.state else {
+            return false;
+        };
+        self.current.as_ref().is_some_and(|c| {
+            c.ks.ksi == ksi
+                && c.ks.counter == counter
+                && (c.status != Status::Usable || c.deadline <= now)
+        })
+    }
+
     /// Takes a payload to send. It goes out at the next
     /// [`Ue::poll_transmit`] when a usable keyset exists ([`Sent::Queued`]),
     /// else after the next trigger ([`Sent::Held`]; a hello asks for it).
@@ -289,8 +310,10 @@ impl<const HOLD: usize> Ue<HOLD> {
     ///
     /// # Errors
     /// [`SendError::PayloadTooLong`] over `HOLD` octets (or 65 535, more
-    /// than any data message carries); [`SendError::Busy`] while the
-    /// previous payload has not gone out. Nothing changes then.
+    /// than any data message carries); [`SendError::Busy`] while
+    /// [`Ue::busy`]: the previous payload has not gone out, or may yet be
+    /// named refused (it would be lost if this one took its place). Nothing
+    /// changes then.
     pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<Sent, SendError> {
         let max = HOLD.min(usize::from(u16::MAX));
         let len = match u16::try_from(payload.len()) {
@@ -302,7 +325,7 @@ impl<const HOLD: usize> Ue<HOLD> {
                 });
             }
         };
-        if self.holding() {
+        if self.busy(now) {
             return Err(SendError::Busy);
         }
         self.advance(now);

@@ -27,7 +27,7 @@ pub(crate) const FIXED_NONCE: UeNonce = UeNonce([0xa7; 16]);
 /// buffer one octet short is refused, the view of the message type agrees
 /// with the Repr field by field (a key-expired error's NAMED flag and seq,
 /// a hello's identifier, its zero padding and its length
-/// `max(84, 33 + idlen)` included), and `peek_type` names the same type.
+/// `max(84, 49 + idlen)` included), and `peek_type` names the same type.
 /// When it fails, the type's own view/Repr path fails with the same error.
 /// Opening a control message under the fixed key agrees with verifying it.
 pub fn decode_any(bytes: &[u8]) {
@@ -244,7 +244,7 @@ pub fn repr_roundtrip(bytes: &[u8]) {
 
 fn hello_roundtrip(r: &HelloRepr<'_>, flip: u16) {
     let len = r.buffer_len();
-    assert_eq!(len, 84.max(33 + r.id.len()));
+    assert_eq!(len, 84.max(49 + r.id.len()));
     let mut buf = std::vec![0xa5u8; len + 1];
     assert_eq!(Message::Hello(*r).emit_into(&mut buf), Ok(len));
     assert_eq!(buf[len], 0xa5, "emit_into wrote past its length");

@@ -255,15 +255,23 @@ pub fn shrink(seed: u64, actions: &[Action]) -> Vec<Action> {
     }
 }
 
-/// The fuzz target's body: the first octet picks the settings' seed, the
-/// rest is a schedule; any violated invariant panics with the schedule.
-pub fn fuzz(bytes: &[u8]) {
+/// The settings' seed and the schedule the fuzz target reads from `bytes`
+/// (to replay, [`shrink`] or trace what it found).
+#[must_use]
+pub fn fuzz_schedule(bytes: &[u8]) -> (u64, Vec<Action>) {
     let mut r = Reader::new(bytes);
     let seed = u64::from(r.u16());
     let mut actions = Vec::new();
     while !r.is_empty() && actions.len() < 256 {
         actions.push(Action::decode(&mut r));
     }
+    (seed, actions)
+}
+
+/// The fuzz target's body: the first octet picks the settings' seed, the
+/// rest is a schedule; any violated invariant panics with the schedule.
+pub fn fuzz(bytes: &[u8]) {
+    let (seed, actions) = fuzz_schedule(bytes);
     let out = run(seed, &actions);
     if let Some(v) = out.violations.first() {
         panic!(
