@@ -64,11 +64,7 @@ impl ControlAuth {
     /// # Errors
     /// [`Error::BadTag`] when it does not match.
     pub fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
-        if bool::from(self.tag(covered).ct_eq(tag)) {
-            Ok(())
-        } else {
-            Err(Error::BadTag)
-        }
+        check_tag(&self.tag(covered), tag)
     }
 
     /// Decodes a control message and verifies its tag: a hello's with the
@@ -146,11 +142,7 @@ impl AnswerAuth<'_> {
     /// # Errors
     /// [`Error::BadTag`] when it does not match.
     pub fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
-        if bool::from(self.tag(covered).ct_eq(tag)) {
-            Ok(())
-        } else {
-            Err(Error::BadTag)
-        }
+        check_tag(&self.tag(covered), tag)
     }
 
     /// Decodes a derive trigger, verifies its tag, and accepts it only if its
@@ -189,27 +181,34 @@ impl AnswerAuth<'_> {
     }
 }
 
+/// `expected` against a received `tag`, in constant time.
+#[inline]
+fn check_tag(expected: &[u8; TAG_LEN], tag: &[u8]) -> Result<(), Error> {
+    if bool::from(expected.ct_eq(tag)) {
+        Ok(())
+    } else {
+        Err(Error::BadTag)
+    }
+}
+
 /// What signs a control message: the control key (a hello) or the control
 /// key bound to a UE start (a trigger, an error).
 pub(crate) trait Signer {
     fn tag(&self, covered: &[u8]) -> [u8; TAG_LEN];
-    fn check(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error>;
+
+    fn check(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
+        check_tag(&self.tag(covered), tag)
+    }
 }
 
 impl Signer for ControlAuth {
     fn tag(&self, covered: &[u8]) -> [u8; TAG_LEN] {
         ControlAuth::tag(self, covered)
     }
-    fn check(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
-        self.verify(covered, tag)
-    }
 }
 
 impl Signer for AnswerAuth<'_> {
     fn tag(&self, covered: &[u8]) -> [u8; TAG_LEN] {
         AnswerAuth::tag(self, covered)
-    }
-    fn check(&self, covered: &[u8], tag: &[u8]) -> Result<(), Error> {
-        self.verify(covered, tag)
     }
 }
