@@ -188,7 +188,6 @@ impl<S: Storage> Session<S> {
     /// Whether `poll_transmit` (or a send of data waiting for this session,
     /// `queued`) can make progress now: a control datagram to send, or data
     /// under a keyset in use whose snapshot is durable.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn ready(&self, queued: bool) -> bool {
         let control = self.refusal_to_send().is_some()
             || self.offer_to.is_some()
@@ -211,6 +210,11 @@ impl<S: Storage> Session<S> {
         out: &mut [u8],
     ) -> Option<(Transmit, Route)> {
         self.advance(now, env);
+        if !self.ready(false) {
+            // Nothing to sign: the control key is not derived (the table
+            // polls here before every queued payload).
+            return None;
+        }
         let auth = self.auth(env.cfg);
         if let Some((e, route)) = self.refusal_to_send() {
             let repr = KeyExpiredRepr {
