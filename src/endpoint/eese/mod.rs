@@ -388,6 +388,24 @@ impl<S: Storage> Session<S> {
         }
     }
 
+    /// The offer slot for `which`, to change.
+    pub(crate) fn slot_mut(&mut self, which: Which) -> &mut S::Slot<Offer> {
+        match which {
+            Which::Offer => &mut self.offer,
+            Which::Newcomer => &mut self.newcomer,
+        }
+    }
+
+    /// Which offer slot is for the UE start `nonce`: the offer when it is
+    /// the start the keyset in use belongs to, else the newcomer's.
+    pub(crate) fn which_for(&self, nonce: UeNonce) -> Which {
+        if Some(nonce) == self.ue {
+            Which::Offer
+        } else {
+            Which::Newcomer
+        }
+    }
+
     /// Offers a new keyset (TR step 4) to the UE start `nonce`, its trigger
     /// to go over `route`: takes a RAND (or asks for one with
     /// [`Event::RandNeeded`]) and derives it. An offer to that start that is
@@ -403,16 +421,8 @@ impl<S: Storage> Session<S> {
         theirs: u64,
         route: Route,
     ) {
-        let which = if Some(nonce) == self.ue {
-            Which::Offer
-        } else {
-            Which::Newcomer
-        };
-        let slot = match which {
-            Which::Offer => &mut self.offer,
-            Which::Newcomer => &mut self.newcomer,
-        };
-        if let Some(o) = slot.get_mut()
+        let which = self.which_for(nonce);
+        if let Some(o) = self.slot_mut(which).get_mut()
             && o.nonce == nonce
             && o.ks.counter > theirs
         {
@@ -586,11 +596,7 @@ impl<S: Storage> Session<S> {
         if counter.saturating_sub(covered) >= COUNTER_RESERVE / 2 {
             self.dirty = true;
         }
-        let which = if Some(nonce) == self.ue {
-            Which::Offer
-        } else {
-            Which::Newcomer
-        };
+        let which = self.which_for(nonce);
         let offer = Offer {
             ks,
             nonce,
@@ -624,11 +630,7 @@ impl<S: Storage> Session<S> {
     /// use, its te2e starts, and the snapshot that holds it is written before
     /// anything is sealed under it.
     pub(crate) fn promote(&mut self, now: Instant, env: &mut Env<'_>, which: Which, route: Route) {
-        let taken = match which {
-            Which::Offer => self.offer.take(),
-            Which::Newcomer => self.newcomer.take(),
-        };
-        let Some(offer) = taken else {
+        let Some(offer) = self.slot_mut(which).take() else {
             return;
         };
         let (ksi, counter, nonce) = (offer.ks.ksi, offer.ks.counter, offer.nonce);

@@ -1,7 +1,8 @@
 //! What a datagram from the UE does at the EESE.
 
 use crate::protect;
-use crate::wire::{Cause, DataPacket, Direction, HelloPacket, MessageType, peek_type};
+use crate::protect::suite::Opened;
+use crate::wire::{Cause, DataPacket, Direction, HelloPacket, Ksi, MessageType, peek_type};
 
 use super::super::effects::{Delivered, Event, Received, Reject};
 use super::super::slot::{Slot, Storage};
@@ -32,11 +33,16 @@ impl<S: Storage> Session<S> {
     /// Octets that came from the address `route` names: they pay for
     /// answers to it (capped, so an idle attacker cannot bank much).
     fn add_credit(&mut self, route: Route, len: u16) {
-        let credit = match route {
+        let credit = self.credit_of(route);
+        *credit = credit.saturating_add(len).min(CREDIT_CAP);
+    }
+
+    /// The credit of the address `route` names.
+    fn credit_of(&mut self, route: Route) -> &mut u16 {
+        match route {
             Route::Peer => &mut self.credit,
             Route::Hello => &mut self.hello_credit,
-        };
-        *credit = credit.saturating_add(len).min(CREDIT_CAP);
+        }
     }
 
     /// Input over the proven address that cannot be authenticated under the
@@ -108,11 +114,7 @@ impl<S: Storage> Session<S> {
         which: Which,
         route: Route,
     ) -> Result<Received, Reject> {
-        let slot = match which {
-            Which::Offer => &mut self.offer,
-            Which::Newcomer => &mut self.newcomer,
-        };
-        let Some(o) = slot.get_mut() else {
+        let Some(o) = self.slot_mut(which).get_mut() else {
             return Err(Reject::NoSession);
         };
         let (ksi, counter) = (o.ks.ksi, o.ks.counter);
@@ -120,12 +122,7 @@ impl<S: Storage> Session<S> {
         match o.ks.open(&o.ks.cipher(), packet) {
             Ok(opened) => {
                 self.promote(now, env, which, route);
-                Ok(Received::Data(Delivered {
-                    ksi,
-                    counter,
-                    seq: opened.seq,
-                    payload: opened.payload,
-                }))
+                Ok(delivered(ksi, counter, opened))
             }
             Err(e) => self.failed(now, env, route, e),
         }
@@ -153,12 +150,7 @@ impl<S: Storage> Session<S> {
                             // while this one goes on.
                             self.rekey(now, env, true);
                         }
-                        Ok(Received::Data(Delivered {
-                            ksi,
-                            counter,
-                            seq: opened.seq,
-                            payload: opened.payload,
-                        }))
+                        Ok(delivered(ksi, counter, opened))
                     }
                     Err(e) => self.failed(now, env, route, e),
                 }
@@ -247,12 +239,7 @@ impl<S: Storage> Session<S> {
             }
             KeyState::Valid { .. } if now < p.until => {
                 match cipher.open_packet(packet, Some(&mut p.ks.recv)) {
-                    Ok(opened) => Ok(Received::Data(Delivered {
-                        ksi,
-                        counter: p.ks.counter,
-                        seq: opened.seq,
-                        payload: opened.payload,
-                    })),
+                    Ok(opened) => Ok(delivered(ksi, p.ks.counter, opened)),
                     Err(e) => self.failed(now, env, route, e),
                 }
             }
@@ -353,10 +340,7 @@ impl<S: Storage> Session<S> {
         self.add_credit(route, len);
         let r = self.answer_hello(now, env, nonce, seq, theirs, ksi, rekey, route);
         let cost = self.queued_for(route).saturating_sub(queued);
-        let credit = match route {
-            Route::Peer => &mut self.credit,
-            Route::Hello => &mut self.hello_credit,
-        };
+        let credit = self.credit_of(route);
         *credit = credit.saturating_sub(cost);
         r
     }
@@ -370,22 +354,20 @@ impl<S: Storage> Session<S> {
         nonce: crate::kdf::UeNonce,
         seq: u32,
         theirs: u64,
-        ksi: crate::wire::Ksi,
+        ksi: Ksi,
         rekey: bool,
         route: Route,
     ) -> Result<Received, Reject> {
-        let current_start = Some(nonce) == self.ue;
+        let which = self.which_for(nonce);
         if theirs > self.counter {
             // The UE accepted a trigger this EESE no longer knows of (it went
             // back to an older state, or lost it): the next one is above.
             self.counter = theirs;
         }
-        let which = if current_start {
+        let current_start = which == Which::Offer;
+        if current_start {
             self.hello_seen = Some(seq);
-            Which::Offer
-        } else {
-            Which::Newcomer
-        };
+        }
         // A fresh hello naming the keyset offered to its start: the UE holds
         // it. It becomes the keyset in use (no answer is needed: a UE whose
         // hello was lost gets the offer again from the EESE's timer).
@@ -393,10 +375,7 @@ impl<S: Storage> Session<S> {
             o.nonce == nonce && !rekey && theirs == o.ks.counter && ksi == o.ks.ksi
         });
         if names_offer {
-            if let Some(o) = match which {
-                Which::Offer => self.offer.get_mut(),
-                Which::Newcomer => self.newcomer.get_mut(),
-            } {
+            if let Some(o) = self.slot_mut(which).get_mut() {
                 o.hello_seq = o.hello_seq.max(Some(seq));
             }
             self.promote(now, env, which, route);
@@ -442,4 +421,14 @@ impl<S: Storage> Session<S> {
         }
         Ok(Received::Control(MessageType::HELLO))
     }
+}
+
+/// What authentic, fresh data under the keyset (`ksi`, `counter`) delivers.
+fn delivered(ksi: Ksi, counter: u64, opened: Opened) -> Received {
+    Received::Data(Delivered {
+        ksi,
+        counter,
+        seq: opened.seq,
+        payload: opened.payload,
+    })
 }

@@ -155,6 +155,16 @@ impl<Id: Ord + Clone> Lists<Id> {
     }
 }
 
+/// Frees the addresses `e` (the session of `ue`) was proven at or said a
+/// hello from, where no other UE has taken them since.
+fn release<Id: Eq, A: Hash + Eq>(peers: &mut HashMap<A, Id>, ue: &Id, e: &Entry<A>) {
+    for a in [&e.peer, &e.candidate].into_iter().flatten() {
+        if peers.get(a) == Some(ue) {
+            peers.remove(a);
+        }
+    }
+}
+
 struct Sink<'a, Id> {
     id: &'a Id,
     q: &'a mut VecDeque<(Id, Event)>,
@@ -327,11 +337,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     fn put(&mut self, ue: Id, session: Session<Boxed>, now: Instant) {
         self.forgotten.remove(&ue);
         if let Some(e) = self.sessions.get(&ue) {
-            for a in [e.peer.clone(), e.candidate.clone()].into_iter().flatten() {
-                if self.peers.get(&a) == Some(&ue) {
-                    self.peers.remove(&a);
-                }
-            }
+            release(&mut self.peers, &ue, e);
         }
         self.sessions.insert(
             ue.clone(),
@@ -360,11 +366,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     pub fn remove(&mut self, ue: &Id) -> bool {
         match self.sessions.remove(ue) {
             Some(e) => {
-                for a in [e.peer, e.candidate].into_iter().flatten() {
-                    if self.peers.get(&a) == Some(ue) {
-                        self.peers.remove(&a);
-                    }
-                }
+                release(&mut self.peers, ue, &e);
                 if self
                     .forgotten
                     .insert(ue.clone(), e.session.tombstone())
@@ -388,11 +390,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     /// table remembered of the UE before.
     fn unmake(&mut self, ue: &Id, remembered: Option<Tombstone>) {
         if let Some(e) = self.sessions.remove(ue) {
-            for a in [e.peer, e.candidate].into_iter().flatten() {
-                if self.peers.get(&a) == Some(ue) {
-                    self.peers.remove(&a);
-                }
-            }
+            release(&mut self.peers, ue, &e);
         }
         if let Some(t) = remembered {
             self.forgotten.insert(ue.clone(), t);
