@@ -16,6 +16,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod driver;
 pub mod endpoint;
 pub mod kdf;
 pub mod protect;

@@ -126,6 +126,33 @@ pub enum Reject {
     UnsupportedSuite(Suite),
 }
 
+impl Reject {
+    /// A short, stable label for metrics and logs (`malformed`,
+    /// `unauthentic`, `replayed`, …): the one mapping every front end uses.
+    #[must_use]
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Reject::Malformed(_) => "malformed",
+            Reject::Unexpected(_) | Reject::WrongDirection | Reject::SuiteMismatch { .. } => {
+                "unexpected"
+            }
+            Reject::Unauthentic => "unauthentic",
+            Reject::Replayed { .. } => "replayed",
+            Reject::TooOld { .. } => "too_old",
+            Reject::UnknownKsi(_) => "unknown_ksi",
+            Reject::ExpiredKsi(_) => "expired_ksi",
+            Reject::RetiredKsi(_) => "retired_ksi",
+            Reject::StaleTrigger { .. } | Reject::StaleError { .. } | Reject::StaleHello { .. } => {
+                "stale"
+            }
+            Reject::ProfileMismatch { .. } => "profile_mismatch",
+            Reject::NoSession => "no_session",
+            Reject::UnknownUe => "unknown_ue",
+            Reject::UnsupportedSuite(_) => "unsupported_suite",
+        }
+    }
+}
+
 impl From<wire::Error> for Reject {
     fn from(e: wire::Error) -> Self {
         match e {

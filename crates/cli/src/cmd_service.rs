@@ -199,6 +199,11 @@ pub struct EeseServiceArgs {
     /// POST uplink payloads here as JSON instead of echoing them.
     #[arg(long)]
     pub webhook: Option<String>,
+    /// Root fetches a second from the EMKS for UEs this EESE holds nothing
+    /// for (hellos naming unknown ids); UEs it holds state for are not
+    /// limited.
+    #[arg(long, default_value_t = ciot_e2e_service::eese::UNKNOWN_FETCH_RATE)]
+    pub emks_fetch_rate: u32,
     /// Print no event lines.
     #[arg(long)]
     pub quiet: bool,
@@ -267,6 +272,7 @@ pub fn eese_service(
         webhook: a.webhook.clone(),
         max_sessions: max_sessions.max(1),
         idle_timeout: Duration::from_secs(idle_timeout.max(1)),
+        unknown_fetch_rate: a.emks_fetch_rate.max(1),
         exit_after: exit_after.map(Duration::from_secs),
         verbose: !a.quiet,
         keylog: match keylog {

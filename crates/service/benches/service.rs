@@ -78,6 +78,7 @@ fn service_config(d: &Path, emks: String, max: usize) -> ServiceConfig {
         webhook: None,
         max_sessions: max,
         idle_timeout: Duration::from_secs(3600),
+        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
         exit_after: None,
         verbose: false,
         keylog: None,

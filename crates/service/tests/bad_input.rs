@@ -92,12 +92,12 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     );
     assert_eq!(s, 403, "{m}");
     assert!(m.contains("only the HSS"), "{m}");
-    let (s, m) = status(hss.root("ue-1").unwrap_err());
+    let (s, m) = status(hss.root(b"ue-1").unwrap_err());
     assert_eq!((s, m.contains("only an EESE")), (403, true), "{m}");
     // Another enterprise's UE looks exactly like an unknown one.
     let other = client(&url, &d, "eese-other");
-    let (s1, m1) = status(other.root("ue-1").unwrap_err());
-    let (s2, _) = status(other.root("nobody").unwrap_err());
+    let (s1, m1) = status(other.root(b"ue-1").unwrap_err());
+    let (s2, _) = status(other.root(b"nobody").unwrap_err());
     assert_eq!((s1, s2), (404, 404));
     assert!(
         m1.contains("no UE \"ue-1\" in enterprise \"other\""),
@@ -180,7 +180,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     pki::init(&d2.join("tls"), &["acme".into()]).unwrap();
     let stranger = EmksClient::new(&url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
     assert!(matches!(
-        stranger.root("ue-1"),
+        stranger.root(b"ue-1"),
         Err(ServiceError::Unreachable(_))
     ));
     let no_cert: ureq::Agent = {
@@ -203,7 +203,8 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     );
 
     // Nothing changed.
-    let (g, r) = eese.root("ue-1").unwrap();
+    let a = eese.root(b"ue-1").unwrap();
+    let (g, r) = (a.generation, a.root);
     assert_eq!((g, *r.key().as_bytes()), (1, root));
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
@@ -231,7 +232,8 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     let mut last = 0;
     let mut seen = 0;
     while !writer.is_finished() || seen == 0 {
-        let (g, r) = eese.root("ue-r").unwrap();
+        let a = eese.root(b"ue-r").unwrap();
+        let (g, r) = (a.generation, a.root);
         assert!(g >= last, "generation went back from {last} to {g}");
         assert_eq!(
             *r.key().as_bytes(),
@@ -242,7 +244,7 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
         seen += 1;
     }
     writer.join().unwrap();
-    assert_eq!(eese.root("ue-r").unwrap().0, 40);
+    assert_eq!(eese.root(b"ue-r").unwrap().generation, 40);
     // The long-poll reports the newest generation of the UE.
     let c = eese.changes(0, Duration::ZERO).unwrap();
     assert_eq!(c.changes.last().map(|c| c.generation), Some(40));
@@ -271,6 +273,7 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         webhook: None,
         max_sessions: 10,
         idle_timeout: Duration::from_secs(60),
+        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
         exit_after: Some(Duration::from_secs(20)),
         verbose: false,
         keylog: None,

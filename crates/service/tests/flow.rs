@@ -144,6 +144,7 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
         webhook: Some(hook),
         max_sessions: 10,
         idle_timeout: Duration::from_secs(60),
+        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
         exit_after: Some(Duration::from_secs(30)),
         verbose: false,
         keylog: None,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a datagram was dropped, as the metrics label it.
-pub const REJECT_REASONS: [&str; 14] = [
+pub const REJECT_REASONS: [&str; 17] = [
     "malformed",
     "unexpected",
     "unauthentic",
@@ -19,6 +19,9 @@ pub const REJECT_REASONS: [&str; 14] = [
     "unknown_ue",
     "root_pending",
     "emks_unreachable",
+    "fetch_limited",
+    "profile_mismatch",
+    "unsupported_suite",
     "other",
 ];
 

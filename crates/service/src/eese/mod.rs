@@ -29,4 +29,4 @@ pub mod metrics;
 mod service;
 pub mod state;
 
-pub use service::{EeseService, RandChoice, ServiceConfig};
+pub use service::{EeseService, RandChoice, ServiceConfig, UNKNOWN_FETCH_RATE};

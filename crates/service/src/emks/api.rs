@@ -91,6 +91,17 @@ pub struct ChangeEntry {
     pub ue: String,
     /// Its new generation.
     pub generation: u64,
+    /// The root was revoked.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl ChangeEntry {
+    /// The UE's octets.
+    #[must_use]
+    pub fn ue_octets(&self) -> Option<Vec<u8>> {
+        Some(self.ue.as_bytes().to_vec())
+    }
 }
 
 /// Changes after `since` for the caller's enterprise.
@@ -103,6 +114,9 @@ pub struct ChangesResponse {
     /// `since` was older than the log keeps: every cached root may be stale.
     #[serde(default)]
     pub reset: bool,
+    /// The identity of the EMKS's database.
+    #[serde(default)]
+    pub store: String,
 }
 
 /// An error answer.

@@ -54,6 +54,17 @@ pub(crate) fn answer<T: DeserializeOwned>(
 }
 
 /// A client of the EMKS, with one identity from a TLS directory.
+/// A root as the EMKS hands it out.
+#[derive(Debug)]
+pub struct RootAnswer {
+    /// The identity of the EMKS's database.
+    pub store: String,
+    /// The root's generation.
+    pub generation: u64,
+    /// The root.
+    pub root: RootKey,
+}
+
 #[derive(Clone)]
 pub struct EmksClient {
     base: String,
@@ -115,16 +126,18 @@ impl EmksClient {
     /// # Errors
     /// [`ServiceError::Refused`] with 404 for a UE that is not the caller's
     /// enterprise's; [`ServiceError::Unreachable`].
-    pub fn root(&self, ue: &str) -> Result<(u64, RootKey), ServiceError> {
-        let r: RootResponse = answer(self.agent.get(&self.root_url(ue)).call(), "root fetch")?;
+    pub fn root(&self, ue: &[u8]) -> Result<RootAnswer, ServiceError> {
+        let ue = String::from_utf8_lossy(ue);
+        let r: RootResponse = answer(self.agent.get(&self.root_url(&ue)).call(), "root fetch")?;
         let hex_root = Zeroizing::new(r.root);
         let mut b = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(hex_root.as_bytes(), &mut *b)
             .map_err(|_| ServiceError::Io("root fetch: root is not 64 hex digits".into()))?;
-        Ok((
-            r.generation,
-            RootKey::new(RootKind::IntKey, RootBytes::from_bytes(*b)),
-        ))
+        Ok(RootAnswer {
+            store: String::new(),
+            generation: r.generation,
+            root: RootKey::new(RootKind::IntKey, RootBytes::from_bytes(*b)),
+        })
     }
 
     /// `n` RANDs from the EMKS.

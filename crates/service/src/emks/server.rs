@@ -267,9 +267,11 @@ async fn changes(
                     .map(|c| ChangeEntry {
                         ue: String::from_utf8_lossy(&c.ue).into_owned(),
                         generation: c.generation,
+                        revoked: false,
                     })
                     .collect(),
                 reset,
+                store: String::new(),
             })
             .into_response();
         }

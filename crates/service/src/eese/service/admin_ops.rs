@@ -1,13 +1,20 @@
 //! The enterprise's commands (admin interface) applied to the table.
 
-use super::*;
+use std::time::{Duration, Instant as StdInstant};
+
+use ciot_e2e::endpoint::{Instant, KeysetState, UeId};
+use serde_json::{Value, json};
+
+use super::EeseService;
+use crate::ServiceError;
+use crate::admin::{Command, Reply, Request2};
 
 impl EeseService {
     /// Makes sure `ue` is in the table (restored if it waits), or parks the
     /// request until its root arrives. `Err` carries the request back when
     /// it was answered or parked.
     pub(super) fn ensure_session(&mut self, ue: &UeId, r: Request2) -> Option<Request2> {
-        if self.table.contains(ue) {
+        if self.driver.table().contains(ue) {
             return Some(r);
         }
         if !self.pending.contains_key(ue) {
@@ -17,11 +24,11 @@ impl EeseService {
             )));
             return None;
         }
-        if self.roots.contains_key(ue) {
+        if self.roots.contains(ue) {
             self.restore_pending(ue);
             return Some(r);
         }
-        if let Some(f) = self.fetches.get(ue)
+        if let Some(f) = self.roots.fetch_state(ue)
             && f.unreachable
             && !f.in_flight
             && f.retry_at.is_some_and(|t| StdInstant::now() < t)
@@ -33,12 +40,12 @@ impl EeseService {
             return None;
         }
         self.parked.entry(*ue).or_default().push(r);
-        self.request_root(ue);
+        self.roots.request(ue, true);
         None
     }
 
     pub(super) fn admin(&mut self, r: Request2) -> Result<(), ServiceError> {
-        let now = self.clock.now();
+        let now = self.io.clock.now();
         let ue = match &r.command {
             Command::Expire(u) | Command::Te2e(u, _) | Command::Show(u) | Command::Send(u, _) => {
                 match UeId::new(u.as_bytes()) {
@@ -60,21 +67,23 @@ impl EeseService {
         };
         let reply: Reply = match (&r.command, ue) {
             (Command::Expire(u), Some(id)) => {
-                self.table.expire_now(now, &id);
-                self.log(format_args!("{id}: keys expired by the enterprise"));
+                self.driver.table_mut().expire_now(now, &id);
+                self.io
+                    .log(format_args!("{id}: keys expired by the enterprise"));
                 Ok(json!({ "ue": u, "expired": true }))
             }
             (Command::ExpireAll, _) => {
                 // Sessions still waiting for their hello hold a retired
                 // keyset already: expired in effect.
-                let n = self.table.expire_all(now);
-                self.log(format_args!(
+                let n = self.driver.table_mut().expire_all(now);
+                self.io.log(format_args!(
                     "all keys expired by the enterprise ({n} sessions)"
                 ));
                 Ok(json!({ "expired": n, "waiting_for_hello": self.pending.len() }))
             }
             (Command::Te2e(u, secs), Some(id)) => {
-                self.table
+                self.driver
+                    .table_mut()
                     .set_te2e(&id, Some(Duration::from_secs(u64::from(*secs))));
                 Ok(json!({ "ue": u, "te2e_secs": secs }))
             }
@@ -91,7 +100,7 @@ impl EeseService {
     }
 
     pub(super) fn show(&self, now: Instant, u: &str, id: &UeId) -> Value {
-        let Some(s) = self.table.status(now, id) else {
+        let Some(s) = self.driver.table().status(now, id) else {
             return json!({ "ue": u, "session": null });
         };
         let keyset = s.keyset.map(|k| {
@@ -126,9 +135,9 @@ impl EeseService {
             "counter": s.counter,
             "te2e_secs": s.te2e.as_secs(),
             "rand_pending": s.rand_pending,
-            "peer": self.table.peer(id).map(ToString::to_string),
-            "root_generation": self.roots.get(id).map(|(g, _)| *g),
-            "quiet_secs": self.table.last_active(id).map(|t| t.until(now).as_secs()),
+            "peer": self.driver.table().peer(id).map(ToString::to_string),
+            "root_generation": self.roots.get(id).map(|c| c.generation),
+            "quiet_secs": self.driver.table().last_active(id).map(|t| t.until(now).as_secs()),
         })
     }
 }

@@ -1,0 +1,94 @@
+//! The UE's loop.
+
+use std::vec::Vec;
+
+use crate::endpoint::{Datagram, Event, Instant, Received, Reject, Ue};
+
+/// What a [`UeDriver`] asks of its embedder: the I/O.
+pub trait UeIo<const N: usize> {
+    /// Why the embedder could not do what was asked.
+    type Error;
+
+    /// Sends one datagram to the EESE (best effort, as UDP is).
+    ///
+    /// # Errors
+    /// The socket failed in a way the embedder cannot go on from.
+    fn transmit(&mut self, datagram: &[u8], what: Datagram) -> Result<(), Self::Error>;
+
+    /// Reports one event; the UE is handed over for what an event may need
+    /// (the keys of a new keyset for a key log).
+    ///
+    /// # Errors
+    /// Whatever the embedder makes of it.
+    fn event(&mut self, ue: &Ue<N>, event: Event) -> Result<(), Self::Error>;
+}
+
+/// A [`Ue`] with the loop that runs it: timers, transmit, events. A UE
+/// stores nothing (every start draws a new nonce), so there is no persist
+/// step.
+pub struct UeDriver<const N: usize> {
+    ue: Ue<N>,
+    out: Vec<u8>,
+}
+
+impl<const N: usize> UeDriver<N> {
+    /// A driver around `ue`.
+    #[must_use]
+    pub fn new(ue: Ue<N>) -> Self {
+        UeDriver {
+            ue,
+            out: std::vec![0u8; Ue::<N>::MAX_DATAGRAM],
+        }
+    }
+
+    /// The UE.
+    #[must_use]
+    pub const fn ue(&self) -> &Ue<N> {
+        &self.ue
+    }
+
+    /// The UE, for calls the driver does not wrap (`send`, `busy`, …);
+    /// what they produce goes out at the next [`drain`](Self::drain).
+    pub fn ue_mut(&mut self) -> &mut Ue<N> {
+        &mut self.ue
+    }
+
+    /// One datagram in (see [`Ue::handle_datagram`]).
+    ///
+    /// # Errors
+    /// Why it was refused; nothing changed then.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &mut [u8],
+    ) -> Result<Received, Reject> {
+        self.ue.handle_datagram(now, datagram)
+    }
+
+    /// Fires due timers, transmits and reports until nothing is left;
+    /// returns how many datagrams went out.
+    ///
+    /// # Errors
+    /// A failed [`UeIo::transmit`] or [`UeIo::event`].
+    pub fn drain<I: UeIo<N>>(&mut self, now: Instant, io: &mut I) -> Result<u32, I::Error> {
+        self.ue.handle_timeout(now);
+        let mut sent = 0;
+        loop {
+            let mut progress = false;
+            // The buffer is MAX_DATAGRAM long, so `poll_transmit` cannot
+            // refuse it.
+            while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut self.out) {
+                io.transmit(&self.out[..t.len], t.what)?;
+                sent += 1;
+                progress = true;
+            }
+            while let Some(ev) = self.ue.poll_event() {
+                io.event(&self.ue, ev)?;
+                progress = true;
+            }
+            if !progress {
+                return Ok(sent);
+            }
+        }
+    }
+}
