@@ -13,18 +13,21 @@ use super::{
 
 impl<S: Storage> Session<S> {
     /// Handles a datagram from the UE that came over `route` (the caller
-    /// found the session).
+    /// found the session). `hello_verified`: the caller already checked
+    /// this hello's tag under this session's control key (the table does,
+    /// before it makes a session), so it is not checked twice.
     pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         env: &mut Env<'_>,
         buf: &mut [u8],
         route: Route,
+        hello_verified: bool,
     ) -> Result<Received, Reject> {
         self.advance(now, env);
         match peek_type(buf)? {
             MessageType::DATA => self.on_data(now, env, buf, route),
-            MessageType::HELLO => self.on_hello(now, env, buf, route),
+            MessageType::HELLO => self.on_hello(now, env, buf, route, hello_verified),
             // Control messages come from the EESE; a UE never sends them.
             other => Err(Reject::Unexpected(other)),
         }
@@ -302,9 +305,12 @@ impl<S: Storage> Session<S> {
         env: &mut Env<'_>,
         buf: &[u8],
         route: Route,
+        verified: bool,
     ) -> Result<Received, Reject> {
         let packet = HelloPacket::new_checked(buf)?;
-        packet.verify(&self.auth(env.cfg))?;
+        if !verified {
+            packet.verify(&self.auth(env.cfg))?;
+        }
         let (nonce, seq) = (packet.nonce(), packet.seq());
         let (theirs, ksi, rekey) = (packet.counter(), packet.ksi(), packet.rekey());
         // Fresh means above the last hello seen from the same start. A

@@ -108,7 +108,7 @@ impl<R: RandSource> Eese<R> {
     /// [`EeseTable`]: crate::endpoint::EeseTable
     pub fn handle_datagram(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, Reject> {
         let (s, mut env) = self.split();
-        s.handle_datagram(now, &mut env, buf, Route::Peer)
+        s.handle_datagram(now, &mut env, buf, Route::Peer, false)
     }
 
     /// Seals a payload for the UE into `out` (see [`EeseTable::send`]).

@@ -413,6 +413,13 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         self.sessions.get(ue)?.peer.as_ref()
     }
 
+    /// Downlink payloads [`send`](Self::send) queued for `ue` that have not
+    /// gone out yet (0 for a UE without a session).
+    #[must_use]
+    pub fn queued(&self, ue: &Id) -> usize {
+        self.sessions.get(ue).map_or(0, |e| e.queued.len())
+    }
+
     /// The UE at `addr` (proven there, or said a hello from there).
     #[must_use]
     pub fn ue_at(&self, addr: &A) -> Option<&Id> {

@@ -37,19 +37,22 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
     ) -> Result<(Id, Received), Reject> {
         if peek_type(buf)? != MessageType::HELLO {
             let id = self.peers.get(from).cloned().ok_or(Reject::NoSession)?;
-            return self.session_datagram(now, &id, from, buf).map(|r| (id, r));
+            return self
+                .session_datagram(now, &id, from, buf, false)
+                .map(|r| (id, r));
         }
         let packet = HelloPacket::new_checked(&buf[..])?;
         let (id, root) = resolve(packet.id()).ok_or(Reject::UnknownUe)?;
         let made = !self.sessions.contains_key(&id);
         let remembered = self.forgotten.get(&id).copied();
         if made {
-            // Verify before any state exists for this UE.
+            // Verify before any state exists for this UE (once: the session
+            // is told it was).
             let s = self.made_again(&id, root);
             packet.verify(&s.auth(&self.cfg))?;
             self.put(id.clone(), s, now);
         }
-        match self.session_datagram(now, &id, from, buf) {
+        match self.session_datagram(now, &id, from, buf, made) {
             Ok(r) => Ok((id, r)),
             Err(e) => {
                 if made {
@@ -71,6 +74,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         ue: &Id,
         from: &A,
         buf: &mut [u8],
+        hello_verified: bool,
     ) -> Result<Received, Reject> {
         let route = match self.sessions.get(ue) {
             Some(e) if e.peer.as_ref() == Some(from) => Route::Peer,
@@ -87,7 +91,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         }
         let r = self
             .with(ue, |s, env, e| {
-                let r = s.handle_datagram(now, env, buf, route);
+                let r = s.handle_datagram(now, env, buf, route, hello_verified);
                 if r.is_ok() {
                     *e.last_active = now;
                 }
