@@ -158,6 +158,9 @@ fn classify(path: &Path, e: redb::Error) -> OpenError {
         redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             OpenError::Damaged(format!("is not a state file ({io})"))
         }
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            OpenError::Damaged(format!("is cut short ({io})"))
+        }
         redb::Error::Io(io) => OpenError::Other(ServiceError::Io(format!(
             "state file {}: {io}: check that it is readable and writable by this user",
             path.display()
@@ -168,7 +171,11 @@ fn classify(path: &Path, e: redb::Error) -> OpenError {
                 path.display()
             )))
         }
-        e => OpenError::Other(ServiceError::Db(format!("{}: {e}", path.display()))),
+        redb::Error::UpgradeRequired(_) => {
+            OpenError::Other(ServiceError::Db(format!("{}: {e}", path.display())))
+        }
+        // Tables of another kind, broken trees, …: not a file this EESE can use.
+        e => OpenError::Damaged(format!("cannot be read ({e})")),
     }
 }
 
@@ -282,6 +289,17 @@ impl StateStore {
     }
 
     fn try_open(path: &Path) -> Result<Self, OpenError> {
+        // redb checks a damaged file with assertions in places (they panic
+        // in debug builds): a damaged file is refused either way.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::try_open_inner(path)))
+            .unwrap_or_else(|_| {
+                Err(OpenError::Damaged(
+                    "is damaged (its structure fails the database's checks)".into(),
+                ))
+            })
+    }
+
+    fn try_open_inner(path: &Path) -> Result<Self, OpenError> {
         if let Ok(m) = std::fs::metadata(path) {
             if !m.is_file() {
                 return Err(OpenError::Other(ServiceError::Usage(format!(
@@ -371,7 +389,10 @@ impl StateStore {
     pub fn load_all(&self) -> Result<HashMap<UeId, Box<[u8]>>, ServiceError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SNAPSHOTS)?;
-        let mut out = HashMap::with_capacity(usize::try_from(t.len()?).unwrap_or(0));
+        // The stored count only sizes the map (a damaged one must not
+        // make it allocate the impossible).
+        let n = usize::try_from(t.len()?).unwrap_or(0).min(1 << 20);
+        let mut out = HashMap::with_capacity(n);
         for item in t.iter()? {
             let (k, v) = item?;
             if let Ok(id) = UeId::new(k.value()) {
@@ -947,6 +968,42 @@ mod tests {
         // A new file has another identity.
         let s = StateStore::open(&p).expect("new");
         assert_ne!(s.identity(), identity);
+        cleanup(&p);
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_in_the_file_is_refused_with_a_sentence_or_harmless() {
+        let p = temp("flip-any");
+        let a = UeId::new(b"ue-a").expect("id");
+        let snap = framed(5);
+        {
+            let mut s = StateStore::open(&p).expect("open");
+            s.write([(&a, snap.as_slice())]).expect("write");
+        }
+        let orig = std::fs::read(&p).expect("read");
+        let mut refused = 0;
+        for pos in (0..orig.len()).step_by(61) {
+            let mut f = orig.clone();
+            f[pos] ^= 0x04;
+            std::fs::write(&p, &f).expect("write");
+            match StateStore::open(&p) {
+                Ok(mut s) => {
+                    // Opened: the snapshot is there intact, or set aside.
+                    let (loaded, notes) = s.load_all_checked().expect("load");
+                    assert!(
+                        loaded.get(&a).is_some_and(|v| **v == *snap) || notes.len() == 1,
+                        "bit at {pos}: {loaded:?}"
+                    );
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("--init"), "bit at {pos}: {msg}");
+                    refused += 1;
+                }
+            }
+        }
+        // The header was among the flipped places: some were refused.
+        assert!(refused > 0);
         cleanup(&p);
     }
 }
