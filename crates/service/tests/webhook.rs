@@ -145,10 +145,7 @@ fn hook(fail_pct: u64) -> Arc<Hook> {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "ciot-webhook-{name}-{}.redb",
-        std::process::id()
-    ));
+    let p = std::env::temp_dir().join(format!("ciot-webhook-{name}-{}.redb", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
 }
@@ -210,7 +207,11 @@ fn check(seen: &Seen, ids: &[String], expected: &[Uplink], allow_duplicates: boo
     let want: HashSet<&String> = ids.iter().collect();
     assert_eq!(got, want);
     if !allow_duplicates {
-        assert_eq!(seen.delivered.len(), ids.len(), "a record was delivered twice");
+        assert_eq!(
+            seen.delivered.len(),
+            ids.len(),
+            "a record was delivered twice"
+        );
     }
     // In order per UE (first delivery of each id).
     let mut last: HashMap<String, u64> = HashMap::new();
@@ -231,7 +232,10 @@ fn check(seen: &Seen, ids: &[String], expected: &[Uplink], allow_duplicates: boo
     for (id, u) in ids.iter().zip(expected) {
         let v = by_id[id];
         assert_eq!(v["type"], "uplink");
-        assert_eq!(v["ue"], String::from_utf8(u.ue.as_bytes().to_vec()).expect("utf8"));
+        assert_eq!(
+            v["ue"],
+            String::from_utf8(u.ue.as_bytes().to_vec()).expect("utf8")
+        );
         assert_eq!(v["ue_hex"], hex::encode(u.ue.as_bytes()));
         assert_eq!(v["payload"], hex::encode(&u.payload));
         assert_eq!(v["seq"], u.seq);
@@ -251,7 +255,9 @@ async fn every_record_is_delivered_once_by_id_in_order_per_ue_through_500s() {
     let first = uplinks(5, 8, 0);
     state.commit([], &first).expect("commit");
     let outbox = state.outbox();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let h = hook(30);
     let server = serve(listener, h.clone()).await;
@@ -287,7 +293,10 @@ async fn every_record_is_delivered_once_by_id_in_order_per_ue_through_500s() {
         seen.requests - all.len() as u64
     );
     let text = metrics.render();
-    assert!(text.contains("ciot_eese_webhook_delivered_total 60\n"), "{text}");
+    assert!(
+        text.contains("ciot_eese_webhook_delivered_total 60\n"),
+        "{text}"
+    );
     drop(seen);
     drop(state);
     let _ = std::fs::remove_file(&p);
@@ -318,7 +327,9 @@ async fn a_sender_aborted_midway_and_started_again_on_the_reopened_state_file_de
         identity = state.identity();
         state.commit([], &all).expect("commit");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let h = hook(30);
     let server = serve(listener, h.clone()).await;
@@ -393,7 +404,11 @@ async fn an_unreachable_webhook_is_retried_until_it_is_up() {
         assert!(tokio::time::Instant::now() < end, "no retries");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(outbox.depth().expect("depth"), all.len() as u64, "nothing lost");
+    assert_eq!(
+        outbox.depth().expect("depth"),
+        all.len() as u64,
+        "nothing lost"
+    );
     assert_eq!(
         metrics.webhook_queue_depth.load(Ordering::Relaxed),
         all.len() as u64
@@ -404,7 +419,12 @@ async fn an_unreachable_webhook_is_retried_until_it_is_up() {
     wait_empty(&outbox, Duration::from_secs(30)).await;
     sender.abort();
     server.abort();
-    check(&h.seen.lock().expect("lock"), &ids(&outbox, all.len()), &all, false);
+    check(
+        &h.seen.lock().expect("lock"),
+        &ids(&outbox, all.len()),
+        &all,
+        false,
+    );
     drop(state);
     let _ = std::fs::remove_file(&p);
 }
@@ -421,7 +441,9 @@ async fn records_older_than_the_max_age_are_dropped_and_counted() {
     state.commit([], &old).expect("commit");
     state.commit([], &fresh).expect("commit");
     let outbox = state.outbox();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let h = hook(0);
     let server = serve(listener, h.clone()).await;
@@ -445,7 +467,11 @@ async fn records_older_than_the_max_age_are_dropped_and_counted() {
         .map(|k| outbox.message_id(k as u64))
         .collect();
     check(&h.seen.lock().expect("lock"), &fresh_ids, &fresh, false);
-    assert!(metrics.render().contains("ciot_eese_webhook_expired_total 6\n"));
+    assert!(
+        metrics
+            .render()
+            .contains("ciot_eese_webhook_expired_total 6\n")
+    );
     drop(state);
     let _ = std::fs::remove_file(&p);
 }

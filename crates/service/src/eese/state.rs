@@ -127,6 +127,12 @@ impl Uplink {
     }
 }
 
+/// Every UE's snapshot, as loaded.
+pub type Snapshots = HashMap<UeId, Box<[u8]>>;
+
+/// A record as stored: key and value octets.
+pub type RawRecord = (Vec<u8>, Vec<u8>);
+
 /// The EESE's state file.
 pub struct StateStore {
     db: Arc<Database>,
@@ -412,9 +418,7 @@ impl StateStore {
     ///
     /// # Errors
     /// Database errors: then nothing is moved.
-    pub fn load_all_checked(
-        &mut self,
-    ) -> Result<(HashMap<UeId, Box<[u8]>>, Vec<(UeId, String)>), ServiceError> {
+    pub fn load_all_checked(&mut self) -> Result<(Snapshots, Vec<(UeId, String)>), ServiceError> {
         let mut all = self.load_all()?;
         let bad: Vec<(UeId, String)> = all
             .iter()
@@ -457,7 +461,7 @@ impl StateStore {
     ///
     /// # Errors
     /// Database errors.
-    pub fn set_aside(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceError> {
+    pub fn set_aside(&self) -> Result<Vec<RawRecord>, ServiceError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SET_ASIDE)?;
         let mut out = Vec::new();
@@ -807,7 +811,11 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("is empty (0 octets)"), "{msg}");
         assert!(msg.contains("--init"), "{msg}");
-        assert_eq!(std::fs::metadata(&p).expect("still there").len(), 0, "changed");
+        assert_eq!(
+            std::fs::metadata(&p).expect("still there").len(),
+            0,
+            "changed"
+        );
         let (s, aside) = StateStore::open_checked(&p, true).expect("--init");
         let aside = aside.expect("moved aside");
         assert!(
@@ -913,7 +921,11 @@ mod tests {
         let (loaded, mut notes) = s.load_all_checked().expect("load");
         assert!(loaded.is_empty());
         notes.sort_by_key(|(id, _)| *id.as_bytes().last().unwrap_or(&0));
-        assert!(notes[0].1.contains("wrong length, 35 octets"), "{}", notes[0].1);
+        assert!(
+            notes[0].1.contains("wrong length, 35 octets"),
+            "{}",
+            notes[0].1
+        );
         assert!(notes[1].1.contains("bad magic"), "{}", notes[1].1);
         cleanup(&p);
     }
@@ -942,10 +954,16 @@ mod tests {
             assert_eq!(s.commits(), 1, "one transaction for both");
             let o = s.outbox();
             assert_eq!(o.depth().expect("depth"), 2);
-            assert_eq!(o.oldest_received_ms().expect("oldest"), Some(1_750_000_000_001));
+            assert_eq!(
+                o.oldest_received_ms().expect("oldest"),
+                Some(1_750_000_000_001)
+            );
             let recs = o.next(None, 10).expect("next");
             assert_eq!(recs, vec![(0, uplink(&a, 1)), (1, uplink(&b, 2))]);
-            assert_eq!(o.next(Some(0), 10).expect("after 0"), vec![(1, uplink(&b, 2))]);
+            assert_eq!(
+                o.next(Some(0), 10).expect("after 0"),
+                vec![(1, uplink(&b, 2))]
+            );
             assert_eq!(o.ack(&[0, 1]).expect("ack"), 2);
             assert_eq!(o.depth().expect("depth"), 0);
             s.commit([], &[uplink(&a, 3)]).expect("commit");
@@ -959,10 +977,7 @@ mod tests {
         s.commit([], &[uplink(&a, 4)]).expect("commit");
         // Emptied and restarted: the key still grows.
         assert_eq!(o.next(None, 10).expect("next")[0].0, 3);
-        assert_eq!(
-            o.message_id(3),
-            format!("msg_{}_3", hex::encode(identity))
-        );
+        assert_eq!(o.message_id(3), format!("msg_{}_3", hex::encode(identity)));
         drop(s);
         cleanup(&p);
         // A new file has another identity.

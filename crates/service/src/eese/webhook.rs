@@ -233,7 +233,13 @@ fn jitter(cfg: &WebhookConfig, attempts: u32) -> Duration {
 
 /// One post of one record; on a 2xx the record is deleted. True when
 /// delivered.
-fn post(agent: &ureq::Agent, cfg: &WebhookConfig, outbox: &Outbox, key: u64, u: &Uplink) -> Result<(), String> {
+fn post(
+    agent: &ureq::Agent,
+    cfg: &WebhookConfig,
+    outbox: &Outbox,
+    key: u64,
+    u: &Uplink,
+) -> Result<(), String> {
     let body = body(u);
     let id = outbox.message_id(key);
     let ts = wall_ms() / 1000;
@@ -337,7 +343,9 @@ pub async fn run(outbox: Outbox, cfg: WebhookConfig, metrics: Arc<Metrics>, wake
         }
         if let Ok(o) = outbox.oldest_received_ms() {
             let age = o.map_or(0, |t| wall_ms().saturating_sub(t) / 1000);
-            metrics.webhook_oldest_age_seconds.store(age, Ordering::Relaxed);
+            metrics
+                .webhook_oldest_age_seconds
+                .store(age, Ordering::Relaxed);
         }
 
         let mut done = Vec::new();
@@ -425,7 +433,10 @@ mod tests {
             }
         }
         assert_eq!(
-            format!("{:?}", WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
+            format!(
+                "{:?}",
+                WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            ),
             "Ok(WebhookSecret(..))"
         );
     }
@@ -449,7 +460,10 @@ mod tests {
         assert!(WebhookConfig::new("ftp://x", None).is_err());
         assert!(WebhookConfig::new("localhost:80", None).is_err());
         let c = WebhookConfig::new("https://hooks.example/x", None).expect("https");
-        assert_eq!((c.max_age, c.max_in_flight), (Duration::from_secs(86_400), 8));
+        assert_eq!(
+            (c.max_age, c.max_in_flight),
+            (Duration::from_secs(86_400), 8)
+        );
     }
 
     #[test]
