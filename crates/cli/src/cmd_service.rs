@@ -185,8 +185,13 @@ pub struct EeseServiceArgs {
     #[arg(long, default_value = "eese")]
     pub tls_name: String,
     /// The state file (created if missing); a restarted EESE continues from it.
+    /// One that exists but is empty or damaged is refused (see --init).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Move an empty or damaged --state file aside (to FILE.damaged-<unix secs>)
+    /// and start with a new one: every UE then starts a new session at its next hello.
+    #[arg(long)]
+    pub init: bool,
     /// Address of the admin interface (HTTP), e.g. 127.0.0.1:9090.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
@@ -204,6 +209,13 @@ pub struct EeseServiceArgs {
     /// limited.
     #[arg(long, default_value_t = ciot_e2e_service::eese::UNKNOWN_FETCH_RATE)]
     pub emks_fetch_rate: u32,
+    /// File holding the webhook's signing secret, whsec_<base64> (Standard
+    /// Webhooks); mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Uplink payloads the webhook has not taken after this many seconds are dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    pub webhook_max_age: u64,
     /// Print no event lines.
     #[arg(long)]
     pub quiet: bool,
@@ -258,6 +270,7 @@ pub fn eese_service(
         tls_dir,
         tls_name: a.tls_name.clone(),
         state: state.clone(),
+        init_state: a.init,
         admin,
         rand: match a.rand_source {
             RandSourceArg::Local => RandChoice::Local,
@@ -270,6 +283,8 @@ pub fn eese_service(
             ..EeseConfig::default()
         },
         webhook: a.webhook.clone(),
+        webhook_secret: a.webhook_secret_file.clone(),
+        webhook_max_age: Duration::from_secs(a.webhook_max_age.max(1)),
         max_sessions: max_sessions.max(1),
         idle_timeout: Duration::from_secs(idle_timeout.max(1)),
         unknown_fetch_rate: a.emks_fetch_rate.max(1),
@@ -300,6 +315,9 @@ pub fn eese_service(
         crate::outln!("eese: serving on {udp}, EMKS {emks}, te2e {te2e} s");
     })
     .map_err(fail)?;
+    for note in svc.state_notes() {
+        crate::outln!("eese: {note}");
+    }
     let old = svc.format2_removed();
     if old > 0 {
         crate::outln!(

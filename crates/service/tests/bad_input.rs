@@ -264,6 +264,7 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         tls_dir: d.join("tls"),
         tls_name: "eese".into(),
         state: d.join("eese.state"),
+        init_state: false,
         admin: Some((
             format!("127.0.0.1:{admin_port}").parse().unwrap(),
             token.clone(),
@@ -271,6 +272,8 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         rand: RandChoice::Local,
         table: EeseConfig::default(),
         webhook: None,
+        webhook_secret: None,
+        webhook_max_age: Duration::from_secs(86_400),
         max_sessions: 10,
         idle_timeout: Duration::from_secs(60),
         unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,

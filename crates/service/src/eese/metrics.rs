@@ -68,6 +68,16 @@ pub struct Metrics {
     pub webhook_ok: AtomicU64,
     /// Webhook calls that failed.
     pub webhook_failed: AtomicU64,
+    /// Uplink records in the outbox, waiting for the webhook (gauge).
+    pub webhook_queue_depth: AtomicU64,
+    /// Age of the oldest record in the outbox, in seconds (gauge).
+    pub webhook_oldest_age_seconds: AtomicU64,
+    /// Webhook attempts that failed and will be retried.
+    pub webhook_retries: AtomicU64,
+    /// Outbox records the webhook acknowledged (2xx).
+    pub webhook_delivered: AtomicU64,
+    /// Outbox records dropped undelivered, older than `--webhook-max-age`.
+    pub webhook_expired: AtomicU64,
 }
 
 /// Adds one.
@@ -210,6 +220,36 @@ impl Metrics {
             "counter",
             "Webhook calls that failed.",
             g(&self.webhook_failed),
+        );
+        one(
+            "ciot_eese_webhook_queue_depth",
+            "gauge",
+            "Uplink payloads in the outbox, waiting for the webhook.",
+            g(&self.webhook_queue_depth),
+        );
+        one(
+            "ciot_eese_webhook_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest uplink payload in the outbox.",
+            g(&self.webhook_oldest_age_seconds),
+        );
+        one(
+            "ciot_eese_webhook_retries_total",
+            "counter",
+            "Webhook attempts that failed (status, timeout, connection) and are retried.",
+            g(&self.webhook_retries),
+        );
+        one(
+            "ciot_eese_webhook_delivered_total",
+            "counter",
+            "Outbox payloads the webhook acknowledged with a 2xx.",
+            g(&self.webhook_delivered),
+        );
+        one(
+            "ciot_eese_webhook_expired_total",
+            "counter",
+            "Outbox payloads dropped undelivered after --webhook-max-age.",
+            g(&self.webhook_expired),
         );
         let _ = writeln!(
             s,

@@ -28,5 +28,6 @@
 pub mod metrics;
 mod service;
 pub mod state;
+pub mod webhook;
 
 pub use service::{EeseService, RandChoice, ServiceConfig, UNKNOWN_FETCH_RATE};

@@ -13,17 +13,7 @@ use tokio::net::UdpSocket;
 use super::{KeyLogHook, Pool, ServiceRand};
 use crate::ServiceError;
 use crate::eese::metrics::{Metrics, inc};
-use crate::eese::state::StateStore;
-
-/// One uplink payload delivered to the enterprise (webhook mode): it is
-/// committed with the snapshots of the same pass, before it counts as
-/// delivered.
-pub(super) struct Uplink {
-    pub(super) ue: UeId,
-    pub(super) payload: Vec<u8>,
-    pub(super) ksi: u8,
-    pub(super) seq: u32,
-}
+use crate::eese::state::{StateStore, Uplink};
 
 /// The service's side of the driver.
 pub(super) struct Io {
@@ -51,7 +41,10 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
     type Error = ServiceError;
 
     fn persist(&mut self, snapshots: &[(&UeId, &[u8])]) -> Result<(), ServiceError> {
-        self.state.write(snapshots.iter().copied())?;
+        // Snapshots and delivered uplink in one transaction: a payload
+        // counts as delivered only once it is durable in the outbox.
+        self.state
+            .commit(snapshots.iter().copied(), &self.uplinks)?;
         inc(&self.metrics.state_commits);
         self.metrics
             .snapshots_written
@@ -127,9 +120,4 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
         }
         Ok(())
     }
-}
-
-/// Posts delivered uplink to the enterprise's webhook.
-pub(super) fn spawn_webhook(url: String, metrics: Arc<Metrics>, wake: Arc<tokio::sync::Notify>) {
-    let _ = (url, metrics, wake);
 }

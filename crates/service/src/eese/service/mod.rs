@@ -50,8 +50,12 @@ pub struct ServiceConfig {
     pub tls_dir: PathBuf,
     /// Which certificate in `tls_dir` (default `eese`).
     pub tls_name: String,
-    /// The state file.
+    /// The state file. A missing one is created; one that exists but is
+    /// empty or damaged is refused unless `init_state`.
     pub state: PathBuf,
+    /// `--init`: move a damaged state file aside
+    /// (`<file>.damaged-<unix secs>`) and start with a new one.
+    pub init_state: bool,
     /// The admin interface's address, and its bearer token.
     pub admin: Option<(SocketAddr, String)>,
     /// RAND source.
@@ -60,6 +64,12 @@ pub struct ServiceConfig {
     pub table: EeseConfig,
     /// Uplink payloads go here (HTTP POST, JSON) instead of being echoed.
     pub webhook: Option<String>,
+    /// The webhook's signing secret (`whsec_<base64>`, a file of mode
+    /// 0600), for the signed sender ([`crate::eese::webhook`]).
+    pub webhook_secret: Option<PathBuf>,
+    /// Uplink payloads the webhook has not taken after this long are
+    /// dropped (the signed sender; default 24 h).
+    pub webhook_max_age: Duration,
     /// Most sessions in the table; the quietest makes room.
     pub max_sessions: usize,
     /// Sessions quiet this long leave the table (their snapshot stays).
@@ -149,6 +159,7 @@ pub struct EeseService {
     exit_after: Option<Duration>,
     webhook: bool,
     format2_removed: usize,
+    state_notes: Vec<String>,
 }
 
 /// Datagrams taken in one wake-up before the effects of the burst are
@@ -186,8 +197,24 @@ impl EeseService {
             &cfg.tls_name,
             Duration::from_secs(40),
         )?;
-        let mut state = StateStore::open(&cfg.state)?;
-        let mut pending = state.load_all()?;
+        if cfg.webhook.is_none() && cfg.webhook_secret.is_some() {
+            return Err(ServiceError::Usage(
+                "--webhook-secret-file needs --webhook".into(),
+            ));
+        }
+        let (mut state, moved) = StateStore::open_checked(&cfg.state, cfg.init_state)?;
+        let mut state_notes = Vec::new();
+        if let Some(aside) = moved {
+            state_notes.push(format!(
+                "state file {} was damaged: moved aside to {} (--init); starting with no sessions",
+                cfg.state.display(),
+                aside.display()
+            ));
+        }
+        // A snapshot that cannot be restored is set aside: its UE starts a
+        // new session at its next hello, the others are restored.
+        let (mut pending, set_aside) = state.load_all_checked()?;
+        state_notes.extend(set_aside.into_iter().map(|(_, note)| note));
         // Snapshots of wire format 2 serve no session of this one: removed,
         // their UEs start afresh at their next hello (see `state`).
         let format2_removed = state.remove_format2(&mut pending)?;
@@ -202,18 +229,23 @@ impl EeseService {
 
         roots::spawn_changes(poll, tx.clone());
 
-        if let Some(url) = &cfg.webhook
-            && !url.starts_with("http://")
-            && !url.starts_with("https://")
-        {
-            return Err(ServiceError::Usage(format!(
-                "--webhook must be an http(s):// URL, got {url:?}"
-            )));
-        }
+        // Uplink to the enterprise: a sender task posts what the driver
+        // committed to the outbox, signed, retried, in order per UE.
         let webhook = cfg.webhook.is_some();
         let webhook_wake = Arc::new(tokio::sync::Notify::new());
-        if let Some(url) = cfg.webhook.clone() {
-            io::spawn_webhook(url, metrics.clone(), webhook_wake.clone());
+        if let Some(url) = &cfg.webhook {
+            let secret = match &cfg.webhook_secret {
+                Some(p) => Some(super::webhook::WebhookSecret::from_file(p)?),
+                None => None,
+            };
+            let mut wcfg = super::webhook::WebhookConfig::new(url, secret)?;
+            wcfg.max_age = cfg.webhook_max_age;
+            tokio::spawn(super::webhook::run(
+                state.outbox(),
+                wcfg,
+                metrics.clone(),
+                webhook_wake.clone(),
+            ));
         }
 
         let admin_addr = match &cfg.admin {
@@ -279,6 +311,7 @@ impl EeseService {
             exit_after: cfg.exit_after,
             webhook,
             format2_removed,
+            state_notes,
         })
     }
 
@@ -288,6 +321,13 @@ impl EeseService {
     #[must_use]
     pub const fn format2_removed(&self) -> usize {
         self.format2_removed
+    }
+
+    /// What opening the state file did that an operator should know: a
+    /// damaged file moved aside (`--init`), snapshots set aside.
+    #[must_use]
+    pub fn state_notes(&self) -> &[String] {
+        &self.state_notes
     }
 
     /// The counters (shared with the admin interface).

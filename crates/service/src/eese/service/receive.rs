@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use ciot_e2e::endpoint::{Instant, Received, SendOutcome, UeId};
 use ciot_e2e::wire::{HelloPacket, MessageType, peek_type};
 
-use super::io::Uplink;
 use super::roots::Fetched;
 use super::{EeseService, Msg};
 use crate::ServiceError;
 use crate::eese::metrics::inc;
+use crate::eese::state::Uplink;
 
 impl EeseService {
     /// Whether this EESE holds anything for `id` (so its root fetch is not
@@ -81,11 +81,15 @@ impl EeseService {
         payload: Vec<u8>,
     ) -> Result<(), ServiceError> {
         if self.webhook {
+            let received_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             self.io.uplinks.push(Uplink {
                 ue: id,
                 payload,
                 ksi,
-                seq,
+                seq: u64::from(seq),
+                received_ms,
             });
             return Ok(());
         }
