@@ -28,13 +28,15 @@ pub(super) fn changes_loop(emks: &EmksClient, tx: &Sender<Msg>) {
                     return;
                 }
                 for c in r.changes {
-                    let Ok(ue) = UeId::new(c.ue.as_bytes()) else {
+                    let Some(Ok(ue)) = c.ue_octets().map(|o| UeId::new(&o)) else {
                         continue;
                     };
+                    // A revocation is taken as a newer generation: the
+                    // cached root is fetched again (and found gone).
                     if tx
                         .send(Msg::Change {
                             ue,
-                            generation: c.generation,
+                            generation: c.generation.saturating_add(u64::from(c.revoked)),
                         })
                         .is_err()
                     {

@@ -247,10 +247,6 @@ fn reject_reason(r: &Reject) -> &'static str {
     }
 }
 
-fn ue_text(id: &UeId) -> String {
-    id.to_string()
-}
-
 impl EeseService {
     /// Binds the socket, opens the state file, loads the snapshots, starts
     /// the workers and the admin interface. `ready` gets the UDP and admin
@@ -309,7 +305,7 @@ impl EeseService {
                         let msg = match job {
                             Job::Root(ue) => {
                                 let t = StdInstant::now();
-                                let result = emks.root(&ue_text(&ue));
+                                let result = emks.root(ue.as_bytes()).map(|a| (a.generation, a.root));
                                 metrics.fetch_latency(t.elapsed());
                                 match &result {
                                     Ok(_) => inc(&metrics.emks_fetches_ok),
