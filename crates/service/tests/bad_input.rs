@@ -35,11 +35,11 @@ fn free_port() -> u16 {
 /// Starts an EMKS on a thread; returns its URL.
 fn emks(d: &Path) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
-    let cfg = EmksConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: d.join("emks.db"),
-        tls_dir: d.join("tls"),
-    };
+    let cfg = EmksConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("emks.db"),
+        d.join("tls"),
+    );
     std::thread::spawn(move || {
         let _ = serve(&cfg, |a| tx.send(a).unwrap());
     });
@@ -78,7 +78,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     let hss = client(&url, &d, "hss");
     let root = [7u8; 32];
     assert_eq!(
-        hss.provision("ue-1", "acme", "3gpp", &root)
+        hss.provision(b"ue-1", "acme", "3gpp", &root)
             .unwrap()
             .generation,
         1
@@ -87,17 +87,17 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     // The wrong certificate for the door.
     let eese = client(&url, &d, "eese");
     let (s, m) = status(
-        eese.provision("ue-1", "acme", "3gpp", &[9; 32])
+        eese.provision(b"ue-1", "acme", "3gpp", &[9; 32])
             .unwrap_err(),
     );
     assert_eq!(s, 403, "{m}");
     assert!(m.contains("only the HSS"), "{m}");
-    let (s, m) = status(hss.root("ue-1").unwrap_err());
+    let (s, m) = status(hss.root(b"ue-1").unwrap_err());
     assert_eq!((s, m.contains("only an EESE")), (403, true), "{m}");
     // Another enterprise's UE looks exactly like an unknown one.
     let other = client(&url, &d, "eese-other");
-    let (s1, m1) = status(other.root("ue-1").unwrap_err());
-    let (s2, _) = status(other.root("nobody").unwrap_err());
+    let (s1, m1) = status(other.root(b"ue-1").unwrap_err());
+    let (s2, _) = status(other.root(b"nobody").unwrap_err());
     assert_eq!((s1, s2), (404, 404));
     assert!(
         m1.contains("no UE \"ue-1\" in enterprise \"other\""),
@@ -105,7 +105,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     );
     // A UE stays with its enterprise.
     let (s, _) = status(
-        hss.provision("ue-1", "other", "3gpp", &[9; 32])
+        hss.provision(b"ue-1", "other", "3gpp", &[9; 32])
             .unwrap_err(),
     );
     assert_eq!(s, 409);
@@ -180,7 +180,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     pki::init(&d2.join("tls"), &["acme".into()]).unwrap();
     let stranger = EmksClient::new(&url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
     assert!(matches!(
-        stranger.root("ue-1"),
+        stranger.root(b"ue-1"),
         Err(ServiceError::Unreachable(_))
     ));
     let no_cert: ureq::Agent = {
@@ -203,8 +203,8 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     );
 
     // Nothing changed.
-    let (g, r) = eese.root("ue-1").unwrap();
-    assert_eq!((g, *r.key().as_bytes()), (1, root));
+    let a = eese.root(b"ue-1").unwrap();
+    assert_eq!((a.generation, *a.root.key().as_bytes()), (1, root));
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
 }
@@ -215,13 +215,13 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     let url = emks(&d);
     let hss = client(&url, &d, "hss");
-    hss.provision("ue-r", "acme", "3gpp", &[1; 32]).unwrap();
+    hss.provision(b"ue-r", "acme", "3gpp", &[1; 32]).unwrap();
     let eese = client(&url, &d, "eese");
     let writer = std::thread::spawn(move || {
         for g in 2..=40u8 {
             // Generation g carries root [g; 32].
             assert_eq!(
-                hss.provision("ue-r", "acme", "3gpp", &[g; 32])
+                hss.provision(b"ue-r", "acme", "3gpp", &[g; 32])
                     .unwrap()
                     .generation,
                 u64::from(g)
@@ -231,7 +231,8 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     let mut last = 0;
     let mut seen = 0;
     while !writer.is_finished() || seen == 0 {
-        let (g, r) = eese.root("ue-r").unwrap();
+        let a = eese.root(b"ue-r").unwrap();
+        let (g, r) = (a.generation, a.root);
         assert!(g >= last, "generation went back from {last} to {g}");
         assert_eq!(
             *r.key().as_bytes(),
@@ -242,7 +243,7 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
         seen += 1;
     }
     writer.join().unwrap();
-    assert_eq!(eese.root("ue-r").unwrap().0, 40);
+    assert_eq!(eese.root(b"ue-r").unwrap().generation, 40);
     // The long-poll reports the newest generation of the UE.
     let c = eese.changes(0, Duration::ZERO).unwrap();
     assert_eq!(c.changes.last().map(|c| c.generation), Some(40));

@@ -760,10 +760,14 @@ mod tests {
         d
     }
 
+    fn kek(b: u8) -> Kek {
+        Kek::from_bytes([b; 32], "test KEK")
+    }
+
     #[test]
     fn each_provisioning_is_a_new_generation_and_a_change() {
         let p = tmp("gen");
-        let s = RootStore::open(&p).expect("open");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
         assert_eq!(
             s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1"),
             (1, 1)
@@ -785,22 +789,189 @@ mod tests {
             vec![(1, 1), (3, 2)]
         );
         assert_eq!(s.changes("acme", 3, 10).expect("none").0, vec![]);
+        let id = s.id_hex();
         drop(s);
-        let s = RootStore::open(&p).expect("reopen");
+        let s = RootStore::open(&p, &kek(1)).expect("reopen");
         assert_eq!(s.last_change().expect("last"), 3);
+        assert_eq!(s.id_hex(), id, "the identity stays with the database");
         let _ = std::fs::remove_file(&p);
     }
 
     #[test]
     fn a_ue_cannot_move_to_another_enterprise() {
         let p = tmp("move");
-        let s = RootStore::open(&p).expect("open");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
         s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1");
         let e = s
             .provision(b"ue-1", "other", "3gpp", &[2; 32])
             .expect_err("moved");
         assert!(matches!(e, ServiceError::Refused { status: 409, .. }));
         assert_eq!(*s.root(b"ue-1").expect("r").expect("s").root, [1; 32]);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn roots_are_sealed_and_a_wrong_kek_is_refused_at_open() {
+        let p = tmp("sealed");
+        let root = [0x5a; 32];
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        s.provision(b"ue-1", "acme", "3gpp", &root).expect("p1");
+        drop(s);
+        let file = std::fs::read(&p).expect("read");
+        assert!(!file.windows(32).any(|w| w == root), "root in clear");
+        let e = RootStore::open(&p, &kek(2)).err().expect("wrong KEK");
+        assert!(e.to_string().contains("wrong KEK: test KEK"), "{e}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(&p).expect("meta").permissions().mode();
+            assert_eq!(m & 0o777, 0o600);
+        }
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_record_moved_to_another_ue_or_database_does_not_open() {
+        let p = tmp("moved");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1");
+        s.provision(b"ue-2", "acme", "3gpp", &[2; 32]).expect("p2");
+        // Copy ue-1's sealed record over ue-2's.
+        let tx = s.db.begin_write().expect("tx");
+        {
+            let mut t = tx.open_table(ROOTS).expect("t");
+            let v = t.get(&b"ue-1"[..]).expect("g").expect("s").value().to_vec();
+            t.insert(&b"ue-2"[..], v.as_slice()).expect("i");
+        }
+        tx.commit().expect("c");
+        let e = s.root(b"ue-2").expect_err("moved record");
+        assert!(e.to_string().contains("does not open"), "{e}");
+        // The same record in another database (another identity).
+        let p2 = tmp("moved2");
+        let s2 = RootStore::open(&p2, &kek(1)).expect("open2");
+        s2.provision(b"ue-1", "acme", "3gpp", &[9; 32]).expect("p");
+        let v = {
+            let tx = s.db.begin_read().expect("r");
+            let t = tx.open_table(ROOTS).expect("t");
+            t.get(&b"ue-1"[..]).expect("g").expect("s").value().to_vec()
+        };
+        let tx = s2.db.begin_write().expect("tx");
+        tx.open_table(ROOTS)
+            .expect("t")
+            .insert(&b"ue-1"[..], v.as_slice())
+            .expect("i");
+        tx.commit().expect("c");
+        assert!(s2.root(b"ue-1").is_err());
+        assert_ne!(s.id_hex(), s2.id_hex());
+        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_file(&p2);
+    }
+
+    #[test]
+    fn revocation_leaves_a_tombstone_and_provisioning_continues_above_it() {
+        let p = tmp("revoke");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1");
+        s.provision(b"ue-1", "acme", "3gpp", &[2; 32]).expect("p2");
+        let r = s.revoke(b"ue-1", |_| Ok(())).expect("revoke");
+        assert_eq!((r.generation, r.enterprise.as_str(), r.seq), (2, "acme", 3));
+        assert_eq!(s.root(b"ue-1").expect("r"), None);
+        let e = s.revoke(b"ue-1", |_| Ok(())).expect_err("twice");
+        assert!(matches!(e, ServiceError::Refused { status: 404, .. }));
+        let e = s.revoke(b"nobody", |_| Ok(())).expect_err("unknown");
+        assert!(matches!(e, ServiceError::Refused { status: 404, .. }));
+        let (c, _) = s.changes("acme", 2, 10).expect("changes");
+        assert_eq!(
+            c,
+            vec![Change {
+                seq: 3,
+                ue: b"ue-1".to_vec(),
+                generation: 2,
+                revoked: true
+            }]
+        );
+        // Still bound to its enterprise; the next generation is 3.
+        assert!(s.provision(b"ue-1", "other", "3gpp", &[3; 32]).is_err());
+        assert_eq!(
+            s.provision(b"ue-1", "acme", "3gpp", &[3; 32]).expect("p3").0,
+            3
+        );
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn check_and_set_provisioning_changes_nothing_on_a_mismatch() {
+        let p = tmp("cas");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        let cas = |g, root: u8| {
+            s.provision_checked(b"ue-1", "acme", "3gpp", &[root; 32], Expect::Generation(g), |_| {
+                Ok(())
+            })
+        };
+        let e = cas(1, 1).expect_err("no root yet");
+        assert!(e.to_string().contains("at generation 0"), "{e}");
+        assert_eq!(cas(0, 1).expect("first").0, 1);
+        let e = cas(0, 2).expect_err("has one");
+        assert!(e.to_string().contains("at generation 1"), "{e}");
+        assert_eq!(cas(1, 2).expect("second").0, 2);
+        assert_eq!(s.last_change().expect("l"), 2);
+        s.revoke(b"ue-1", |_| Ok(())).expect("revoke");
+        let e = cas(2, 3).expect_err("revoked");
+        assert!(e.to_string().contains("revoked"), "{e}");
+        assert_eq!(cas(0, 3).expect("after revoke").0, 3);
+        // An audit failure before commit stores nothing.
+        let e = s
+            .provision_checked(b"ue-1", "acme", "3gpp", &[4; 32], Expect::Any, |_| {
+                Err(ServiceError::Io("audit".into()))
+            })
+            .expect_err("audit");
+        assert!(matches!(e, ServiceError::Io(_)));
+        assert_eq!(s.root(b"ue-1").expect("r").expect("s").generation, 3);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn rotation_reseals_every_root_and_the_old_kek_no_longer_opens() {
+        let p = tmp("rotate");
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        s.provision(b"ue-1", "acme", "3gpp", &[1; 32]).expect("p1");
+        s.provision(b"ue-2", "acme", "hkdf", &[2; 32]).expect("p2");
+        s.provision(b"ue-3", "acme", "3gpp", &[3; 32]).expect("p3");
+        s.revoke(b"ue-3", |_| Ok(())).expect("revoke");
+        let id = s.id_hex();
+        drop(s);
+        assert!(rotate_kek(&p, &kek(7), &kek(2)).is_err(), "wrong old KEK");
+        assert_eq!(rotate_kek(&p, &kek(1), &kek(2)).expect("rotate"), 2);
+        assert!(RootStore::open(&p, &kek(1)).is_err());
+        let s = RootStore::open(&p, &kek(2)).expect("new KEK");
+        assert_eq!(s.id_hex(), id);
+        assert_eq!(*s.root(b"ue-2").expect("r").expect("s").root, [2; 32]);
+        assert_eq!(s.root(b"ue-3").expect("r"), None);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_database_of_the_clear_format_is_sealed_when_opened() {
+        let p = tmp("legacy");
+        {
+            let db = Database::create(&p).expect("create");
+            let tx = db.begin_write().expect("tx");
+            {
+                let mut t = tx.open_table(ROOTS).expect("t");
+                let mut v = 4u64.to_be_bytes().to_vec();
+                v.extend_from_slice(&[0x6b; 32]);
+                push_str(&mut v, "3gpp");
+                push_str(&mut v, "acme");
+                t.insert(&b"ue-old"[..], v.as_slice()).expect("i");
+            }
+            tx.commit().expect("c");
+        }
+        assert!(needs_identity(&p).expect("needs"));
+        let s = RootStore::open(&p, &kek(1)).expect("open");
+        let r = s.root(b"ue-old").expect("r").expect("s");
+        assert_eq!((r.generation, *r.root), (4, [0x6b; 32]));
+        drop(s);
+        assert!(!needs_identity(&p).expect("needs"));
         let _ = std::fs::remove_file(&p);
     }
 }
