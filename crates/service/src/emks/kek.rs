@@ -60,8 +60,12 @@ pub fn ensure_private(path: &Path) -> Result<(), ServiceError> {
     tighten(path)
 }
 
-/// Sets `path` to mode 0600 (owner read and write only).
+/// Sets `path` to mode 0600 (owner read and write only) when it is a
+/// regular file (a device such as `/dev/null` is left as it is).
 fn tighten(path: &Path) -> Result<(), ServiceError> {
+    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
