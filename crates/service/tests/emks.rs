@@ -48,7 +48,10 @@ impl Emks {
                     thread: Some(thread),
                 })
             }
-            Err(_) => Err(thread.join().unwrap().expect_err("serve ended without error")),
+            Err(_) => Err(thread
+                .join()
+                .unwrap()
+                .expect_err("serve ended without error")),
         }
     }
 
@@ -237,7 +240,10 @@ fn a_wiped_database_has_another_identity() {
         .unwrap();
     let a = e.client(&d, "eese").root(b"ue-1").unwrap();
     assert_eq!(a.generation, 1);
-    assert_ne!(a.store, first, "a wiped database must not pass for the old one");
+    assert_ne!(
+        a.store, first,
+        "a wiped database must not pass for the old one"
+    );
     drop(e);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -381,13 +387,18 @@ fn the_audit_log_has_a_line_per_action_and_refusal_and_no_root() {
     eese.root(b"has space").unwrap();
     eese.rands(2).unwrap();
     let _ = other.root(b"has space").unwrap_err(); // 404
-    let _ = eese.provision(b"has space", "acme", "3gpp", &[1; 32]).unwrap_err(); // 403
-    let _ = hss.provision(b"has space", "other", "3gpp", &[1; 32]).unwrap_err(); // 409
+    let _ = eese
+        .provision(b"has space", "acme", "3gpp", &[1; 32])
+        .unwrap_err(); // 403
+    let _ = hss
+        .provision(b"has space", "other", "3gpp", &[1; 32])
+        .unwrap_err(); // 409
     hss.revoke(b"has space").unwrap();
     eese.changes(0, Duration::ZERO).unwrap(); // not logged
     // A client of another CA: the handshake fails.
     let d2 = setup("audit-ca");
-    let stranger = EmksClient::new(&e.url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
+    let stranger =
+        EmksClient::new(&e.url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
     assert!(stranger.root(b"has space").is_err());
     drop(e);
     let lines = audit_lines(&d);

@@ -118,7 +118,8 @@ impl Kek {
     /// [`ServiceError::Usage`] naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, ServiceError> {
         let name = path.display().to_string();
-        let mut f = File::open(path).map_err(|e| ServiceError::Usage(format!("KEK {name}: {e}")))?;
+        let mut f =
+            File::open(path).map_err(|e| ServiceError::Usage(format!("KEK {name}: {e}")))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -203,7 +204,10 @@ mod tests {
     fn a_created_kek_is_private_and_reads_back() {
         let p = tmp("new");
         let k = Kek::create(&p).expect("create");
-        assert!(Kek::create(&p).is_err(), "an existing KEK is never overwritten");
+        assert!(
+            Kek::create(&p).is_err(),
+            "an existing KEK is never overwritten"
+        );
         let k2 = Kek::load(&p).expect("load");
         assert_eq!(k.key(), k2.key());
         assert_ne!(k.key(), &[0u8; 32]);

@@ -157,8 +157,8 @@ fn ue_segment(path: &str) -> Option<&str> {
 /// The UE of `/v1/ues/{ue}/root`: the percent-decoded octets of the raw
 /// path segment, 1 to 64 of them, no control character.
 fn ue_id(uri: &Uri) -> Result<Vec<u8>, Response> {
-    let seg = ue_segment(uri.path())
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such endpoint"))?;
+    let seg =
+        ue_segment(uri.path()).ok_or_else(|| err(StatusCode::NOT_FOUND, "no such endpoint"))?;
     let id: Vec<u8> = percent_encoding::percent_decode_str(seg).collect();
     check_ue(&id).map_err(|m| err(StatusCode::BAD_REQUEST, m))?;
     Ok(id)
@@ -242,7 +242,9 @@ async fn provision(
             "root must not be all zeros",
         );
     }
-    let expect = req.expected_generation.map_or(Expect::Any, Expect::Generation);
+    let expect = req
+        .expected_generation
+        .map_or(Expect::Any, Expect::Generation);
     let enterprise = req.enterprise.clone();
     let app2 = app.clone();
     let id2 = id.clone();
@@ -277,11 +279,7 @@ async fn provision(
     }
 }
 
-async fn revoke(
-    State(app): State<Shared>,
-    Extension(conn): Extension<Conn>,
-    uri: Uri,
-) -> Response {
+async fn revoke(State(app): State<Shared>, Extension(conn): Extension<Conn>, uri: Uri) -> Response {
     if let Err(r) = only_hss(&conn.peer) {
         return r;
     }
@@ -519,7 +517,10 @@ fn router(app: Shared) -> Router {
         .route("/v1/changes", get(changes))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), audit_layer))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit_layer,
+        ))
         .with_state(app)
 }
 

@@ -59,6 +59,9 @@ pub struct RootRecord {
     pub root: Zeroizing<[u8; 32]>,
 }
 
+/// A root of the first, clear record format, read to be sealed.
+type ClearRoot = Zeroizing<[u8; 32]>;
+
 /// A stored record: a sealed root, or the tombstone of a revoked one.
 struct Record {
     enterprise: String,
@@ -92,7 +95,7 @@ impl Record {
 
     /// Decodes a record; a record of the first, clear format comes back
     /// with its root in clear (to be sealed by [`RootStore::open`]).
-    fn decode(b: &[u8]) -> Result<(Self, Option<Zeroizing<[u8; 32]>>), ServiceError> {
+    fn decode(b: &[u8]) -> Result<(Self, Option<ClearRoot>), ServiceError> {
         match b.first() {
             Some(&SEALED) => {
                 let generation = u64::from_be_bytes(
@@ -487,7 +490,8 @@ impl RootStore {
                         }
                     }
                     for (ue, r, root) in clear {
-                        let rec = sealer.seal_root(&ue, r.generation, &r.enterprise, &r.kdf, &root)?;
+                        let rec =
+                            sealer.seal_root(&ue, r.generation, &r.enterprise, &r.kdf, &root)?;
                         roots.insert(ue.as_slice(), rec.encode().as_slice())?;
                     }
                     sealer
@@ -721,7 +725,10 @@ impl RootStore {
 /// (nothing changed then).
 pub fn rotate_kek(path: &Path, old: &Kek, new: &Kek) -> Result<usize, ServiceError> {
     if !path.exists() {
-        return Err(ServiceError::Usage(format!("{}: no such database", path.display())));
+        return Err(ServiceError::Usage(format!(
+            "{}: no such database",
+            path.display()
+        )));
     }
     let store = RootStore::open(path, old)?;
     let next = Sealer::new(store.sealer.id, new)?;
@@ -893,7 +900,9 @@ mod tests {
         // Still bound to its enterprise; the next generation is 3.
         assert!(s.provision(b"ue-1", "other", "3gpp", &[3; 32]).is_err());
         assert_eq!(
-            s.provision(b"ue-1", "acme", "3gpp", &[3; 32]).expect("p3").0,
+            s.provision(b"ue-1", "acme", "3gpp", &[3; 32])
+                .expect("p3")
+                .0,
             3
         );
         let _ = std::fs::remove_file(&p);
@@ -904,9 +913,14 @@ mod tests {
         let p = tmp("cas");
         let s = RootStore::open(&p, &kek(1)).expect("open");
         let cas = |g, root: u8| {
-            s.provision_checked(b"ue-1", "acme", "3gpp", &[root; 32], Expect::Generation(g), |_| {
-                Ok(())
-            })
+            s.provision_checked(
+                b"ue-1",
+                "acme",
+                "3gpp",
+                &[root; 32],
+                Expect::Generation(g),
+                |_| Ok(()),
+            )
         };
         let e = cas(1, 1).expect_err("no root yet");
         assert!(e.to_string().contains("at generation 0"), "{e}");

@@ -305,7 +305,8 @@ impl EeseService {
                         let msg = match job {
                             Job::Root(ue) => {
                                 let t = StdInstant::now();
-                                let result = emks.root(ue.as_bytes()).map(|a| (a.generation, a.root));
+                                let result =
+                                    emks.root(ue.as_bytes()).map(|a| (a.generation, a.root));
                                 metrics.fetch_latency(t.elapsed());
                                 match &result {
                                     Ok(_) => inc(&metrics.emks_fetches_ok),
