@@ -72,13 +72,78 @@ pub struct EmksArgs {
     /// Directory with ca.crt, emks.crt, emks.key (`ciot-e2e pki init`).
     #[arg(long)]
     tls_dir: Option<PathBuf>,
+    /// The key-encryption key file (32 octets, mode 0600) the roots are sealed under
+    /// (default: emks.kek in --tls-dir; made on the first start of a new database).
+    #[arg(long)]
+    kek_file: Option<PathBuf>,
+    /// The audit log, JSON lines appended (default: the --db file's name with .audit.jsonl).
+    #[arg(long)]
+    audit: Option<PathBuf>,
 }
 
-/// `ciot-e2e emks provision`.
+/// `ciot-e2e emks provision`, `revoke`, `rotate-kek`.
 #[derive(Subcommand)]
 pub enum EmksCommand {
     /// Act as the HSS after AKA: derive e2e_int_key from CK/IK and provision it (a new root generation).
     Provision(ProvisionArgs),
+    /// Act as the HSS: revoke a UE's root (destroyed; the next provisioning continues above its generation).
+    Revoke(RevokeArgs),
+    /// With the EMKS stopped: re-seal every root of --db from --kek-file to --new-kek-file (one transaction).
+    RotateKek(RotateKekArgs),
+}
+
+/// Arguments of `ciot-e2e emks revoke`.
+#[derive(Args)]
+pub struct RevokeArgs {
+    /// The EMKS's URL, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    emks: String,
+    /// Directory with ca.crt, hss.crt, hss.key.
+    #[arg(long)]
+    tls_dir: PathBuf,
+    #[command(flatten)]
+    ue: UeArg,
+}
+
+/// Arguments of `ciot-e2e emks rotate-kek`.
+#[derive(Args)]
+pub struct RotateKekArgs {
+    /// The EMKS database (the EMKS must be stopped).
+    #[arg(long)]
+    db: PathBuf,
+    /// The KEK the roots are sealed under now.
+    #[arg(long)]
+    kek_file: PathBuf,
+    /// The new KEK (made, 32 random octets, mode 0600, when it does not exist).
+    #[arg(long)]
+    new_kek_file: PathBuf,
+}
+
+/// A UE identifier as text, or as hex for any octets.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct UeArg {
+    /// The UE's identifier (1 to 64 octets, no control characters), as its hello carries it.
+    #[arg(long)]
+    ue: Option<String>,
+    /// The UE's identifier as hex (for octets that are not text).
+    #[arg(long)]
+    ue_hex: Option<String>,
+}
+
+impl UeArg {
+    fn octets(&self) -> Result<Vec<u8>, Failure> {
+        let id = match (&self.ue, &self.ue_hex) {
+            (Some(t), _) => t.as_bytes().to_vec(),
+            (None, Some(h)) => {
+                crate::args::hex_bytes(h).map_err(|e| Failure::usage(format!("--ue-hex: {e}")))?
+            }
+            (None, None) => return Err(Failure::usage("give --ue or --ue-hex")),
+        };
+        ciot_e2e_service::emks::api::check_ue(&id)
+            .map_err(|e| Failure::usage(format!("--ue: {e}")))?;
+        Ok(id)
+    }
 }
 
 /// Arguments of `ciot-e2e emks provision`.
@@ -90,9 +155,8 @@ pub struct ProvisionArgs {
     /// Directory with ca.crt, hss.crt, hss.key.
     #[arg(long)]
     tls_dir: PathBuf,
-    /// The UE's identifier (1 to 64 octets), as its hello carries it.
-    #[arg(long)]
-    ue: String,
+    #[command(flatten)]
+    ue: UeArg,
     /// CK, 16 octets hex.
     #[arg(long)]
     ck: String,
@@ -105,12 +169,18 @@ pub struct ProvisionArgs {
     /// KDF profile for e2e_int_key.
     #[arg(long, value_enum, default_value_t = KdfArg::Ts33220)]
     kdf: KdfArg,
+    /// Provision only when the UE's current root generation is N (0: it has no root); else refused (409).
+    #[arg(long, value_name = "N")]
+    expect_generation: Option<u64>,
 }
 
 /// Runs `ciot-e2e emks`.
 pub fn emks(a: &EmksArgs) -> Result<(), Failure> {
-    if let Some(EmksCommand::Provision(p)) = &a.sub {
-        return provision(p);
+    match &a.sub {
+        Some(EmksCommand::Provision(p)) => return provision(p),
+        Some(EmksCommand::Revoke(r)) => return revoke(r),
+        Some(EmksCommand::RotateKek(r)) => return rotate_kek(r),
+        None => {}
     }
     let (Some(listen), Some(db), Some(tls_dir)) = (a.listen, a.db.clone(), a.tls_dir.clone())
     else {
@@ -119,9 +189,9 @@ pub fn emks(a: &EmksArgs) -> Result<(), Failure> {
         ));
     };
     let cfg = EmksConfig {
-        listen,
-        db: db.clone(),
-        tls_dir,
+        kek_file: a.kek_file.clone(),
+        audit: a.audit.clone(),
+        ..EmksConfig::new(listen, db.clone(), tls_dir)
     };
     serve(&cfg, |addr| {
         crate::outln!(
@@ -132,13 +202,39 @@ pub fn emks(a: &EmksArgs) -> Result<(), Failure> {
     .map_err(fail)
 }
 
+fn revoke(r: &RevokeArgs) -> Result<(), Failure> {
+    let ue = r.ue.octets()?;
+    let client =
+        EmksClient::new(&r.emks, &r.tls_dir, "hss", Duration::from_secs(10)).map_err(fail)?;
+    let generation = client.revoke(&ue).map_err(fail)?;
+    crate::outln!(
+        "revoked {}: root generation {generation} destroyed",
+        ciot_e2e_service::emks::api::ue_display(&ue)
+    );
+    Ok(())
+}
+
+fn rotate_kek(r: &RotateKekArgs) -> Result<(), Failure> {
+    use ciot_e2e_service::emks::{kek::Kek, store};
+    let old = Kek::load(&r.kek_file).map_err(fail)?;
+    let new = if r.new_kek_file.exists() {
+        Kek::load(&r.new_kek_file).map_err(fail)?
+    } else {
+        Kek::create(&r.new_kek_file).map_err(fail)?
+    };
+    let n = store::rotate_kek(&r.db, &old, &new).map_err(fail)?;
+    crate::outln!(
+        "re-sealed {n} roots of {} under {}; start the EMKS with --kek-file {} and destroy {}",
+        r.db.display(),
+        r.new_kek_file.display(),
+        r.new_kek_file.display(),
+        r.kek_file.display()
+    );
+    Ok(())
+}
+
 fn provision(p: &ProvisionArgs) -> Result<(), Failure> {
-    if !(1..=64).contains(&p.ue.len()) {
-        return Err(Failure::usage(format!(
-            "--ue must be 1 to 64 octets, got {}",
-            p.ue.len()
-        )));
-    }
+    let ue = p.ue.octets()?;
     let ck = Ck::from_bytes(hex_array("ck", &p.ck).map_err(Failure::usage)?);
     let ik = Ik::from_bytes(hex_array("ik", &p.ik).map_err(Failure::usage)?);
     let profile = KdfProfile::from(p.kdf);
@@ -146,16 +242,17 @@ fn provision(p: &ProvisionArgs) -> Result<(), Failure> {
     let client =
         EmksClient::new(&p.emks, &p.tls_dir, "hss", Duration::from_secs(10)).map_err(fail)?;
     let r = client
-        .provision(
-            &p.ue,
+        .provision_checked(
+            &ue,
             &p.enterprise,
             kdf_name(profile),
             root.key().as_bytes(),
+            p.expect_generation,
         )
         .map_err(fail)?;
     crate::outln!(
         "provisioned {} for enterprise {}: root generation {}",
-        r.ue,
+        if r.ue.is_empty() { &r.ue_hex } else { &r.ue },
         r.enterprise,
         r.generation
     );

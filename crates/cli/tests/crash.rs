@@ -240,7 +240,7 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
             &CkIk::new(&Ck::from_bytes(ck), &Ik::from_bytes(ik)),
         );
         hss.provision(
-            &format!("crash-ue-{i}"),
+            format!("crash-ue-{i}").as_bytes(),
             "acme",
             "3gpp",
             root.key().as_bytes(),

@@ -23,6 +23,7 @@ use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e_service::eese::metrics::Metrics;
 use ciot_e2e_service::eese::state::StateStore;
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
+use ciot_e2e_service::emks::kek::{DEFAULT_KEK_FILE, Kek};
 use ciot_e2e_service::emks::store::RootStore;
 use ciot_e2e_service::emks::{EmksConfig, serve};
 use ciot_e2e_service::pki;
@@ -54,11 +55,11 @@ fn ue_name(i: usize) -> String {
 
 fn start_emks(d: &Path) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
-    let cfg = EmksConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: d.join("emks.db"),
-        tls_dir: d.join("tls"),
-    };
+    let cfg = EmksConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("emks.db"),
+        d.join("tls"),
+    );
     std::thread::spawn(move || {
         let _ = serve(&cfg, |a| tx.send(a).unwrap());
     });
@@ -216,7 +217,8 @@ fn rate(ues: usize, per: usize) {
     let d = dir("rate");
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     {
-        let store = RootStore::open(&d.join("emks.db")).unwrap();
+        let kek = Kek::create(&d.join("tls").join(DEFAULT_KEK_FILE)).unwrap();
+        let store = RootStore::open(&d.join("emks.db"), &kek).unwrap();
         let batch: Vec<(Vec<u8>, [u8; 32])> = (0..ues)
             .map(|i| (ue_name(i).into_bytes(), root_of(i)))
             .collect();

@@ -35,11 +35,11 @@ fn free_port() -> u16 {
 /// Starts an EMKS on a thread; returns its URL.
 fn emks(d: &Path) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
-    let cfg = EmksConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: d.join("emks.db"),
-        tls_dir: d.join("tls"),
-    };
+    let cfg = EmksConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("emks.db"),
+        d.join("tls"),
+    );
     std::thread::spawn(move || {
         let _ = serve(&cfg, |a| tx.send(a).unwrap());
     });
@@ -78,7 +78,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     let hss = client(&url, &d, "hss");
     let root = [7u8; 32];
     assert_eq!(
-        hss.provision("ue-1", "acme", "3gpp", &root)
+        hss.provision(b"ue-1", "acme", "3gpp", &root)
             .unwrap()
             .generation,
         1
@@ -87,7 +87,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     // The wrong certificate for the door.
     let eese = client(&url, &d, "eese");
     let (s, m) = status(
-        eese.provision("ue-1", "acme", "3gpp", &[9; 32])
+        eese.provision(b"ue-1", "acme", "3gpp", &[9; 32])
             .unwrap_err(),
     );
     assert_eq!(s, 403, "{m}");
@@ -105,7 +105,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
     );
     // A UE stays with its enterprise.
     let (s, _) = status(
-        hss.provision("ue-1", "other", "3gpp", &[9; 32])
+        hss.provision(b"ue-1", "other", "3gpp", &[9; 32])
             .unwrap_err(),
     );
     assert_eq!(s, 409);
@@ -204,8 +204,7 @@ fn emks_refuses_bad_input_clearly_and_changes_nothing() {
 
     // Nothing changed.
     let a = eese.root(b"ue-1").unwrap();
-    let (g, r) = (a.generation, a.root);
-    assert_eq!((g, *r.key().as_bytes()), (1, root));
+    assert_eq!((a.generation, *a.root.key().as_bytes()), (1, root));
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
 }
@@ -216,13 +215,13 @@ fn a_provisioning_that_races_fetches_is_seen_whole_and_in_order() {
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     let url = emks(&d);
     let hss = client(&url, &d, "hss");
-    hss.provision("ue-r", "acme", "3gpp", &[1; 32]).unwrap();
+    hss.provision(b"ue-r", "acme", "3gpp", &[1; 32]).unwrap();
     let eese = client(&url, &d, "eese");
     let writer = std::thread::spawn(move || {
         for g in 2..=40u8 {
             // Generation g carries root [g; 32].
             assert_eq!(
-                hss.provision("ue-r", "acme", "3gpp", &[g; 32])
+                hss.provision(b"ue-r", "acme", "3gpp", &[g; 32])
                     .unwrap()
                     .generation,
                 u64::from(g)

@@ -38,17 +38,17 @@ fn three_thousand_hellos_of_unknown_ues_cost_at_most_three_hundred_fetches() {
     let _ = std::fs::remove_dir_all(&d);
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     let (tx, rx) = mpsc::channel();
-    let ecfg = EmksConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: d.join("emks.db"),
-        tls_dir: d.join("tls"),
-    };
+    let ecfg = EmksConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("emks.db"),
+        d.join("tls"),
+    );
     std::thread::spawn(move || {
         let _ = serve(&ecfg, |a| tx.send(a).unwrap());
     });
     let emks = format!("https://{}", rx.recv().unwrap());
     let hss = EmksClient::new(&emks, &d.join("tls"), "hss", Duration::from_secs(5)).unwrap();
-    hss.provision("known ue", "acme", "3gpp", &[0x21; 32])
+    hss.provision(b"known ue", "acme", "3gpp", &[0x21; 32])
         .unwrap();
 
     let cfg = ServiceConfig {

@@ -109,17 +109,17 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
     let _ = std::fs::remove_dir_all(&d);
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     let (tx, rx) = mpsc::channel();
-    let ecfg = EmksConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: d.join("emks.db"),
-        tls_dir: d.join("tls"),
-    };
+    let ecfg = EmksConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("emks.db"),
+        d.join("tls"),
+    );
     std::thread::spawn(move || {
         let _ = serve(&ecfg, |a| tx.send(a).unwrap());
     });
     let emks = format!("https://{}", rx.recv().unwrap());
     let hss = EmksClient::new(&emks, &d.join("tls"), "hss", Duration::from_secs(5)).unwrap();
-    hss.provision("ue-w", "acme", "3gpp", &[0x21; 32]).unwrap();
+    hss.provision(b"ue-w", "acme", "3gpp", &[0x21; 32]).unwrap();
 
     // The state file an EESE of wire format 2 left: a "CEE2" snapshot of
     // this UE (the magic is what counts).
@@ -278,7 +278,7 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
 
     // A new AKA run: generation 2; the EESE hears of it by long-poll and
     // voids the keyset made under generation 1.
-    hss.provision("ue-w", "acme", "3gpp", &[0x22; 32]).unwrap();
+    hss.provision(b"ue-w", "acme", "3gpp", &[0x22; 32]).unwrap();
     let t = StdInstant::now();
     loop {
         let s = admin.show("ue-w").unwrap();

@@ -8,25 +8,36 @@ use ciot_e2e::kdf::{Rand, RootBytes, RootKey, RootKind};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
+
 use super::api::{
     ChangesResponse, ErrorBody, ProvisionRequest, ProvisionResponse, RandRequest, RandResponse,
-    RootResponse,
+    RevokeResponse, RootAnswer, RootResponse, check_ue,
 };
 use crate::ServiceError;
 
+/// What a path segment percent-encodes: everything but RFC 3986's
+/// unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
-/// Hand-written: eight lines, and the one place a path is built.
 #[must_use]
 pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    path_segment_octets(s.as_bytes())
+}
+
+/// Percent-encodes the octets of a path segment, any octets.
+#[must_use]
+pub fn path_segment_octets(b: &[u8]) -> String {
+    percent_encode(b, SEGMENT).to_string()
+}
+
+fn checked(ue: &[u8]) -> Result<(), ServiceError> {
+    check_ue(ue).map_err(ServiceError::Usage)
 }
 
 /// Reads an answer: the body as `T` for 2xx, else the error it names.
@@ -54,17 +65,6 @@ pub(crate) fn answer<T: DeserializeOwned>(
 }
 
 /// A client of the EMKS, with one identity from a TLS directory.
-/// A root as the EMKS hands it out.
-#[derive(Debug)]
-pub struct RootAnswer {
-    /// The identity of the EMKS's database.
-    pub store: String,
-    /// The root's generation.
-    pub generation: u64,
-    /// The root.
-    pub root: RootKey,
-}
-
 #[derive(Clone)]
 pub struct EmksClient {
     base: String,
@@ -95,46 +95,86 @@ impl EmksClient {
         })
     }
 
-    fn root_url(&self, ue: &str) -> String {
-        format!("{}/v1/ues/{}/root", self.base, path_segment(ue))
+    fn root_url(&self, ue: &[u8]) -> String {
+        format!("{}/v1/ues/{}/root", self.base, path_segment_octets(ue))
     }
 
-    /// The HSS side: provisions `root` for `ue` of `enterprise`.
+    /// The HSS side: provisions `root` for `ue` of `enterprise` (a new
+    /// generation).
     ///
     /// # Errors
-    /// [`ServiceError::Unreachable`], or the EMKS's refusal.
+    /// [`ServiceError::Usage`] for an identifier that is not 1 to 64
+    /// octets without control characters; [`ServiceError::Unreachable`],
+    /// or the EMKS's refusal.
     pub fn provision(
         &self,
-        ue: &str,
+        ue: &[u8],
         enterprise: &str,
         kdf: &str,
         root: &[u8; 32],
     ) -> Result<ProvisionResponse, ServiceError> {
+        self.provision_checked(ue, enterprise, kdf, root, None)
+    }
+
+    /// As [`EmksClient::provision`], only when the UE's current generation
+    /// is `expected_generation` (0: it has no root); the EMKS answers 409
+    /// naming the current generation otherwise.
+    ///
+    /// # Errors
+    /// As [`EmksClient::provision`].
+    pub fn provision_checked(
+        &self,
+        ue: &[u8],
+        enterprise: &str,
+        kdf: &str,
+        root: &[u8; 32],
+        expected_generation: Option<u64>,
+    ) -> Result<ProvisionResponse, ServiceError> {
+        checked(ue)?;
         let body = ProvisionRequest {
             enterprise: enterprise.to_string(),
             root: hex::encode(root),
             kdf: Some(kdf.to_string()),
+            expected_generation,
         };
+        let body = Zeroizing::new(
+            serde_json::to_vec(&body).map_err(|e| ServiceError::Io(format!("provision: {e}")))?,
+        );
         answer(
-            self.agent.put(&self.root_url(ue)).send_json(&body),
+            self.agent
+                .put(&self.root_url(ue))
+                .header("content-type", "application/json")
+                .send(body.as_slice()),
             "provision",
         )
     }
 
-    /// The EESE side: `ue`'s current root and its generation.
+    /// The HSS side: revokes `ue`'s root. Returns the generation revoked.
+    ///
+    /// # Errors
+    /// [`ServiceError::Refused`] with 404 when the UE has no root;
+    /// [`ServiceError::Unreachable`].
+    pub fn revoke(&self, ue: &[u8]) -> Result<u64, ServiceError> {
+        checked(ue)?;
+        let r: RevokeResponse = answer(self.agent.delete(&self.root_url(ue)).call(), "revoke")?;
+        Ok(r.generation)
+    }
+
+    /// The EESE side: `ue`'s current root, its generation and the EMKS
+    /// store it comes from.
     ///
     /// # Errors
     /// [`ServiceError::Refused`] with 404 for a UE that is not the caller's
-    /// enterprise's; [`ServiceError::Unreachable`].
+    /// enterprise's, or has no root (revoked); [`ServiceError::Unreachable`].
     pub fn root(&self, ue: &[u8]) -> Result<RootAnswer, ServiceError> {
-        let ue = String::from_utf8_lossy(ue);
-        let r: RootResponse = answer(self.agent.get(&self.root_url(&ue)).call(), "root fetch")?;
+        checked(ue)?;
+        let r: RootResponse = answer(self.agent.get(&self.root_url(ue)).call(), "root fetch")?;
         let hex_root = Zeroizing::new(r.root);
         let mut b = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(hex_root.as_bytes(), &mut *b)
             .map_err(|_| ServiceError::Io("root fetch: root is not 64 hex digits".into()))?;
         Ok(RootAnswer {
-            store: String::new(),
+            store: r.store,
             generation: r.generation,
             root: RootKey::new(RootKind::IntKey, RootBytes::from_bytes(*b)),
         })

@@ -3,8 +3,10 @@
 //! enterprise); state in one redb file ([`store`]).
 
 pub mod api;
+pub mod audit;
 pub mod client;
+pub mod kek;
 mod server;
 pub mod store;
 
-pub use server::{EmksConfig, serve};
+pub use server::{EmksConfig, serve, serve_until};

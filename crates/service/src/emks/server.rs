@@ -1,5 +1,7 @@
 //! The EMKS's HTTPS server: a TLS accept loop that reads who the client is
-//! from its certificate, and an axum router over the [`RootStore`].
+//! from its certificate, and an axum router over the [`RootStore`]. Every
+//! request but a successful long-poll leaves a line in the audit log
+//! ([`super::audit`]) before its answer leaves.
 
 // Handlers' helpers return the ready error response as `Err`; it is built
 // once per refused request, so its size does not matter.
@@ -8,24 +10,30 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
 use super::api::{
     ChangeEntry, ChangesResponse, ErrorBody, MAX_BODY, MAX_RANDS, MAX_WAIT_SECS, ProvisionRequest,
-    ProvisionResponse, RandRequest, RandResponse, RootResponse,
+    ProvisionResponse, RandRequest, RandResponse, RevokeResponse, RootResponse, check_ue,
+    ue_display, ue_text,
 };
-use super::store::RootStore;
+use super::audit::{AuditLog, Line};
+use super::kek::{Kek, kek_path};
+use super::store::{Expect, RootStore, needs_identity};
 use crate::ServiceError;
 use crate::tls::Peer;
 
@@ -33,26 +41,103 @@ use crate::tls::Peer;
 pub struct EmksConfig {
     /// Where to listen (HTTPS).
     pub listen: SocketAddr,
-    /// The database file.
+    /// The database file (mode 0600).
     pub db: PathBuf,
     /// `ca.crt`, `emks.crt`, `emks.key`.
     pub tls_dir: PathBuf,
+    /// The key-encryption key file; `None`: `emks.kek` in `tls_dir`.
+    pub kek_file: Option<PathBuf>,
+    /// The audit log; `None`: the database's name with `.audit.jsonl`
+    /// appended.
+    pub audit: Option<PathBuf>,
+}
+
+impl EmksConfig {
+    /// A configuration with the default KEK file and audit log.
+    #[must_use]
+    pub fn new(listen: SocketAddr, db: PathBuf, tls_dir: PathBuf) -> Self {
+        EmksConfig {
+            listen,
+            db,
+            tls_dir,
+            kek_file: None,
+            audit: None,
+        }
+    }
+
+    /// The KEK file in use.
+    #[must_use]
+    pub fn kek_path(&self) -> PathBuf {
+        kek_path(self.kek_file.as_deref(), &self.tls_dir)
+    }
+
+    /// The audit log in use.
+    #[must_use]
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit.clone().unwrap_or_else(|| {
+            let mut s = self.db.clone().into_os_string();
+            s.push(".audit.jsonl");
+            PathBuf::from(s)
+        })
+    }
 }
 
 struct App {
     store: RootStore,
+    /// The store's identity, 32 hex digits.
+    store_id: String,
     /// The newest change's sequence number, for the long-poll.
     latest: watch::Sender<u64>,
+    audit: AuditLog,
 }
 
 type Shared = Arc<App>;
 
+/// Who is on a connection.
+#[derive(Clone)]
+struct Conn {
+    peer: Peer,
+    addr: String,
+}
+
+impl Conn {
+    fn name(&self) -> String {
+        match &self.peer {
+            Peer::Hss => "hss".into(),
+            Peer::Eese(e) => format!("eese:{e}"),
+            Peer::Other(cn) if cn.is_empty() => self.addr.clone(),
+            Peer::Other(cn) => cn.clone(),
+        }
+    }
+}
+
+/// Marks a response whose audit line is written already.
+#[derive(Clone, Copy)]
+struct Audited;
+
+/// The sentence of an error response, for the audit line.
+#[derive(Clone)]
+struct ErrorText(String);
+
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(ErrorBody { error: msg.into() })).into_response()
+    let msg = msg.into();
+    let mut r = (status, Json(ErrorBody { error: msg.clone() })).into_response();
+    r.extensions_mut().insert(ErrorText(msg));
+    r
 }
 
 fn internal(e: &ServiceError) -> Response {
     err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn refusal(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Refused { status, message } => err(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
+            message,
+        ),
+        e => internal(&e),
+    }
 }
 
 fn json_err(r: &JsonRejection) -> Response {
@@ -64,15 +149,19 @@ fn json_err(r: &JsonRejection) -> Response {
     err(status, format!("bad request body: {}", r.body_text()))
 }
 
-fn ue_id(ue: &str) -> Result<&[u8], Response> {
-    if (1..=ciot_e2e::wire::hello::MAX_ID_LEN).contains(&ue.len()) {
-        Ok(ue.as_bytes())
-    } else {
-        Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("UE identifier must be 1 to 64 octets, got {}", ue.len()),
-        ))
-    }
+/// The raw `{ue}` segment of `/v1/ues/{ue}/root`.
+fn ue_segment(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/ues/")?.strip_suffix("/root")
+}
+
+/// The UE of `/v1/ues/{ue}/root`: the percent-decoded octets of the raw
+/// path segment, 1 to 64 of them, no control character.
+fn ue_id(uri: &Uri) -> Result<Vec<u8>, Response> {
+    let seg =
+        ue_segment(uri.path()).ok_or_else(|| err(StatusCode::NOT_FOUND, "no such endpoint"))?;
+    let id: Vec<u8> = percent_encoding::percent_decode_str(seg).collect();
+    check_ue(&id).map_err(|m| err(StatusCode::BAD_REQUEST, m))?;
+    Ok(id)
 }
 
 fn only_hss(peer: &Peer) -> Result<(), Response> {
@@ -80,7 +169,7 @@ fn only_hss(peer: &Peer) -> Result<(), Response> {
         Peer::Hss => Ok(()),
         other => Err(err(
             StatusCode::FORBIDDEN,
-            format!("only the HSS provisions roots; this certificate is {other:?}"),
+            format!("only the HSS provisions or revokes roots; this certificate is {other:?}"),
         )),
     }
 }
@@ -95,17 +184,31 @@ fn only_eese(peer: &Peer) -> Result<&str, Response> {
     }
 }
 
+/// Runs a store mutation on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::Io(e.to_string())))
+}
+
+fn audited(mut r: Response) -> Response {
+    r.extensions_mut().insert(Audited);
+    r
+}
+
 async fn provision(
     State(app): State<Shared>,
-    Extension(peer): Extension<Peer>,
-    Path(ue): Path<String>,
+    Extension(conn): Extension<Conn>,
+    uri: Uri,
     body: Result<Json<ProvisionRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(r) = only_hss(&peer) {
+    if let Err(r) = only_hss(&conn.peer) {
         return r;
     }
-    let id = match ue_id(&ue) {
-        Ok(id) => id.to_vec(),
+    let id = match ue_id(&uri) {
+        Ok(id) => id,
         Err(r) => return r,
     };
     let req = match body {
@@ -126,54 +229,117 @@ async fn provision(
         );
     }
     let mut root = zeroize::Zeroizing::new([0u8; 32]);
-    if hex::decode_to_slice(req.root.trim(), &mut *root).is_err() {
+    let root_hex = zeroize::Zeroizing::new(req.root);
+    if hex::decode_to_slice(root_hex.trim(), &mut *root).is_err() {
         return err(
             StatusCode::UNPROCESSABLE_ENTITY,
             "root must be 64 hex digits (e2e_int_key)",
         );
     }
+    if bool::from(root.ct_eq(&[0u8; 32])) {
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "root must not be all zeros",
+        );
+    }
+    let expect = req
+        .expected_generation
+        .map_or(Expect::Any, Expect::Generation);
     let enterprise = req.enterprise.clone();
     let app2 = app.clone();
-    let r =
-        tokio::task::spawn_blocking(move || app2.store.provision(&id, &enterprise, &kdf, &root))
-            .await;
-    match r {
-        Ok(Ok((generation, seq))) => {
-            app.latest.send_replace(seq);
-            Json(ProvisionResponse {
-                ue,
-                enterprise: req.enterprise,
-                generation,
+    let id2 = id.clone();
+    let r = blocking(move || {
+        let peer = conn.name();
+        app2.store
+            .provision_checked(&id2, &enterprise, &kdf, &root, expect, |g| {
+                app2.audit.write(&Line {
+                    peer: &peer,
+                    addr: &conn.addr,
+                    action: "provision",
+                    ue: Some(&id2),
+                    result: &format!("200 generation {g}"),
+                })
             })
-            .into_response()
+    })
+    .await;
+    match r {
+        Ok((generation, seq)) => {
+            app.latest.send_replace(seq);
+            audited(
+                Json(ProvisionResponse {
+                    ue: ue_text(&id),
+                    ue_hex: hex::encode(&id),
+                    enterprise: req.enterprise,
+                    generation,
+                })
+                .into_response(),
+            )
         }
-        Ok(Err(ServiceError::Refused { status, message })) => err(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
-            message,
-        ),
-        Ok(Err(e)) => internal(&e),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => refusal(e),
+    }
+}
+
+async fn revoke(State(app): State<Shared>, Extension(conn): Extension<Conn>, uri: Uri) -> Response {
+    if let Err(r) = only_hss(&conn.peer) {
+        return r;
+    }
+    let id = match ue_id(&uri) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let app2 = app.clone();
+    let id2 = id.clone();
+    let r = blocking(move || {
+        let peer = conn.name();
+        app2.store.revoke(&id2, |done| {
+            app2.audit.write(&Line {
+                peer: &peer,
+                addr: &conn.addr,
+                action: "revoke",
+                ue: Some(&id2),
+                result: &format!("200 generation {} revoked", done.generation),
+            })
+        })
+    })
+    .await;
+    match r {
+        Ok(done) => {
+            app.latest.send_replace(done.seq);
+            audited(
+                Json(RevokeResponse {
+                    ue: ue_text(&id),
+                    ue_hex: hex::encode(&id),
+                    enterprise: done.enterprise,
+                    generation: done.generation,
+                    revoked: true,
+                })
+                .into_response(),
+            )
+        }
+        Err(e) => refusal(e),
     }
 }
 
 async fn fetch_root(
     State(app): State<Shared>,
-    Extension(peer): Extension<Peer>,
-    Path(ue): Path<String>,
+    Extension(conn): Extension<Conn>,
+    uri: Uri,
 ) -> Response {
-    let enterprise = match only_eese(&peer) {
+    let enterprise = match only_eese(&conn.peer) {
         Ok(e) => e.to_string(),
         Err(r) => return r,
     };
-    let id = match ue_id(&ue) {
+    let id = match ue_id(&uri) {
         Ok(id) => id,
         Err(r) => return r,
     };
-    match app.store.root(id) {
+    match app.store.root(&id) {
         // Another enterprise's UE is reported exactly like an unknown one:
         // an EESE learns nothing about UEs that are not its own.
         Ok(Some(r)) if r.enterprise == enterprise => Json(RootResponse {
-            ue,
+            ue: ue_text(&id),
+            ue_hex: hex::encode(&id),
+            store: app.store_id.clone(),
             generation: r.generation,
             root: hex::encode(*r.root),
             kdf: r.kdf.clone(),
@@ -181,17 +347,66 @@ async fn fetch_root(
         .into_response(),
         Ok(_) => err(
             StatusCode::NOT_FOUND,
-            format!("no UE {ue:?} in enterprise {enterprise:?}"),
+            format!("no UE {} in enterprise {enterprise:?}", ue_display(&id)),
         ),
         Err(e) => internal(&e),
     }
 }
 
+/// Writes the audit line of every request its handler did not log (all
+/// but provisionings and revocations that succeeded, and successful
+/// long-polls, which are not logged). A line that cannot be written turns
+/// the answer into a 500: nothing leaves unaudited.
+async fn audit_layer(
+    State(app): State<Shared>,
+    Extension(conn): Extension<Conn>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if resp.extensions().get::<Audited>().is_some() {
+        return resp;
+    }
+    let ue: Option<Vec<u8>> = ue_segment(&path)
+        .map(|s| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>())
+        .filter(|id| check_ue(id).is_ok());
+    let action = match (&method, path.as_str()) {
+        (&Method::PUT, _) if ue.is_some() => "provision",
+        (&Method::DELETE, _) if ue.is_some() => "revoke",
+        (&Method::GET, _) if ue.is_some() => "root_fetch",
+        (_, "/v1/rand") => "rand",
+        (_, "/v1/changes") => "changes",
+        _ => "request",
+    };
+    let status = resp.status();
+    if action == "changes" && status.is_success() {
+        return resp;
+    }
+    let result = match resp.extensions().get::<ErrorText>() {
+        Some(ErrorText(m)) => format!("{} {m}", status.as_u16()),
+        None if status.is_success() => format!("{} ok", status.as_u16()),
+        None => format!("{} {}", status.as_u16(), method.as_str()),
+    };
+    let written = app.audit.write(&Line {
+        peer: &conn.name(),
+        addr: &conn.addr,
+        action,
+        ue: ue.as_deref(),
+        result: &result,
+    });
+    match written {
+        Ok(()) => resp,
+        Err(e) => internal(&e),
+    }
+}
+
 async fn rand(
-    Extension(peer): Extension<Peer>,
+    Extension(conn): Extension<Conn>,
     body: Result<Json<RandRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(r) = only_eese(&peer) {
+    if let Err(r) = only_eese(&conn.peer) {
         return r;
     }
     let req = match body {
@@ -231,10 +446,10 @@ struct ChangesQuery {
 
 async fn changes(
     State(app): State<Shared>,
-    Extension(peer): Extension<Peer>,
+    Extension(conn): Extension<Conn>,
     query: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let enterprise = match only_eese(&peer) {
+    let enterprise = match only_eese(&conn.peer) {
         Ok(e) => e.to_string(),
         Err(r) => return r,
     };
@@ -261,17 +476,18 @@ async fn changes(
         let next = list.last().map_or(latest.max(q.since), |c| c.seq);
         if !list.is_empty() || reset || tokio::time::Instant::now() >= deadline {
             return Json(ChangesResponse {
+                store: app.store_id.clone(),
                 next: if reset { latest } else { next },
                 changes: list
                     .into_iter()
                     .map(|c| ChangeEntry {
-                        ue: String::from_utf8_lossy(&c.ue).into_owned(),
+                        ue: ue_text(&c.ue),
+                        ue_hex: hex::encode(&c.ue),
                         generation: c.generation,
-                        revoked: false,
+                        revoked: c.revoked,
                     })
                     .collect(),
                 reset,
-                store: String::new(),
             })
             .into_response();
         }
@@ -293,33 +509,78 @@ async fn fallback() -> Response {
 
 fn router(app: Shared) -> Router {
     Router::new()
-        .route("/v1/ues/{ue}/root", get(fetch_root).put(provision))
+        .route(
+            "/v1/ues/{ue}/root",
+            get(fetch_root).put(provision).delete(revoke),
+        )
         .route("/v1/rand", post(rand))
         .route("/v1/changes", get(changes))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit_layer,
+        ))
         .with_state(app)
+}
+
+/// Opens the KEK for `cfg`: the file when it exists; a new one when it
+/// does not and the database has no identity yet (missing, empty, or of
+/// the first, clear format); refused otherwise.
+fn open_kek(cfg: &EmksConfig) -> Result<Kek, ServiceError> {
+    let path = cfg.kek_path();
+    if path.exists() {
+        return Kek::load(&path);
+    }
+    if needs_identity(&cfg.db)? {
+        return Kek::create(&path);
+    }
+    Err(ServiceError::Usage(format!(
+        "KEK {} is missing, and database {} holds roots sealed under a KEK: \
+         give --kek-file with the KEK it was written with",
+        path.display(),
+        cfg.db.display()
+    )))
 }
 
 /// Runs the EMKS until the process ends. `ready` is called with the bound
 /// address once it listens.
 ///
 /// # Errors
-/// Configuration, TLS, database and bind errors before it serves.
+/// Configuration, TLS, KEK, database, audit log and bind errors before it
+/// serves.
 pub fn serve(cfg: &EmksConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServiceError> {
+    serve_until(cfg, ready, &Arc::new(AtomicBool::new(false)))
+}
+
+/// As [`serve`], until `stop` is set (looked at every 50 ms); then the
+/// database and the audit log are closed and it returns.
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_until(
+    cfg: &EmksConfig,
+    ready: impl FnOnce(SocketAddr),
+    stop: &Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
     let tls = crate::tls::server_config(&cfg.tls_dir, "emks")?;
-    let store = RootStore::open(&cfg.db)?;
+    let kek = open_kek(cfg)?;
+    let store = RootStore::open(&cfg.db, &kek)?;
+    drop(kek);
+    let audit = AuditLog::open(&cfg.audit_path())?;
     let latest = store.last_change()?;
     let app = Arc::new(App {
+        store_id: store.id_hex(),
         store,
         latest: watch::Sender::new(latest),
+        audit,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| ServiceError::Io(format!("runtime: {e}")))?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| ServiceError::Io(format!("bind {}: {e}", cfg.listen)))?;
@@ -328,20 +589,52 @@ pub fn serve(cfg: &EmksConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), Ser
             .map_err(|e| ServiceError::Io(e.to_string()))?;
         ready(addr);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let router = router(app);
+        let router = router(app.clone());
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tick.tick() => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let Ok((tcp, remote)) = accepted else {
                 continue;
             };
             let acceptor = acceptor.clone();
             let router = router.clone();
+            let app = app.clone();
             tokio::spawn(async move {
+                let addr = remote.to_string();
                 // A handshake that stalls or fails (no certificate, another
-                // CA) ends the connection and nothing else.
-                let Ok(Ok(tls)) =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                else {
-                    return;
+                // CA) ends the connection, and leaves an audit line.
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        let _ = app.audit.write(&Line {
+                            peer: &addr,
+                            addr: &addr,
+                            action: "tls_handshake",
+                            ue: None,
+                            result: &format!("failed: {e}"),
+                        });
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = app.audit.write(&Line {
+                            peer: &addr,
+                            addr: &addr,
+                            action: "tls_handshake",
+                            ue: None,
+                            result: "failed: no handshake within 10 s",
+                        });
+                        return;
+                    }
                 };
                 let peer = tls
                     .get_ref()
@@ -349,11 +642,13 @@ pub fn serve(cfg: &EmksConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), Ser
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map_or(Peer::Other(String::new()), |c| Peer::from_cert(c));
-                let svc = TowerToHyperService::new(router.layer(Extension(peer)));
+                let svc = TowerToHyperService::new(router.layer(Extension(Conn { peer, addr })));
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), svc)
                     .await;
             });
         }
-    })
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
 }

@@ -100,7 +100,7 @@ enum Msg {
     /// A root fetch ended.
     Root {
         ue: UeId,
-        result: Result<crate::emks::client::RootAnswer, ServiceError>,
+        result: Result<crate::emks::api::RootAnswer, ServiceError>,
     },
     /// A RAND fetch ended.
     Rands(Result<Vec<Rand>, ServiceError>),

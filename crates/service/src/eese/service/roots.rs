@@ -13,7 +13,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{Msg, RandChoice};
 use crate::ServiceError;
 use crate::eese::metrics::{Metrics, inc};
-use crate::emks::client::{EmksClient, RootAnswer};
+use crate::emks::api::RootAnswer;
+use crate::emks::client::EmksClient;
 
 /// A root as the EMKS gave it: which database, which generation.
 pub(super) struct Cached {
@@ -337,6 +338,7 @@ pub(super) fn spawn_changes(emks: EmksClient, tx: UnboundedSender<Msg>) {
 
 fn changes_loop(emks: &EmksClient, tx: &UnboundedSender<Msg>) {
     let mut since: Option<u64> = None;
+    let mut last_store = String::new();
     let mut backoff = Duration::from_millis(500);
     loop {
         // The first call only learns where the log stands.
@@ -350,9 +352,11 @@ fn changes_loop(emks: &EmksClient, tx: &UnboundedSender<Msg>) {
                 backoff = Duration::from_millis(500);
                 let first = since.is_none();
                 since = Some(r.next.min(u64::MAX / 2));
+                let another = r.store != last_store;
+                last_store.clone_from(&r.store);
                 // What changed while this EESE did not listen, a log that
                 // starts over, or another database: look again.
-                if (first || r.reset)
+                if (first || r.reset || another)
                     && tx
                         .send(Msg::Reset {
                             store: r.store.clone(),
