@@ -39,18 +39,7 @@ impl EeseService {
 
     pub(super) fn admin(&mut self, r: Request2) -> Result<(), ServiceError> {
         let now = self.clock.now();
-        let ue = match &r.command {
-            Command::Expire(u) | Command::Te2e(u, _) | Command::Show(u) | Command::Send(u, _) => {
-                match UeId::new(u.as_bytes()) {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        let _ = r.reply.send(Err((400, format!("UE identifier: {e}"))));
-                        return Ok(());
-                    }
-                }
-            }
-            Command::ExpireAll => None,
-        };
+        let ue = r.command.ue().copied();
         let r = match ue {
             Some(ue) => match self.ensure_session(&ue, r) {
                 Some(r) => r,
@@ -62,7 +51,7 @@ impl EeseService {
             (Command::Expire(u), Some(id)) => {
                 self.table.expire_now(now, &id);
                 self.log(format_args!("{id}: keys expired by the enterprise"));
-                Ok(json!({ "ue": u, "expired": true }))
+                Ok(json!({ "ue": admin::ue_text(u), "expired": true }))
             }
             (Command::ExpireAll, _) => {
                 // Sessions still waiting for their hello hold a retired
@@ -76,11 +65,13 @@ impl EeseService {
             (Command::Te2e(u, secs), Some(id)) => {
                 self.table
                     .set_te2e(&id, Some(Duration::from_secs(u64::from(*secs))));
-                Ok(json!({ "ue": u, "te2e_secs": secs }))
+                Ok(json!({ "ue": admin::ue_text(u), "te2e_secs": secs }))
             }
-            (Command::Show(u), Some(id)) => Ok(self.show(now, u, &id)),
+            (Command::Show(_), Some(id)) => Ok(self.show(now, &id)),
             (Command::Send(u, p), Some(id)) => match self.send_payload(now, &id, p) {
-                Ok(outcome) => Ok(json!({ "ue": u, "outcome": outcome, "octets": p.len() })),
+                Ok(outcome) => {
+                    Ok(json!({ "ue": admin::ue_text(u), "outcome": outcome, "octets": p.len() }))
+                }
                 Err(ServiceError::Refused { status, message }) => Err((status, message)),
                 Err(e) => Err((500, e.to_string())),
             },
@@ -90,7 +81,8 @@ impl EeseService {
         Ok(())
     }
 
-    pub(super) fn show(&self, now: Instant, u: &str, id: &UeId) -> Value {
+    pub(super) fn show(&self, now: Instant, id: &UeId) -> Value {
+        let u = admin::ue_text(id);
         let Some(s) = self.table.status(now, id) else {
             return json!({ "ue": u, "session": null });
         };

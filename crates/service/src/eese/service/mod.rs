@@ -52,8 +52,8 @@ pub struct ServiceConfig {
     pub tls_name: String,
     /// The state file.
     pub state: PathBuf,
-    /// The admin interface's address, and its bearer token.
-    pub admin: Option<(SocketAddr, String)>,
+    /// The admin interface (HTTPS): address, certificate, tokens, limits.
+    pub admin: Option<admin::AdminConfig>,
     /// RAND source.
     pub rand: RandChoice,
     /// Table settings (te2e default, grace, …).
@@ -357,9 +357,9 @@ impl EeseService {
 
         let admin_addr = match &cfg.admin {
             None => None,
-            Some((addr, token)) => {
+            Some(acfg) => {
                 let (atx, arx) = mpsc::channel::<Request2>();
-                let bound = admin::spawn(*addr, token.clone(), atx, metrics.clone())?;
+                let bound = admin::spawn(acfg.clone(), atx, metrics.clone())?;
                 let tx = tx.clone();
                 std::thread::Builder::new()
                     .name("admin-relay".into())
