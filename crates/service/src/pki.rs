@@ -172,14 +172,22 @@ struct Leaf<'a> {
 }
 
 fn san(name: &str) -> Result<SanType, ServiceError> {
-    match name.parse::<std::net::IpAddr>() {
-        Ok(ip) => Ok(SanType::IpAddress(ip)),
-        Err(_) => Ok(SanType::DnsName(name.try_into().map_err(|e| {
-            ServiceError::Usage(format!(
-                "--name {name:?}: not a DNS name or IP address ({e})"
-            ))
-        })?)),
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
     }
+    let dns = (1..=253).contains(&name.len())
+        && name.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !dns {
+        return Err(ServiceError::Usage(format!(
+            "--name {name:?}: not a DNS name or IP address"
+        )));
+    }
+    Ok(SanType::DnsName(name.try_into().map_err(pki_err)?))
 }
 
 fn make_leaf(l: &Leaf<'_>, issuer: &Issuer<'_, KeyPair>) -> Result<(String, String), ServiceError> {
