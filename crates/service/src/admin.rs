@@ -142,6 +142,16 @@ pub fn ue_text(id: &UeId) -> Value {
     }
 }
 
+/// A UE id for a sentence: the text when it is UTF-8 without control
+/// characters, else the octets in hex.
+#[must_use]
+pub fn ue_label(id: &UeId) -> String {
+    match ue_text(id) {
+        Value::String(s) => s,
+        _ => hex::encode(id.as_bytes()),
+    }
+}
+
 /// The octets that stay as they are in a path segment: `A-Z a-z 0-9 - . _ ~`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

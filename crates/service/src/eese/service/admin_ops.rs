@@ -13,7 +13,10 @@ impl EeseService {
         if !self.pending.contains_key(ue) {
             let _ = r.reply.send(Err((
                 404,
-                format!("no session for UE {ue} (it has not said hello)"),
+                format!(
+                    "no session for UE {} (it has not said hello)",
+                    admin::ue_label(ue)
+                ),
             )));
             return None;
         }
@@ -28,7 +31,10 @@ impl EeseService {
         {
             let _ = r.reply.send(Err((
                 503,
-                format!("the EMKS is unreachable: the root of {ue} cannot be fetched; try again"),
+                format!(
+                    "the EMKS is unreachable: the root of {} cannot be fetched; try again",
+                    admin::ue_label(ue)
+                ),
             )));
             return None;
         }
