@@ -317,7 +317,7 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
     let (s, _) = status(good.send("nobody", &[0; 3000]).unwrap_err());
     assert_eq!(s, 413, "a body over 4 KiB");
     assert_eq!(status(good.send("nobody", &[0; 100]).unwrap_err()).0, 404);
-    assert_eq!(status(good.show(&"u".repeat(65)).unwrap_err()).0, 400);
+    assert_eq!(status(good.show("u".repeat(65)).unwrap_err()).0, 400);
 
     let agent = ciot_e2e_service::tls::ca_agent(&tls, Duration::from_secs(5)).unwrap();
     let auth = format!("Bearer {}", token.trim());
