@@ -281,7 +281,8 @@ pub fn init_with(
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     validity(&mut ca_params, CA_DAYS);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_err)?;
-    put(ca_dir.join(CA_KEY), ca_key.serialize_pem().as_bytes(), true)?;
+    let ca_key_pem = zeroize::Zeroizing::new(ca_key.serialize_pem());
+    put(ca_dir.join(CA_KEY), ca_key_pem.as_bytes(), true)?;
     put(ca_dir.join(CA_CERT), ca_cert.pem().as_bytes(), false)?;
     put(dir.join(CA_CERT), ca_cert.pem().as_bytes(), false)?;
     let issuer = Issuer::new(ca_params, ca_key);
