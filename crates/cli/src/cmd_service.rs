@@ -2,12 +2,12 @@
 //! the `ciot-e2e-service` package does the work.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ciot_e2e::endpoint::EeseConfig;
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, int_key};
-use ciot_e2e_service::admin::AdminClient;
+use ciot_e2e_service::admin::{AdminClient, AdminConfig};
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
 use ciot_e2e_service::emks::client::EmksClient;
 use ciot_e2e_service::emks::{EmksConfig, serve};
@@ -29,8 +29,43 @@ fn fail(e: ServiceError) -> Failure {
 /// `ciot-e2e pki …`.
 #[derive(Subcommand)]
 pub enum PkiCommand {
-    /// Write a test CA, the EMKS/HSS/EESE certificates and an admin token into DIR.
+    /// Write a test CA (its key into --ca-dir), the EMKS/HSS/EESE/admin certificates and the admin tokens into DIR.
     Init(PkiInitArgs),
+    /// Issue one role's certificate and key into a folder of its own, signed by the CA of --ca-dir.
+    Issue(PkiIssueArgs),
+}
+
+/// `--role` of `ciot-e2e pki issue`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    /// An enterprise's EESE (--name: the enterprise).
+    Eese,
+    /// The HSS.
+    Hss,
+    /// The EESE's admin interface (--name: its host names; also writes the tokens).
+    Admin,
+    /// The EMKS (--name: its host names).
+    Emks,
+}
+
+/// Arguments of `ciot-e2e pki issue`.
+#[derive(Args)]
+pub struct PkiIssueArgs {
+    /// The role.
+    #[arg(long, value_enum)]
+    role: RoleArg,
+    /// eese: the enterprise; emks/admin: a host name or address clients use (repeatable); hss: none.
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// Folder to write ROLE.crt, ROLE.key (0600) and ca.crt into (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder holding ca.crt and ca.key (`pki init`'s --ca-dir).
+    #[arg(long)]
+    ca_dir: PathBuf,
+    /// How long the certificate lasts, in days.
+    #[arg(long, default_value_t = pki::DEFAULT_DAYS)]
+    days: u32,
 }
 
 /// Arguments of `ciot-e2e pki init`.
@@ -42,13 +77,41 @@ pub struct PkiInitArgs {
     /// first is also written as eese.crt/eese.key.
     #[arg(long = "enterprise", default_value = "acme")]
     enterprises: Vec<String>,
+    /// Folder for the CA's key and certificate, apart from DIR (which every
+    /// process is given); default: DIR-ca beside DIR.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// How long the certificates last, in days (the CA lasts 3650).
+    #[arg(long, default_value_t = pki::DEFAULT_DAYS)]
+    days: u32,
 }
 
 /// Runs `ciot-e2e pki`.
 pub fn pki(c: &PkiCommand) -> Result<(), Failure> {
     match c {
         PkiCommand::Init(a) => {
-            let files = pki::init(&a.dir, &a.enterprises).map_err(fail)?;
+            let ca_dir = match &a.ca_dir {
+                Some(d) => d.clone(),
+                None => pki::default_ca_dir(&a.dir).map_err(fail)?,
+            };
+            let files = pki::init_with(&a.dir, &ca_dir, &a.enterprises, a.days).map_err(fail)?;
+            for f in files {
+                crate::outln!("wrote {}", f.display());
+            }
+            crate::outln!(
+                "the CA key is in {}: keep it off the machines that run the services",
+                ca_dir.display()
+            );
+            Ok(())
+        }
+        PkiCommand::Issue(a) => {
+            let role = match a.role {
+                RoleArg::Eese => pki::Role::Eese,
+                RoleArg::Hss => pki::Role::Hss,
+                RoleArg::Admin => pki::Role::Admin,
+                RoleArg::Emks => pki::Role::Emks,
+            };
+            let files = pki::issue(role, &a.names, &a.out, &a.ca_dir, a.days).map_err(fail)?;
             for f in files {
                 crate::outln!("wrote {}", f.display());
             }
@@ -289,12 +352,16 @@ pub struct EeseServiceArgs {
     /// and start with a new one: every UE then starts a new session at its next hello.
     #[arg(long)]
     pub init: bool,
-    /// Address of the admin interface (HTTP), e.g. 127.0.0.1:9090.
+    /// Address of the admin interface (HTTPS, admin.crt/admin.key of --tls-dir), e.g. 127.0.0.1:9090.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
-    /// File holding the admin bearer token (default: admin.token in --tls-dir).
+    /// File holding the admin bearer token, 0600, at least 32 octets (default: admin.token in --tls-dir).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding the read-only token (show, metrics), 0600, at least 32
+    /// octets (default: admin-read.token in --tls-dir, if it exists).
+    #[arg(long)]
+    pub admin_read_token_file: Option<PathBuf>,
     /// Where RANDs for new keysets come from.
     #[arg(long, value_enum, default_value_t = RandSourceArg::Local)]
     pub rand_source: RandSourceArg,
@@ -316,19 +383,6 @@ pub struct EeseServiceArgs {
     /// Print no event lines.
     #[arg(long)]
     pub quiet: bool,
-}
-
-fn read_token(path: &Path) -> Result<String, Failure> {
-    let t = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("admin token {}: {e}", path.display())))?;
-    let t = t.trim().to_string();
-    if t.is_empty() {
-        return Err(Failure::usage(format!(
-            "admin token {} is empty",
-            path.display()
-        )));
-    }
-    Ok(t)
 }
 
 /// Runs `ciot-e2e eese --emks …`.
@@ -358,7 +412,14 @@ pub fn eese_service(
                 .admin_token_file
                 .clone()
                 .unwrap_or_else(|| tls_dir.join(pki::ADMIN_TOKEN));
-            Some((addr, read_token(&path)?))
+            let read_path = a.admin_read_token_file.clone().or_else(|| {
+                let p = tls_dir.join(pki::ADMIN_READ_TOKEN);
+                p.exists().then_some(p)
+            });
+            Some(
+                AdminConfig::from_files(addr, &tls_dir, &path, read_path.as_deref())
+                    .map_err(fail)?,
+            )
         }
     };
     let cfg = ServiceConfig {
@@ -407,7 +468,7 @@ pub fn eese_service(
             t0.elapsed().as_millis()
         );
         if let Some(a) = admin {
-            crate::outln!("eese: admin interface on http://{a}");
+            crate::outln!("eese: admin interface on https://{a}");
         }
         crate::outln!("eese: serving on {udp}, EMKS {emks}, te2e {te2e} s");
     })
@@ -429,13 +490,15 @@ pub fn eese_service(
 /// Arguments of `ciot-e2e admin`.
 #[derive(Args)]
 pub struct AdminArgs {
-    /// The EESE's admin interface, e.g. http://127.0.0.1:9090.
+    /// The EESE's admin interface, e.g. https://127.0.0.1:9090 (HTTPS only).
     #[arg(long)]
     eese: String,
-    /// File holding the bearer token.
-    #[arg(long, conflicts_with = "tls_dir")]
+    /// File holding the bearer token, 0600 (default: admin.token in --tls-dir;
+    /// admin-read.token there may only show and read metrics).
+    #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Directory holding admin.token (`ciot-e2e pki init`).
+    /// Directory holding ca.crt, trusted for the admin interface's
+    /// certificate, and admin.token (`ciot-e2e pki init`).
     #[arg(long)]
     tls_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -484,22 +547,25 @@ pub enum AdminCommand {
 
 /// Runs `ciot-e2e admin`.
 pub fn admin(a: &AdminArgs) -> Result<(), Failure> {
-    let token_path = match (&a.token_file, &a.tls_dir) {
-        (Some(f), _) => f.clone(),
-        (None, Some(d)) => d.join(pki::ADMIN_TOKEN),
-        (None, None) => return Err(Failure::usage("admin needs --token-file or --tls-dir")),
+    let Some(tls_dir) = &a.tls_dir else {
+        return Err(Failure::usage(
+            "admin needs --tls-dir (its ca.crt is trusted for the admin interface's certificate)",
+        ));
     };
-    let token = read_token(&token_path)?;
-    let c = AdminClient::new(&a.eese, &token).map_err(fail)?;
+    let token_path = a
+        .token_file
+        .clone()
+        .unwrap_or_else(|| tls_dir.join(pki::ADMIN_TOKEN));
+    let c = AdminClient::from_files(&a.eese, tls_dir, &token_path).map_err(fail)?;
     let v = match &a.command {
-        AdminCommand::Expire { ue: Some(ue), .. } => c.expire(ue),
+        AdminCommand::Expire { ue: Some(ue), .. } => c.expire(ue.as_bytes()),
         AdminCommand::Expire { ue: None, .. } => c.expire_all(),
-        AdminCommand::Te2e { ue, secs } => c.te2e(ue, *secs),
-        AdminCommand::Show { ue } => c.show(ue),
+        AdminCommand::Te2e { ue, secs } => c.te2e(ue.as_bytes(), *secs),
+        AdminCommand::Show { ue } => c.show(ue.as_bytes()),
         AdminCommand::Send { ue, payload } => {
             let p = crate::args::hex_bytes(payload)
                 .map_err(|e| Failure::usage(format!("--payload: {e}")))?;
-            c.send(ue, &p)
+            c.send(ue.as_bytes(), &p)
         }
         AdminCommand::Metrics => {
             let m = c.metrics().map_err(fail)?;

@@ -315,11 +315,12 @@ fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
     let mut schedule = schedule.into_iter().peekable();
 
     let (admin_tx, admin_rx) = mpsc::channel::<Option<String>>();
-    let admin_url = format!("http://127.0.0.1:{admin_port}");
+    let admin_url = format!("https://127.0.0.1:{admin_port}");
     {
         let token = token.clone();
+        let tls_dir = dir.join("tls");
         std::thread::spawn(move || {
-            let c = AdminClient::new(&admin_url, &token).unwrap();
+            let c = AdminClient::new(&admin_url, &tls_dir, &token).unwrap();
             let (mut ok, mut failed) = (0u32, 0u32);
             while let Ok(cmd) = admin_rx.recv() {
                 let r = match cmd {

@@ -81,6 +81,27 @@ pub fn server_config(dir: &Path, stem: &str) -> Result<Arc<rustls::ServerConfig>
     Ok(Arc::new(cfg))
 }
 
+/// A server configuration from `dir` that asks for no client certificate:
+/// `<stem>.crt` and `<stem>.key` (the admin interface, whose clients show a
+/// bearer token instead).
+///
+/// # Errors
+/// [`ServiceError::Tls`] naming the file that is missing or bad.
+pub fn server_config_no_client_auth(
+    dir: &Path,
+    stem: &str,
+) -> Result<Arc<rustls::ServerConfig>, ServiceError> {
+    let (chain, key) = identity(dir, stem)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServiceError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| ServiceError::Tls(format!("{stem}.crt/{stem}.key: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 fn identity(
     dir: &Path,
     stem: &str,
@@ -124,6 +145,22 @@ pub fn client_agent(
     let tls = TlsConfig::builder()
         .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
         .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
+        .build();
+    Ok(plain_agent_config(timeout).tls_config(tls).build().into())
+}
+
+/// A blocking HTTPS client that trusts only `dir`'s `ca.crt` and presents
+/// no certificate (the admin client); HTTP error statuses are returned.
+///
+/// # Errors
+/// [`ServiceError::Tls`] naming the file that is missing or bad.
+pub fn ca_agent(dir: &Path, timeout: Duration) -> Result<ureq::Agent, ServiceError> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let ca_path = dir.join(CA_CERT);
+    let ca = Certificate::from_pem(&read(&ca_path)?)
+        .map_err(|e| ServiceError::Tls(format!("{}: {e}", ca_path.display())))?;
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
         .build();
     Ok(plain_agent_config(timeout).tls_config(tls).build().into())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ciot_e2e::endpoint::EeseConfig;
 use ciot_e2e_service::ServiceError;
-use ciot_e2e_service::admin::AdminClient;
+use ciot_e2e_service::admin::{AdminClient, AdminConfig};
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
 use ciot_e2e_service::emks::client::EmksClient;
 use ciot_e2e_service::emks::{EmksConfig, serve};
@@ -264,10 +264,15 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         tls_name: "eese".into(),
         state: d.join("eese.state"),
         init_state: false,
-        admin: Some((
-            format!("127.0.0.1:{admin_port}").parse().unwrap(),
-            token.clone(),
-        )),
+        admin: Some(
+            AdminConfig::from_files(
+                format!("127.0.0.1:{admin_port}").parse().unwrap(),
+                &d.join("tls"),
+                &d.join("tls/admin.token"),
+                Some(&d.join("tls/admin-read.token")),
+            )
+            .unwrap(),
+        ),
         rand: RandChoice::Local,
         table: EeseConfig::default(),
         webhook: None,
@@ -286,12 +291,13 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
         s.run().unwrap();
     });
     let admin = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
-    let base = format!("http://{admin}");
-    let good = AdminClient::new(&base, &token).unwrap();
+    let base = format!("https://{admin}");
+    let tls = d.join("tls");
+    let good = AdminClient::new(&base, &tls, &token).unwrap();
     let before = good.metrics().unwrap();
 
     for bad in ["", "wrong", &token[..token.len() / 2]] {
-        let c = AdminClient::new(&base, if bad.is_empty() { " " } else { bad }).unwrap();
+        let c = AdminClient::new(&base, &tls, if bad.is_empty() { " " } else { bad }).unwrap();
         let (s, m) = status(c.expire("ue-1").unwrap_err());
         assert_eq!(s, 401, "{m}");
         assert!(m.contains("bearer token"), "{m}");
@@ -316,9 +322,9 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
     let (s, _) = status(good.send("nobody", &[0; 3000]).unwrap_err());
     assert_eq!(s, 413, "a body over 4 KiB");
     assert_eq!(status(good.send("nobody", &[0; 100]).unwrap_err()).0, 404);
-    assert_eq!(status(good.show(&"u".repeat(65)).unwrap_err()).0, 400);
+    assert_eq!(status(good.show("u".repeat(65)).unwrap_err()).0, 400);
 
-    let agent = ciot_e2e_service::tls::plain_agent(Duration::from_secs(5));
+    let agent = ciot_e2e_service::tls::ca_agent(&tls, Duration::from_secs(5)).unwrap();
     let auth = format!("Bearer {}", token.trim());
     for (path, body, want) in [
         ("/v1/ues/ue-1/te2e", &b"{nope"[..], 400),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use ciot_e2e::endpoint::{EeseConfig, Event, Instant, Received, Ue, UeConfig, UeId};
 use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
-use ciot_e2e_service::admin::AdminClient;
+use ciot_e2e_service::admin::{AdminClient, AdminConfig};
 use ciot_e2e_service::eese::state::StateStore;
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
 use ciot_e2e_service::emks::client::EmksClient;
@@ -139,7 +139,15 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
         tls_name: "eese".into(),
         state: d.join("eese.state"),
         init_state: false,
-        admin: Some(("127.0.0.1:0".parse().unwrap(), token.clone())),
+        admin: Some(
+            AdminConfig::from_files(
+                "127.0.0.1:0".parse().unwrap(),
+                &d.join("tls"),
+                &d.join("tls/admin.token"),
+                None,
+            )
+            .unwrap(),
+        ),
         rand: RandChoice::Emks,
         table: EeseConfig::default(),
         webhook: Some(hook),
@@ -170,7 +178,12 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
         (0, 1),
         "the CEE2 snapshot was not removed"
     );
-    let admin = AdminClient::new(&format!("http://{}", admin.unwrap()), &token).unwrap();
+    let admin = AdminClient::new(
+        &format!("https://{}", admin.unwrap()),
+        &d.join("tls"),
+        &token,
+    )
+    .unwrap();
 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(5)))

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::EeseService;
 use crate::ServiceError;
-use crate::admin::{Command, Reply, Request2};
+use crate::admin::{self, Command, Reply, Request2};
 
 impl EeseService {
     /// Makes sure `ue` is in the table (restored if it waits), or parks the
@@ -20,7 +20,10 @@ impl EeseService {
         if !self.pending.contains_key(ue) {
             let _ = r.reply.send(Err((
                 404,
-                format!("no session for UE {ue} (it has not said hello)"),
+                format!(
+                    "no session for UE {} (it has not said hello)",
+                    admin::ue_label(ue)
+                ),
             )));
             return None;
         }
@@ -35,7 +38,10 @@ impl EeseService {
         {
             let _ = r.reply.send(Err((
                 503,
-                format!("the EMKS is unreachable: the root of {ue} cannot be fetched; try again"),
+                format!(
+                    "the EMKS is unreachable: the root of {} cannot be fetched; try again",
+                    admin::ue_label(ue)
+                ),
             )));
             return None;
         }
@@ -46,18 +52,7 @@ impl EeseService {
 
     pub(super) fn admin(&mut self, r: Request2) -> Result<(), ServiceError> {
         let now = self.io.clock.now();
-        let ue = match &r.command {
-            Command::Expire(u) | Command::Te2e(u, _) | Command::Show(u) | Command::Send(u, _) => {
-                match UeId::new(u.as_bytes()) {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        let _ = r.reply.send(Err((400, format!("UE identifier: {e}"))));
-                        return Ok(());
-                    }
-                }
-            }
-            Command::ExpireAll => None,
-        };
+        let ue = r.command.ue().copied();
         let r = match ue {
             Some(ue) => match self.ensure_session(&ue, r) {
                 Some(r) => r,
@@ -70,7 +65,7 @@ impl EeseService {
                 self.driver.table_mut().expire_now(now, &id);
                 self.io
                     .log(format_args!("{id}: keys expired by the enterprise"));
-                Ok(json!({ "ue": u, "expired": true }))
+                Ok(json!({ "ue": admin::ue_text(u), "expired": true }))
             }
             (Command::ExpireAll, _) => {
                 // Sessions still waiting for their hello hold a retired
@@ -85,11 +80,13 @@ impl EeseService {
                 self.driver
                     .table_mut()
                     .set_te2e(&id, Some(Duration::from_secs(u64::from(*secs))));
-                Ok(json!({ "ue": u, "te2e_secs": secs }))
+                Ok(json!({ "ue": admin::ue_text(u), "te2e_secs": secs }))
             }
-            (Command::Show(u), Some(id)) => Ok(self.show(now, u, &id)),
+            (Command::Show(_), Some(id)) => Ok(self.show(now, &id)),
             (Command::Send(u, p), Some(id)) => match self.send_payload(now, &id, p) {
-                Ok(outcome) => Ok(json!({ "ue": u, "outcome": outcome, "octets": p.len() })),
+                Ok(outcome) => {
+                    Ok(json!({ "ue": admin::ue_text(u), "outcome": outcome, "octets": p.len() }))
+                }
                 Err(ServiceError::Refused { status, message }) => Err((status, message)),
                 Err(e) => Err((500, e.to_string())),
             },
@@ -99,7 +96,8 @@ impl EeseService {
         Ok(())
     }
 
-    pub(super) fn show(&self, now: Instant, u: &str, id: &UeId) -> Value {
+    pub(super) fn show(&self, now: Instant, id: &UeId) -> Value {
+        let u = admin::ue_text(id);
         let Some(s) = self.driver.table().status(now, id) else {
             return json!({ "ue": u, "session": null });
         };

@@ -56,8 +56,8 @@ pub struct ServiceConfig {
     /// `--init`: move a damaged state file aside
     /// (`<file>.damaged-<unix secs>`) and start with a new one.
     pub init_state: bool,
-    /// The admin interface's address, and its bearer token.
-    pub admin: Option<(SocketAddr, String)>,
+    /// The admin interface (HTTPS): address, certificate, tokens, limits.
+    pub admin: Option<admin::AdminConfig>,
     /// RAND source.
     pub rand: RandChoice,
     /// Table settings (te2e default, grace, …).
@@ -116,8 +116,6 @@ enum Msg {
     /// cached root is checked again. `store` is the EMKS database's
     /// identity.
     Reset { store: String },
-    /// The enterprise's command.
-    Admin(Request2),
 }
 
 /// RANDs from the EMKS, shared between the table's source and the loop.
@@ -154,12 +152,22 @@ pub struct EeseService {
     /// Admin commands waiting for a UE's root.
     parked: HashMap<UeId, Vec<Request2>>,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// The admin interface's commands.
+    admin_rx: Option<mpsc::Receiver<Request2>>,
     max_sessions: usize,
     idle_timeout: Duration,
     exit_after: Option<Duration>,
     webhook: bool,
     format2_removed: usize,
     state_notes: Vec<String>,
+}
+
+/// The next admin command, or never when there is no admin interface.
+async fn next_admin(rx: &mut Option<mpsc::Receiver<Request2>>) -> Option<Request2> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Datagrams taken in one wake-up before the effects of the burst are
@@ -248,23 +256,14 @@ impl EeseService {
             ));
         }
 
-        let admin_addr = match &cfg.admin {
-            None => None,
-            Some((addr, token)) => {
-                let (atx, arx) = std::sync::mpsc::channel::<Request2>();
-                let bound = admin::spawn(*addr, token.clone(), atx, metrics.clone())?;
-                let tx = tx.clone();
-                std::thread::Builder::new()
-                    .name("admin-relay".into())
-                    .spawn(move || {
-                        while let Ok(r) = arx.recv() {
-                            if tx.send(Msg::Admin(r)).is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(|e| ServiceError::Io(format!("admin relay: {e}")))?;
-                Some(bound)
+        // The admin interface runs on this runtime; its handlers send
+        // commands on a bounded channel the driver waits on.
+        let (admin_addr, admin_rx) = match cfg.admin.take() {
+            None => (None, None),
+            Some(acfg) => {
+                let (atx, arx) = mpsc::channel::<Request2>(admin::QUEUE);
+                let bound = rt.block_on(admin::serve(acfg, atx, metrics.clone()))?;
+                (Some(bound), Some(arx))
             }
         };
 
@@ -306,6 +305,7 @@ impl EeseService {
             pending,
             parked: HashMap::new(),
             rx,
+            admin_rx,
             max_sessions: cfg.max_sessions,
             idle_timeout: cfg.idle_timeout,
             exit_after: cfg.exit_after,
@@ -404,6 +404,7 @@ impl EeseService {
                     let now = self.io.clock.now();
                     self.driver.handle_timeout(now);
                 }
+                Some(r) = next_admin(&mut self.admin_rx) => self.admin(r)?,
                 _ = retry.tick() => self.retry_fetches(),
                 _ = sweep.tick() => self.sweep()?,
             }

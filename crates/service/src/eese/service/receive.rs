@@ -265,7 +265,6 @@ impl EeseService {
                     }
                 }
             }
-            Msg::Admin(r) => self.admin(r)?,
         }
         Ok(())
     }
