@@ -143,7 +143,9 @@ type Driver = EeseDriver<UeId, SocketAddr, ServiceRand>;
 
 /// The running service.
 pub struct EeseService {
-    rt: tokio::runtime::Runtime,
+    /// The driver's runtime (`None` inside only while
+    /// [`EeseService::run`] runs on it).
+    rt: Runtime,
     driver: Driver,
     io: Io,
     roots: Roots,
@@ -160,6 +162,19 @@ pub struct EeseService {
     webhook: bool,
     format2_removed: usize,
     state_notes: Vec<String>,
+}
+
+/// The driver's runtime. The long-poll of the EMKS's change log and
+/// fetches in flight are blocking tasks: a service that stops (or fails to
+/// start) does not wait for them.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// The next admin command, or never when there is no admin interface.
@@ -189,10 +204,15 @@ impl EeseService {
         mut cfg: ServiceConfig,
         ready: impl FnOnce(SocketAddr, Option<SocketAddr>, usize),
     ) -> Result<Self, ServiceError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(io_err("runtime"))?;
+        let runtime = Runtime(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(io_err("runtime"))?,
+        ));
+        let Some(rt) = runtime.0.as_ref() else {
+            return Err(ServiceError::Io("runtime: not built".into()));
+        };
         let emks = EmksClient::new(
             &cfg.emks,
             &cfg.tls_dir,
@@ -298,7 +318,7 @@ impl EeseService {
         );
         drop(_rt);
         Ok(EeseService {
-            rt,
+            rt: runtime,
             driver: EeseDriver::new(table),
             io,
             roots,
@@ -347,14 +367,11 @@ impl EeseService {
     /// A failed state write (the process must stop: nothing that depends on
     /// the lost snapshot went out) or a socket error.
     pub fn run(&mut self) -> Result<(), ServiceError> {
-        let rt = std::mem::replace(
-            &mut self.rt,
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(io_err("runtime"))?,
-        );
+        let Some(rt) = self.rt.0.take() else {
+            return Err(ServiceError::Usage("the service is already running".into()));
+        };
         let r = rt.block_on(self.drive());
-        self.rt = rt;
+        self.rt.0 = Some(rt);
         r
     }
 
