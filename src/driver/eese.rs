@@ -1,12 +1,13 @@
 //! The EESE's loop around a session table.
 
+use std::net::SocketAddr;
 use std::vec::Vec;
 
 use core::hash::Hash;
 
 use crate::endpoint::{
-    Datagram, EESE_SNAPSHOT_LEN, EeseTable, Event, Instant, Persist, RandSource, Received, Reject,
-    SendError, SendOutcome,
+    Datagram, EESE_SNAPSHOT_LEN, EeseTable, Event, Instant, OsRand, Persist, RandSource, Received,
+    Reject, SendError, SendOutcome,
 };
 
 /// What an [`EeseDriver`] asks of its embedder: the I/O.
@@ -33,8 +34,17 @@ pub trait EeseIo<Id, A, R> {
         false
     }
 
-    /// Sends one datagram to `to` (best effort, as UDP is).
-    fn transmit(&mut self, to: &A, datagram: &[u8], what: Datagram);
+    /// Sends one datagram of `id`'s session to `to` (best effort, as UDP
+    /// is). The table is handed over read-only for what the embedder notes
+    /// about the session (its keyset, for a log line or a test's faults).
+    fn transmit(
+        &mut self,
+        table: &EeseTable<Id, A, R>,
+        id: &Id,
+        to: &A,
+        datagram: &[u8],
+        what: Datagram,
+    );
 
     /// Reports one event. The table is handed over for what an event may
     /// need done at once (a RAND provided, a key logged).
@@ -66,7 +76,9 @@ pub struct Pass {
 }
 
 /// An [`EeseTable`] with the loop that runs it: persist → transmit → events.
-pub struct EeseDriver<Id, A, R> {
+/// Its defaults are the table's: UEs at socket addresses, RANDs from the
+/// operating system.
+pub struct EeseDriver<Id, A = SocketAddr, R = OsRand> {
     table: EeseTable<Id, A, R>,
     out: Vec<u8>,
     snap: Vec<u8>,
@@ -95,6 +107,12 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseDrive
     #[must_use]
     pub const fn table(&self) -> &EeseTable<Id, A, R> {
         &self.table
+    }
+
+    /// The table, handed back (the driver's buffers are dropped).
+    #[must_use]
+    pub fn into_table(self) -> EeseTable<Id, A, R> {
+        self.table
     }
 
     /// The table, for calls the driver does not wrap (restore, expire,
@@ -156,7 +174,7 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseDrive
                 seq: sealed.seq,
                 retransmission: false,
             };
-            io.transmit(to, &self.out[..sealed.len], what);
+            io.transmit(&self.table, ue, to, &self.out[..sealed.len], what);
         }
         Ok(r)
     }
@@ -204,8 +222,8 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseDrive
                 progress = true;
             }
             let t = now();
-            while let Some((_, to, tx)) = self.table.poll_transmit(t, &mut self.out) {
-                io.transmit(&to, &self.out[..tx.len], tx.what);
+            while let Some((id, to, tx)) = self.table.poll_transmit(t, &mut self.out) {
+                io.transmit(&self.table, &id, &to, &self.out[..tx.len], tx.what);
                 pass.datagrams += 1;
                 pass.octets += tx.len as u64;
                 progress = true;
@@ -219,5 +237,172 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseDrive
                 return Ok(pass);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::endpoint::{EeseConfig, Ue, UeConfig, UeId};
+    use crate::kdf::{Rand, RootBytes, RootKey, RootKind, UeNonce};
+
+    type Rands = fn() -> Option<Rand>;
+    type Table = EeseTable<UeId, u8, Rands>;
+    type Driver = EeseDriver<UeId, u8, Rands>;
+
+    /// What the driver asked of the embedder, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Call {
+        Persist(usize),
+        Transmit(Datagram),
+        Event(Event),
+    }
+
+    /// An embedder that records every call; its store fails when told to.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<Call>,
+        /// Datagrams sent, with their addresses.
+        wire: Vec<(u8, Vec<u8>)>,
+        fail_persist: bool,
+    }
+
+    impl EeseIo<UeId, u8, Rands> for Recorder {
+        type Error = &'static str;
+
+        fn persist(&mut self, snapshots: &[(&UeId, &[u8])]) -> Result<(), Self::Error> {
+            self.calls.push(Call::Persist(snapshots.len()));
+            if self.fail_persist {
+                Err("disk full")
+            } else {
+                Ok(())
+            }
+        }
+
+        fn transmit(&mut self, _: &Table, _: &UeId, to: &u8, datagram: &[u8], what: Datagram) {
+            self.calls.push(Call::Transmit(what));
+            self.wire.push((*to, datagram.to_vec()));
+        }
+
+        fn event(
+            &mut self,
+            _: &mut Table,
+            _: Instant,
+            _: UeId,
+            event: Event,
+        ) -> Result<(), Self::Error> {
+            self.calls.push(Call::Event(event));
+            Ok(())
+        }
+    }
+
+    fn root() -> RootKey {
+        RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32]))
+    }
+
+    fn rand() -> Option<Rand> {
+        Some(Rand([9; 16]))
+    }
+
+    const UE: u8 = 1;
+    const NOW: Instant = Instant::from_millis(1_000_000);
+
+    fn driver() -> Driver {
+        EeseDriver::new(EeseTable::new(EeseConfig::default(), rand as Rands))
+    }
+
+    fn ue() -> Ue<64> {
+        Ue::new(
+            UeConfig::default(),
+            root(),
+            UeId::new(b"ue-1").unwrap(),
+            UeNonce::from_bytes([1; 16]),
+        )
+    }
+
+    /// The UE's next datagram.
+    fn from_ue(ue: &mut Ue<64>) -> Vec<u8> {
+        let mut out = std::vec![0u8; Ue::<64>::MAX_DATAGRAM];
+        let t = ue.poll_transmit(NOW, &mut out).unwrap().unwrap();
+        out[..t.len].to_vec()
+    }
+
+    fn hand_in(d: &mut Driver, mut datagram: Vec<u8>) {
+        d.handle_datagram(NOW, &UE, &mut datagram, |id| {
+            Some((UeId::new(id).ok()?, root()))
+        })
+        .unwrap();
+    }
+
+    fn first(calls: &[Call], f: impl Fn(&Call) -> bool) -> usize {
+        calls.iter().position(f).unwrap_or(usize::MAX)
+    }
+
+    /// A session whose UE has just used the keyset offered to it (its
+    /// payload under it was delivered): the keyset is in use, and its
+    /// snapshot is yet to be written. The embedder has seen nothing of it.
+    fn just_confirmed() -> (Driver, Ue<64>, Recorder) {
+        let (mut d, mut ue, mut io) = (driver(), ue(), Recorder::default());
+        // The UE holds a payload until a keyset comes; its hello asks.
+        ue.send(NOW, b"up").unwrap();
+        hand_in(&mut d, from_ue(&mut ue));
+        // The offer needs no snapshot: its counter lies above the floor.
+        d.drain(|| NOW, &mut io).unwrap();
+        let (_, mut trigger) = io.wire.pop().unwrap();
+        ue.handle_datagram(NOW, &mut trigger).unwrap();
+        let mut data = from_ue(&mut ue);
+        let (got, r) = d.handle_datagram(NOW, &UE, &mut data, |_| None).unwrap();
+        assert_eq!(got, UeId::new(b"ue-1").unwrap());
+        assert!(matches!(r, Received::Data(_)), "{r:?}");
+        io.calls.clear();
+        (d, ue, io)
+    }
+
+    #[test]
+    fn downlink_under_a_keyset_just_taken_into_use_waits_for_its_snapshot() {
+        let (mut d, mut ue, mut io) = just_confirmed();
+        let id = UeId::new(b"ue-1").unwrap();
+        // Not durable yet: the payload is queued, nothing is sent.
+        let sent = d.send(NOW, &id, b"down", &mut io).unwrap();
+        assert_eq!(sent, SendOutcome::Queued);
+        assert!(io.calls.is_empty(), "{:?}", io.calls);
+        d.drain(|| NOW, &mut io).unwrap();
+        let persist = first(&io.calls, |c| matches!(c, Call::Persist(1)));
+        let down = first(&io.calls, |c| {
+            matches!(c, Call::Transmit(Datagram::Data { .. }))
+        });
+        let rekeyed = first(&io.calls, |c| {
+            matches!(c, Call::Event(Event::Rekeyed { .. }))
+        });
+        assert!(persist < down && down < rekeyed, "{:?}", io.calls);
+        assert!(rekeyed != usize::MAX, "{:?}", io.calls);
+        let (to, mut down) = io.wire.pop().unwrap();
+        assert_eq!(to, UE);
+        match ue.handle_datagram(NOW, &mut down) {
+            Ok(Received::Data(got)) => assert_eq!(&down[got.payload], b"down"),
+            other => panic!("{other:?}"),
+        }
+        // Once durable, the next payload goes out at once.
+        io.calls.clear();
+        let sent = d.send(NOW, &id, b"more", &mut io).unwrap();
+        assert!(matches!(sent, SendOutcome::Sent { to: UE, .. }), "{sent:?}");
+        assert!(matches!(
+            io.calls[..],
+            [Call::Transmit(Datagram::Data { .. })]
+        ));
+    }
+
+    #[test]
+    fn a_failed_persist_ends_the_pass_with_nothing_transmitted() {
+        let (mut d, _, mut io) = just_confirmed();
+        let id = UeId::new(b"ue-1").unwrap();
+        assert_eq!(d.send(NOW, &id, b"down", &mut io), Ok(SendOutcome::Queued));
+        io.fail_persist = true;
+        assert_eq!(d.drain(|| NOW, &mut io), Err("disk full"));
+        // Neither the payload nor the event went out.
+        assert_eq!(io.calls, [Call::Persist(1)]);
+        assert!(io.wire.is_empty());
     }
 }

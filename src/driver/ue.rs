@@ -47,6 +47,12 @@ impl<const N: usize> UeDriver<N> {
         &self.ue
     }
 
+    /// The UE, handed back (the driver's buffer is dropped).
+    #[must_use]
+    pub fn into_ue(self) -> Ue<N> {
+        self.ue
+    }
+
     /// The UE, for calls the driver does not wrap (`send`, `busy`, …);
     /// what they produce goes out at the next [`drain`](Self::drain).
     pub fn ue_mut(&mut self) -> &mut Ue<N> {
@@ -90,5 +96,71 @@ impl<const N: usize> UeDriver<N> {
                 return Ok(sent);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::endpoint::{UeConfig, UeId};
+    use crate::kdf::{RootBytes, RootKey, RootKind, UeNonce};
+
+    /// An embedder whose socket fails after `room` datagrams.
+    struct Socket {
+        sent: Vec<Datagram>,
+        room: usize,
+    }
+
+    impl UeIo<64> for Socket {
+        type Error = &'static str;
+
+        fn transmit(&mut self, _: &[u8], what: Datagram) -> Result<(), Self::Error> {
+            if self.sent.len() == self.room {
+                return Err("socket gone");
+            }
+            self.sent.push(what);
+            Ok(())
+        }
+
+        fn event(&mut self, _: &Ue<64>, _: Event) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    fn driver() -> UeDriver<64> {
+        UeDriver::new(Ue::new(
+            UeConfig::default(),
+            RootKey::new(RootKind::IntKey, RootBytes::from_bytes([7; 32])),
+            UeId::new(b"ue-1").unwrap(),
+            UeNonce::from_bytes([1; 16]),
+        ))
+    }
+
+    #[test]
+    fn a_start_says_hello_once_per_instant() {
+        let mut d = driver();
+        let mut io = Socket {
+            sent: Vec::new(),
+            room: 10,
+        };
+        let now = Instant::from_millis(5);
+        assert_eq!(d.drain(now, &mut io), Ok(1));
+        assert_eq!(d.drain(now, &mut io), Ok(0));
+        assert!(matches!(io.sent[..], [Datagram::Hello { seq: 0, .. }]));
+    }
+
+    #[test]
+    fn a_failed_transmit_ends_the_drain_with_its_error() {
+        let mut d = driver();
+        let mut io = Socket {
+            sent: Vec::new(),
+            room: 0,
+        };
+        assert_eq!(
+            d.drain(Instant::from_millis(5), &mut io),
+            Err("socket gone")
+        );
     }
 }

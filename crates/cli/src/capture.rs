@@ -6,6 +6,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use ciot_e2e::driver::SystemClock;
 use ciot_e2e::kdf::Rand;
 use ciot_e2e::protect::suite::SuiteKeys;
 use ciot_e2e::wire::Ksi;
@@ -13,7 +14,6 @@ use ciot_e2e_analyze::dissect::pcap::UdpPcapWriter;
 use ciot_e2e_analyze::keylog::KeyLogFile;
 
 use crate::Failure;
-use crate::net::Clock;
 
 /// Writes datagrams to a capture and keysets to a key log, when asked to.
 pub struct Recorder {
@@ -57,7 +57,7 @@ impl Recorder {
     /// Records one datagram (IPv4 peers only; the front ends use loopback).
     pub fn datagram(
         &mut self,
-        clock: &Clock,
+        clock: &SystemClock,
         src: SocketAddr,
         dst: SocketAddr,
         d: &[u8],

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
+use ciot_e2e::driver::{EeseDriver, EeseIo, SystemClock, UeDriver, UeIo};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, KeysetState, OsRand, Received, SendOutcome,
+    Datagram, EeseConfig, EeseTable, Event, Instant, KeysetState, OsRand, Received, SendOutcome,
     Sent, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, UeNonce, int_key};
@@ -18,7 +20,7 @@ use crate::Failure;
 use crate::args::hex_array;
 use crate::capture::Recorder;
 use crate::cmd_wire::SuiteArg;
-use crate::net::{Clock, describe, describe_event, describe_reject};
+use crate::net::{describe, describe_event, describe_reject};
 
 /// Arguments of `ciot-e2e demo`.
 #[derive(Args)]
@@ -47,22 +49,122 @@ pub struct DemoArgs {
 /// The UE's identifier in the demo.
 const UE_ID: &[u8] = b"demo-ue";
 
-struct Demo {
-    clock: Clock,
+/// Both endpoints' side of their drivers: the two sockets, the transcript,
+/// the capture and the EESE's snapshots (in memory).
+struct Wire {
+    clock: Rc<SystemClock>,
     eese_sock: UdpSocket,
     ue_sock: UdpSocket,
     eese_addr: SocketAddr,
     ue_addr: SocketAddr,
-    root: RootKey,
-    table: EeseTable<UeId>,
-    ue: Ue<2048>,
     eese_snapshots: HashMap<UeId, Vec<u8>>,
-    buf: Vec<u8>,
-    at_ue: Vec<String>,
-    at_eese: Vec<String>,
     recorder: Recorder,
     /// Keysets the UE installed.
     keysets: u32,
+    /// The first failure of an EESE transmit (the driver's transmit is
+    /// best effort; the demo ends on it once the pass is over).
+    failed: Option<Failure>,
+}
+
+impl Wire {
+    fn say(&self, who: &str, line: &str) {
+        crate::outln!("[{:6.3}s] {who:<10} {line}", self.clock.secs());
+    }
+
+    fn eese_send_datagram(&mut self, to: SocketAddr, d: &[u8]) -> Result<(), Failure> {
+        self.say("EESE → UE", &describe(d));
+        self.recorder.datagram(&self.clock, self.eese_addr, to, d)?;
+        self.eese_sock.send_to(d, to).map_err(io("send"))?;
+        Ok(())
+    }
+
+    /// Ends the demo if an EESE transmit failed.
+    fn check(&mut self) -> Result<(), Failure> {
+        self.failed.take().map_or(Ok(()), Err)
+    }
+}
+
+impl EeseIo<UeId, SocketAddr, OsRand> for Wire {
+    type Error = Failure;
+
+    fn persist(&mut self, snapshots: &[(&UeId, &[u8])]) -> Result<(), Failure> {
+        for (id, snap) in snapshots {
+            self.eese_snapshots.insert(**id, snap.to_vec());
+            self.say(
+                "EESE",
+                &format!("persists its state for {id} ({} octets)", snap.len()),
+            );
+        }
+        Ok(())
+    }
+
+    fn transmit(
+        &mut self,
+        _: &EeseTable<UeId>,
+        _: &UeId,
+        to: &SocketAddr,
+        datagram: &[u8],
+        _: Datagram,
+    ) {
+        if self.failed.is_none()
+            && let Err(e) = self.eese_send_datagram(*to, datagram)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn event(
+        &mut self,
+        table: &mut EeseTable<UeId>,
+        now: Instant,
+        id: UeId,
+        ev: Event,
+    ) -> Result<(), Failure> {
+        self.say("EESE", &describe_event(&ev));
+        if matches!(ev, Event::Rekeyed { .. })
+            && let (Some(st), Some((rand, keys))) =
+                (table.status(now, &id), table.current_keys(&id))
+            && let Some(k) = st.keyset
+        {
+            self.recorder.keys(k.ksi, k.counter, rand, keys)?;
+        }
+        Ok(())
+    }
+}
+
+impl UeIo<2048> for Wire {
+    type Error = Failure;
+
+    fn transmit(&mut self, d: &[u8], _: Datagram) -> Result<(), Failure> {
+        self.say("UE → EESE", &describe(d));
+        self.recorder
+            .datagram(&self.clock, self.ue_addr, self.eese_addr, d)?;
+        self.ue_sock
+            .send_to(d, self.eese_addr)
+            .map_err(io("send"))?;
+        Ok(())
+    }
+
+    fn event(&mut self, ue: &Ue<2048>, ev: Event) -> Result<(), Failure> {
+        self.say("UE", &describe_event(&ev));
+        if matches!(ev, Event::Rekeyed { .. }) {
+            self.keysets += 1;
+        }
+        if let (Event::Rekeyed { ksi, counter }, Some((rand, keys))) = (ev, ue.current_keys()) {
+            self.recorder.keys(ksi, counter, rand, keys)?;
+        }
+        Ok(())
+    }
+}
+
+struct Demo {
+    clock: Rc<SystemClock>,
+    wire: Wire,
+    root: RootKey,
+    eese: EeseDriver<UeId>,
+    ue: UeDriver<2048>,
+    at_ue: Vec<String>,
+    at_eese: Vec<String>,
 }
 
 fn bind_loopback(port: u16) -> std::io::Result<UdpSocket> {
@@ -75,7 +177,7 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
 
 impl Demo {
     fn say(&self, who: &str, line: &str) {
-        crate::outln!("[{:6.3}s] {who:<10} {line}", self.clock.secs());
+        self.wire.say(who, line);
     }
 
     fn step(&self, title: &str) {
@@ -84,83 +186,14 @@ impl Demo {
 
     /// Persists, transmits and reports whatever the EESE has to say.
     fn drain_eese(&mut self) -> Result<(), Failure> {
-        let mut snap = [0u8; EESE_SNAPSHOT_LEN];
-        loop {
-            let mut progress = false;
-            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
-                self.eese_snapshots.insert(id, snap[..p.len()].to_vec());
-                self.say(
-                    "EESE",
-                    &format!("persists its state for {id} ({} octets)", p.len()),
-                );
-                let _ = self.table.persisted(&id, p);
-                progress = true;
-            }
-            let now = self.clock.now();
-            let mut out = std::mem::take(&mut self.buf);
-            while let Some((_, to, t)) = self.table.poll_transmit(now, &mut out) {
-                self.eese_send_datagram(to, &out[..t.len])?;
-                progress = true;
-            }
-            self.buf = out;
-            while let Some((_, ev)) = self.table.poll_event() {
-                self.say("EESE", &describe_event(&ev));
-                if matches!(ev, Event::Rekeyed { .. }) {
-                    let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
-                    if let (Some(st), Some((rand, keys))) =
-                        (self.table.status(now, &id), self.table.current_keys(&id))
-                        && let Some(k) = st.keyset
-                    {
-                        self.recorder.keys(k.ksi, k.counter, rand, keys)?;
-                    }
-                }
-                progress = true;
-            }
-            if !progress {
-                return Ok(());
-            }
-        }
-    }
-
-    fn eese_send_datagram(&mut self, to: SocketAddr, d: &[u8]) -> Result<(), Failure> {
-        self.say("EESE → UE", &describe(d));
-        self.recorder.datagram(&self.clock, self.eese_addr, to, d)?;
-        self.eese_sock.send_to(d, to).map_err(io("send"))?;
-        Ok(())
+        let clock = Rc::clone(&self.clock);
+        self.eese.drain(|| clock.now(), &mut self.wire)?;
+        self.wire.check()
     }
 
     fn drain_ue(&mut self) -> Result<(), Failure> {
-        loop {
-            let mut progress = false;
-            let now = self.clock.now();
-            let mut out = std::mem::take(&mut self.buf);
-            while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut out) {
-                let d = &out[..t.len];
-                self.say("UE → EESE", &describe(d));
-                self.recorder
-                    .datagram(&self.clock, self.ue_addr, self.eese_addr, d)?;
-                self.ue_sock
-                    .send_to(d, self.eese_addr)
-                    .map_err(io("send"))?;
-                progress = true;
-            }
-            self.buf = out;
-            while let Some(ev) = self.ue.poll_event() {
-                self.say("UE", &describe_event(&ev));
-                if matches!(ev, Event::Rekeyed { .. }) {
-                    self.keysets += 1;
-                }
-                if let (Event::Rekeyed { ksi, counter }, Some((rand, keys))) =
-                    (ev, self.ue.current_keys())
-                {
-                    self.recorder.keys(ksi, counter, rand, keys)?;
-                }
-                progress = true;
-            }
-            if !progress {
-                return Ok(());
-            }
-        }
+        self.ue.drain(self.clock.now(), &mut self.wire)?;
+        Ok(())
     }
 
     /// A datagram arrived at the EESE's socket.
@@ -168,7 +201,7 @@ impl Demo {
         let now = self.clock.now();
         let root = self.root.clone();
         let result = self
-            .table
+            .eese
             .handle_datagram(now, &from, &mut d, |id| Some((UeId::new(id).ok()?, root)));
         match result {
             Ok((id, Received::Data(got))) => {
@@ -195,13 +228,14 @@ impl Demo {
 
     fn eese_app_send(&mut self, id: UeId, payload: &[u8]) -> Result<(), Failure> {
         let now = self.clock.now();
-        let mut out = std::mem::take(&mut self.buf);
-        let r = self.table.send(now, &id, payload, &mut out);
-        let res = match r {
-            Ok(SendOutcome::Sent { sealed, to }) => self.eese_send_datagram(to, &out[..sealed.len]),
+        let r = self.eese.send(now, &id, payload, &mut self.wire);
+        self.wire.check()?;
+        match r {
+            Ok(SendOutcome::Sent { .. }) => {}
             Ok(SendOutcome::Queued) => {
                 let waiting = self
-                    .table
+                    .eese
+                    .table()
                     .status(now, &id)
                     .and_then(|s| s.keyset)
                     .is_some_and(|k| matches!(k.state, KeysetState::Valid { .. }));
@@ -213,12 +247,9 @@ impl Demo {
                         "offers a new keyset first; the payload follows once the UE used it"
                     },
                 );
-                Ok(())
             }
-            Err(e) => Err(Failure::rejected(format!("EESE could not send: {e}"))),
-        };
-        self.buf = out;
-        res?;
+            Err(e) => return Err(Failure::rejected(format!("EESE could not send: {e}"))),
+        }
         self.drain_eese()
     }
 
@@ -245,21 +276,20 @@ impl Demo {
         let mut buf = vec![0u8; 65_536];
         while self.clock.now() < end {
             let mut idle = true;
-            if let Ok((n, from)) = self.eese_sock.recv_from(&mut buf) {
+            if let Ok((n, from)) = self.wire.eese_sock.recv_from(&mut buf) {
                 idle = false;
                 self.eese_receive(from, buf[..n].to_vec())?;
             }
-            if let Ok((n, _)) = self.ue_sock.recv_from(&mut buf) {
+            if let Ok((n, _)) = self.wire.ue_sock.recv_from(&mut buf) {
                 idle = false;
                 self.ue_receive(buf[..n].to_vec())?;
             }
             let now = self.clock.now();
-            if self.table.poll_timeout().is_some_and(|t| t <= now) {
-                self.table.handle_timeout(now);
+            if self.eese.poll_timeout().is_some_and(|t| t <= now) {
+                self.eese.handle_timeout(now);
                 self.drain_eese()?;
             }
-            if self.ue.poll_timeout().is_some_and(|t| t <= now) {
-                self.ue.handle_timeout(now);
+            if self.ue.ue().poll_timeout().is_some_and(|t| t <= now) {
                 self.drain_ue()?;
             }
             if idle {
@@ -273,6 +303,7 @@ impl Demo {
         let now = self.clock.now();
         let sent = self
             .ue
+            .ue_mut()
             .send(now, payload.as_bytes())
             .map_err(|e| Failure::rejected(format!("UE send: {e}")))?;
         let how = match sent {
@@ -322,21 +353,25 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     let id = UeId::new(UE_ID).map_err(|e| Failure::usage(e.to_string()))?;
     // Every start of a UE draws a new nonce from its random source.
     let nonce = UeNonce::random().map_err(|e| Failure::usage(format!("random source: {e}")))?;
+    let clock = Rc::new(SystemClock::new());
     let mut d = Demo {
-        clock: Clock::start(),
-        ue: Ue::new(ue_cfg, root.clone(), id, nonce),
-        table: EeseTable::new(eese_cfg, OsRand),
+        clock: Rc::clone(&clock),
+        wire: Wire {
+            clock,
+            eese_sock,
+            ue_sock,
+            eese_addr,
+            ue_addr,
+            eese_snapshots: HashMap::new(),
+            recorder: Recorder::open(a.pcap.as_deref(), a.keylog.as_deref())?,
+            keysets: 0,
+            failed: None,
+        },
+        ue: UeDriver::new(Ue::new(ue_cfg, root.clone(), id, nonce)),
+        eese: EeseDriver::new(EeseTable::new(eese_cfg, OsRand)),
         root,
-        eese_sock,
-        ue_sock,
-        eese_addr,
-        ue_addr,
-        eese_snapshots: HashMap::new(),
-        buf: vec![0; 65_536],
         at_ue: vec![],
         at_eese: vec![],
-        recorder: Recorder::open(a.pcap.as_deref(), a.keylog.as_deref())?,
-        keysets: 0,
     };
     crate::outln!(
         "ciot-e2e demo: EESE on {eese_addr}, UE {:?} on {ue_addr}, te2e {} s, suite {}",
@@ -373,7 +408,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
     d.run_for(200)?;
     d.ue_send("report: all well")?;
     d.run_for(200)?;
-    d.recorder.finish()?;
+    d.wire.recorder.finish()?;
 
     let want_eese = ["temperature=21.5", "temperature=21.7", "report: all well"];
     let want_ue = [
@@ -392,7 +427,7 @@ pub fn demo(a: &DemoArgs) -> Result<(), Failure> {
         want_ue.len()
     );
     if d.at_eese == want_eese && d.at_ue == want_ue {
-        crate::outln!("every payload arrived, across {} keysets", d.keysets);
+        crate::outln!("every payload arrived, across {} keysets", d.wire.keysets);
         Ok(())
     } else {
         Err(Failure::rejected(format!(

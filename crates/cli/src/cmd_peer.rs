@@ -2,13 +2,15 @@
 //! over UDP. The UE opens its contact with a hello; the EESE echoes every
 //! payload.
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
+use ciot_e2e::driver::{EeseDriver, EeseIo, SystemClock, UeDriver, UeIo};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, OsRand, Received, Reject, SendOutcome, Ue,
-    UeConfig, UeId,
+    Datagram, EeseConfig, EeseTable, Event, Instant, OsRand, Received, Reject, Ue, UeConfig, UeId,
 };
 use ciot_e2e::kdf::{Ck, CkIk, Ik, KdfProfile, RootKey, UeNonce, int_key};
 use clap::Args;
@@ -16,8 +18,8 @@ use clap::Args;
 use ciot_e2e_analyze::keylog::KeyLogFile;
 
 use crate::Failure;
-use crate::args::hex_array;
-use crate::net::{Clock, describe_event, write_atomic};
+use crate::args::{hex_array, hex_bytes};
+use crate::net::{describe_event, write_atomic};
 
 /// The AKA keys both sides are given.
 #[derive(Args, Clone)]
@@ -86,9 +88,14 @@ pub struct UeArgs {
     connect: SocketAddr,
     #[command(flatten)]
     aka: AkaArgs,
-    /// The UE's identifier, as the hello carries it (1 to 64 octets).
+    /// The UE's identifier as text: its UTF-8 octets are what the hello
+    /// carries (1 to 64 octets; spaces are fine: `--id "bar ue 3"`).
     #[arg(long, default_value = "ue-1")]
     id: String,
+    /// The UE's identifier as hex octets, for one that is not text
+    /// (instead of --id).
+    #[arg(long, value_name = "HEX", conflicts_with = "id")]
+    id_hex: Option<String>,
     /// Write a record of the run to this file (its start's nonce, keyset,
     /// echoes). A UE needs no stored state: every start draws a new nonce,
     /// so nothing here is read back, and a lost or older file is harmless.
@@ -99,15 +106,36 @@ pub struct UeArgs {
     /// It defeats the protection of that traffic: test use only.
     #[arg(long)]
     keylog: Option<PathBuf>,
-    /// Payloads to send; each waits for its echo.
+    /// Payloads to send; each waits for its echo (unless --no-wait).
     #[arg(long)]
     count: u32,
     /// Pause between payloads, in milliseconds.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
-    /// Send a payload again whose echo has not come back after this long.
+    /// Send a payload again whose echo has not come back after this long
+    /// (with --no-wait: how long to go on receiving after the last payload
+    /// went out).
     #[arg(long, default_value_t = 1000)]
     timeout_ms: u64,
+    /// Do not wait for echoes (for an EESE that posts uplink to a webhook):
+    /// hand each payload to the UE once the previous one went out, print
+    /// whatever downlink arrives, and end with `sent N/M payloads`.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl UeArgs {
+    /// The identifier the hello carries: `--id-hex` octets or `--id` text.
+    fn ue_id(&self) -> Result<UeId, Failure> {
+        let (what, octets) = match &self.id_hex {
+            Some(h) => (
+                "--id-hex",
+                hex_bytes(h).map_err(|e| Failure::usage(format!("--id-hex: {e}")))?,
+            ),
+            None => ("--id", self.id.as_bytes().to_vec()),
+        };
+        UeId::new(&octets).map_err(|e| Failure::usage(format!("{what}: {e}")))
+    }
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
@@ -134,41 +162,97 @@ struct Unauth {
     octets_out: u64,
 }
 
-struct Server {
+/// The single-root EESE's side of the driver: the socket, the transcript
+/// and the key log. Snapshots stay in memory: this mode keeps no files.
+struct Net {
     sock: UdpSocket,
-    clock: Clock,
-    root: RootKey,
-    table: EeseTable<UeId>,
-    max_sessions: usize,
-    out: Vec<u8>,
-    unauth: Unauth,
+    clock: Rc<SystemClock>,
     keylog: Option<KeyLogFile>,
+    /// The first socket error on send (the driver's transmit is best
+    /// effort; the command ends on it once the pass is over).
+    failed: Option<std::io::Error>,
+}
+
+impl Net {
+    /// Ends the command if a send failed.
+    fn check(&mut self) -> Result<(), Failure> {
+        self.failed.take().map_or(Ok(()), |e| Err(io("send")(e)))
+    }
+}
+
+impl EeseIo<UeId, SocketAddr, OsRand> for Net {
+    type Error = Failure;
+
+    fn persist(&mut self, _: &[(&UeId, &[u8])]) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn transmit(
+        &mut self,
+        _: &EeseTable<UeId>,
+        _: &UeId,
+        to: &SocketAddr,
+        datagram: &[u8],
+        _: Datagram,
+    ) {
+        if self.failed.is_none()
+            && let Err(e) = self.sock.send_to(datagram, to)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn event(
+        &mut self,
+        table: &mut EeseTable<UeId>,
+        _: Instant,
+        id: UeId,
+        ev: Event,
+    ) -> Result<(), Failure> {
+        crate::outln!("[{:8.3}s] {id}: {}", self.clock.secs(), describe_event(&ev));
+        if let (Event::Rekeyed { ksi, counter }, Some(log)) = (ev, &mut self.keylog)
+            && let Some((rand, keys)) = table.current_keys(&id)
+        {
+            log.append(ksi, Some(counter), rand, keys)
+                .map_err(io("--keylog"))?;
+        }
+        Ok(())
+    }
+}
+
+struct Server {
+    driver: EeseDriver<UeId>,
+    net: Net,
+    clock: Rc<SystemClock>,
+    root: RootKey,
+    max_sessions: usize,
+    unauth: Unauth,
 }
 
 impl Server {
     fn evict(&mut self, id: &UeId) {
-        self.table.remove(id);
+        self.driver.table_mut().remove(id);
     }
 
     /// Handles one datagram; returns whether it was authentic.
     fn receive(&mut self, from: SocketAddr, d: &mut [u8]) -> Result<bool, Failure> {
         let now = self.clock.now();
         let root = self.root.clone();
-        let had = self.table.len();
+        let had = self.driver.table().len();
         let result = self
-            .table
+            .driver
             .handle_datagram(now, &from, d, |id| Some((UeId::new(id).ok()?, root)));
+        let table = self.driver.table();
         if let Ok((id, _)) = &result
-            && self.table.len() > had
-            && self.table.len() > self.max_sessions
+            && table.len() > had
+            && table.len() > self.max_sessions
         {
             // Full: the session quiet for longest makes room. Only an
             // authentic hello makes a session, so no spoofer can evict.
-            let lru = self
-                .table
+            let lru = table
                 .ids()
                 .filter(|x| *x != id)
-                .min_by_key(|x| self.table.last_active(x))
+                .min_by_key(|x| table.last_active(x))
                 .copied();
             if let Some(lru) = lru {
                 self.evict(&lru);
@@ -185,19 +269,11 @@ impl Server {
                     got.seq
                 );
                 let echo = [b"echo: ".as_slice(), &payload].concat();
-                let mut out = std::mem::take(&mut self.out);
-                match self.table.send(now, &id, &echo, &mut out) {
-                    Ok(SendOutcome::Sent { sealed, to }) => {
-                        self.sock
-                            .send_to(&out[..sealed.len], to)
-                            .map_err(io("send"))?;
-                    }
-                    Ok(SendOutcome::Queued) => {}
-                    Err(e) => {
-                        crate::outln!("[{:8.3}s] {id}: echo not sent: {e}", self.clock.secs());
-                    }
+                // Sent at once when it can go now, else queued for a drain.
+                if let Err(e) = self.driver.send(now, &id, &echo, &mut self.net) {
+                    crate::outln!("[{:8.3}s] {id}: echo not sent: {e}", self.clock.secs());
                 }
-                self.out = out;
+                self.net.check()?;
                 Ok(true)
             }
             Ok(_) => Ok(true),
@@ -208,39 +284,13 @@ impl Server {
         }
     }
 
-    /// Persists (in memory: this mode keeps no files), transmits and
-    /// reports; returns the octets transmitted.
+    /// Persists, transmits and reports (the driver's pass); returns the
+    /// octets transmitted.
     fn drain(&mut self) -> Result<u64, Failure> {
-        let mut snap = [0u8; EESE_SNAPSHOT_LEN];
-        let mut sent = 0u64;
-        loop {
-            let mut progress = false;
-            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
-                let _ = self.table.persisted(&id, p);
-                progress = true;
-            }
-            let now = self.clock.now();
-            let mut out = std::mem::take(&mut self.out);
-            while let Some((_, to, t)) = self.table.poll_transmit(now, &mut out) {
-                self.sock.send_to(&out[..t.len], to).map_err(io("send"))?;
-                sent += t.len as u64;
-                progress = true;
-            }
-            self.out = out;
-            while let Some((id, ev)) = self.table.poll_event() {
-                crate::outln!("[{:8.3}s] {id}: {}", self.clock.secs(), describe_event(&ev));
-                if let (Event::Rekeyed { ksi, counter }, Some(log)) = (ev, &mut self.keylog)
-                    && let Some((rand, keys)) = self.table.current_keys(&id)
-                {
-                    log.append(ksi, Some(counter), rand, keys)
-                        .map_err(io("--keylog"))?;
-                }
-                progress = true;
-            }
-            if !progress {
-                return Ok(sent);
-            }
-        }
+        let clock = Rc::clone(&self.clock);
+        let pass = self.driver.drain(|| clock.now(), &mut self.net)?;
+        self.net.check()?;
+        Ok(pass.octets)
     }
 }
 
@@ -277,18 +327,22 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
         a.te2e,
         a.max_sessions
     );
+    let clock = Rc::new(SystemClock::new());
     let mut s = Server {
-        sock,
-        clock: Clock::start(),
-        root,
-        table: EeseTable::new(cfg, OsRand),
-        max_sessions: a.max_sessions.max(1),
-        out: vec![0u8; 65_536],
-        unauth: Unauth::default(),
-        keylog: match &a.keylog {
-            Some(p) => Some(KeyLogFile::create_insecure(p).map_err(io("--keylog"))?),
-            None => None,
+        driver: EeseDriver::new(EeseTable::new(cfg, OsRand)),
+        net: Net {
+            sock,
+            clock: Rc::clone(&clock),
+            keylog: match &a.keylog {
+                Some(p) => Some(KeyLogFile::create_insecure(p).map_err(io("--keylog"))?),
+                None => None,
+            },
+            failed: None,
         },
+        clock,
+        root,
+        max_sessions: a.max_sessions.max(1),
+        unauth: Unauth::default(),
     };
     let stop = a.exit_after.map(|s| s as f64);
     let idle = Duration::from_secs(a.idle_timeout.max(1));
@@ -301,11 +355,11 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
                 s.unauth.datagrams,
                 s.unauth.octets_in,
                 s.unauth.octets_out,
-                s.table.len()
+                s.driver.table().len()
             );
             return Ok(());
         }
-        match s.sock.recv_from(&mut buf) {
+        match s.net.sock.recv_from(&mut buf) {
             Ok((n, from)) => {
                 let authentic = s.receive(from, &mut buf[..n])?;
                 let answered = s.drain()?;
@@ -323,20 +377,16 @@ pub fn eese(a: &EeseArgs) -> Result<(), Failure> {
             Err(e) => return Err(io("receive")(e)),
         }
         let now = s.clock.now();
-        if s.table.poll_timeout().is_some_and(|t| t <= now) {
-            s.table.handle_timeout(now);
+        if s.driver.poll_timeout().is_some_and(|t| t <= now) {
+            s.driver.handle_timeout(now);
             s.drain()?;
         }
         if now >= next_sweep {
             next_sweep = now.after(Duration::from_secs(10));
-            let quiet: Vec<UeId> = s
-                .table
+            let table = s.driver.table();
+            let quiet: Vec<UeId> = table
                 .ids()
-                .filter(|id| {
-                    s.table
-                        .last_active(id)
-                        .is_some_and(|t| t.after(idle) <= now)
-                })
+                .filter(|id| table.last_active(id).is_some_and(|t| t.after(idle) <= now))
                 .copied()
                 .collect();
             for id in quiet {
@@ -362,10 +412,119 @@ fn write_record(path: &Path, nonce: &UeNonce, ue: &Ue<2048>, echoed: u32) -> Res
     write_atomic(path, text.as_bytes()).map_err(io("--state"))
 }
 
+/// The UE's side of the driver: the connected socket and the key log.
+struct UeNet<'a> {
+    sock: &'a UdpSocket,
+    keylog: Option<KeyLogFile>,
+    rekeys: u32,
+}
+
+impl UeIo<2048> for UeNet<'_> {
+    type Error = Failure;
+
+    fn transmit(&mut self, datagram: &[u8], _: Datagram) -> Result<(), Failure> {
+        match self.sock.send(datagram) {
+            // Nobody listening (yet): the datagram is lost, as on any
+            // network; the UE's own repeats carry on.
+            Err(e) if refused(&e) => Ok(()),
+            r => r.map(drop).map_err(io("send")),
+        }
+    }
+
+    fn event(&mut self, ue: &Ue<2048>, ev: Event) -> Result<(), Failure> {
+        if let Event::Rekeyed { ksi, counter } = ev {
+            self.rekeys += 1;
+            if let (Some(log), Some((rand, keys))) = (&mut self.keylog, ue.current_keys()) {
+                log.append(ksi, Some(counter), rand, keys)
+                    .map_err(io("--keylog"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The UE, its socket and the downlink payloads it received.
+struct UePeer<'a> {
+    driver: UeDriver<2048>,
+    net: UeNet<'a>,
+    clock: &'a SystemClock,
+    buf: Vec<u8>,
+    got: Vec<Vec<u8>>,
+}
+
+impl UePeer<'_> {
+    fn ue(&self) -> &Ue<2048> {
+        self.driver.ue()
+    }
+
+    /// Runs the UE's timers and says what it has to say, then reads what
+    /// arrived (waiting up to the socket's read timeout), until nothing is
+    /// left; prints and keeps every payload received.
+    fn pump(&mut self) -> Result<(), Failure> {
+        loop {
+            self.driver.drain(self.clock.now(), &mut self.net)?;
+            match self.net.sock.recv(&mut self.buf) {
+                Ok(n) => {
+                    let d = &mut self.buf[..n];
+                    if let Ok(Received::Data(got)) =
+                        self.driver.handle_datagram(self.clock.now(), d)
+                    {
+                        let payload = d[got.payload].to_vec();
+                        crate::outln!(
+                            "ue: received {:?} (KSI {}, seq {})",
+                            String::from_utf8_lossy(&payload),
+                            got.ksi,
+                            got.seq
+                        );
+                        self.got.push(payload);
+                    }
+                }
+                // An EESE restarting answers with ICMP port unreachable for a
+                // moment: the UE waits it out rather than exit.
+                Err(e) if would_block(&e) || refused(&e) => return Ok(()),
+                Err(e) => return Err(io("receive")(e)),
+            }
+        }
+    }
+
+    /// Pumps for `ms` milliseconds.
+    fn run_for(&mut self, ms: u64) -> Result<(), Failure> {
+        let end = self.clock.now().after(Duration::from_millis(ms));
+        while self.clock.now() < end {
+            self.pump()?;
+        }
+        Ok(())
+    }
+
+    /// Pumps until the UE takes a new payload (the previous one went out,
+    /// and, if its keyset stopped since, the EESE said whether it was
+    /// refused) or `ms` milliseconds have passed; true if it would.
+    fn wait_free(&mut self, ms: u64) -> Result<bool, Failure> {
+        let free = self.clock.now().after(Duration::from_millis(ms));
+        while self.ue().busy(self.clock.now()) && self.clock.now() < free {
+            self.pump()?;
+        }
+        Ok(!self.ue().busy(self.clock.now()))
+    }
+
+    /// Hands `payload` to the UE: up to 10 attempts, each after waiting up
+    /// to `ms` for it to be free. True once taken.
+    fn hand(&mut self, payload: &[u8], ms: u64) -> Result<bool, Failure> {
+        for _ in 0..10 {
+            self.wait_free(ms)?;
+            let now = self.clock.now();
+            if self.driver.ue_mut().send(now, payload).is_ok() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Runs `ciot-e2e ue`.
 pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
-    let id = UeId::new(a.id.as_bytes()).map_err(|e| Failure::usage(format!("--id: {e}")))?;
+    let id = a.ue_id()?;
     let sock = UdpSocket::bind(if a.connect.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -375,7 +534,7 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     sock.connect(a.connect).map_err(io("connect"))?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .map_err(io("socket"))?;
-    let clock = Clock::start();
+    let clock = SystemClock::new();
     let cfg = UeConfig {
         probe_after: Some(Duration::from_millis(a.timeout_ms.max(1))),
         hello_backoff: Duration::from_millis(200),
@@ -396,71 +555,28 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
             hex::encode(nonce.as_bytes())
         );
     }
-    let mut keylog = match &a.keylog {
+    let keylog = match &a.keylog {
         Some(p) => Some(KeyLogFile::create_insecure(p).map_err(io("--keylog"))?),
         None => None,
     };
-    let mut ue: Ue<2048> = Ue::new(cfg, root, id, nonce);
-    if let Some(path) = &a.state {
-        write_record(path, &nonce, &ue, 0)?;
-    }
-    let mut out = vec![0u8; 65_536];
-    let mut buf = vec![0u8; 65_536];
-    let (mut echoed, mut rekeys) = (0u32, 0u32);
-    // Drains what the UE has to say; collects the payloads it receives.
-    let mut pump = |ue: &mut Ue<2048>,
-                    got: &mut Vec<Vec<u8>>,
-                    rekeys: &mut u32|
-     -> Result<(), Failure> {
-        loop {
-            let mut progress = false;
-            while let Ok(Some(t)) = ue.poll_transmit(clock.now(), &mut out) {
-                match sock.send(&out[..t.len]) {
-                    // Nobody listening (yet): the datagram is lost, as on any
-                    // network; the UE's own repeats carry on.
-                    Err(e) if refused(&e) => {}
-                    r => {
-                        r.map_err(io("send"))?;
-                    }
-                }
-                progress = true;
-            }
-            while let Some(ev) = ue.poll_event() {
-                if let Event::Rekeyed { ksi, counter } = ev {
-                    *rekeys += 1;
-                    if let (Some(log), Some((rand, keys))) = (&mut keylog, ue.current_keys()) {
-                        log.append(ksi, Some(counter), rand, keys)
-                            .map_err(io("--keylog"))?;
-                    }
-                }
-                progress = true;
-            }
-            match sock.recv(&mut buf) {
-                Ok(n) => {
-                    progress = true;
-                    if let Ok(Received::Data(d)) = ue.handle_datagram(clock.now(), &mut buf[..n]) {
-                        let payload = buf[d.payload].to_vec();
-                        crate::outln!(
-                            "ue: received {:?} (KSI {}, seq {})",
-                            String::from_utf8_lossy(&payload),
-                            d.ksi,
-                            d.seq
-                        );
-                        got.push(payload);
-                    }
-                }
-                // An EESE restarting answers with ICMP port unreachable for a
-                // moment: the UE waits it out rather than exit.
-                Err(e) if would_block(&e) || refused(&e) => {}
-                Err(e) => return Err(io("receive")(e)),
-            }
-            ue.handle_timeout(clock.now());
-            if !progress {
-                return Ok(());
-            }
-        }
+    let mut p = UePeer {
+        driver: UeDriver::new(Ue::new(cfg, root, id, nonce)),
+        net: UeNet {
+            sock: &sock,
+            keylog,
+            rekeys: 0,
+        },
+        clock: &clock,
+        buf: vec![0u8; 65_536],
+        got: Vec::new(),
     };
-    let mut got = Vec::new();
+    if let Some(path) = &a.state {
+        write_record(path, &nonce, p.ue(), 0)?;
+    }
+    if a.no_wait {
+        return ue_no_wait(a, &mut p, &nonce);
+    }
+    let mut echoed = 0u32;
     for i in 1..=a.count {
         let payload = format!("message {i}");
         let want = format!("echo: {payload}");
@@ -470,42 +586,83 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
             // Wait for the previous payload to go out (and, if its keyset
             // stopped since, for the EESE to say whether it was refused)
             // before handing over this one.
-            let free = clock.now().after(Duration::from_millis(a.timeout_ms));
-            while ue.busy(clock.now()) && clock.now() < free {
-                pump(&mut ue, &mut got, &mut rekeys)?;
-            }
-            if ue.send(clock.now(), payload.as_bytes()).is_err() {
+            p.wait_free(a.timeout_ms)?;
+            let now = clock.now();
+            if p.driver.ue_mut().send(now, payload.as_bytes()).is_err() {
                 continue 'retry;
             }
             let deadline = clock.now().after(Duration::from_millis(a.timeout_ms));
             while clock.now() < deadline {
-                pump(&mut ue, &mut got, &mut rekeys)?;
-                if let Some(at) = got.iter().position(|g| g == want.as_bytes()) {
-                    got.remove(at);
+                p.pump()?;
+                if let Some(at) = p.got.iter().position(|g| g == want.as_bytes()) {
+                    p.got.remove(at);
                     echoed += 1;
                     crate::outln!(
                         "echo {i}: {want} (KSI {})",
-                        ue.status().map_or(0, |s| s.ksi.0)
+                        p.ue().status().map_or(0, |s| s.ksi.0)
                     );
                     break 'retry;
                 }
             }
         }
         if let Some(path) = &a.state {
-            write_record(path, &nonce, &ue, echoed)?;
+            write_record(path, &nonce, p.ue(), echoed)?;
         }
         std::thread::sleep(Duration::from_millis(a.interval_ms));
     }
     crate::outln!(
         "echoed {echoed}/{} across {} rekeys",
         a.count,
-        rekeys.saturating_sub(1)
+        p.net.rekeys.saturating_sub(1)
     );
     if echoed == a.count {
         Ok(())
     } else {
         Err(Failure::rejected(format!(
             "only {echoed} of {} echoed",
+            a.count
+        )))
+    }
+}
+
+/// `ue --no-wait`: every payload handed over as soon as the UE takes it,
+/// paced by `--interval-ms`; downlink is printed as it comes.
+fn ue_no_wait(a: &UeArgs, p: &mut UePeer<'_>, nonce: &UeNonce) -> Result<(), Failure> {
+    let echoes: HashSet<Vec<u8>> = (1..=a.count)
+        .map(|i| format!("echo: message {i}").into_bytes())
+        .collect();
+    let echoed = |p: &UePeer<'_>| {
+        let n = p.got.iter().filter(|g| echoes.contains(*g)).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    let mut handed = 0u32;
+    for i in 1..=a.count {
+        // The UE takes a payload once the previous one went out and is not
+        // in doubt, so one refused under an expired keyset goes out again
+        // under the new one before this one replaces it.
+        if p.hand(format!("message {i}").as_bytes(), a.timeout_ms)? {
+            handed += 1;
+        }
+        if let Some(path) = &a.state {
+            write_record(path, nonce, p.ue(), echoed(p))?;
+        }
+        p.run_for(a.interval_ms)?;
+    }
+    // The last one goes out (and is settled), then downlink has its time.
+    p.wait_free(a.timeout_ms.saturating_mul(10))?;
+    p.run_for(a.timeout_ms)?;
+    // Every payload the UE took and no longer holds was sealed and sent:
+    // the UE takes one only when it holds none.
+    let sent = handed - u32::from(p.ue().holding() && handed > 0);
+    if let Some(path) = &a.state {
+        write_record(path, nonce, p.ue(), echoed(p))?;
+    }
+    crate::outln!("sent {sent}/{} payloads", a.count);
+    if sent == a.count {
+        Ok(())
+    } else {
+        Err(Failure::rejected(format!(
+            "only {sent} of {} payloads sent",
             a.count
         )))
     }

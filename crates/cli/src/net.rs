@@ -1,47 +1,13 @@
-//! What the UDP front ends (`demo`, `eese`, `ue`) share: a clock, the
-//! snapshot store, and one-line descriptions for transcripts.
+//! What the UDP front ends (`demo`, `eese`, `ue`) share: atomic file
+//! writes and one-line descriptions for transcripts. (Their endpoint time is
+//! `ciot_e2e::driver::SystemClock`.)
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant as StdInstant;
 
-use ciot_e2e::endpoint::{Event, Instant, Reject};
+use ciot_e2e::endpoint::{Event, Reject};
 use ciot_e2e::wire::Message;
-
-/// Endpoint time: milliseconds since the UNIX epoch when the program
-/// started, then moving with the monotonic clock (so it never goes back
-/// while the program runs). Wall-clock based, so an EESE that restarts
-/// carries on from a later time: a session it makes again issues trigger
-/// counters above those of the run before (`docs/SECURITY.md` §4).
-pub struct Clock {
-    start: StdInstant,
-    epoch_ms: u64,
-}
-
-impl Clock {
-    /// Starts now.
-    pub fn start() -> Self {
-        let epoch_ms = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Clock {
-            start: StdInstant::now(),
-            epoch_ms,
-        }
-    }
-
-    /// Endpoint time now.
-    pub fn now(&self) -> Instant {
-        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Instant::from_millis(self.epoch_ms.saturating_add(elapsed))
-    }
-
-    /// Seconds since start, for transcripts.
-    pub fn secs(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
-    }
-}
 
 /// Writes `bytes` to `path` so that a crash at any point leaves the old file
 /// or the new one whole.

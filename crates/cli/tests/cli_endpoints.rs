@@ -371,3 +371,113 @@ fn eese_serves_a_real_ue_after_ten_thousand_spoofed_datagrams_without_amplifying
     assert!(octets_out <= octets_in, "{stats}");
     assert_eq!(sessions, 1, "only the real UE has a session: {stats}");
 }
+
+/// A single-root `eese` on a free loopback port, its stdout piped.
+fn echoing_eese(te2e: &str) -> (std::process::Child, String) {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let eese = bin()
+        .args(["eese", "--listen", &listen, "--ck", CK, "--ik", IK])
+        .args(["--te2e", te2e, "--exit-after", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    (eese, listen)
+}
+
+/// Stops the EESE; its transcript.
+fn stop(mut eese: std::process::Child) -> String {
+    let _ = eese.kill();
+    let out = eese.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ue --no-wait` is for an EESE that posts uplink elsewhere; against one
+/// that echoes it still hands over every payload (across rekeys, so some
+/// go out again under a new keyset) and prints the echoes as downlink. The
+/// identifier has spaces: it is octets, and the EESE shows it as hex.
+#[test]
+fn ue_no_wait_hands_over_every_payload_and_prints_the_downlink() {
+    let (eese, listen) = echoing_eese("1");
+    let out = bin()
+        .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
+        .args(["--id", "bar ue 3", "--no-wait", "--count", "10"])
+        .args(["--interval-ms", "250", "--timeout-ms", "800"])
+        .output()
+        .unwrap();
+    let log = stop(eese);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ue failed:\n{text}\n{}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.lines().last(), Some("sent 10/10 payloads"), "{text}");
+    // Nothing waited for an echo; each arrived as downlink.
+    assert!(!text.contains("echo 1:"), "{text}");
+    for i in 1..=10 {
+        let echo = format!("ue: received \"echo: message {i}\" (KSI ");
+        assert!(text.contains(&echo), "no {echo:?} in\n{text}");
+        let up = format!("6261722075652033: received \"message {i}\" (KSI ");
+        assert!(log.contains(&up), "no {up:?} in\n{log}");
+    }
+    assert!(log.contains("now using keyset KSI 1"), "{log}");
+}
+
+/// `--no-wait` fails when payloads could not be handed over and sent.
+#[test]
+fn ue_no_wait_without_an_eese_says_how_many_went_out_and_fails() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bin()
+        .args(["ue", "--connect", &format!("127.0.0.1:{port}")])
+        .args(["--ck", CK, "--ik", IK, "--no-wait", "--count", "2"])
+        .args(["--interval-ms", "10", "--timeout-ms", "20"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().last(), Some("sent 0/2 payloads"), "{text}");
+}
+
+/// `--id-hex` names an identifier that is not text; `--id` and `--id-hex`
+/// exclude each other.
+#[test]
+fn ue_id_hex_names_an_identifier_that_is_not_text() {
+    let (eese, listen) = echoing_eese("3600");
+    let out = bin()
+        .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
+        .args(["--id-hex", "00FF10", "--count", "2", "--interval-ms", "50"])
+        .output()
+        .unwrap();
+    let log = stop(eese);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}\n{log}");
+    assert!(text.ends_with("echoed 2/2 across 0 rekeys\n"), "{text}");
+    assert!(log.contains("00ff10: received \"message 2\""), "{log}");
+
+    let both = bin()
+        .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
+        .args(["--id", "a", "--id-hex", "00", "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let bad = bin()
+        .args(["ue", "--connect", &listen, "--ck", CK, "--ik", IK])
+        .args(["--id-hex", "0g", "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--id-hex"), "{err}");
+}

@@ -2,17 +2,20 @@
 //! `EeseTable` keyed by UE index. A UE's session is made by its first
 //! authentic hello (the identifier it names resolves to its index and root)
 //! and the table learns the UE's address from it. Every payload delivered is
-//! checked octet for octet against what its UE sent, and echoed. Snapshots
-//! go to memory and are acknowledged at once.
+//! checked octet for octet against what its UE sent, and echoed. The table
+//! runs on [`EeseDriver`]; snapshots go to memory and are acknowledged at
+//! once.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
+use ciot_e2e::driver::{EeseDriver, EeseIo};
 use ciot_e2e::endpoint::{
-    EESE_SNAPSHOT_LEN, EeseConfig, EeseTable, Event, Instant, Received as Accepted, SendOutcome,
+    Datagram, EeseConfig, EeseTable, Event, Instant, Received as Accepted, SendOutcome,
 };
 use ciot_e2e::kdf::RootKey;
 use ciot_e2e::wire::MessageType;
@@ -123,37 +126,36 @@ impl Emit for Net<'_> {
     }
 }
 
-struct Eese<'a> {
-    table: EeseTable<u32, SocketAddr, SeededRand>,
-    roots: &'a [RootKey],
+type Table = EeseTable<u32, SocketAddr, SeededRand>;
+
+/// The EESE's side of the driver: the store, the wire through the faults,
+/// and the counts of what went by.
+struct Io<'a> {
     /// Address → peer index (UE index or the stranger).
     dir: HashMap<SocketAddr, u32>,
     faults: Faults,
     net: Net<'a>,
     shared: &'a Shared,
-    layout: &'a Layout,
-    seed: u64,
     start: StdInstant,
     stats: Stats,
-    received: Received,
-    unauth: Unauth,
-    delivered: Column,
-    echoed: Column,
     /// Per UE: the last uplink sequence number delivered (what an attacker
     /// saw go by).
     last_seq: Vec<Option<u32>>,
     /// Per UE: its last snapshot.
     store: Vec<Vec<u8>>,
-    out: Vec<u8>,
-    check: Vec<u8>,
+    /// A keyset was taken into use since this was cleared.
     rekeyed: bool,
+    /// Octets a drain transmitted to this address (the source of the
+    /// datagram it answers).
+    answer_to: Option<SocketAddr>,
+    answered: u64,
 }
 
 fn millis(start: StdInstant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Eese<'_> {
+impl Io<'_> {
     fn now(&self) -> Instant {
         Instant::from_millis(millis(self.start))
     }
@@ -161,84 +163,38 @@ impl Eese<'_> {
     fn peer(&self, addr: &SocketAddr) -> u32 {
         self.dir.get(addr).copied().unwrap_or(STRANGER)
     }
+}
 
-    fn on_datagram(&mut self, buf: &mut [u8], from: SocketAddr) {
-        self.stats.datagrams_in += 1;
-        let source = self.peer(&from);
-        // Everything a source sends pays for answers to it.
-        self.unauth.input(source, buf.len());
-        let kind = self.shared.to_eese.take(source, buf);
+impl EeseIo<u32, SocketAddr, SeededRand> for Io<'_> {
+    type Error = Infallible;
+
+    fn persist(&mut self, snapshots: &[(&u32, &[u8])]) -> Result<(), Infallible> {
+        for (id, snap) in snapshots {
+            if let Some(s) = self.store.get_mut(**id as usize) {
+                s.clear();
+                s.extend_from_slice(snap);
+            }
+            self.stats.persisted += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends a datagram of UE `id`'s session through the faults, which aim
+    /// their forgeries at its keyset.
+    fn transmit(&mut self, table: &Table, id: &u32, to: &SocketAddr, d: &[u8], _: Datagram) {
+        if Some(*to) == self.answer_to {
+            self.answered += d.len() as u64;
+        }
         let now = self.now();
-        // Timers the call would run anyway run first, so what goes out after
-        // it is the datagram's doing alone.
-        self.timers(now);
-        let (roots, n) = (self.roots, self.roots.len() as u32);
-        let result = self.table.handle_datagram(now, &from, buf, |id| {
-            let ue = identity::parse_id(id, n)?;
-            Some((ue, roots.get(ue as usize)?.clone()))
-        });
-        let mut effect = Effect::of(&result, |(_, r)| r);
-        match &result {
-            Ok((id, Accepted::Data(d))) => {
-                let (id, seq, range) = (*id, d.seq, d.payload.clone());
-                if let Some(s) = self.last_seq.get_mut(id as usize) {
-                    *s = Some(seq);
-                }
-                self.echo(now, id, &buf[range]);
-            }
-            Ok((_, Accepted::Control(MessageType::HELLO))) => self.stats.hellos += 1,
-            _ => {}
-        }
-        self.rekeyed = false;
-        let answered = self.drain(Some(from));
-        effect.rekeyed = self.rekeyed;
-        self.received.count(kind, &effect);
-        if let Err(r) = &result
-            && unauthenticated(r)
-        {
-            self.unauth.note(source, buf.len(), answered);
-        }
-    }
-
-    /// Checks a delivered payload and echoes it.
-    fn echo(&mut self, now: Instant, id: u32, payload: &[u8]) {
-        self.stats.data += 1;
-        let row = match check_payload(self.seed, payload, &mut self.check) {
-            Some((ue, k)) if ue == id => self.layout.row(ue, k),
-            _ => None,
-        };
-        let Some(row) = row else {
-            self.stats.miskeyed += 1;
-            return;
-        };
-        self.delivered.add(row);
-        let mut out = std::mem::take(&mut self.out);
-        match self.table.send(now, &id, payload, &mut out) {
-            Ok(SendOutcome::Sent { sealed, to }) => {
-                self.echoed.add(row);
-                self.stats.echoes += 1;
-                let peer = self.peer(&to);
-                self.transmit(now, id, peer, &out[..sealed.len]);
-            }
-            Ok(SendOutcome::Queued) => {
-                self.echoed.add(row);
-                self.stats.echoes += 1;
-            }
-            Err(_) => self.stats.echo_failed += 1,
-        }
-        self.out = out;
-    }
-
-    /// Sends a datagram of UE `id`'s session to `peer` through the faults.
-    fn transmit(&mut self, now: Instant, id: u32, peer: u32, d: &[u8]) {
-        let keyset = self.table.status(now, &id).and_then(|s| s.keyset);
+        let keyset = table.status(now, id).and_then(|s| s.keyset);
         let target = Target {
-            ue: id,
+            ue: *id,
             ksi: keyset.map(|k| k.ksi),
             counter: keyset.map_or(0, |k| k.counter),
-            suite: self.table.config().suite,
-            seq: self.last_seq.get(id as usize).copied().flatten(),
+            suite: table.config().suite,
+            seq: self.last_seq.get(*id as usize).copied().flatten(),
         };
+        let peer = self.peer(to);
         self.faults.send(
             now.as_millis(),
             peer,
@@ -249,55 +205,110 @@ impl Eese<'_> {
         );
     }
 
+    fn event(&mut self, _: &mut Table, _: Instant, _: u32, ev: Event) -> Result<(), Infallible> {
+        match ev {
+            Event::Offered { .. } => self.stats.offers += 1,
+            Event::Rekeyed { .. } => {
+                self.stats.rekeys += 1;
+                self.rekeyed = true;
+            }
+            Event::KeysExpired { .. } => self.stats.expiries += 1,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+struct Eese<'a> {
+    driver: EeseDriver<u32, SocketAddr, SeededRand>,
+    io: Io<'a>,
+    roots: &'a [RootKey],
+    layout: &'a Layout,
+    seed: u64,
+    received: Received,
+    unauth: Unauth,
+    delivered: Column,
+    echoed: Column,
+    check: Vec<u8>,
+}
+
+impl Eese<'_> {
+    fn on_datagram(&mut self, buf: &mut [u8], from: SocketAddr) {
+        self.io.stats.datagrams_in += 1;
+        let source = self.io.peer(&from);
+        // Everything a source sends pays for answers to it.
+        self.unauth.input(source, buf.len());
+        let kind = self.io.shared.to_eese.take(source, buf);
+        let now = self.io.now();
+        // Timers the call would run anyway run first, so what goes out after
+        // it is the datagram's doing alone.
+        self.timers(now);
+        let (roots, n) = (self.roots, self.roots.len() as u32);
+        let result = self.driver.handle_datagram(now, &from, buf, |id| {
+            let ue = identity::parse_id(id, n)?;
+            Some((ue, roots.get(ue as usize)?.clone()))
+        });
+        let mut effect = Effect::of(&result, |(_, r)| r);
+        match &result {
+            Ok((id, Accepted::Data(d))) => {
+                let (id, seq, range) = (*id, d.seq, d.payload.clone());
+                if let Some(s) = self.io.last_seq.get_mut(id as usize) {
+                    *s = Some(seq);
+                }
+                self.echo(now, id, &buf[range]);
+            }
+            Ok((_, Accepted::Control(MessageType::HELLO))) => self.io.stats.hellos += 1,
+            _ => {}
+        }
+        self.io.rekeyed = false;
+        let answered = self.drain(Some(from));
+        effect.rekeyed = self.io.rekeyed;
+        self.received.count(kind, &effect);
+        if let Err(r) = &result
+            && unauthenticated(r)
+        {
+            self.unauth.note(source, buf.len(), answered);
+        }
+    }
+
+    /// Checks a delivered payload and echoes it.
+    fn echo(&mut self, now: Instant, id: u32, payload: &[u8]) {
+        self.io.stats.data += 1;
+        let row = match check_payload(self.seed, payload, &mut self.check) {
+            Some((ue, k)) if ue == id => self.layout.row(ue, k),
+            _ => None,
+        };
+        let Some(row) = row else {
+            self.io.stats.miskeyed += 1;
+            return;
+        };
+        self.delivered.add(row);
+        // Sealed and sent at once, or queued behind a new keyset.
+        match self.driver.send(now, &id, payload, &mut self.io) {
+            Ok(SendOutcome::Sent { .. } | SendOutcome::Queued) => {
+                self.echoed.add(row);
+                self.io.stats.echoes += 1;
+            }
+            Err(_) => self.io.stats.echo_failed += 1,
+        }
+    }
+
     /// Persists, transmits and reports until a pass polls nothing (an event
     /// can mean new work); returns the octets sent to `to`.
     fn drain(&mut self, to: Option<SocketAddr>) -> u64 {
-        let mut snap = [0u8; EESE_SNAPSHOT_LEN];
-        let mut out = std::mem::take(&mut self.out);
-        let mut octets = 0u64;
-        loop {
-            let mut progress = false;
-            while let Some((id, p)) = self.table.poll_persist(&mut snap) {
-                if let Some(s) = self.store.get_mut(id as usize) {
-                    s.clear();
-                    s.extend_from_slice(&snap[..p.len()]);
-                }
-                let _ = self.table.persisted(&id, p);
-                self.stats.persisted += 1;
-                progress = true;
-            }
-            let now = self.now();
-            while let Some((id, addr, t)) = self.table.poll_transmit(now, &mut out) {
-                if Some(addr) == to {
-                    octets += t.len as u64;
-                }
-                let peer = self.peer(&addr);
-                self.transmit(now, id, peer, &out[..t.len]);
-                progress = true;
-            }
-            while let Some((_, ev)) = self.table.poll_event() {
-                match ev {
-                    Event::Offered { .. } => self.stats.offers += 1,
-                    Event::Rekeyed { .. } => {
-                        self.stats.rekeys += 1;
-                        self.rekeyed = true;
-                    }
-                    Event::KeysExpired { .. } => self.stats.expiries += 1,
-                    _ => {}
-                }
-                progress = true;
-            }
-            if !progress {
-                break;
-            }
-        }
-        self.out = out;
-        octets
+        self.io.answer_to = to;
+        self.io.answered = 0;
+        let start = self.io.start;
+        let Ok(_) = self
+            .driver
+            .drain(|| Instant::from_millis(millis(start)), &mut self.io);
+        self.io.answer_to = None;
+        self.io.answered
     }
 
     fn timers(&mut self, now: Instant) {
-        if self.table.poll_timeout().is_some_and(|t| t <= now) {
-            self.table.handle_timeout(now);
+        if self.driver.poll_timeout().is_some_and(|t| t <= now) {
+            self.driver.handle_timeout(now);
             self.drain(None);
         }
     }
@@ -316,30 +327,33 @@ pub fn run(s: Setup<'_>) -> Report {
     dir.insert(s.stranger, STRANGER);
     let rng = SeededRand(Rng::new(s.seed ^ 0x0e5e_0000_0003));
     let mut e = Eese {
-        table: EeseTable::with_capacity(s.cfg, rng, n),
-        roots: s.roots,
-        dir,
-        faults: Faults::new(s.params, s.seed ^ 0x0e5e_0000_0002, true),
-        net: Net {
-            sock: &s.sock,
-            addrs: s.addrs,
-            stranger: s.stranger,
-            errors: 0,
+        driver: EeseDriver::new(EeseTable::with_capacity(s.cfg, rng, n)),
+        io: Io {
+            dir,
+            faults: Faults::new(s.params, s.seed ^ 0x0e5e_0000_0002, true),
+            net: Net {
+                sock: &s.sock,
+                addrs: s.addrs,
+                stranger: s.stranger,
+                errors: 0,
+            },
+            shared: s.shared,
+            start: s.start,
+            stats: Stats::default(),
+            last_seq: vec![None; n],
+            store: vec![Vec::new(); n],
+            rekeyed: false,
+            answer_to: None,
+            answered: 0,
         },
-        shared: s.shared,
+        roots: s.roots,
         layout: s.layout,
         seed: s.seed,
-        start: s.start,
-        stats: Stats::default(),
         received: Received::default(),
         unauth: Unauth::default(),
         delivered: Column::new(s.layout),
         echoed: Column::new(s.layout),
-        last_seq: vec![None; n],
-        store: vec![Vec::new(); n],
-        out: vec![0u8; 2048],
         check: Vec::with_capacity(64),
-        rekeyed: false,
     };
     let mut buf = vec![0u8; 65_536];
     let _ = s.sock.set_read_timeout(Some(Duration::from_millis(1)));
@@ -347,11 +361,11 @@ pub fn run(s: Setup<'_>) -> Report {
         match s.sock.recv_from(&mut buf) {
             Ok((len, from)) => e.on_datagram(&mut buf[..len], from),
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => e.stats.recv_errors += 1,
+            Err(_) => e.io.stats.recv_errors += 1,
         }
-        let now = e.now();
+        let now = e.io.now();
         e.timers(now);
-        e.faults.release(now.as_millis(), &mut e.net);
+        e.io.faults.release(now.as_millis(), &mut e.io.net);
     }
     // Answer what is still queued, so late injected datagrams are counted.
     let _ = s.sock.set_nonblocking(true);
@@ -361,14 +375,14 @@ pub fn run(s: Setup<'_>) -> Report {
             Err(_) => break,
         }
     }
-    e.faults.discard();
-    e.stats.send_errors = e.net.errors;
-    let now = e.now();
+    e.io.faults.discard();
+    e.io.stats.send_errors = e.io.net.errors;
+    let now = e.io.now();
     Report {
-        table: e.table,
+        table: e.driver.into_table(),
         now,
-        stats: e.stats,
-        faults: e.faults.stats,
+        stats: e.io.stats,
+        faults: e.io.faults.stats,
         received: e.received,
         unauth: e.unauth,
         delivered: e.delivered,

@@ -105,6 +105,9 @@ impl Received {
 }
 
 /// A short name for a rejection reason: the variant, and the wire error's.
+/// Finer than [`Reject::label`] (the metrics' label, which folds a suite
+/// mismatch into `unexpected` and every stale message into `stale`): the
+/// load test's report says which check refused an injected datagram.
 #[must_use]
 pub fn reason(r: &Reject) -> &'static str {
     match r {

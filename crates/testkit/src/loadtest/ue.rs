@@ -2,13 +2,16 @@
 //! UDP socket on loopback (the EESE finds a UE by the address its hellos
 //! come from). This is what happens to one UE: its payload in flight, what
 //! it receives, its timers, its retransmissions; [`super::sweep`] decides
-//! which UEs to visit. A UE keeps no storage: each draws its start's nonce
-//! from the operating system's random source.
+//! which UEs to visit. Each UE runs on a [`UeDriver`]. A UE keeps no
+//! storage: each draws its start's nonce from the operating system's random
+//! source.
 
+use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 
+use ciot_e2e::driver::{UeDriver, UeIo};
 use ciot_e2e::endpoint::{Datagram, Event, Instant, Received as Accepted, SendError, Ue, UeConfig};
 use ciot_e2e::kdf::{RootKey, UeNonce};
 use ciot_e2e::wire::{MessageType, Suite};
@@ -161,7 +164,7 @@ struct Flight {
 }
 
 struct Slot {
-    ue: Ue<HOLD>,
+    ue: UeDriver<HOLD>,
     next_k: u32,
     total: u32,
     echoed: u32,
@@ -178,6 +181,65 @@ struct Pumped {
     data: bool,
 }
 
+/// One UE's side of its driver for one drain: the wire through the faults,
+/// and the counts.
+struct Wire<'x> {
+    i: u32,
+    now: u64,
+    /// What the faults aim their forgeries at (the UE's keyset; a drain
+    /// does not change it).
+    target: Target,
+    /// The payload the UE holds.
+    held: Option<u32>,
+    layout: &'x Layout,
+    shared: &'x Shared,
+    faults: &'x mut Faults,
+    net: &'x mut Net,
+    stats: &'x mut Stats,
+    transmitted: &'x mut Column,
+    rekeys: &'x mut u32,
+    got: Pumped,
+}
+
+impl UeIo<HOLD> for Wire<'_> {
+    type Error = Infallible;
+
+    fn transmit(&mut self, d: &[u8], what: Datagram) -> Result<(), Infallible> {
+        match what {
+            Datagram::Hello { .. } => self.stats.hellos += 1,
+            Datagram::Data { .. } => {
+                self.stats.data_sent += 1;
+                self.got.data = true;
+                if let Some(row) = self.held.and_then(|k| self.layout.row(self.i, k)) {
+                    self.transmitted.add(row);
+                }
+            }
+            _ => {}
+        }
+        self.faults.send(
+            self.now,
+            self.i,
+            d,
+            &self.target,
+            &self.shared.to_eese,
+            self.net,
+        );
+        Ok(())
+    }
+
+    fn event(&mut self, _: &Ue<HOLD>, ev: Event) -> Result<(), Infallible> {
+        match ev {
+            Event::Rekeyed { .. } => {
+                *self.rekeys += 1;
+                self.got.rekeyed = true;
+            }
+            Event::Retransmitted { .. } => self.stats.held_retransmitted += 1,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Every UE and what the UE thread keeps beside them.
 pub(super) struct Driver<'a> {
     slots: Vec<Slot>,
@@ -192,7 +254,6 @@ pub(super) struct Driver<'a> {
     received: Received,
     transmitted: Column,
     echoes: Column,
-    out: Vec<u8>,
     payload: Vec<u8>,
     check: Vec<u8>,
     buf: Vec<u8>,
@@ -203,61 +264,35 @@ fn index(i: usize) -> u32 {
 }
 
 impl<'a> Driver<'a> {
-    /// Persists, transmits (through the faults) and reports what UE `i` has
-    /// to say, until a pass polls nothing.
+    /// Runs UE `i`'s timers, transmits (through the faults) and reports
+    /// what it has to say, until a pass polls nothing.
     fn pump(&mut self, i: usize, now: u64) -> Pumped {
-        let mut got = Pumped::default();
-        let at = Instant::from_millis(now);
-        loop {
-            let mut progress = false;
-            let Some(slot) = self.slots.get_mut(i) else {
-                return got;
-            };
-            while let Ok(Some(t)) = slot.ue.poll_transmit(at, &mut self.out) {
-                progress = true;
-                match t.what {
-                    Datagram::Hello { .. } => self.stats.hellos += 1,
-                    Datagram::Data { .. } => {
-                        self.stats.data_sent += 1;
-                        got.data = true;
-                        if let Some(row) = slot.held.and_then(|k| self.layout.row(index(i), k)) {
-                            self.transmitted.add(row);
-                        }
-                    }
-                    _ => {}
-                }
-                let d = self.out.get(..t.len).unwrap_or_default();
-                let target = Target {
-                    ue: index(i),
-                    ksi: slot.ue.status().map(|s| s.ksi),
-                    counter: slot.ue.last_counter(),
-                    suite: self.suite,
-                    seq: None,
-                };
-                self.faults.send(
-                    now,
-                    index(i),
-                    d,
-                    &target,
-                    &self.shared.to_eese,
-                    &mut self.net,
-                );
-            }
-            while let Some(ev) = slot.ue.poll_event() {
-                progress = true;
-                match ev {
-                    Event::Rekeyed { .. } => {
-                        slot.rekeys += 1;
-                        got.rekeyed = true;
-                    }
-                    Event::Retransmitted { .. } => self.stats.held_retransmitted += 1,
-                    _ => {}
-                }
-            }
-            if !progress {
-                return got;
-            }
-        }
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Pumped::default();
+        };
+        let ue = slot.ue.ue();
+        let mut wire = Wire {
+            i: index(i),
+            now,
+            target: Target {
+                ue: index(i),
+                ksi: ue.status().map(|s| s.ksi),
+                counter: ue.last_counter(),
+                suite: self.suite,
+                seq: None,
+            },
+            held: slot.held,
+            layout: self.layout,
+            shared: self.shared,
+            faults: &mut self.faults,
+            net: &mut self.net,
+            stats: &mut self.stats,
+            transmitted: &mut self.transmitted,
+            rekeys: &mut slot.rekeys,
+            got: Pumped::default(),
+        };
+        let Ok(_) = slot.ue.drain(Instant::from_millis(now), &mut wire);
+        wire.got
     }
 
     /// Hands the payload in flight for UE `i` to the UE (again). A payload
@@ -270,11 +305,15 @@ impl<'a> Driver<'a> {
             return;
         };
         f.active_at = now;
-        if slot.ue.holding() && slot.held == Some(f.k) {
+        if slot.ue.ue().holding() && slot.held == Some(f.k) {
             return;
         }
         payload(self.seed, index(i), f.k, &mut self.payload);
-        match slot.ue.send(Instant::from_millis(now), &self.payload) {
+        match slot
+            .ue
+            .ue_mut()
+            .send(Instant::from_millis(now), &self.payload)
+        {
             Ok(_) => {
                 f.handed = true;
                 slot.held = Some(f.k);
@@ -315,7 +354,7 @@ impl<'a> Driver<'a> {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        let waiting = slot.ue.holding();
+        let waiting = slot.ue.ue().holding();
         let Some(f) = slot.flight.as_mut() else {
             return;
         };
@@ -367,7 +406,7 @@ impl<'a> Driver<'a> {
             return;
         };
         let resend = slot.flight.as_ref().is_some_and(|f| f.handed)
-            && !slot.ue.holding()
+            && !slot.ue.ue().holding()
             && pumped.rekeyed
             && !pumped.data;
         if resend {
@@ -424,10 +463,12 @@ impl<'a> Driver<'a> {
                 }
             }
         }
-        if let Some(slot) = self.slots.get_mut(i)
-            && slot.ue.poll_timeout().is_some_and(|t| t.as_millis() <= now)
-        {
-            slot.ue.handle_timeout(Instant::from_millis(now));
+        if self.slots.get(i).is_some_and(|s| {
+            s.ue.ue()
+                .poll_timeout()
+                .is_some_and(|t| t.as_millis() <= now)
+        }) {
+            // The drain runs the timers first.
             self.pump(i, now);
         }
         any
@@ -449,7 +490,7 @@ impl<'a> Driver<'a> {
             .map(|(i, root)| {
                 let id = index(i);
                 Slot {
-                    ue: Ue::new(
+                    ue: UeDriver::new(Ue::new(
                         s.cfg,
                         root.clone(),
                         identity::id(id),
@@ -462,7 +503,7 @@ impl<'a> Driver<'a> {
                             n[8..12].copy_from_slice(&id.to_be_bytes());
                             UeNonce::from_bytes(n)
                         }),
-                    ),
+                    )),
                     next_k: 0,
                     total: s.layout.total(id),
                     echoed: 0,
@@ -490,7 +531,6 @@ impl<'a> Driver<'a> {
             received: Received::default(),
             transmitted: Column::new(s.layout),
             echoes: Column::new(s.layout),
-            out: vec![0u8; Ue::<HOLD>::MAX_DATAGRAM],
             payload: Vec::with_capacity(64),
             check: Vec::with_capacity(64),
             buf: vec![0u8; 65_536],
@@ -521,7 +561,7 @@ impl<'a> Driver<'a> {
         let waits = self
             .slots
             .get(i)
-            .is_some_and(|s| s.flight.as_ref().is_some_and(|f| !f.handed) && !s.ue.holding());
+            .is_some_and(|s| s.flight.as_ref().is_some_and(|f| !f.handed) && !s.ue.ue().holding());
         if waits {
             self.hand(i, now);
         }
@@ -560,7 +600,7 @@ impl<'a> Driver<'a> {
         Report {
             incomplete: d.slots.iter().filter(|s| s.echoed < s.total).count(),
             rekeys: d.slots.iter().map(|s| s.rekeys).collect(),
-            ues: d.slots.into_iter().map(|s| s.ue).collect(),
+            ues: d.slots.into_iter().map(|s| s.ue.into_ue()).collect(),
             stats: d.stats,
             faults: d.faults.stats,
             received: d.received,

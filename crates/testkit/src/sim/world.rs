@@ -518,6 +518,14 @@ impl World {
 
     /// Every endpoint: persist (to its disk), transmit (to the network),
     /// report; until none has anything more to say.
+    ///
+    /// The simulator polls the endpoints itself rather than through
+    /// `ciot_e2e::driver` on purpose: a slow disk leaves a snapshot written
+    /// but not yet acknowledged across steps (the driver acknowledges each
+    /// write when it returns), a runaway is reported as a violation after
+    /// [`RUNAWAY`] datagrams instead of looping (the driver drains until
+    /// nothing is left), and the UEs' and the EESE's passes interleave at one
+    /// instant.
     pub(crate) fn drain_all(&mut self) {
         for _ in 0..16 {
             if !self.oracle.violations.is_empty() {

@@ -63,7 +63,14 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
         !self.uplinks.is_empty()
     }
 
-    fn transmit(&mut self, to: &SocketAddr, datagram: &[u8], what: Datagram) {
+    fn transmit(
+        &mut self,
+        _table: &EeseTable<UeId, SocketAddr, ServiceRand>,
+        _id: &UeId,
+        to: &SocketAddr,
+        datagram: &[u8],
+        what: Datagram,
+    ) {
         // Non-blocking: a full socket buffer loses the datagram, as the
         // network may; every endpoint repeats what matters.
         if self.sock.try_send_to(datagram, *to).is_ok() {
