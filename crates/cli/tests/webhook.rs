@@ -43,7 +43,10 @@ fn free_port() -> u16 {
 fn wait_tcp(port: u16) {
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "port {port} never opened");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -233,7 +236,10 @@ fn start_eese(d: &Path, udp: u16, emks: u16, hook: u16) -> Proc {
     // Serving once the UDP port is taken.
     let t = Instant::now();
     while UdpSocket::bind(("127.0.0.1", udp)).is_ok() {
-        assert!(t.elapsed() < Duration::from_secs(20), "the EESE did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the EESE did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Proc(c)
@@ -284,7 +290,12 @@ fn every_uplink_payload_reaches_a_failing_webhook_through_a_kill_9_and_an_outage
     let emks_port = free_port();
     let _emks = Proc(
         Command::new(bin())
-            .args(["emks", "--listen", &format!("127.0.0.1:{emks_port}"), "--db"])
+            .args([
+                "emks",
+                "--listen",
+                &format!("127.0.0.1:{emks_port}"),
+                "--db",
+            ])
             .arg(d.join("emks.db"))
             .arg("--tls-dir")
             .arg(d.join("tls"))
@@ -297,7 +308,12 @@ fn every_uplink_payload_reaches_a_failing_webhook_through_a_kill_9_and_an_outage
     let ues = [("ue-a", 1u8), ("bar ue 3", 3u8)];
     for (id, i) in ues {
         let o = Command::new(bin())
-            .args(["emks", "provision", "--emks", &format!("https://127.0.0.1:{emks_port}")])
+            .args([
+                "emks",
+                "provision",
+                "--emks",
+                &format!("https://127.0.0.1:{emks_port}"),
+            ])
             .arg("--tls-dir")
             .arg(d.join("tls"))
             .args(["--ue", id, "--ck", CK, "--ik", &ik(i)])
@@ -307,7 +323,11 @@ fn every_uplink_payload_reaches_a_failing_webhook_through_a_kill_9_and_an_outage
     }
 
     let hook = Webhook::start();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut eese = start_eese(&d, udp, emks_port, hook.port);
 
     // Phase 1: the webhook up, failing 30 % of the time.
@@ -375,7 +395,10 @@ fn every_uplink_payload_reaches_a_failing_webhook_through_a_kill_9_and_an_outage
         let payload = p.body["payload"].as_str().unwrap_or("?").to_string();
         *have.entry((ue, payload)).or_default() += 1;
     }
-    assert_eq!(have, want, "the webhook did not get every payload exactly once by id");
+    assert_eq!(
+        have, want,
+        "the webhook did not get every payload exactly once by id"
+    );
     assert_eq!(got.len(), 45);
     let _ = std::fs::remove_dir_all(&d);
 }
