@@ -13,12 +13,17 @@
 //! log, shows no (key, direction, seq) protecting two different messages
 //! (`ciot-e2e dissect --keylog`, the `nonce-reuse` finding). The figures it
 //! prints are in docs/SECURITY.md. `CIOT_CRASH_SEED` picks the schedule.
+//!
+//! The webhook runs (`crash/webhook.rs`): the same `kill -9` of an EESE
+//! whose uplink goes to a webhook that fails 30 % of posts and is down
+//! across the kill; every payload reaches it, signed. The two tests take
+//! turns (`SERIAL`): each times the EESE's healing on a 2-core machine.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant as StdInstant};
 
 use ciot_e2e::endpoint::{Event, Instant, Received, Ue, UeConfig, UeId};
@@ -205,8 +210,15 @@ fn drain(
     }
 }
 
+#[path = "crash/webhook.rs"]
+mod webhook;
+
+/// Held by each test of this file while it runs.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn eese_survives_kill_9_without_losing_a_payload_or_reusing_a_nonce() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seed: u64 = std::env::var("CIOT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

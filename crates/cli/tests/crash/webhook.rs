@@ -1,4 +1,4 @@
-//! Uplink to the enterprise survives everything between the EESE and its
+//! The crash test's webhook runs. Uplink to the enterprise survives everything between the EESE and its
 //! webhook: an EMKS and an EESE as processes, two UEs (`ciot-e2e ue
 //! --no-wait`, one of them named "bar ue 3"), a webhook that answers 500 to
 //! 30 % of requests and is down while the EESE is killed with SIGKILL and
@@ -265,6 +265,7 @@ fn finish(c: Child, what: &str) {
 
 #[test]
 fn every_uplink_payload_reaches_a_failing_webhook_through_a_kill_9_and_an_outage() {
+    let _turn = super::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = std::env::temp_dir().join(format!("ciot-e2e-webhook-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
