@@ -369,7 +369,11 @@ fn thread_cpu(name: &str) -> f64 {
         // utime 14 and stime 15.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let ticks = |i: usize| {
+            f.get(i - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         return (ticks(14) + ticks(15)) as f64 / 100.0;
     }
     0.0

@@ -78,6 +78,9 @@ pub struct Metrics {
     pub webhook_delivered: AtomicU64,
     /// Outbox records dropped undelivered, older than `--webhook-max-age`.
     pub webhook_expired: AtomicU64,
+    /// Downlink payloads (`admin send`) queued for their UE and kept in the
+    /// state file until they go out (gauge).
+    pub downlink_waiting: AtomicU64,
 }
 
 /// Adds one.
@@ -220,6 +223,12 @@ impl Metrics {
             "counter",
             "Webhook calls that failed.",
             g(&self.webhook_failed),
+        );
+        one(
+            "ciot_eese_downlink_waiting",
+            "gauge",
+            "Downlink payloads queued for their UE, kept in the state file until they go out.",
+            g(&self.downlink_waiting),
         );
         one(
             "ciot_eese_webhook_queue_depth",

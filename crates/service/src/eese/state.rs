@@ -59,10 +59,14 @@ const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots
 const SET_ASIDE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("set_aside");
 /// Uplink payloads waiting for the webhook, by a key that only grows.
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// The file's identity and the next outbox key.
+/// Downlink payloads the enterprise handed over (`admin send`) that wait
+/// in the table's queue for their UE's keyset, by a key that only grows.
+const DOWNLINK: TableDefinition<u64, &[u8]> = TableDefinition::new("downlink");
+/// The file's identity and the next outbox and downlink keys.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_IDENTITY: &str = "identity";
 const META_NEXT_UPLINK: &str = "next_uplink";
+const META_NEXT_DOWNLINK: &str = "next_downlink";
 
 /// The magic of the snapshots an EESE of wire format 2 wrote.
 pub const FORMAT2_MAGIC: &[u8; 4] = b"CEE2";
@@ -123,6 +127,53 @@ impl Uplink {
             ksi,
             seq,
             received_ms,
+        })
+    }
+}
+
+/// One downlink payload the enterprise handed over that was queued for its
+/// UE (not sent at once), as the state file keeps it until it went out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downlink {
+    /// The UE.
+    pub ue: UeId,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When the enterprise handed it over, milliseconds since the UNIX
+    /// epoch.
+    pub queued_ms: u64,
+}
+
+/// Format of a downlink record: version(1) = 1, ue_len(1) ue,
+/// queued_ms(8), payload (the rest). Big endian.
+const DOWNLINK_VERSION: u8 = 1;
+
+impl Downlink {
+    fn encode(&self) -> Vec<u8> {
+        let ue = self.ue.as_bytes();
+        let mut v = Vec::with_capacity(10 + ue.len() + self.payload.len());
+        v.push(DOWNLINK_VERSION);
+        v.push(u8::try_from(ue.len()).unwrap_or(u8::MAX));
+        v.extend_from_slice(ue);
+        v.extend_from_slice(&self.queued_ms.to_be_bytes());
+        v.extend_from_slice(&self.payload);
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Downlink> {
+        let (&version, rest) = b.split_first()?;
+        if version != DOWNLINK_VERSION {
+            return None;
+        }
+        let (&n, rest) = rest.split_first()?;
+        let n = usize::from(n);
+        let ue = UeId::new(rest.get(..n)?).ok()?;
+        let rest = rest.get(n..)?;
+        let queued_ms = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        Some(Downlink {
+            ue,
+            payload: rest.get(8..)?.to_vec(),
+            queued_ms,
         })
     }
 }
@@ -345,6 +396,7 @@ impl StateStore {
             tx.open_table(SNAPSHOTS)?;
             tx.open_table(SET_ASIDE)?;
             tx.open_table(OUTBOX)?;
+            tx.open_table(DOWNLINK)?;
             let mut meta = tx.open_table(META)?;
             let known = meta
                 .get(META_IDENTITY)?
@@ -373,6 +425,9 @@ impl StateStore {
             item?;
         }
         for item in tx.open_table(OUTBOX)?.iter()? {
+            item?;
+        }
+        for item in tx.open_table(DOWNLINK)?.iter()? {
             item?;
         }
         for item in tx.open_table(META)?.iter()? {
@@ -588,6 +643,82 @@ impl StateStore {
         }
         tx.commit()?;
         self.commits += 1;
+        Ok(())
+    }
+
+    /// Stores a downlink payload queued for its UE, in one durable
+    /// transaction, and returns its key. The service calls this before it
+    /// tells the enterprise "queued", and [`StateStore::downlink_sent`] once
+    /// the table's queue for the UE has drained.
+    ///
+    /// # Errors
+    /// Database errors: then nothing is stored.
+    pub fn queue_downlink(&mut self, d: &Downlink) -> Result<u64, ServiceError> {
+        let tx = self.db.begin_write()?;
+        let key = {
+            let mut meta = tx.open_table(META)?;
+            let key = meta
+                .get(META_NEXT_DOWNLINK)?
+                .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
+                .map_or(0, u64::from_be_bytes);
+            tx.open_table(DOWNLINK)?
+                .insert(key, d.encode().as_slice())?;
+            meta.insert(META_NEXT_DOWNLINK, (key + 1).to_be_bytes().as_slice())?;
+            key
+        };
+        tx.commit()?;
+        self.commits += 1;
+        Ok(key)
+    }
+
+    /// Every downlink record waiting, in the order the enterprise handed
+    /// them over. A record that does not decode (damage) is removed with a
+    /// line on stderr: it cannot be sent.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn downlinks(&mut self) -> Result<Vec<(u64, Downlink)>, ServiceError> {
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(DOWNLINK)?;
+            for item in t.iter()? {
+                let (k, v) = item?;
+                match Downlink::decode(v.value()) {
+                    Some(d) => out.push((k.value(), d)),
+                    None => bad.push(k.value()),
+                }
+            }
+        }
+        if !bad.is_empty() {
+            eprintln!(
+                "eese: {} damaged downlink records removed (keys {bad:?}): they cannot be sent",
+                bad.len()
+            );
+            self.downlink_sent(&bad)?;
+        }
+        Ok(out)
+    }
+
+    /// Deletes these downlink records (their payloads went out, or their
+    /// UE's keys were dropped). Not flushed on its own: after a crash
+    /// before the next durable commit, a payload may go out once more
+    /// (at least once, never lost).
+    ///
+    /// # Errors
+    /// Database errors: then nothing is deleted.
+    pub fn downlink_sent(&mut self, keys: &[u64]) -> Result<(), ServiceError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::None)
+            .map_err(|e| ServiceError::Db(e.to_string()))?;
+        {
+            let mut t = tx.open_table(DOWNLINK)?;
+            for k in keys {
+                t.remove(*k)?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -938,6 +1069,51 @@ mod tests {
             seq,
             received_ms: 1_750_000_000_000 + seq,
         }
+    }
+
+    #[test]
+    fn downlink_records_outlive_the_store_in_order_until_sent_and_damage_is_removed() {
+        let p = temp("downlink");
+        let a = UeId::new(b"ue a").expect("id");
+        let b = UeId::new(&[0xc3, 0xbc]).expect("id");
+        let rec = |ue: &UeId, payload: &[u8], ms: u64| Downlink {
+            ue: *ue,
+            payload: payload.to_vec(),
+            queued_ms: ms,
+        };
+        {
+            let mut s = StateStore::open(&p).expect("open");
+            assert_eq!(s.queue_downlink(&rec(&a, b"one", 1)).expect("q"), 0);
+            assert_eq!(s.queue_downlink(&rec(&b, b"", 2)).expect("q"), 1);
+            assert_eq!(s.queue_downlink(&rec(&a, b"two", 3)).expect("q"), 2);
+            assert_eq!(s.commits(), 3, "each is durable before it is answered");
+        }
+        let mut s = StateStore::open(&p).expect("reopen");
+        assert_eq!(
+            s.downlinks().expect("load"),
+            vec![
+                (0, rec(&a, b"one", 1)),
+                (1, rec(&b, b"", 2)),
+                (2, rec(&a, b"two", 3))
+            ]
+        );
+        s.downlink_sent(&[0, 2]).expect("sent");
+        // A damaged record is removed, never handed on.
+        {
+            let tx = s.db.begin_write().expect("tx");
+            tx.open_table(DOWNLINK)
+                .expect("t")
+                .insert(7, &[9u8, 1][..])
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        assert_eq!(s.downlinks().expect("load"), vec![(1, rec(&b, b"", 2))]);
+        s.downlink_sent(&[1]).expect("sent");
+        assert_eq!(s.downlinks().expect("load"), vec![]);
+        // Keys never repeat.
+        assert_eq!(s.queue_downlink(&rec(&a, b"three", 4)).expect("q"), 3);
+        drop(s);
+        cleanup(&p);
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl EeseService {
                 Ok(json!({ "ue": admin::ue_text(u), "te2e_secs": secs }))
             }
             (Command::Show(_), Some(id)) => Ok(self.show(now, &id)),
-            (Command::Send(u, p), Some(id)) => match self.send_payload(now, &id, p) {
+            (Command::Send(u, p), Some(id)) => match self.send_payload(&id, p) {
                 Ok(outcome) => {
                     Ok(json!({ "ue": admin::ue_text(u), "outcome": outcome, "octets": p.len() }))
                 }

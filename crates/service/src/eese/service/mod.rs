@@ -24,6 +24,7 @@ use crate::admin::{self, Request2};
 use crate::emks::client::EmksClient;
 
 mod admin_ops;
+mod downlink;
 mod io;
 mod receive;
 mod roots;
@@ -153,6 +154,8 @@ pub struct EeseService {
     pending: HashMap<UeId, Box<[u8]>>,
     /// Admin commands waiting for a UE's root.
     parked: HashMap<UeId, Vec<Request2>>,
+    /// Downlink queued for UEs, kept in the state file until it went out.
+    downlinks: downlink::Downlinks,
     rx: mpsc::UnboundedReceiver<Msg>,
     /// The admin interface's commands.
     admin_rx: Option<mpsc::Receiver<Request2>>,
@@ -246,6 +249,7 @@ impl EeseService {
         // Snapshots of wire format 2 serve no session of this one: removed,
         // their UEs start afresh at their next hello (see `state`).
         let format2_removed = state.remove_format2(&mut pending)?;
+        let downlinks = downlink::Downlinks::loaded(state.downlinks()?);
         let std_sock = std::net::UdpSocket::bind(cfg.listen)
             .map_err(|e| ServiceError::Io(format!("--listen {}: {e}", cfg.listen)))?;
         std_sock.set_nonblocking(true).map_err(io_err("socket"))?;
@@ -317,13 +321,14 @@ impl EeseService {
             cfg.unknown_fetch_rate,
         );
         drop(_rt);
-        Ok(EeseService {
+        let service = EeseService {
             rt: runtime,
             driver: EeseDriver::new(table),
             io,
             roots,
             pending,
             parked: HashMap::new(),
+            downlinks,
             rx,
             admin_rx,
             max_sessions: cfg.max_sessions,
@@ -332,7 +337,9 @@ impl EeseService {
             webhook,
             format2_removed,
             state_notes,
-        })
+        };
+        service.update_downlink_gauge();
+        Ok(service)
     }
 
     /// How many snapshots of wire format 2 ("CEE2") the state file held when
@@ -433,6 +440,11 @@ impl EeseService {
     fn drain(&mut self) -> Result<(), ServiceError> {
         let clock = self.io.clock.clone();
         self.driver.drain(|| clock.now(), &mut self.io)?;
+        // Stored downlink handed to a session that came back goes out in
+        // the same wake-up.
+        while self.settle_downlinks()? {
+            self.driver.drain(|| clock.now(), &mut self.io)?;
+        }
         self.update_sessions_gauge();
         Ok(())
     }
@@ -448,6 +460,7 @@ impl EeseService {
     /// state file and in memory), so its next hello restores it.
     fn evict(&mut self, id: &UeId) -> Result<(), ServiceError> {
         self.driver.table_mut().remove(id);
+        self.downlinks.left_table(id);
         if let Some(s) = self.io.state.get(id)? {
             self.pending.insert(*id, s);
         }
@@ -463,6 +476,7 @@ impl EeseService {
         self.driver.table_mut().remove(id);
         self.pending.remove(id);
         self.roots.forget(id);
+        self.drop_downlink(id)?;
         if had {
             self.io.state.remove(id)?;
             self.io.log(format_args!("{id}: keys dropped ({why})"));

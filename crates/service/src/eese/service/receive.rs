@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use ciot_e2e::endpoint::{Instant, Received, SendOutcome, UeId};
+use ciot_e2e::endpoint::{Received, UeId};
 use ciot_e2e::wire::{HelloPacket, MessageType, peek_type};
 
 use super::roots::Fetched;
@@ -59,7 +59,7 @@ impl EeseService {
         match result {
             Ok((id, Received::Data(got))) => {
                 let payload = d[got.payload].to_vec();
-                self.deliver(now, id, got.ksi.0, got.seq, payload)?;
+                self.deliver(id, got.ksi.0, got.seq, payload)?;
             }
             Ok((_, Received::Control(_))) => {}
             Err(r) => self.io.metrics.reject(r.label()),
@@ -74,7 +74,6 @@ impl EeseService {
     /// pass's snapshots, before it counts as delivered), or echoed.
     fn deliver(
         &mut self,
-        now: Instant,
         id: UeId,
         ksi: u8,
         seq: u32,
@@ -97,22 +96,16 @@ impl EeseService {
         let mut echo = Vec::with_capacity(6 + payload.len());
         echo.extend_from_slice(b"echo: ");
         echo.extend_from_slice(&payload);
-        self.send_payload(now, &id, &echo).map(|_| ())
-    }
-
-    pub(super) fn send_payload(
-        &mut self,
-        now: Instant,
-        id: &UeId,
-        p: &[u8],
-    ) -> Result<&'static str, ServiceError> {
-        match self.driver.send(now, id, p, &mut self.io) {
-            Ok(SendOutcome::Sent { .. }) => Ok("sent"),
-            Ok(SendOutcome::Queued) => Ok("queued"),
-            Err(e) => Err(ServiceError::Refused {
-                status: 409,
-                message: format!("not sent: {e}"),
-            }),
+        match self.send_payload(&id, &echo) {
+            Ok(_) => Ok(()),
+            // The echo cannot be queued (its UE has QUEUED_PER_UE payloads
+            // waiting already): said, and the service goes on.
+            Err(ServiceError::Refused { message, .. }) => {
+                self.io.log(format_args!("{id}: echo {message}"));
+                Ok(())
+            }
+            // A failed state write stops the service, as everywhere.
+            Err(e) => Err(e),
         }
     }
 

@@ -1,0 +1,191 @@
+//! Downlink the enterprise handed over (`admin send`) that could not go out
+//! at once: kept in the state file from the moment the enterprise is told
+//! "queued" until it went out, so neither a crash nor the eviction of a
+//! quiet session loses it.
+//!
+//! The table's queue for a UE (at most `QUEUED_PER_UE` payloads) lives in
+//! memory; the state file holds the same payloads as downlink records. A
+//! UE's records are deleted once its queue in the table is empty while
+//! they are in it (every one of them went out, in order: the queue is
+//! first in, first out). When the UE's session leaves the table (evicted,
+//! or the process restarted), the records are handed to the table again as
+//! soon as the session is back (its next hello restores it), ahead of
+//! anything newer. A payload may so go out twice (sent, then the process
+//! died before its record was deleted); it is never lost. The UE sees each
+//! under a new sequence number: an application that cares numbers its
+//! payloads.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use ciot_e2e::endpoint::{SendError, SendOutcome, UeId};
+
+use super::EeseService;
+use crate::ServiceError;
+use crate::eese::state::Downlink;
+
+/// The downlink records of one UE.
+pub(super) struct Waiting {
+    /// Key and payload of each record, oldest first.
+    records: Vec<(u64, Vec<u8>)>,
+    /// Whether the payloads are in the table's queue now.
+    in_table: bool,
+}
+
+/// Downlink records by UE.
+#[derive(Default)]
+pub(super) struct Downlinks(HashMap<UeId, Waiting>);
+
+impl Downlinks {
+    /// What the state file holds, none of it in the table yet.
+    pub(super) fn loaded(records: Vec<(u64, Downlink)>) -> Self {
+        let mut by_ue: HashMap<UeId, Waiting> = HashMap::new();
+        for (key, d) in records {
+            by_ue
+                .entry(d.ue)
+                .or_insert_with(|| Waiting {
+                    records: Vec::new(),
+                    in_table: false,
+                })
+                .records
+                .push((key, d.payload));
+        }
+        Downlinks(by_ue)
+    }
+
+    /// Records waiting, all UEs.
+    pub(super) fn len(&self) -> usize {
+        self.0.values().map(|w| w.records.len()).sum()
+    }
+
+    /// `id`'s session left the table: its queue there is gone.
+    pub(super) fn left_table(&mut self, id: &UeId) {
+        if let Some(w) = self.0.get_mut(id) {
+            w.in_table = false;
+        }
+    }
+}
+
+impl EeseService {
+    /// Hands `payload` for `id` to the table; when it is queued rather than
+    /// sent, stores it durably before saying so. `id`'s older records go
+    /// first.
+    pub(super) fn send_payload(
+        &mut self,
+        id: &UeId,
+        payload: &[u8],
+    ) -> Result<&'static str, ServiceError> {
+        self.requeue_downlink(id);
+        let now = self.io.clock.now();
+        match self.driver.send(now, id, payload, &mut self.io) {
+            Ok(SendOutcome::Sent { .. }) => return Ok("sent"),
+            // Queued; or kept in the table's queue until a RAND from the
+            // EMKS arrives.
+            Ok(SendOutcome::Queued) | Err(SendError::RandPending) => {}
+            Err(e) => {
+                return Err(ServiceError::Refused {
+                    status: 409,
+                    message: format!("not sent: {e}"),
+                });
+            }
+        }
+        let d = Downlink {
+            ue: *id,
+            payload: payload.to_vec(),
+            queued_ms: self.io.clock.now().as_millis(),
+        };
+        let key = self.io.state.queue_downlink(&d)?;
+        let w = self.downlinks.0.entry(*id).or_insert_with(|| Waiting {
+            records: Vec::new(),
+            in_table: true,
+        });
+        w.records.push((key, d.payload));
+        w.in_table = true;
+        self.update_downlink_gauge();
+        Ok("queued")
+    }
+
+    /// Hands `id`'s stored records to the table again if its session is
+    /// back and they are not in its queue.
+    fn requeue_downlink(&mut self, id: &UeId) -> bool {
+        let Some(w) = self.downlinks.0.get_mut(id) else {
+            return false;
+        };
+        if w.in_table || !self.driver.table().contains(id) {
+            return false;
+        }
+        w.in_table = true;
+        let now = self.io.clock.now();
+        let mut dropped = Vec::new();
+        for (key, payload) in &w.records {
+            match self.driver.send(now, id, payload, &mut self.io) {
+                Ok(_) | Err(SendError::RandPending) => {}
+                Err(e) => {
+                    // Cannot be queued (the queue is full with newer
+                    // payloads, or it no longer fits): said, and dropped.
+                    self.io.log(format_args!(
+                        "{id}: stored downlink payload {key} not queued again ({e}): dropped"
+                    ));
+                    dropped.push(*key);
+                }
+            }
+        }
+        w.records.retain(|(k, _)| !dropped.contains(k));
+        if !dropped.is_empty() {
+            // Best effort: a record left behind is sent again after a
+            // restart, which is what a record is for.
+            let _ = self.io.state.downlink_sent(&dropped);
+        }
+        true
+    }
+
+    /// After a pass: deletes the records whose payloads all went out, and
+    /// hands those of sessions that came back to the table. Returns whether
+    /// anything was handed over (the caller drains again).
+    pub(super) fn settle_downlinks(&mut self) -> Result<bool, ServiceError> {
+        if self.downlinks.0.is_empty() {
+            return Ok(false);
+        }
+        let ids: Vec<UeId> = self.downlinks.0.keys().copied().collect();
+        let mut handed = false;
+        let mut sent = Vec::new();
+        for id in ids {
+            handed |= self.requeue_downlink(&id);
+            let table = self.driver.table();
+            if let Some(w) = self.downlinks.0.get(&id)
+                && w.in_table
+                && table.contains(&id)
+                && table.queued(&id) == 0
+            {
+                sent.extend(w.records.iter().map(|(k, _)| *k));
+                self.downlinks.0.remove(&id);
+            }
+        }
+        if !sent.is_empty() {
+            self.io.state.downlink_sent(&sent)?;
+            self.update_downlink_gauge();
+        }
+        Ok(handed)
+    }
+
+    /// `id`'s keys were dropped: so are its waiting payloads.
+    pub(super) fn drop_downlink(&mut self, id: &UeId) -> Result<(), ServiceError> {
+        if let Some(w) = self.downlinks.0.remove(id) {
+            let keys: Vec<u64> = w.records.iter().map(|(k, _)| *k).collect();
+            self.io.state.downlink_sent(&keys)?;
+            self.io.log(format_args!(
+                "{id}: {} queued downlink payloads dropped with its keys",
+                keys.len()
+            ));
+            self.update_downlink_gauge();
+        }
+        Ok(())
+    }
+
+    pub(super) fn update_downlink_gauge(&self) {
+        self.io
+            .metrics
+            .downlink_waiting
+            .store(self.downlinks.len() as u64, Ordering::Relaxed);
+    }
+}
