@@ -20,9 +20,9 @@
 //! turns (`SERIAL`): each times the EESE's healing on a 2-core machine.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -33,6 +33,10 @@ use ciot_e2e_analyze::keylog::KeyLogWriter;
 use ciot_e2e_service::admin::AdminClient;
 use ciot_e2e_service::emks::client::EmksClient;
 use ciot_e2e_testkit::rng::Rng;
+
+mod common;
+
+use common::{Proc, bin, free_port, wait_tcp};
 
 const UES: usize = 100;
 const KILLS: usize = 5;
@@ -45,45 +49,12 @@ const T_HEAL: Duration = Duration::from_millis(3000 + 1250 + 8000 + 1000);
 /// An application resends a payload not echoed after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(3);
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ciot-e2e")
-}
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_tcp(port: u16) {
-    let t = StdInstant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn start_emks(dir: &Path, port: u16) -> Proc {

@@ -3,37 +3,19 @@
 //! after which only the new KEK opens the database. The EMKS runs as a
 //! child process on loopback and is killed at the end of each run.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
+mod common;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ciot-e2e")
-}
+use common::{Proc, bin, free_port};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ciot-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_emks(d: &Path, port: u16, kek: Option<&Path>) -> Proc {

@@ -1,0 +1,46 @@
+//! What the CLI's process tests share: the binary, a child process that is
+//! killed when dropped, free loopback ports.
+
+// Each test binary uses its own part of this.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// The `ciot-e2e` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ciot-e2e")
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so that no
+/// test leaves a service running.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 20 s) until something listens on 127.0.0.1:`port`.
+pub fn wait_tcp(port: u16) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
