@@ -22,7 +22,7 @@ use ciot_e2e::endpoint::{EeseConfig, Instant, Ue, UeConfig, UeId};
 use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e_service::eese::metrics::Metrics;
 use ciot_e2e_service::eese::state::StateStore;
-use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
+use ciot_e2e_service::eese::{EeseService, ServiceConfig};
 use ciot_e2e_service::emks::kek::{DEFAULT_KEK_FILE, Kek};
 use ciot_e2e_service::emks::store::RootStore;
 use ciot_e2e_service::emks::{EmksConfig, serve};
@@ -67,29 +67,18 @@ fn start_emks(d: &Path) -> String {
 }
 
 fn service_config(d: &Path, emks: String, max: usize) -> ServiceConfig {
-    ServiceConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
         emks,
-        tls_dir: d.join("tls"),
-        tls_name: "eese".into(),
-        state: d.join("eese.state"),
-        init_state: false,
-        admin: None,
-        rand: RandChoice::Local,
-        table: EeseConfig::default(),
-        webhook: None,
-        webhook_secret: None,
-        webhook_max_age: Duration::from_secs(86_400),
-        max_sessions: max,
-        idle_timeout: Duration::from_secs(3600),
-        // A fleet being enrolled at once: with the default
-        // (`UNKNOWN_FETCH_RATE`, 50 first fetches a second) the 10,000
-        // first hellos of the rate run would take 200 s to set up.
-        unknown_fetch_rate: 5_000,
-        exit_after: None,
-        verbose: false,
-        keylog: None,
-    }
+        d.join("tls"),
+        d.join("eese.state"),
+    );
+    cfg.max_sessions = max;
+    // A fleet being enrolled at once: with the default
+    // (`UNKNOWN_FETCH_RATE`, 50 first fetches a second) the 10,000
+    // first hellos of the rate run would take 200 s to set up.
+    cfg.unknown_fetch_rate = 5_000;
+    cfg
 }
 
 fn restart(sessions: usize) {

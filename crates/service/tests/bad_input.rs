@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ciot_e2e::endpoint::EeseConfig;
 use ciot_e2e_service::ServiceError;
 use ciot_e2e_service::admin::{AdminClient, AdminConfig};
-use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
+use ciot_e2e_service::eese::{EeseService, ServiceConfig};
 use ciot_e2e_service::emks::client::EmksClient;
 use ciot_e2e_service::emks::{EmksConfig, serve};
 use ciot_e2e_service::pki;
@@ -257,34 +256,24 @@ fn admin_interface_refuses_bad_input_clearly_and_changes_nothing() {
     let url = emks(&d);
     let admin_port = free_port();
     let token = std::fs::read_to_string(d.join("tls/admin.token")).unwrap();
-    let cfg = ServiceConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        emks: url,
-        tls_dir: d.join("tls"),
-        tls_name: "eese".into(),
-        state: d.join("eese.state"),
-        init_state: false,
-        admin: Some(
-            AdminConfig::from_files(
-                format!("127.0.0.1:{admin_port}").parse().unwrap(),
-                &d.join("tls"),
-                &d.join("tls/admin.token"),
-                Some(&d.join("tls/admin-read.token")),
-            )
-            .unwrap(),
-        ),
-        rand: RandChoice::Local,
-        table: EeseConfig::default(),
-        webhook: None,
-        webhook_secret: None,
-        webhook_max_age: Duration::from_secs(86_400),
-        max_sessions: 10,
-        idle_timeout: Duration::from_secs(60),
-        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
-        exit_after: Some(Duration::from_secs(20)),
-        verbose: false,
-        keylog: None,
-    };
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        url,
+        d.join("tls"),
+        d.join("eese.state"),
+    );
+    cfg.admin = Some(
+        AdminConfig::from_files(
+            format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            &d.join("tls"),
+            &d.join("tls/admin.token"),
+            Some(&d.join("tls/admin-read.token")),
+        )
+        .unwrap(),
+    );
+    cfg.max_sessions = 10;
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.exit_after = Some(Duration::from_secs(20));
     let (tx, rx) = std::sync::mpsc::channel();
     let svc = std::thread::spawn(move || {
         let mut s = EeseService::start(cfg, |_, a, _| tx.send(a).unwrap()).unwrap();

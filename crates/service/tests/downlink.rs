@@ -5,51 +5,18 @@
 //! there), a new process starts on the same file, and the UE, once it
 //! speaks again, gets both, in order, once.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
 
-use ciot_e2e::endpoint::{EeseConfig, Instant, Received, Ue, UeConfig, UeId};
+use ciot_e2e::endpoint::{Ue, UeConfig, UeId};
 use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e_service::admin::{AdminClient, AdminConfig};
-use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
-use ciot_e2e_service::emks::client::EmksClient;
-use ciot_e2e_service::emks::{EmksConfig, serve};
-use ciot_e2e_service::pki;
+use ciot_e2e_service::eese::{EeseService, ServiceConfig};
 
-struct Device {
-    ue: Ue<256>,
-    sock: UdpSocket,
-    to: SocketAddr,
-    t0: StdInstant,
-    got: Vec<Vec<u8>>,
-}
-
-impl Device {
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.t0.elapsed().as_millis() as u64)
-    }
-
-    fn run(&mut self, d: Duration) {
-        let end = StdInstant::now() + d;
-        let mut out = [0u8; 2048];
-        let mut buf = [0u8; 2048];
-        while StdInstant::now() < end {
-            let now = self.now();
-            self.ue.handle_timeout(now);
-            while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut out) {
-                self.sock.send_to(&out[..t.len], self.to).unwrap();
-            }
-            while self.ue.poll_event().is_some() {}
-            if let Ok(n) = self.sock.recv(&mut buf)
-                && let Ok(Received::Data(d)) = self.ue.handle_datagram(self.now(), &mut buf[..n])
-            {
-                self.got.push(buf[d.payload].to_vec());
-            }
-        }
-    }
-}
+mod common;
+use common::{Device, metric};
 
 /// An EESE service on `d`'s state file, stopped after `life`: its UDP and
 /// admin addresses, and the thread to join.
@@ -58,34 +25,25 @@ fn eese(
     emks: &str,
     life: Duration,
 ) -> (SocketAddr, AdminClient, std::thread::JoinHandle<()>) {
-    let cfg = ServiceConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        emks: emks.into(),
-        tls_dir: d.join("tls"),
-        tls_name: "eese".into(),
-        state: d.join("eese.state"),
-        init_state: true,
-        admin: Some(
-            AdminConfig::from_files(
-                "127.0.0.1:0".parse().unwrap(),
-                &d.join("tls"),
-                &d.join("tls/admin.token"),
-                None,
-            )
-            .unwrap(),
-        ),
-        rand: RandChoice::Local,
-        table: EeseConfig::default(),
-        webhook: None,
-        webhook_secret: None,
-        webhook_max_age: Duration::from_secs(86_400),
-        max_sessions: 10,
-        idle_timeout: Duration::from_secs(60),
-        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
-        exit_after: Some(life),
-        verbose: false,
-        keylog: None,
-    };
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        emks,
+        d.join("tls"),
+        d.join("eese.state"),
+    );
+    cfg.init_state = true;
+    cfg.admin = Some(
+        AdminConfig::from_files(
+            "127.0.0.1:0".parse().unwrap(),
+            &d.join("tls"),
+            &d.join("tls/admin.token"),
+            None,
+        )
+        .unwrap(),
+    );
+    cfg.max_sessions = 10;
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.exit_after = Some(life);
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
         let mut s = EeseService::start(cfg, |u, a, _| tx.send((u, a)).unwrap()).unwrap();
@@ -102,36 +60,14 @@ fn eese(
     (udp, admin, h)
 }
 
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn queued_downlink_survives_a_stop_of_the_eese_and_goes_out_in_order_once() {
     let d = std::env::temp_dir().join(format!("ciot-svc-downlink-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    pki::init(&d.join("tls"), &["acme".into()]).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let ecfg = EmksConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("emks.db"),
-        d.join("tls"),
-    );
-    std::thread::spawn(move || {
-        let _ = serve(&ecfg, |a| tx.send(a).unwrap());
-    });
-    let emks = format!("https://{}", rx.recv().unwrap());
-    let hss = EmksClient::new(&emks, &d.join("tls"), "hss", Duration::from_secs(5)).unwrap();
+    let (emks, hss) = common::emks(&d);
     hss.provision(b"ue-d", "acme", "3gpp", &[0x31; 32]).unwrap();
 
     let (udp, admin, first) = eese(&d, &emks, Duration::from_secs(5));
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(5)))
-        .unwrap();
     // A UE whose uplink goes unanswered says hello after half a second, and
     // one that hears nothing authentic for a second too (the restarted EESE
     // knows no session at its address until a hello).
@@ -143,18 +79,15 @@ fn queued_downlink_survives_a_stop_of_the_eese_and_goes_out_in_order_once() {
         ..UeConfig::default()
     };
     let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x31; 32]));
-    let mut dev = Device {
-        ue: Ue::new(
+    let mut dev = Device::new(
+        Ue::new(
             cfg,
             root,
             UeId::new(b"ue-d").unwrap(),
             UeNonce::random().unwrap(),
         ),
-        sock,
-        to: udp,
-        t0: StdInstant::now(),
-        got: Vec::new(),
-    };
+        udp,
+    );
     dev.run(Duration::from_secs(2));
     assert!(dev.ue.status().is_some(), "no keyset from the EESE");
     assert_eq!(admin.send("ue-d", b"now").unwrap()["outcome"], "sent");

@@ -7,12 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
 
-use ciot_e2e::endpoint::{EeseConfig, Instant, Received, Ue, UeConfig, UeId};
+use ciot_e2e::endpoint::{Instant, Received, Ue, UeConfig, UeId};
 use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
-use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig, UNKNOWN_FETCH_RATE};
-use ciot_e2e_service::emks::client::EmksClient;
-use ciot_e2e_service::emks::{EmksConfig, serve};
-use ciot_e2e_service::pki;
+use ciot_e2e_service::eese::{EeseService, ServiceConfig};
+
+mod common;
 
 /// The hello a fresh UE with this id sends first.
 fn hello(id: &[u8]) -> Vec<u8> {
@@ -36,41 +35,19 @@ fn hello(id: &[u8]) -> Vec<u8> {
 fn three_thousand_hellos_of_unknown_ues_cost_at_most_three_hundred_fetches() {
     let d = std::env::temp_dir().join(format!("ciot-svc-flood-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    pki::init(&d.join("tls"), &["acme".into()]).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let ecfg = EmksConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("emks.db"),
-        d.join("tls"),
-    );
-    std::thread::spawn(move || {
-        let _ = serve(&ecfg, |a| tx.send(a).unwrap());
-    });
-    let emks = format!("https://{}", rx.recv().unwrap());
-    let hss = EmksClient::new(&emks, &d.join("tls"), "hss", Duration::from_secs(5)).unwrap();
+    let (emks, hss) = common::emks(&d);
     hss.provision(b"known ue", "acme", "3gpp", &[0x21; 32])
         .unwrap();
 
-    let cfg = ServiceConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
         emks,
-        tls_dir: d.join("tls"),
-        tls_name: "eese".into(),
-        state: d.join("eese.state"),
-        init_state: false,
-        admin: None,
-        rand: RandChoice::Local,
-        table: EeseConfig::default(),
-        webhook: None,
-        webhook_secret: None,
-        webhook_max_age: Duration::from_secs(86_400),
-        max_sessions: 100,
-        idle_timeout: Duration::from_secs(60),
-        unknown_fetch_rate: UNKNOWN_FETCH_RATE,
-        exit_after: Some(Duration::from_secs(20)),
-        verbose: false,
-        keylog: None,
-    };
+        d.join("tls"),
+        d.join("eese.state"),
+    );
+    cfg.max_sessions = 100;
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.exit_after = Some(Duration::from_secs(20));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let (utx, urx) = mpsc::channel();

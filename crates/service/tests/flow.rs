@@ -5,18 +5,18 @@
 //! 2 is cleared of its snapshots and the UE served afresh.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
-use ciot_e2e::endpoint::{EeseConfig, Event, Instant, Received, Ue, UeConfig, UeId};
+use ciot_e2e::endpoint::{Ue, UeConfig, UeId};
 use ciot_e2e::kdf::{RootBytes, RootKey, RootKind, UeNonce};
 use ciot_e2e_service::admin::{AdminClient, AdminConfig};
 use ciot_e2e_service::eese::state::StateStore;
 use ciot_e2e_service::eese::{EeseService, RandChoice, ServiceConfig};
-use ciot_e2e_service::emks::client::EmksClient;
-use ciot_e2e_service::emks::{EmksConfig, serve};
-use ciot_e2e_service::pki;
+
+mod common;
+use common::{Device, metric};
 
 /// A webhook receiver: answers 200 to every POST and hands on its body.
 fn webhook() -> (String, mpsc::Receiver<String>) {
@@ -56,69 +56,11 @@ fn webhook() -> (String, mpsc::Receiver<String>) {
     (url, rx)
 }
 
-struct Device {
-    ue: Ue<256>,
-    sock: UdpSocket,
-    to: SocketAddr,
-    t0: StdInstant,
-    got: Vec<Vec<u8>>,
-    rekeys: u32,
-}
-
-impl Device {
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.t0.elapsed().as_millis() as u64)
-    }
-
-    /// Runs the UE for `d`.
-    fn run(&mut self, d: Duration) {
-        let end = StdInstant::now() + d;
-        let mut out = [0u8; 2048];
-        let mut buf = [0u8; 2048];
-        while StdInstant::now() < end {
-            let now = self.now();
-            self.ue.handle_timeout(now);
-            while let Ok(Some(t)) = self.ue.poll_transmit(now, &mut out) {
-                self.sock.send_to(&out[..t.len], self.to).unwrap();
-            }
-            while let Some(e) = self.ue.poll_event() {
-                if matches!(e, Event::Rekeyed { .. }) {
-                    self.rekeys += 1;
-                }
-            }
-            if let Ok(n) = self.sock.recv(&mut buf)
-                && let Ok(Received::Data(d)) = self.ue.handle_datagram(self.now(), &mut buf[..n])
-            {
-                self.got.push(buf[d.payload].to_vec());
-            }
-        }
-    }
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
     let d = std::env::temp_dir().join(format!("ciot-svc-flow-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    pki::init(&d.join("tls"), &["acme".into()]).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let ecfg = EmksConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("emks.db"),
-        d.join("tls"),
-    );
-    std::thread::spawn(move || {
-        let _ = serve(&ecfg, |a| tx.send(a).unwrap());
-    });
-    let emks = format!("https://{}", rx.recv().unwrap());
-    let hss = EmksClient::new(&emks, &d.join("tls"), "hss", Duration::from_secs(5)).unwrap();
+    let (emks, hss) = common::emks(&d);
     hss.provision(b"ue-w", "acme", "3gpp", &[0x21; 32]).unwrap();
 
     // The state file an EESE of wire format 2 left: a "CEE2" snapshot of
@@ -132,34 +74,26 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
 
     let (hook, hooked) = webhook();
     let token = std::fs::read_to_string(d.join("tls/admin.token")).unwrap();
-    let cfg = ServiceConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
         emks,
-        tls_dir: d.join("tls"),
-        tls_name: "eese".into(),
-        state: d.join("eese.state"),
-        init_state: false,
-        admin: Some(
-            AdminConfig::from_files(
-                "127.0.0.1:0".parse().unwrap(),
-                &d.join("tls"),
-                &d.join("tls/admin.token"),
-                None,
-            )
-            .unwrap(),
-        ),
-        rand: RandChoice::Emks,
-        table: EeseConfig::default(),
-        webhook: Some(hook),
-        webhook_secret: None,
-        webhook_max_age: Duration::from_secs(86_400),
-        max_sessions: 10,
-        idle_timeout: Duration::from_secs(60),
-        unknown_fetch_rate: ciot_e2e_service::eese::UNKNOWN_FETCH_RATE,
-        exit_after: Some(Duration::from_secs(30)),
-        verbose: false,
-        keylog: None,
-    };
+        d.join("tls"),
+        d.join("eese.state"),
+    );
+    cfg.admin = Some(
+        AdminConfig::from_files(
+            "127.0.0.1:0".parse().unwrap(),
+            &d.join("tls"),
+            &d.join("tls/admin.token"),
+            None,
+        )
+        .unwrap(),
+    );
+    cfg.rand = RandChoice::Emks;
+    cfg.webhook = Some(hook);
+    cfg.max_sessions = 10;
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.exit_after = Some(Duration::from_secs(30));
     let started_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -185,28 +119,21 @@ fn uplink_to_webhook_downlink_and_te2e_by_admin_new_generation_voids_keys() {
     )
     .unwrap();
 
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(5)))
-        .unwrap();
     let cfg = UeConfig {
         hello_backoff: Duration::from_millis(100),
         hello_backoff_max: Duration::from_millis(500),
         ..UeConfig::default()
     };
     let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x21; 32]));
-    let mut dev = Device {
-        ue: Ue::new(
+    let mut dev = Device::new(
+        Ue::new(
             cfg,
             root,
             UeId::new(b"ue-w").unwrap(),
             UeNonce::random().unwrap(),
         ),
-        sock,
-        to: udp,
-        t0: StdInstant::now(),
-        got: Vec::new(),
-        rekeys: 0,
-    };
+        udp,
+    );
     dev.run(Duration::from_secs(2));
     assert!(dev.ue.status().is_some(), "no keyset from the EESE");
     // The UE used the offer (it had nothing to send: a hello naming it), so

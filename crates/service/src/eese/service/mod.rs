@@ -92,6 +92,54 @@ pub struct ServiceConfig {
 /// The default of [`ServiceConfig::unknown_fetch_rate`].
 pub const UNKNOWN_FETCH_RATE: u32 = 50;
 
+impl ServiceConfig {
+    /// A service on `listen` for the EMKS at `emks`, with the TLS directory
+    /// and the state file, and the defaults of `ciot-e2e eese`: certificate
+    /// `eese`, no admin interface, local RANDs, the table's defaults, echo
+    /// (no webhook; webhook max age 24 h), 100,000 sessions, an idle timeout
+    /// of an hour, [`UNKNOWN_FETCH_RATE`], quiet, no key log. Change the
+    /// fields you need:
+    ///
+    /// ```no_run
+    /// use ciot_e2e_service::eese::ServiceConfig;
+    /// let mut cfg = ServiceConfig::new(
+    ///     "0.0.0.0:33863".parse().unwrap(),
+    ///     "https://emks.example:8443",
+    ///     "/etc/ciot-e2e/tls",
+    ///     "/var/lib/ciot-e2e/eese.state",
+    /// );
+    /// cfg.webhook = Some("https://enterprise.example/uplink".into());
+    /// ```
+    #[must_use]
+    pub fn new(
+        listen: SocketAddr,
+        emks: impl Into<String>,
+        tls_dir: impl Into<PathBuf>,
+        state: impl Into<PathBuf>,
+    ) -> Self {
+        ServiceConfig {
+            listen,
+            emks: emks.into(),
+            tls_dir: tls_dir.into(),
+            tls_name: "eese".into(),
+            state: state.into(),
+            init_state: false,
+            admin: None,
+            rand: RandChoice::Local,
+            table: EeseConfig::default(),
+            webhook: None,
+            webhook_secret: None,
+            webhook_max_age: Duration::from_secs(86_400),
+            max_sessions: 100_000,
+            idle_timeout: Duration::from_secs(3600),
+            unknown_fetch_rate: UNKNOWN_FETCH_RATE,
+            exit_after: None,
+            verbose: false,
+            keylog: None,
+        }
+    }
+}
+
 /// What a key log is handed: the UE, the keyset's KSI, trigger counter,
 /// RAND and keys.
 pub type KeyLogHook = Box<dyn FnMut(&UeId, Ksi, u64, &Rand, &SuiteKeys) + Send>;
