@@ -96,17 +96,16 @@ impl EeseService {
         let mut echo = Vec::with_capacity(6 + payload.len());
         echo.extend_from_slice(b"echo: ");
         echo.extend_from_slice(&payload);
-        match self.send_payload(&id, &echo) {
-            Ok(_) => Ok(()),
-            // The echo cannot be queued (its UE has QUEUED_PER_UE payloads
-            // waiting already): said, and the service goes on.
-            Err(ServiceError::Refused { message, .. }) => {
-                self.io.log(format_args!("{id}: echo {message}"));
-                Ok(())
-            }
-            // A failed state write stops the service, as everywhere.
-            Err(e) => Err(e),
+        // Echo mode shows the protocol working; its echoes are not kept in
+        // the state file as `admin send` downlink is: after a crash, a kept
+        // echo would reach the UE a second time.
+        let now = self.io.clock.now();
+        if let Err(e) = self.driver.send(now, &id, &echo, &mut self.io) {
+            // Its UE has QUEUED_PER_UE payloads waiting already: said, and
+            // the service goes on.
+            self.io.log(format_args!("{id}: echo not sent: {e}"));
         }
+        Ok(())
     }
 
     /// Restores `id`'s stored snapshot into the table if it waits for it
