@@ -1,0 +1,165 @@
+//! The platform backend (feature `platform-aes-gcm`, std builds): `ring`'s
+//! AES-128-GCM, BoringSSL's assembly (stitched AES-NI + PCLMULQDQ or VAES
+//! on x86-64, the Crypto Extensions on AArch64), with the API, the errors
+//! and the guarantees of the portable backend.
+//!
+//! Two of those guarantees need care here, in safe code:
+//! - **A failed open leaves the buffer as it was.** `ring` authenticates
+//!   while it decrypts and clears its output when the tag does not match,
+//!   but an endpoint tries a second keyset (the one it is replacing) on the
+//!   same octets. So the ciphertext is kept first and put back on failure:
+//!   on the stack in an array of the next size up from 64, 256, 1,024 and
+//!   4,096 octets (nothing allocates for the messages an endpoint sends),
+//!   on the heap above that.
+//! - **Key material is overwritten on drop.** `ring` keeps the expanded key
+//!   (the AES schedule and the GHASH table) inside its key type and does not
+//!   clear it. [`Gcm`]'s `Drop` writes the expansion of the all-zero key over
+//!   it, in place, and hands the place to `black_box` so that the write is
+//!   not removed as dead: the secret schedule is gone from that memory.
+
+use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+use zeroize::ZeroizeOnDrop;
+
+use super::{NONCE_LEN, TAG_LEN, check_lengths};
+use crate::kdf::AlgKey;
+use crate::protect::Error;
+
+/// Runs `open` on `buf` with a copy of `buf` kept in an array of `N`
+/// octets, put back when `open` fails; `None` when `buf` is longer.
+fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
+    let mut kept = [0u8; N];
+    let kept = kept.get_mut(..buf.len())?;
+    kept.copy_from_slice(buf);
+    let ok = open(buf);
+    if !ok {
+        buf.copy_from_slice(kept);
+    }
+    Some(ok)
+}
+
+/// AES-128-GCM under one key, expanded once (`ring`).
+#[derive(Clone)]
+pub struct Gcm {
+    /// `None` only if `ring` refused a 16-octet AES-128 key, which it does
+    /// not: every call then fails with [`Error::BadTag`] rather than panic.
+    key: Option<LessSafeKey>,
+}
+
+fn expand(key: &[u8; 16]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_128_GCM, key)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+impl Gcm {
+    /// Expands `key` for AES-128-GCM.
+    #[must_use]
+    pub fn new(key: &AlgKey) -> Self {
+        Gcm {
+            key: expand(key.as_bytes()),
+        }
+    }
+
+    /// [`Gcm::new`]: `ring` expands the whole key at once (the portable
+    /// backend splits it in two for devices).
+    pub(crate) fn scheduled(key: &AlgKey) -> Self {
+        Gcm::new(key)
+    }
+
+    /// Nothing left to do (see [`Gcm::scheduled`]).
+    #[allow(clippy::unused_self)]
+    pub(crate) fn set_hash_key(&mut self) {}
+
+    /// Encrypts `buf` in place and returns the tag over `aad` and the
+    /// ciphertext.
+    ///
+    /// # Errors
+    /// [`Error::GcmTooLong`] when `buf` exceeds 2^36 - 32 octets or `aad`
+    /// 2^61 - 1 octets; `buf` is then unchanged.
+    pub fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
+        check_lengths(aad, buf)?;
+        let key = self.key.as_ref().ok_or(Error::BadTag)?;
+        let tag = key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
+            .map_err(|_| Error::GcmTooLong {
+                data: buf.len(),
+                aad: aad.len(),
+            })?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Verifies `tag` over `aad` and the ciphertext in `buf` and decrypts
+    /// `buf` in place. On error `buf` still holds the ciphertext, unchanged.
+    ///
+    /// # Errors
+    /// [`Error::BadTag`] when the tag does not verify; [`Error::GcmTooLong`]
+    /// when the lengths exceed those [`Gcm::seal`] accepts.
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), Error> {
+        check_lengths(aad, buf)?;
+        let key = self.key.as_ref().ok_or(Error::BadTag)?;
+        let open = |buf: &mut [u8]| {
+            key.open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                Tag::from(*tag),
+                buf,
+                0..,
+            )
+            .is_ok()
+        };
+        let n = buf.len();
+        let ok = if n <= 64 {
+            keeping::<64>(buf, open)
+        } else if n <= 256 {
+            keeping::<256>(buf, open)
+        } else if n <= 1024 {
+            keeping::<1024>(buf, open)
+        } else if n <= 4096 {
+            keeping::<4096>(buf, open)
+        } else {
+            None
+        };
+        let ok = ok.unwrap_or_else(|| {
+            let kept = std::vec::Vec::from(&*buf);
+            let ok = open(buf);
+            if !ok {
+                buf.copy_from_slice(&kept);
+            }
+            ok
+        });
+        if ok { Ok(()) } else { Err(Error::BadTag) }
+    }
+}
+
+impl Drop for Gcm {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            // Overwrites the expanded key in its place (see the module
+            // documentation).
+            self.key = expand(&[0u8; 16]);
+            core::hint::black_box(&mut self.key);
+        }
+    }
+}
+
+// The expanded key is overwritten in `Drop` above; `Gcm` holds nothing else.
+impl ZeroizeOnDrop for Gcm {}
+
+impl core::fmt::Debug for Gcm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Gcm(<redacted>)")
+    }
+}
