@@ -7,10 +7,12 @@
 //! - **A failed open leaves the buffer as it was.** `ring` authenticates
 //!   while it decrypts and clears its output when the tag does not match,
 //!   but an endpoint tries a second keyset (the one it is replacing) on the
-//!   same octets. So the ciphertext is kept first and put back on failure:
-//!   on the stack in an array of the next size up from 64, 256, 1,024 and
-//!   4,096 octets (nothing allocates for the messages an endpoint sends),
-//!   on the heap above that.
+//!   same octets (and its callers promise that a refused datagram leaves
+//!   their buffer as it was). So the ciphertext is kept first and put back
+//!   on failure: up to 256 octets on the stack (an array of 64 or 256,
+//!   cleared for the price of a few stores); longer ones in a scratch vector
+//!   of the thread, which grows to the longest message the thread opened
+//!   and is then reused (a first long message on a thread allocates once).
 //! - **Key material is overwritten on drop.** `ring` keeps the expanded key
 //!   (the AES schedule and the GHASH table) inside its key type and does not
 //!   clear it. [`Gcm`]'s `Drop` writes the expansion of the all-zero key over
@@ -35,6 +37,32 @@ fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool)
         buf.copy_from_slice(kept);
     }
     Some(ok)
+}
+
+std::thread_local! {
+    /// The ciphertext of a longer message, kept while it is opened: the
+    /// thread's own, grown to the longest message it opened and reused (no
+    /// array to clear, no allocation per message).
+    static SCRATCH: core::cell::RefCell<std::vec::Vec<u8>> =
+        const { core::cell::RefCell::new(std::vec::Vec::new()) };
+}
+
+/// [`keeping`] with the copy in the thread's scratch; `None` when that is
+/// not at hand (the thread is ending, or an open is already using it).
+fn keeping_in_scratch(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
+    SCRATCH
+        .try_with(|s| {
+            let mut kept = s.try_borrow_mut().ok()?;
+            kept.clear();
+            kept.extend_from_slice(buf);
+            let ok = open(buf);
+            if !ok {
+                buf.copy_from_slice(&kept);
+            }
+            Some(ok)
+        })
+        .ok()
+        .flatten()
 }
 
 /// AES-128-GCM under one key, expanded once (`ring`).
@@ -125,12 +153,8 @@ impl Gcm {
             keeping::<64>(buf, open)
         } else if n <= 256 {
             keeping::<256>(buf, open)
-        } else if n <= 1024 {
-            keeping::<1024>(buf, open)
-        } else if n <= 4096 {
-            keeping::<4096>(buf, open)
         } else {
-            None
+            keeping_in_scratch(buf, open)
         };
         let ok = ok.unwrap_or_else(|| {
             let kept = std::vec::Vec::from(&*buf);
