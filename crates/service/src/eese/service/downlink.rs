@@ -14,6 +14,12 @@
 //! died before its record was deleted); it is never lost. The UE sees each
 //! under a new sequence number: an application that cares numbers its
 //! payloads.
+//!
+//! Only the UEs something happened to are looked at after a pass (an
+//! authentic datagram from them, an `admin send`), so the cost per wake-up
+//! does not grow with the number of UEs that have downlink waiting (a fleet
+//! of sleeping devices, each with a command queued); RANDs arriving and
+//! the periodic sweep look at all of them, for what no datagram announces.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -25,6 +31,7 @@ use crate::ServiceError;
 use crate::eese::state::Downlink;
 
 /// The downlink records of one UE.
+#[derive(Default)]
 pub(super) struct Waiting {
     /// Key and payload of each record, oldest first.
     records: Vec<(u64, Vec<u8>)>,
@@ -32,9 +39,12 @@ pub(super) struct Waiting {
     in_table: bool,
 }
 
-/// Downlink records by UE.
+/// Downlink records by UE, and the UEs to look at after the next pass.
 #[derive(Default)]
-pub(super) struct Downlinks(HashMap<UeId, Waiting>);
+pub(super) struct Downlinks {
+    by_ue: HashMap<UeId, Waiting>,
+    touched: Vec<UeId>,
+}
 
 impl Downlinks {
     /// What the state file holds, none of it in the table yet.
@@ -43,26 +53,40 @@ impl Downlinks {
         for (key, d) in records {
             by_ue
                 .entry(d.ue)
-                .or_insert_with(|| Waiting {
-                    records: Vec::new(),
-                    in_table: false,
-                })
+                .or_default()
                 .records
                 .push((key, d.payload));
         }
-        Downlinks(by_ue)
+        Downlinks {
+            by_ue,
+            touched: Vec::new(),
+        }
     }
 
     /// Records waiting, all UEs.
     pub(super) fn len(&self) -> usize {
-        self.0.values().map(|w| w.records.len()).sum()
+        self.by_ue.values().map(|w| w.records.len()).sum()
     }
 
     /// `id`'s session left the table: its queue there is gone.
     pub(super) fn left_table(&mut self, id: &UeId) {
-        if let Some(w) = self.0.get_mut(id) {
+        if let Some(w) = self.by_ue.get_mut(id) {
             w.in_table = false;
         }
+    }
+
+    /// Something happened to `id` (an authentic datagram): look at its
+    /// records after this pass.
+    pub(super) fn touch(&mut self, id: &UeId) {
+        if !self.by_ue.is_empty() && self.by_ue.contains_key(id) {
+            self.touched.push(*id);
+        }
+    }
+
+    /// Look at every UE's records after this pass.
+    pub(super) fn touch_all(&mut self) {
+        self.touched.clear();
+        self.touched.extend(self.by_ue.keys().copied());
     }
 }
 
@@ -95,12 +119,13 @@ impl EeseService {
             queued_ms: self.io.clock.now().as_millis(),
         };
         let key = self.io.state.queue_downlink(&d)?;
-        let w = self.downlinks.0.entry(*id).or_insert_with(|| Waiting {
-            records: Vec::new(),
-            in_table: true,
-        });
+        // In the table's queue (`requeue_downlink` above handed any older
+        // records to the session the payload was just queued in).
+        let w = self.downlinks.by_ue.entry(*id).or_default();
         w.records.push((key, d.payload));
         w.in_table = true;
+        // It may go out in this very pass (the snapshot it waited for).
+        self.downlinks.touch(id);
         self.update_downlink_gauge();
         Ok("queued")
     }
@@ -108,7 +133,7 @@ impl EeseService {
     /// Hands `id`'s stored records to the table again if its session is
     /// back and they are not in its queue.
     fn requeue_downlink(&mut self, id: &UeId) -> bool {
-        let Some(w) = self.downlinks.0.get_mut(id) else {
+        let Some(w) = self.downlinks.by_ue.get_mut(id) else {
             return false;
         };
         if w.in_table || !self.driver.table().contains(id) {
@@ -139,26 +164,29 @@ impl EeseService {
         true
     }
 
-    /// After a pass: deletes the records whose payloads all went out, and
-    /// hands those of sessions that came back to the table. Returns whether
-    /// anything was handed over (the caller drains again).
+    /// After a pass, for the UEs touched: deletes the records whose payloads
+    /// all went out, and hands those of sessions that came back to the
+    /// table. Returns whether anything was handed over (the caller drains
+    /// again).
     pub(super) fn settle_downlinks(&mut self) -> Result<bool, ServiceError> {
-        if self.downlinks.0.is_empty() {
+        if self.downlinks.touched.is_empty() {
             return Ok(false);
         }
-        let ids: Vec<UeId> = self.downlinks.0.keys().copied().collect();
+        let mut ids = std::mem::take(&mut self.downlinks.touched);
+        ids.sort_unstable();
+        ids.dedup();
         let mut handed = false;
         let mut sent = Vec::new();
         for id in ids {
             handed |= self.requeue_downlink(&id);
             let table = self.driver.table();
-            if let Some(w) = self.downlinks.0.get(&id)
+            if let Some(w) = self.downlinks.by_ue.get(&id)
                 && w.in_table
                 && table.contains(&id)
                 && table.queued(&id) == 0
             {
                 sent.extend(w.records.iter().map(|(k, _)| *k));
-                self.downlinks.0.remove(&id);
+                self.downlinks.by_ue.remove(&id);
             }
         }
         if !sent.is_empty() {
@@ -170,7 +198,7 @@ impl EeseService {
 
     /// `id`'s keys were dropped: so are its waiting payloads.
     pub(super) fn drop_downlink(&mut self, id: &UeId) -> Result<(), ServiceError> {
-        if let Some(w) = self.downlinks.0.remove(id) {
+        if let Some(w) = self.downlinks.by_ue.remove(id) {
             let keys: Vec<u64> = w.records.iter().map(|(k, _)| *k).collect();
             self.io.state.downlink_sent(&keys)?;
             self.io.log(format_args!(

@@ -544,6 +544,8 @@ impl EeseService {
         for id in quiet {
             self.evict(&id)?;
         }
+        // Whatever no datagram announced (a queue drained by a timer).
+        self.downlinks.touch_all();
         self.roots.tidy();
         Ok(())
     }

@@ -56,6 +56,9 @@ impl EeseService {
             let id = UeId::new(b).ok()?;
             roots.get(&id).map(|c| (id, c.root.clone()))
         });
+        if let Ok((id, _)) = &result {
+            self.downlinks.touch(id);
+        }
         match result {
             Ok((id, Received::Data(got))) => {
                 let payload = d[got.payload].to_vec();
@@ -214,6 +217,8 @@ impl EeseService {
                         self.roots.count_rands(rands.len());
                         self.io.pool.borrow_mut().extend(rands);
                         self.roots.rand_retry_at = None;
+                        // Downlink kept while a RAND was awaited may go now.
+                        self.downlinks.touch_all();
                         let waiting = std::mem::take(&mut self.io.rand_waiting);
                         for ue in waiting {
                             let rand = self.io.pool.borrow_mut().pop_front();
