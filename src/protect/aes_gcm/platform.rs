@@ -6,9 +6,10 @@
 //! Two of those guarantees need care here, in safe code:
 //! - **A failed open leaves the buffer as it was.** `ring` authenticates
 //!   while it decrypts and clears its output when the tag does not match,
-//!   but an endpoint tries a second keyset (the one it is replacing) on the
-//!   same octets (and its callers promise that a refused datagram leaves
-//!   their buffer as it was). So the ciphertext is kept first and put back
+//!   but the crate promises that a refused message leaves the caller's
+//!   buffer as it was (the endpoints' `handle_datagram`, `open_in_place`;
+//!   the analyzer tries every logged keyset of a KSI on the same octets).
+//!   So the ciphertext is kept first and put back
 //!   on failure: up to 256 octets on the stack (an array of 64 or 256,
 //!   cleared for the price of a few stores); longer ones in a scratch vector
 //!   of the thread, which grows to the longest message the thread opened
@@ -26,17 +27,23 @@ use super::{NONCE_LEN, TAG_LEN, check_lengths};
 use crate::kdf::AlgKey;
 use crate::protect::Error;
 
-/// Runs `open` on `buf` with a copy of `buf` kept in an array of `N`
-/// octets, put back when `open` fails; `None` when `buf` is longer.
-fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
-    let mut kept = [0u8; N];
-    let kept = kept.get_mut(..buf.len())?;
-    kept.copy_from_slice(buf);
+/// Runs `open` on `buf`, which `kept` holds a copy of; puts the copy back
+/// when `open` fails. (`kept` is always a copy of `buf`, of its length.)
+fn open_or_put_back(buf: &mut [u8], kept: &[u8], open: impl FnOnce(&mut [u8]) -> bool) -> bool {
     let ok = open(buf);
     if !ok {
         buf.copy_from_slice(kept);
     }
-    Some(ok)
+    ok
+}
+
+/// [`open_or_put_back`] with the copy in an array of `N` octets on the
+/// stack; `None` when `buf` is longer.
+fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
+    let mut kept = [0u8; N];
+    let kept = kept.get_mut(..buf.len())?;
+    kept.copy_from_slice(buf);
+    Some(open_or_put_back(buf, kept, open))
 }
 
 std::thread_local! {
@@ -47,19 +54,16 @@ std::thread_local! {
         const { core::cell::RefCell::new(std::vec::Vec::new()) };
 }
 
-/// [`keeping`] with the copy in the thread's scratch; `None` when that is
-/// not at hand (the thread is ending, or an open is already using it).
+/// [`open_or_put_back`] with the copy in the thread's scratch; `None` when
+/// that is not at hand (the thread is ending, or an open is already using
+/// it).
 fn keeping_in_scratch(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
     SCRATCH
         .try_with(|s| {
             let mut kept = s.try_borrow_mut().ok()?;
             kept.clear();
             kept.extend_from_slice(buf);
-            let ok = open(buf);
-            if !ok {
-                buf.copy_from_slice(&kept);
-            }
-            Some(ok)
+            Some(open_or_put_back(buf, &kept, open))
         })
         .ok()
         .flatten()
@@ -158,11 +162,7 @@ impl Gcm {
         };
         let ok = ok.unwrap_or_else(|| {
             let kept = std::vec::Vec::from(&*buf);
-            let ok = open(buf);
-            if !ok {
-                buf.copy_from_slice(&kept);
-            }
-            ok
+            open_or_put_back(buf, &kept, open)
         });
         if ok { Ok(()) } else { Err(Error::BadTag) }
     }
