@@ -83,9 +83,16 @@ pub struct EeseArgs {
 /// Arguments of `ciot-e2e ue`.
 #[derive(Args)]
 pub struct UeArgs {
-    /// The EESE's address.
-    #[arg(long)]
-    connect: SocketAddr,
+    /// The EESE's address. Give it more than once for an EESE that runs on
+    /// several instances (`--connect A --connect B`): the UE starts with
+    /// the first and moves to the next (round the list) when its hellos go
+    /// unanswered (see --failover-after).
+    #[arg(long, required = true)]
+    connect: Vec<SocketAddr>,
+    /// With several --connect addresses: move to the next one after this
+    /// many hellos in a row went unanswered.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    failover_after: u32,
     #[command(flatten)]
     aka: AkaArgs,
     /// The UE's identifier as text: its UTF-8 octets are what the hello
@@ -450,6 +457,10 @@ struct UePeer<'a> {
     clock: &'a SystemClock,
     buf: Vec<u8>,
     got: Vec<Vec<u8>>,
+    /// The EESE's addresses and the one in use.
+    servers: &'a [SocketAddr],
+    at: usize,
+    failover_after: u32,
 }
 
 impl UePeer<'_> {
@@ -463,6 +474,7 @@ impl UePeer<'_> {
     fn pump(&mut self) -> Result<(), Failure> {
         loop {
             self.driver.drain(self.clock.now(), &mut self.net)?;
+            self.failover()?;
             match self.net.sock.recv(&mut self.buf) {
                 Ok(n) => {
                     let d = &mut self.buf[..n];
@@ -485,6 +497,28 @@ impl UePeer<'_> {
                 Err(e) => return Err(io("receive")(e)),
             }
         }
+    }
+
+    /// Moves to the EESE's next address when the hellos sent to this one
+    /// went unanswered; the next hello (on the UE's back-off) goes there.
+    fn failover(&mut self) -> Result<(), Failure> {
+        if self.servers.len() < 2 || self.driver.unanswered_hellos() < self.failover_after {
+            return Ok(());
+        }
+        let from = self.servers.get(self.at).copied();
+        self.at = (self.at + 1) % self.servers.len();
+        let Some(&to) = self.servers.get(self.at) else {
+            return Ok(());
+        };
+        self.net.sock.connect(to).map_err(io("connect"))?;
+        self.driver.forget_unanswered();
+        if let Some(from) = from {
+            crate::outln!(
+                "ue: {} hellos to {from} unanswered; moving to {to}",
+                self.failover_after
+            );
+        }
+        Ok(())
     }
 
     /// Pumps for `ms` milliseconds.
@@ -525,13 +559,22 @@ impl UePeer<'_> {
 pub fn ue(a: &UeArgs) -> Result<(), Failure> {
     let root = a.aka.root()?;
     let id = a.ue_id()?;
-    let sock = UdpSocket::bind(if a.connect.is_ipv4() {
+    let first = *a
+        .connect
+        .first()
+        .ok_or_else(|| Failure::usage("--connect: an address is needed"))?;
+    if a.connect.iter().any(|c| c.is_ipv4() != first.is_ipv4()) {
+        return Err(Failure::usage(
+            "--connect: give addresses of one family (all IPv4 or all IPv6)",
+        ));
+    }
+    let sock = UdpSocket::bind(if first.is_ipv4() {
         "0.0.0.0:0"
     } else {
         "[::]:0"
     })
     .map_err(io("bind"))?;
-    sock.connect(a.connect).map_err(io("connect"))?;
+    sock.connect(first).map_err(io("connect"))?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .map_err(io("socket"))?;
     let clock = SystemClock::new();
@@ -569,6 +612,9 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
         clock: &clock,
         buf: vec![0u8; 65_536],
         got: Vec::new(),
+        servers: &a.connect,
+        at: 0,
+        failover_after: a.failover_after,
     };
     if let Some(path) = &a.state {
         write_record(path, &nonce, p.ue(), 0)?;

@@ -481,3 +481,105 @@ fn ue_id_hex_names_an_identifier_that_is_not_text() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--id-hex"), "{err}");
 }
+
+fn free_udp() -> String {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+fn single_eese(listen: &str) -> std::process::Child {
+    bin()
+        .args(["eese", "--listen", listen, "--ck", CK, "--ik", IK])
+        .args(["--exit-after", "40"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `ue --connect A --connect B`: nothing at A, so after three unanswered
+/// hellos the UE moves to B and every payload is echoed there.
+#[test]
+fn ue_moves_to_the_next_address_when_its_hellos_go_unanswered() {
+    let (dead, live) = (free_udp(), free_udp());
+    let mut eese = single_eese(&live);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = bin()
+        .args(["ue", "--connect", &dead, "--connect", &live])
+        .args([
+            "--ck",
+            CK,
+            "--ik",
+            IK,
+            "--count",
+            "3",
+            "--interval-ms",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let _ = eese.kill();
+    let _ = eese.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}");
+    assert!(
+        text.contains(&format!(
+            "ue: 3 hellos to {dead} unanswered; moving to {live}"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().last(),
+        Some("echoed 3/3 across 0 rekeys"),
+        "{text}"
+    );
+}
+
+/// The instance a UE talks to is killed mid-run: the UE's probes go
+/// unanswered, it moves to the other address and finishes there.
+#[test]
+fn ue_finishes_on_the_other_instance_when_its_instance_dies() {
+    let (a, b) = (free_udp(), free_udp());
+    let (mut first, mut second) = (single_eese(&a), single_eese(&b));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ue = bin()
+        .args(["ue", "--connect", &a, "--connect", &b])
+        .args(["--ck", CK, "--ik", IK])
+        .args([
+            "--count",
+            "20",
+            "--interval-ms",
+            "150",
+            "--timeout-ms",
+            "500",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let _ = first.kill();
+    let _ = first.wait();
+    let out = ue.wait_with_output().unwrap();
+    let _ = second.kill();
+    let _ = second.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ue failed:\n{text}");
+    assert!(text.contains(&format!("moving to {b}")), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("echoed 20/20 across "), "{last}");
+}
+
+#[test]
+fn ue_refuses_addresses_of_two_families() {
+    let out = bin()
+        .args(["ue", "--connect", "127.0.0.1:9", "--connect", "[::1]:9"])
+        .args(["--ck", CK, "--ik", IK, "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one family"), "{err}");
+}
