@@ -7,7 +7,9 @@
 //!   adversarial network with crashes, and its invariants;
 //! - [`loadtest`]: one EESE and many UEs over loopback UDP with a fault
 //!   layer and hostile input, every echo checked (`ciot-e2e loadtest`);
-//! - [`rng`]: the one deterministic generator everything seeded uses.
+//! - [`rng`]: the one deterministic generator everything seeded uses;
+//! - [`postgres`]: a throwaway PostgreSQL cluster for the tests of a shared
+//!   EESE state.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,5 +18,6 @@ pub mod describe;
 pub mod fuzzing;
 pub mod loadtest;
 pub mod pair;
+pub mod postgres;
 pub mod rng;
 pub mod sim;

@@ -26,6 +26,7 @@
 //!   restored holds across restarts (see `service::Clock`).
 
 pub mod metrics;
+pub mod pg;
 mod service;
 pub mod state;
 pub mod webhook;

@@ -96,7 +96,7 @@ pub struct Uplink {
 const UPLINK_VERSION: u8 = 1;
 
 impl Uplink {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let ue = self.ue.as_bytes();
         let mut v = Vec::with_capacity(3 + ue.len() + 16 + self.payload.len());
         v.push(UPLINK_VERSION);
@@ -109,7 +109,7 @@ impl Uplink {
         v
     }
 
-    fn decode(b: &[u8]) -> Option<Uplink> {
+    pub(crate) fn decode(b: &[u8]) -> Option<Uplink> {
         let (&version, rest) = b.split_first()?;
         if version != UPLINK_VERSION {
             return None;
@@ -149,7 +149,7 @@ pub struct Downlink {
 const DOWNLINK_VERSION: u8 = 1;
 
 impl Downlink {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let ue = self.ue.as_bytes();
         let mut v = Vec::with_capacity(10 + ue.len() + self.payload.len());
         v.push(DOWNLINK_VERSION);
@@ -160,7 +160,7 @@ impl Downlink {
         v
     }
 
-    fn decode(b: &[u8]) -> Option<Downlink> {
+    pub(crate) fn decode(b: &[u8]) -> Option<Downlink> {
         let (&version, rest) = b.split_first()?;
         if version != DOWNLINK_VERSION {
             return None;
@@ -264,7 +264,7 @@ fn aside_name(path: &Path) -> PathBuf {
 /// magic, length and checksum (the framing `EeseTable::restore` checks
 /// first). Snapshots of wire format 2 pass ([`StateStore::remove_format2`]
 /// handles them).
-fn snapshot_fault(b: &[u8]) -> Option<String> {
+pub(crate) fn snapshot_fault(b: &[u8]) -> Option<String> {
     if b.starts_with(FORMAT2_MAGIC) {
         return None;
     }
