@@ -11,7 +11,7 @@ fn a_cluster_starts_answers_restarts_and_stops() {
     assert_eq!(pg.psql("SELECT 40 + 2"), "42");
     assert_eq!(
         pg.psql("CREATE TABLE t (x int); INSERT INTO t VALUES (7)"),
-        "INSERT 0 1"
+        "CREATE TABLE\nINSERT 0 1"
     );
     pg.restart();
     assert_eq!(pg.psql("SELECT x FROM t"), "7");
