@@ -34,6 +34,16 @@ pub trait EeseIo<Id, A, R> {
         false
     }
 
+    /// After a [`persist`](Self::persist) that returned `Ok`: the next UE
+    /// whose session this embedder must not keep, because its store says
+    /// the UE now belongs to someone else (a store shared by several EESE
+    /// instances, whose write for the UE matched nothing: another instance
+    /// took it over). The driver removes each such session before anything
+    /// of the pass goes out, so nothing more is sent for it here.
+    fn moved(&mut self) -> Option<Id> {
+        None
+    }
+
     /// Sends one datagram of `id`'s session to `to` (best effort, as UDP
     /// is). The table is handed over read-only for what the embedder notes
     /// about the session (its keyset, for a log line or a test's faults).
@@ -213,6 +223,9 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseDrive
                 io.persist(&views)?;
                 drop(views);
                 pass.commits += 1;
+                while let Some(id) = io.moved() {
+                    self.table.remove(&id);
+                }
                 for (id, p, _) in self.batch.drain(..) {
                     // Only a snapshot the table handed out is reported; a
                     // session removed meanwhile has nothing to hear.
@@ -267,6 +280,8 @@ mod tests {
         /// Datagrams sent, with their addresses.
         wire: Vec<(u8, Vec<u8>)>,
         fail_persist: bool,
+        /// UEs the store says are another's after the next persist.
+        moved: Vec<UeId>,
     }
 
     impl EeseIo<UeId, u8, Rands> for Recorder {
@@ -279,6 +294,10 @@ mod tests {
             } else {
                 Ok(())
             }
+        }
+
+        fn moved(&mut self) -> Option<UeId> {
+            self.moved.pop()
         }
 
         fn transmit(&mut self, _: &Table, _: &UeId, to: &u8, datagram: &[u8], what: Datagram) {
@@ -404,5 +423,30 @@ mod tests {
         // Neither the payload nor the event went out.
         assert_eq!(io.calls, [Call::Persist(1)]);
         assert!(io.wire.is_empty());
+    }
+
+    #[test]
+    fn a_ue_the_store_says_moved_is_removed_before_anything_goes_out() {
+        let (mut d, _, mut io) = just_confirmed();
+        let id = UeId::new(b"ue-1").unwrap();
+        assert_eq!(d.send(NOW, &id, b"down", &mut io), Ok(SendOutcome::Queued));
+        io.moved.push(id);
+        d.drain(|| NOW, &mut io).unwrap();
+        // The snapshot was offered to the store, which refused it for this
+        // UE: the session is gone, and neither the payload nor anything
+        // else of it went out (the events the UE's datagram caused before
+        // are still reported).
+        assert_eq!(io.calls.first(), Some(&Call::Persist(1)));
+        assert!(
+            !io.calls.iter().any(|c| matches!(c, Call::Transmit(_))),
+            "{:?}",
+            io.calls
+        );
+        assert!(io.wire.is_empty());
+        assert!(!d.table().contains(&id));
+        assert!(matches!(
+            d.send(NOW, &id, b"again", &mut io),
+            Err(SendError::NoSession)
+        ));
     }
 }

@@ -346,6 +346,8 @@ pub struct EeseServiceArgs {
     pub tls_name: String,
     /// The state file (created if missing); a restarted EESE continues from it.
     /// One that exists but is empty or damaged is refused (see --init).
+    /// Or a PostgreSQL database several instances share:
+    /// postgres://USER@HOST:PORT/DB (docs/SCALING.md).
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Move an empty or damaged --state file aside (to FILE.damaged-<unix secs>)
@@ -383,6 +385,16 @@ pub struct EeseServiceArgs {
     /// Print no event lines.
     #[arg(long)]
     pub quiet: bool,
+    /// This instance's name when --state is a PostgreSQL database shared
+    /// by several instances (default: a random one per start). 1 to 64
+    /// characters, no spaces.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Write every datagram received and sent to this capture (pcap,
+    /// Ethernet/IPv4/UDP; IPv4 peers), written through at once, for
+    /// `ciot-e2e dissect` (with --keylog: decrypted). Test use.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// Runs `ciot-e2e eese --emks …`.
@@ -448,6 +460,29 @@ pub fn eese_service(
         unknown_fetch_rate: a.emks_fetch_rate.max(1),
         exit_after: exit_after.map(Duration::from_secs),
         verbose: !a.quiet,
+        instance: a.instance.clone(),
+        capture: match &a.pcap {
+            None => None,
+            Some(p) => {
+                let file =
+                    std::fs::File::create(p).map_err(|e| Failure::usage(format!("--pcap: {e}")))?;
+                let mut w = ciot_e2e_analyze::dissect::pcap::UdpPcapWriter::new(file)
+                    .map_err(|e| Failure::usage(format!("--pcap: {e}")))?;
+                Some(Box::new(
+                    move |src: std::net::SocketAddr, dst: std::net::SocketAddr, d: &[u8]| {
+                        if let (std::net::SocketAddr::V4(src), std::net::SocketAddr::V4(dst)) =
+                            (src, dst)
+                        {
+                            let t = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .unwrap_or_default();
+                            // A capture that cannot be written loses records, not traffic.
+                            let _ = w.write(t, src, dst, d);
+                        }
+                    },
+                ))
+            }
+        },
         keylog: match keylog {
             None => None,
             Some(p) => {
@@ -461,10 +496,10 @@ pub fn eese_service(
         },
     };
     let t0 = std::time::Instant::now();
+    let shown = ciot_e2e_service::eese::pg::shown(&state.to_string_lossy());
     let mut svc = EeseService::start(cfg, |udp, admin, n| {
         crate::outln!(
-            "eese: {n} sessions in {} loaded in {} ms",
-            state.display(),
+            "eese: {n} sessions in {shown} loaded in {} ms",
             t0.elapsed().as_millis()
         );
         if let Some(a) = admin {

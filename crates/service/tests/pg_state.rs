@@ -69,7 +69,7 @@ fn a_ue_moves_by_its_hello_and_the_old_owner_is_fenced_out() {
     // A hears of it at once...
     assert_eq!(
         a_notes.recv_timeout(Duration::from_secs(5)).unwrap(),
-        Notice::Moved(u)
+        Notice::Moved(u, 2)
     );
     // ... and a write of its own, under the old token, matches nothing.
     let s3 = snapshot(3);
@@ -216,4 +216,20 @@ fn an_unreachable_database_is_a_clear_error() {
     assert!(err.to_string().starts_with("database: "), "{err}");
     let err = PgState::open("postgres://[nonsense", None).err().unwrap();
     assert!(err.to_string().contains("--state"), "{err}");
+}
+
+#[test]
+fn a_database_url_is_shown_without_its_password() {
+    use ciot_e2e_service::eese::pg::shown;
+    assert_eq!(
+        shown("postgres://eese:s3cret@db.example:5432/ciot"),
+        "postgres://eese:***@db.example:5432/ciot"
+    );
+    assert_eq!(
+        shown("postgresql://eese@db/ciot"),
+        "postgresql://eese@db/ciot"
+    );
+    assert_eq!(shown("/var/lib/eese.state"), "/var/lib/eese.state");
+    let err = PgState::open("postgres://u:pw@[x/y", None).err().unwrap();
+    assert!(!err.to_string().contains("pw@"), "{err}");
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a datagram was dropped, as the metrics label it.
-pub const REJECT_REASONS: [&str; 17] = [
+pub const REJECT_REASONS: [&str; 19] = [
     "malformed",
     "unexpected",
     "unauthentic",
@@ -22,6 +22,8 @@ pub const REJECT_REASONS: [&str; 17] = [
     "fetch_limited",
     "profile_mismatch",
     "unsupported_suite",
+    "lease_lapsed",
+    "state_unavailable",
     "other",
 ];
 
@@ -81,6 +83,12 @@ pub struct Metrics {
     /// Downlink payloads (`admin send`) queued for their UE and kept in the
     /// state file until they go out (gauge).
     pub downlink_waiting: AtomicU64,
+    /// UEs another instance took over (a shared database): their sessions
+    /// were dropped here.
+    pub ues_moved: AtomicU64,
+    /// Times this instance's lease ran out (a shared database unreachable,
+    /// or the process stopped) and it dropped every session.
+    pub lease_lapses: AtomicU64,
 }
 
 /// Adds one.
@@ -259,6 +267,18 @@ impl Metrics {
             "counter",
             "Outbox payloads dropped undelivered after --webhook-max-age.",
             g(&self.webhook_expired),
+        );
+        one(
+            "ciot_eese_ues_moved_total",
+            "counter",
+            "UEs another instance took over (shared state); their sessions were dropped here.",
+            g(&self.ues_moved),
+        );
+        one(
+            "ciot_eese_lease_lapses_total",
+            "counter",
+            "Times the instance's lease ran out and it dropped every session (shared state).",
+            g(&self.lease_lapses),
         );
         let _ = writeln!(
             s,

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pg;
 mod service;
 pub mod state;
+pub mod store;
 pub mod webhook;
 
 pub use service::{EeseService, RandChoice, ServiceConfig, UNKNOWN_FETCH_RATE};

@@ -17,7 +17,7 @@
 //!   own hello (a NAT rebinding, a failed instance), so there is nothing to
 //!   rebalance and no shard map to agree on.
 //! - **The old owner hears of it**: the take-over notifies
-//!   `ciot_e2e_moved` (`<old owner> <ue hex>`) in the same transaction; the
+//!   `ciot_e2e_moved` (`<old owner> <ue hex> <new epoch>`) in the same transaction; the
 //!   old owner drops the session when the notification arrives, before any
 //!   write of its own would have told it.
 //! - **Leases**: each instance renews a lease row every second; one that
@@ -68,7 +68,7 @@ const OUTBOX_LOCK: i64 = 0x6369_6f74_6f75_7462;
 /// The advisory lock migrations run under.
 const MIGRATE_LOCK: i64 = 0x6369_6f74_6d69_6772;
 
-/// Notification channel: a UE taken over (`<old owner> <ue hex>`).
+/// Notification channel: a UE taken over (`<old owner> <ue hex> <new epoch>`).
 pub const MOVED: &str = "ciot_e2e_moved";
 /// Notification channel: downlink stored for a UE (`<ue hex>`).
 pub const DOWNLINK: &str = "ciot_e2e_downlink";
@@ -101,6 +101,25 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
 #[must_use]
 pub fn is_url(state: &str) -> bool {
     state.starts_with("postgres://") || state.starts_with("postgresql://")
+}
+
+/// `state` as it may be printed: a database URL's password replaced by
+/// `***` (a file path as it is).
+#[must_use]
+pub fn shown(state: &str) -> String {
+    if !is_url(state) {
+        return state.to_string();
+    }
+    let (scheme, rest) = state.split_once("://").unwrap_or(("postgres", state));
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    match auth.map(|a| a.split_once(':').map_or((a, false), |(u, _)| (u, true))) {
+        Some((user, true)) => format!("{scheme}://{user}:***@{host}"),
+        Some((user, false)) => format!("{scheme}://{user}@{host}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 fn db(what: &str) -> impl Fn(tokio_postgres::Error) -> ServiceError + '_ {
@@ -142,7 +161,7 @@ impl Bridge {
     fn new(url: &str) -> Result<Self, ServiceError> {
         let mut config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| ServiceError::Usage(format!("--state {url}: {e}")))?;
+            .map_err(|e| ServiceError::Usage(format!("--state {}: {e}", shown(url))))?;
         if config.get_application_name().is_none() {
             config.application_name("ciot-e2e eese");
         }
@@ -213,6 +232,19 @@ pub struct PgState {
     identity: [u8; 16],
     held: HashMap<UeId, Held>,
     commits: u64,
+}
+
+async fn renew(pool: &Pool, me: &str) -> Result<(), ServiceError> {
+    let c = pool.get().await.map_err(pool_err("lease"))?;
+    c.execute(
+        "INSERT INTO eese_instances (name, lease_until)
+         VALUES ($1, now() + make_interval(secs => $2))
+         ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until",
+        &[&me, &LEASE.as_secs_f64()],
+    )
+    .await
+    .map_err(db("lease"))?;
+    Ok(())
 }
 
 /// Applies the migrations this version knows and the database lacks.
@@ -346,28 +378,45 @@ impl PgState {
     /// The database cannot be reached.
     pub fn renew_lease(&self) -> Result<(), ServiceError> {
         let me = self.me.clone();
-        let secs = LEASE.as_secs_f64();
-        self.bridge.call(move |pool| async move {
-            let c = pool.get().await.map_err(pool_err("lease"))?;
-            c.execute(
-                "INSERT INTO eese_instances (name, lease_until)
-                 VALUES ($1, now() + make_interval(secs => $2))
-                 ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until",
-                &[&me, &secs],
-            )
-            .await
-            .map_err(db("lease"))?;
-            Ok(())
-        })
+        self.bridge
+            .call(move |pool| async move { renew(&pool, &me).await })
     }
 
-    /// A handle that renews the lease from another task (the same as
-    /// [`PgState::renew_lease`]).
-    #[must_use]
-    pub fn lease_renewer(&self) -> LeaseRenewer {
-        LeaseRenewer {
-            pool: self.bridge.pool.clone(),
-            me: self.me.clone(),
+    /// Renews the lease every second on the database's runtime, from now
+    /// on; `f` gets, for each renewal, when it began (before the request
+    /// went out) and whether it succeeded. The lease holds until
+    /// `began + LEASE - SKEW` of the last success.
+    pub fn spawn_lease(
+        &self,
+        f: impl Fn(std::time::Instant, Result<(), ServiceError>) + Send + 'static,
+    ) {
+        let (pool, me) = (self.bridge.pool.clone(), self.me.clone());
+        let Some(rt) = self.bridge.rt.0.as_ref() else {
+            return;
+        };
+        rt.spawn(async move {
+            loop {
+                let began = std::time::Instant::now();
+                let r = tokio::time::timeout(LEASE - SKEW, renew(&pool, &me))
+                    .await
+                    .unwrap_or_else(|_| Err(ServiceError::Db("lease: no answer".into())));
+                f(began, r);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    /// A notification that `ue` was taken over from this instance, under
+    /// `epoch`: true (and the UE is forgotten) unless this instance holds
+    /// the UE under that epoch or a newer one (it took the UE back since).
+    pub fn on_moved(&mut self, ue: &UeId, epoch: i64) -> bool {
+        match self.held.get(ue) {
+            Some(Held::Owned { epoch: mine }) if *mine >= epoch => false,
+            Some(Held::Owned { .. }) => {
+                self.held.remove(ue);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -478,7 +527,8 @@ impl PgState {
                                  FROM old WHERE s.ue = old.ue
                                  RETURNING s.epoch, old.owner)
                              SELECT epoch, CASE WHEN owner <> $4 THEN
-                                 pg_notify($5, owner || ' ' || encode($1, 'hex')) END
+                                 pg_notify($5, owner || ' ' || encode($1, 'hex') || ' ' || epoch)
+                                 END
                              FROM taken",
                             &[&key, version, snap, &me, &MOVED],
                         )
@@ -733,37 +783,11 @@ impl PgState {
     }
 }
 
-/// Renews an instance's lease from another task.
-#[derive(Clone)]
-pub struct LeaseRenewer {
-    pool: Pool,
-    me: String,
-}
-
-impl LeaseRenewer {
-    /// One renewal (async: run it on the service's runtime).
-    ///
-    /// # Errors
-    /// The database cannot be reached.
-    pub async fn renew(&self) -> Result<(), ServiceError> {
-        let c = self.pool.get().await.map_err(pool_err("lease"))?;
-        c.execute(
-            "INSERT INTO eese_instances (name, lease_until)
-             VALUES ($1, now() + make_interval(secs => $2))
-             ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until",
-            &[&self.me, &LEASE.as_secs_f64()],
-        )
-        .await
-        .map_err(db("lease"))?;
-        Ok(())
-    }
-}
-
 /// What another instance told this one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// This UE was taken over from this instance.
-    Moved(UeId),
+    /// This UE was taken over from this instance; the new owner's epoch.
+    Moved(UeId, i64),
     /// Downlink was stored for this UE.
     Downlink(UeId),
     /// The listening connection was lost and is back: notifications may
@@ -804,11 +828,14 @@ async fn listen_loop(
                 first = false;
                 while let Some((channel, payload)) = rx.recv().await {
                     if channel == MOVED {
-                        if let Some((owner, ue)) = payload.split_once(' ')
+                        let mut words = payload.split(' ');
+                        if let (Some(owner), Some(ue), Some(epoch)) =
+                            (words.next(), words.next(), words.next())
                             && owner == me
                             && let Some(id) = ue_of_hex(ue)
+                            && let Ok(epoch) = epoch.parse()
                         {
-                            f(Notice::Moved(id));
+                            f(Notice::Moved(id, epoch));
                         }
                     } else if channel == DOWNLINK
                         && let Some(id) = ue_of_hex(&payload)

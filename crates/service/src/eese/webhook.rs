@@ -48,7 +48,8 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use super::metrics::{Metrics, inc};
-use super::state::{Outbox, Uplink};
+use super::state::Uplink;
+use super::store::OutboxHandle as Outbox;
 use crate::ServiceError;
 
 /// Outbox records looked at per pass (the heads of the UEs among them are
@@ -265,7 +266,13 @@ fn post(
 /// by `wake` when the service committed new records; it also looks at the
 /// outbox every [`WebhookConfig::poll`], and starts with what a previous
 /// process left.
-pub async fn run(outbox: Outbox, cfg: WebhookConfig, metrics: Arc<Metrics>, wake: Arc<Notify>) {
+pub async fn run(
+    outbox: impl Into<Outbox>,
+    cfg: WebhookConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+) {
+    let outbox: Outbox = outbox.into();
     let cfg = Arc::new(cfg);
     let agent = crate::tls::plain_agent(cfg.timeout);
     let max_age_ms = u64::try_from(cfg.max_age.as_millis()).unwrap_or(u64::MAX);

@@ -53,6 +53,9 @@ impl EeseService {
     pub(super) fn admin(&mut self, r: Request2) -> Result<(), ServiceError> {
         let now = self.io.clock.now();
         let ue = r.command.ue().copied();
+        let Some(r) = self.admin_remote(r) else {
+            return Ok(());
+        };
         let r = match ue {
             Some(ue) => match self.ensure_session(&ue, r) {
                 Some(r) => r,

@@ -196,6 +196,48 @@ impl EeseService {
         Ok(handed)
     }
 
+    /// Adds `id`'s records stored in a shared database that this instance
+    /// does not have yet (stored by another instance's `admin send`, or
+    /// before the UE came here), oldest first; handed to the table at once
+    /// when the UE's earlier records are already there.
+    pub(super) fn merge_downlink(&mut self, id: &UeId, rows: Vec<(u64, Downlink)>) {
+        let w = self.downlinks.by_ue.entry(*id).or_default();
+        let new: Vec<(u64, Vec<u8>)> = rows
+            .into_iter()
+            .filter(|(k, _)| !w.records.iter().any(|(r, _)| r == k))
+            .map(|(k, d)| (k, d.payload))
+            .collect();
+        if new.is_empty() {
+            if w.records.is_empty() {
+                self.downlinks.by_ue.remove(id);
+            }
+            return;
+        }
+        let in_table = w.in_table && self.driver.table().contains(id);
+        w.records.extend(new.iter().cloned());
+        if in_table {
+            let now = self.io.clock.now();
+            let mut refused = Vec::new();
+            for (key, payload) in &new {
+                if let Err(e) = self.driver.send(now, id, payload, &mut self.io)
+                    && e != SendError::RandPending
+                {
+                    // Not in the table's queue: not counted as sent either;
+                    // its row stays for the UE's next restore.
+                    self.io.log(format_args!(
+                        "{id}: stored downlink payload {key} not queued ({e}); it waits"
+                    ));
+                    refused.push(*key);
+                }
+            }
+            if let Some(w) = self.downlinks.by_ue.get_mut(id) {
+                w.records.retain(|(k, _)| !refused.contains(k));
+            }
+        }
+        self.downlinks.touch(id);
+        self.update_downlink_gauge();
+    }
+
     /// `id`'s keys were dropped: so are its waiting payloads.
     pub(super) fn drop_downlink(&mut self, id: &UeId) -> Result<(), ServiceError> {
         if let Some(w) = self.downlinks.by_ue.remove(id) {

@@ -10,16 +10,24 @@ use ciot_e2e::driver::{EeseIo, SystemClock};
 use ciot_e2e::endpoint::{Datagram, EeseTable, Event, Instant, UeId};
 use tokio::net::UdpSocket;
 
-use super::{KeyLogHook, Pool, ServiceRand};
+use super::{CaptureHook, KeyLogHook, Pool, ServiceRand};
 use crate::ServiceError;
 use crate::eese::metrics::{Metrics, inc};
-use crate::eese::state::{StateStore, Uplink};
+use crate::eese::state::Uplink;
+use crate::eese::store::State;
 
 /// The service's side of the driver.
 pub(super) struct Io {
     pub(super) sock: UdpSocket,
     pub(super) clock: Rc<SystemClock>,
-    pub(super) state: StateStore,
+    pub(super) state: State,
+    /// UEs another instance took over, for the driver to remove.
+    pub(super) moved: Vec<UeId>,
+    /// The same, for the service's bookkeeping after the pass.
+    pub(super) moved_log: Vec<UeId>,
+    pub(super) capture: Option<CaptureHook>,
+    /// The socket's own address (for the capture).
+    pub(super) local: SocketAddr,
     pub(super) metrics: Arc<Metrics>,
     pub(super) keylog: Option<KeyLogHook>,
     pub(super) verbose: bool,
@@ -43,8 +51,11 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
     fn persist(&mut self, snapshots: &[(&UeId, &[u8])]) -> Result<(), ServiceError> {
         // Snapshots and delivered uplink in one transaction: a payload
         // counts as delivered only once it is durable in the outbox.
-        self.state
+        let moved = self
+            .state
             .commit(snapshots.iter().copied(), &self.uplinks)?;
+        self.moved_log.extend_from_slice(&moved);
+        self.moved.extend(moved);
         inc(&self.metrics.state_commits);
         self.metrics
             .snapshots_written
@@ -63,6 +74,10 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
         !self.uplinks.is_empty()
     }
 
+    fn moved(&mut self) -> Option<UeId> {
+        self.moved.pop()
+    }
+
     fn transmit(
         &mut self,
         _table: &EeseTable<UeId, SocketAddr, ServiceRand>,
@@ -71,6 +86,9 @@ impl EeseIo<UeId, SocketAddr, ServiceRand> for Io {
         datagram: &[u8],
         what: Datagram,
     ) {
+        if let Some(c) = &mut self.capture {
+            c(self.local, *to, datagram);
+        }
         // Non-blocking: a full socket buffer loses the datagram, as the
         // network may; every endpoint repeats what matters.
         if self.sock.try_send_to(datagram, *to).is_ok() {

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
-use super::state::StateStore;
+use super::store::State;
 use crate::ServiceError;
 use crate::admin::{self, Request2};
 use crate::emks::client::EmksClient;
@@ -28,6 +28,7 @@ mod downlink;
 mod io;
 mod receive;
 mod roots;
+mod shared;
 
 use io::Io;
 use roots::Roots;
@@ -87,6 +88,12 @@ pub struct ServiceConfig {
     /// test traffic: `ciot-e2e eese --keylog`). It defeats the protection
     /// of that traffic; `None` in production.
     pub keylog: Option<KeyLogHook>,
+    /// This instance's name in a shared database (`--state postgres://…`;
+    /// a random one when `None`).
+    pub instance: Option<String>,
+    /// Called with every datagram in and out (source, destination,
+    /// octets): `--pcap`.
+    pub capture: Option<CaptureHook>,
 }
 
 /// The default of [`ServiceConfig::unknown_fetch_rate`].
@@ -136,6 +143,8 @@ impl ServiceConfig {
             exit_after: None,
             verbose: false,
             keylog: None,
+            instance: None,
+            capture: None,
         }
     }
 }
@@ -143,6 +152,10 @@ impl ServiceConfig {
 /// What a key log is handed: the UE, the keyset's KSI, trigger counter,
 /// RAND and keys.
 pub type KeyLogHook = Box<dyn FnMut(&UeId, Ksi, u64, &Rand, &SuiteKeys) + Send>;
+
+/// What the service calls with each datagram it receives or sends:
+/// (source, destination, octets).
+pub type CaptureHook = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) + Send>;
 
 /// What the tasks beside the driver tell it: the one command channel.
 enum Msg {
@@ -165,6 +178,13 @@ enum Msg {
     /// cached root is checked again. `store` is the EMKS database's
     /// identity.
     Reset { store: String },
+    /// What another instance sharing the database told this one.
+    Notice(super::pg::Notice),
+    /// A lease renewal: when it began, and whether it succeeded.
+    Lease {
+        began: std::time::Instant,
+        ok: Result<(), String>,
+    },
 }
 
 /// RANDs from the EMKS, shared between the table's source and the loop.
@@ -213,6 +233,12 @@ pub struct EeseService {
     webhook: bool,
     format2_removed: usize,
     state_notes: Vec<String>,
+    /// In a shared database: until when this instance may send for the UEs
+    /// it holds (its last lease renewal's start + LEASE - SKEW).
+    lease_until: Option<std::time::Instant>,
+    /// The lease ran out and every session was dropped; cleared by the
+    /// next renewal.
+    lapsed: bool,
 }
 
 /// The driver's runtime. The long-poll of the EMKS's change log and
@@ -281,23 +307,14 @@ impl EeseService {
                 "--webhook-secret-file needs --webhook".into(),
             ));
         }
-        let (mut state, moved) = StateStore::open_checked(&cfg.state, cfg.init_state)?;
-        let mut state_notes = Vec::new();
-        if let Some(aside) = moved {
-            state_notes.push(format!(
-                "state file {} was damaged: moved aside to {} (--init); starting with no sessions",
-                cfg.state.display(),
-                aside.display()
-            ));
-        }
-        // A snapshot that cannot be restored is set aside: its UE starts a
-        // new session at its next hello, the others are restored.
-        let (mut pending, set_aside) = state.load_all_checked()?;
-        state_notes.extend(set_aside.into_iter().map(|(_, note)| note));
-        // Snapshots of wire format 2 serve no session of this one: removed,
-        // their UEs start afresh at their next hello (see `state`).
-        let format2_removed = state.remove_format2(&mut pending)?;
-        let downlinks = downlink::Downlinks::loaded(state.downlinks()?);
+        let super::store::Opened {
+            state,
+            pending,
+            notes: state_notes,
+            format2_removed,
+            downlinks,
+        } = State::open(&cfg.state, cfg.instance.as_deref(), cfg.init_state)?;
+        let downlinks = downlink::Downlinks::loaded(downlinks);
         let std_sock = std::net::UdpSocket::bind(cfg.listen)
             .map_err(|e| ServiceError::Io(format!("--listen {}: {e}", cfg.listen)))?;
         std_sock.set_nonblocking(true).map_err(io_err("socket"))?;
@@ -349,10 +366,34 @@ impl EeseService {
             .sessions
             .store(pending.len() as u64, Ordering::Relaxed);
         ready(udp, admin_addr, pending.len());
+        // Several instances on one database: the others' notifications and
+        // this instance's lease, reported on the command channel.
+        let mut state = state;
+        let lease_until = if let Some(pg) = state.pg() {
+            let t = tx.clone();
+            pg.listen(move |n| {
+                let _ = t.send(Msg::Notice(n));
+            });
+            let t = tx.clone();
+            pg.spawn_lease(move |began, ok| {
+                let _ = t.send(Msg::Lease {
+                    began,
+                    ok: ok.map_err(|e| e.to_string()),
+                });
+            });
+            // `open` renewed it just now.
+            Some(std::time::Instant::now() + super::pg::LEASE - super::pg::SKEW)
+        } else {
+            None
+        };
         let io = Io {
             sock,
             clock: std::rc::Rc::new(SystemClock::new()),
             state,
+            moved: Vec::new(),
+            moved_log: Vec::new(),
+            capture: cfg.capture.take(),
+            local: udp,
             metrics,
             keylog: cfg.keylog.take(),
             verbose: cfg.verbose,
@@ -385,6 +426,8 @@ impl EeseService {
             webhook,
             format2_removed,
             state_notes,
+            lease_until,
+            lapsed: false,
         };
         service.update_downlink_gauge();
         Ok(service)
@@ -486,15 +529,86 @@ impl EeseService {
 
     /// Persists, transmits and reports until a pass yields nothing.
     fn drain(&mut self) -> Result<(), ServiceError> {
+        match self.drain_inner() {
+            // A shared database that failed: this instance can no longer
+            // prove it owns anyone, so it starts over from what the
+            // database holds (the UEs' next hellos), rather than stop.
+            Err(ServiceError::Db(e)) if self.io.state.shared() => {
+                self.lapse(&format!("database: {e}"));
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn drain_inner(&mut self) -> Result<(), ServiceError> {
+        if !self.lease_ok() {
+            return Ok(());
+        }
         let clock = self.io.clock.clone();
         self.driver.drain(|| clock.now(), &mut self.io)?;
+        self.settle_moved();
         // Stored downlink handed to a session that came back goes out in
         // the same wake-up.
         while self.settle_downlinks()? {
             self.driver.drain(|| clock.now(), &mut self.io)?;
+            self.settle_moved();
         }
         self.update_sessions_gauge();
         Ok(())
+    }
+
+    /// The sessions the driver removed because another instance took their
+    /// UEs over.
+    fn settle_moved(&mut self) {
+        for id in std::mem::take(&mut self.io.moved_log) {
+            self.downlinks.left_table(&id);
+            super::metrics::inc(&self.io.metrics.ues_moved);
+            self.io.log(format_args!(
+                "{id}: taken over by another instance; session dropped here"
+            ));
+        }
+    }
+
+    /// Whether this instance may send for the UEs it holds (always, with a
+    /// state file). With a shared database, once the lease ran out every
+    /// session is dropped first (see [`EeseService::lapse`]).
+    fn lease_ok(&mut self) -> bool {
+        match self.lease_until {
+            None => true,
+            Some(_) if self.lapsed => false,
+            Some(t) if std::time::Instant::now() < t => true,
+            Some(_) => {
+                self.lapse("lease not renewed in time");
+                false
+            }
+        }
+    }
+
+    /// This instance can no longer prove it owns the UEs it holds (its
+    /// lease ran out: the database unreachable, or the process was
+    /// stopped): every session is dropped before anything else is sent.
+    /// The UEs' next hellos restore them from the database, here or at
+    /// another instance.
+    fn lapse(&mut self, why: &str) {
+        let ids: Vec<UeId> = self.driver.table().ids().copied().collect();
+        for id in &ids {
+            self.driver.table_mut().remove(id);
+            self.downlinks.left_table(id);
+        }
+        if let Some(pg) = self.io.state.pg() {
+            pg.forget_all();
+        }
+        // Not committed: not delivered (the UE did not get its answer).
+        self.io.uplinks.clear();
+        self.io.moved.clear();
+        self.io.moved_log.clear();
+        self.lapsed = true;
+        super::metrics::inc(&self.io.metrics.lease_lapses);
+        eprintln!(
+            "eese: {why}: this instance cannot prove it owns its UEs; {} sessions dropped",
+            ids.len()
+        );
     }
 
     fn evict_quietest(&mut self) -> Result<(), ServiceError> {
@@ -509,7 +623,7 @@ impl EeseService {
     fn evict(&mut self, id: &UeId) -> Result<(), ServiceError> {
         self.driver.table_mut().remove(id);
         self.downlinks.left_table(id);
-        if let Some(s) = self.io.state.get(id)? {
+        if let Some(s) = self.io.state.evicted(id)? {
             self.pending.insert(*id, s);
         }
         Ok(())
@@ -525,9 +639,20 @@ impl EeseService {
         self.pending.remove(id);
         self.roots.forget(id);
         self.drop_downlink(id)?;
-        if had {
-            self.io.state.remove(id)?;
-            self.io.log(format_args!("{id}: keys dropped ({why})"));
+        if had || self.io.state.shared() {
+            match self.io.state.remove(id) {
+                Ok(()) => {}
+                // A database that cannot be reached now: the row stays, and
+                // its root is gone, so no hello can restore it.
+                Err(e) if self.io.state.shared() => {
+                    self.io
+                        .log(format_args!("{id}: stored session not removed: {e}"));
+                }
+                Err(e) => return Err(e),
+            }
+            if had {
+                self.io.log(format_args!("{id}: keys dropped ({why})"));
+            }
         }
         Ok(())
     }

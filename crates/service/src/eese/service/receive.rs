@@ -23,11 +23,22 @@ impl EeseService {
     /// One datagram from `from`.
     pub(super) fn receive(&mut self, from: SocketAddr, d: &mut [u8]) -> Result<(), ServiceError> {
         inc(&self.io.metrics.datagrams_in);
+        if let Some(c) = &mut self.io.capture {
+            c(from, self.io.local, d);
+        }
+        if !self.lease_ok() {
+            // Nothing may go out until the lease is renewed; the UE repeats.
+            self.io.metrics.reject("lease_lapsed");
+            return Ok(());
+        }
         let now = self.io.clock.now();
         // A hello names its UE: its root must be at hand (fetched once and
         // cached) before the table can check it. Other messages find their
         // session by address.
         let mut hello_root = None;
+        // A session just read from the shared database for this hello: if
+        // the table refuses the hello (a replay), it goes again.
+        let mut from_db = None;
         if peek_type(d).ok() == Some(MessageType::HELLO) {
             let Some(id) = HelloPacket::new_checked(&d[..])
                 .ok()
@@ -44,8 +55,20 @@ impl EeseService {
                 self.io.metrics.reject(why.label());
                 return Ok(());
             };
-            hello_root = Some((id, c.root.clone()));
+            let root = c.root.clone();
             self.restore_pending(&id);
+            if self.io.state.shared() && !self.driver.table().contains(&id) {
+                match self.restore_shared(&id, &root, d) {
+                    Ok(loaded) => from_db = loaded.then_some(id),
+                    Err(e) => {
+                        self.io
+                            .log(format_args!("{id}: stored session not read: {e}"));
+                        self.io.metrics.reject("state_unavailable");
+                        return Ok(());
+                    }
+                }
+            }
+            hello_root = Some((id, root));
         }
         let had = self.driver.table().len();
         let roots = &self.roots;
@@ -58,6 +81,13 @@ impl EeseService {
         });
         if let Ok((id, _)) = &result {
             self.downlinks.touch(id);
+        }
+        if let (Some(id), Err(_)) = (from_db, &result) {
+            self.driver.table_mut().remove(&id);
+            self.downlinks.left_table(&id);
+            if let Some(pg) = self.io.state.pg() {
+                pg.forget(&id);
+            }
         }
         match result {
             Ok((id, Received::Data(got))) => {
@@ -255,6 +285,8 @@ impl EeseService {
                     self.roots.refetch(&ue);
                 }
             }
+            Msg::Notice(n) => self.notice(n)?,
+            Msg::Lease { began, ok } => self.lease(began, ok),
             Msg::Reset { store } => {
                 if !self.another_store(&store)? {
                     for id in self.roots.ids() {
