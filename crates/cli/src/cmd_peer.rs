@@ -89,6 +89,10 @@ pub struct UeArgs {
     /// unanswered (see --failover-after).
     #[arg(long, required = true)]
     connect: Vec<SocketAddr>,
+    /// The local address to send from (default: any address of the
+    /// --connect family, a port the system picks), e.g. 127.0.0.5:0.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
     /// With several --connect addresses: move to the next one after this
     /// many hellos in a row went unanswered.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -568,12 +572,12 @@ pub fn ue(a: &UeArgs) -> Result<(), Failure> {
             "--connect: give addresses of one family (all IPv4 or all IPv6)",
         ));
     }
-    let sock = UdpSocket::bind(if first.is_ipv4() {
-        "0.0.0.0:0"
+    let any: SocketAddr = if first.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
     } else {
-        "[::]:0"
-    })
-    .map_err(io("bind"))?;
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(a.bind.unwrap_or(any)).map_err(io("--bind"))?;
     sock.connect(first).map_err(io("connect"))?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .map_err(io("socket"))?;
