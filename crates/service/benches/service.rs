@@ -9,7 +9,10 @@
 //! - state writes per 1,000 messages and per rekey (from the service's own
 //!   counters).
 //!
-//! `CIOT_BENCH=rate|restart` runs one; `CIOT_BENCH_UES`, `CIOT_BENCH_SESSIONS`
+//! - `service-rate-pg`: the rate run on the state file and on PostgreSQL
+//!   (a throwaway cluster; skipped without PostgreSQL).
+//!
+//! `CIOT_BENCH=rate|restart|rate-pg` runs one; `CIOT_BENCH_UES`, `CIOT_BENCH_SESSIONS`
 //! change the sizes.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -207,7 +210,9 @@ async fn drive(
     (ok, lost, t.elapsed().as_secs_f64())
 }
 
-fn rate(ues: usize, per: usize) {
+/// The rate run with the state in `state` (a PostgreSQL URL; the state
+/// file when `None`); returns the EESE service's datagrams a second.
+fn rate(ues: usize, per: usize, state: Option<&str>) -> f64 {
     let d = dir("rate");
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     {
@@ -221,7 +226,10 @@ fn rate(ues: usize, per: usize) {
     let emks = start_emks(&d);
     let (tx, rx) = std::sync::mpsc::channel();
     let (mtx, mrx) = std::sync::mpsc::channel::<Arc<Metrics>>();
-    let cfg = service_config(&d, emks, ues + 1);
+    let mut cfg = service_config(&d, emks, ues + 1);
+    if let Some(url) = state {
+        cfg.state = url.into();
+    }
     std::thread::Builder::new()
         .name("bench-eese".into())
         .spawn(move || {
@@ -243,7 +251,7 @@ fn rate(ues: usize, per: usize) {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
+    let rate = rt.block_on(async move {
         // Every UE says hello and gets its keyset, then seals its messages.
         let t = StdInstant::now();
         let cfg = UeConfig {
@@ -337,8 +345,26 @@ fn rate(ues: usize, per: usize) {
             commits as f64 * 1000.0 / sok.max(1) as f64,
             snaps0 as f64 / rekeys0.max(1) as f64
         );
+        s
     });
     let _ = std::fs::remove_dir_all(&d);
+    rate
+}
+
+/// The same rate run on the state file and on a throwaway PostgreSQL
+/// cluster, one after the other.
+fn rate_pg(ues: usize, per: usize) {
+    let Some(pg) = ciot_e2e_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    println!("service-rate-pg: the state file first");
+    let file = rate(ues, per, None);
+    println!("service-rate-pg: then PostgreSQL ({})", pg.url());
+    let db = rate(ues, per, Some(&pg.url()));
+    println!(
+        "service-rate-pg: EESE service on the state file {file:.0} datagrams/s, on PostgreSQL {db:.0} datagrams/s: {:.2}x (goal >= 0.8x)",
+        db / file.max(f64::MIN_POSITIVE)
+    );
 }
 
 /// CPU time (user + system, seconds) of this process's thread named
@@ -374,6 +400,13 @@ fn main() {
         restart(env("CIOT_BENCH_SESSIONS", 1_000_000));
     }
     if which.is_empty() || which == "rate" {
-        rate(env("CIOT_BENCH_UES", 10_000), env("CIOT_BENCH_PER_UE", 20));
+        rate(
+            env("CIOT_BENCH_UES", 10_000),
+            env("CIOT_BENCH_PER_UE", 20),
+            None,
+        );
+    }
+    if which.is_empty() || which == "rate-pg" {
+        rate_pg(env("CIOT_BENCH_UES", 10_000), env("CIOT_BENCH_PER_UE", 20));
     }
 }

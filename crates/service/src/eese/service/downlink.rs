@@ -75,6 +75,14 @@ impl Downlinks {
         }
     }
 
+    /// `id`'s session went to another instance (a shared database): its
+    /// records stay in the database for whoever serves it, and are read
+    /// again if it comes back here (so none is sent twice from a stale
+    /// copy here).
+    pub(super) fn forget(&mut self, id: &UeId) {
+        self.by_ue.remove(id);
+    }
+
     /// Something happened to `id` (an authentic datagram): look at its
     /// records after this pass.
     pub(super) fn touch(&mut self, id: &UeId) {

@@ -562,7 +562,8 @@ impl EeseService {
     /// UEs over.
     fn settle_moved(&mut self) {
         for id in std::mem::take(&mut self.io.moved_log) {
-            self.downlinks.left_table(&id);
+            self.downlinks.forget(&id);
+            self.update_downlink_gauge();
             super::metrics::inc(&self.io.metrics.ues_moved);
             self.io.log(format_args!(
                 "{id}: taken over by another instance; session dropped here"
@@ -594,8 +595,9 @@ impl EeseService {
         let ids: Vec<UeId> = self.driver.table().ids().copied().collect();
         for id in &ids {
             self.driver.table_mut().remove(id);
-            self.downlinks.left_table(id);
+            self.downlinks.forget(id);
         }
+        self.update_downlink_gauge();
         if let Some(pg) = self.io.state.pg() {
             pg.forget_all();
         }
@@ -622,7 +624,12 @@ impl EeseService {
     /// state file and in memory), so its next hello restores it.
     fn evict(&mut self, id: &UeId) -> Result<(), ServiceError> {
         self.driver.table_mut().remove(id);
-        self.downlinks.left_table(id);
+        if self.io.state.shared() {
+            // Read again from the database when the UE is back.
+            self.downlinks.forget(id);
+        } else {
+            self.downlinks.left_table(id);
+        }
         if let Some(s) = self.io.state.evicted(id)? {
             self.pending.insert(*id, s);
         }

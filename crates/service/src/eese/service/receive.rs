@@ -84,7 +84,7 @@ impl EeseService {
         }
         if let (Some(id), Err(_)) = (from_db, &result) {
             self.driver.table_mut().remove(&id);
-            self.downlinks.left_table(&id);
+            self.downlinks.forget(&id);
             if let Some(pg) = self.io.state.pg() {
                 pg.forget(&id);
             }

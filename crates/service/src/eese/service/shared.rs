@@ -100,7 +100,8 @@ impl EeseService {
     /// Drops `id`'s session here (another instance has the UE now).
     fn leave(&mut self, id: &UeId, why: &str) {
         self.driver.table_mut().remove(id);
-        self.downlinks.left_table(id);
+        self.downlinks.forget(id);
+        self.update_downlink_gauge();
         inc(&self.io.metrics.ues_moved);
         self.io
             .log(format_args!("{id}: {why}; session dropped here"));
