@@ -214,6 +214,10 @@ async fn drive(
 /// file when `None`); returns the EESE service's datagrams a second.
 fn rate(ues: usize, per: usize, state: Option<&str>) -> f64 {
     let d = dir("rate");
+    // Thread names (15 characters at most) of this run: a second run in
+    // the same process must not read the first one's threads.
+    let tag = if state.is_some() { "-pg" } else { "" };
+    let (eese_name, echo_name) = (format!("bench-eese{tag}"), format!("bench-echo{tag}"));
     pki::init(&d.join("tls"), &["acme".into()]).unwrap();
     {
         let kek = Kek::create(&d.join("tls").join(DEFAULT_KEK_FILE)).unwrap();
@@ -231,7 +235,7 @@ fn rate(ues: usize, per: usize, state: Option<&str>) -> f64 {
         cfg.state = url.into();
     }
     std::thread::Builder::new()
-        .name("bench-eese".into())
+        .name(eese_name.clone())
         .spawn(move || {
             let mut s = EeseService::start(cfg, |a, _, _| tx.send(a).unwrap()).unwrap();
             mtx.send(s.metrics()).unwrap();
@@ -243,7 +247,7 @@ fn rate(ues: usize, per: usize, state: Option<&str>) -> f64 {
     let bare = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bare_addr = bare.local_addr().unwrap();
     std::thread::Builder::new()
-        .name("bench-echo".into())
+        .name(echo_name.clone())
         .spawn(move || bare_echo(bare))
         .unwrap();
 
@@ -317,12 +321,12 @@ fn rate(ues: usize, per: usize, state: Option<&str>) -> f64 {
             commits0
         );
         let window = 256;
-        let bcpu0 = thread_cpu("bench-echo");
+        let bcpu0 = thread_cpu(&echo_name);
         let (bok, blost, bsecs) = drive(&clients, bare_addr, window, per).await;
-        let bcpu = thread_cpu("bench-echo") - bcpu0;
-        let scpu0 = thread_cpu("bench-eese");
+        let bcpu = thread_cpu(&echo_name) - bcpu0;
+        let scpu0 = thread_cpu(&eese_name);
         let (sok, slost, ssecs) = drive(&clients, service, window, per).await;
-        let scpu = thread_cpu("bench-eese") - scpu0;
+        let scpu = thread_cpu(&eese_name) - scpu0;
         let b = bok as f64 / bsecs;
         let s = sok as f64 / ssecs;
         println!(
