@@ -25,9 +25,11 @@ pub struct DissectArgs {
     /// Also look for messages on this UDP port (repeatable); 33863 always.
     #[arg(long = "port")]
     ports: Vec<u16>,
-    /// Key log (docs/keylog.md) to decrypt data messages with.
+    /// Key log (docs/keylog.md) to decrypt data messages with; give it
+    /// more than once for the key logs of several endpoints (every
+    /// instance of an EESE).
     #[arg(long)]
-    keylog: Option<PathBuf>,
+    keylog: Vec<PathBuf>,
 }
 
 /// Files from this size on get a progress bar (when stderr is a terminal).
@@ -65,12 +67,18 @@ struct Summary {
 
 /// Runs `ciot-e2e dissect`.
 pub fn dissect(a: &DissectArgs) -> Result<(), Failure> {
-    let keys = match &a.keylog {
-        None => None,
-        Some(p) => {
-            Some(KeyLog::read(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?)
+    let mut keys: Option<KeyLog> = None;
+    for p in &a.keylog {
+        let log = KeyLog::read(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
+        match &mut keys {
+            None => keys = Some(log),
+            Some(all) => {
+                for e in log.entries() {
+                    all.push(e.clone());
+                }
+            }
         }
-    };
+    }
     let file =
         File::open(&a.file).map_err(|e| Failure::usage(format!("{}: {e}", a.file.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -4,7 +4,7 @@
 //! started again, the other stopped (SIGSTOP) past its lease and resumed,
 //! the database restarted. Every UE must end with all its payloads echoed,
 //! the merged captures of every instance, decrypted with all their key
-//! logs, must show no nonce reuse, and the sessions must be rows in the
+//! logs (`dissect --keylog A --keylog B …`), must show no nonce reuse, and the sessions must be rows in the
 //! database. The counts and the worst gap between two echoes of one UE
 //! (against `T_heal`) are printed for docs/SCALING.md.
 //!
@@ -253,16 +253,12 @@ fn ues_ride_out_a_killed_a_stopped_instance_and_a_database_restart() {
         .collect();
     let merged = dir.join("all.pcap");
     let frames = merge_captures(&caps, &merged);
-    let mut keys = Vec::new();
+    let mut dissect = Command::new(bin());
+    dissect.arg("dissect").arg(&merged);
     for t in ["a1", "a2", "b1"] {
-        keys.extend(std::fs::read(dir.join(format!("{t}.keys"))).unwrap_or_default());
+        dissect.arg("--keylog").arg(dir.join(format!("{t}.keys")));
     }
-    std::fs::write(dir.join("all.keys"), &keys).unwrap();
-    let o = Command::new(bin())
-        .arg("dissect")
-        .arg(&merged)
-        .arg("--keylog")
-        .arg(dir.join("all.keys"))
+    let o = dissect
         .args(["--port", &pa.to_string(), "--port", &pb.to_string()])
         .arg("--json")
         .output()
