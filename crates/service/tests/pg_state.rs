@@ -175,9 +175,26 @@ fn downlink_stored_by_any_instance_reaches_the_owner() {
         a_notes.recv_timeout(Duration::from_secs(5)).unwrap(),
         Notice::Downlink(u)
     );
-    assert_eq!(a.downlinks_of(&u).unwrap(), vec![(k, d)]);
+    assert_eq!(a.downlinks_of(&u).unwrap(), vec![(k, d.clone())]);
     a.downlink_sent(&[k]).unwrap();
     assert!(b.downlinks_of(&u).unwrap().is_empty());
+    // As many wait per UE as the table queues for one UE; one more is
+    // refused and nothing is stored for it.
+    for _ in 0..ciot_e2e::endpoint::QUEUED_PER_UE {
+        b.queue_downlink(&d).unwrap();
+    }
+    let err = b.queue_downlink(&d).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ciot_e2e_service::ServiceError::Refused { status: 409, .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        b.downlinks_of(&u).unwrap().len(),
+        ciot_e2e::endpoint::QUEUED_PER_UE
+    );
 }
 
 #[test]

@@ -167,3 +167,77 @@ fn downlink_and_show_through_any_instance_and_a_ue_moved_by_its_hello() {
     hb.join().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A hello an attacker replays (captured: authentic, stale) or forges, sent
+/// again and again to an instance that does not hold the UE, costs that
+/// instance at most one database read: the first one restores the session
+/// (the UE's row, written by the instance that serves it), which refuses
+/// the replays from memory; a forged one is refused before the database is
+/// asked. (A first version took the restored session out again when its
+/// hello was refused, so every replay read the row again.)
+#[test]
+fn replayed_or_forged_hellos_cost_at_most_one_database_read() {
+    let Some(pg) = Cluster::start() else { return };
+    let d = std::env::temp_dir().join(format!("ciot-svc-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let (emks, hss) = common::emks(&d);
+    hss.provision(b"ue-r", "acme", "3gpp", &[0x42; 32]).unwrap();
+    let life = Duration::from_secs(12);
+    let (udp_a, _admin_a, ha) = eese(&d, &emks, &pg.url(), "a", life);
+    let (udp_b, admin_b, hb) = eese(&d, &emks, &pg.url(), "b", life);
+    let root = RootKey::new(RootKind::IntKey, RootBytes::from_bytes([0x42; 32]));
+    let mut ue: Ue<256> = Ue::new(
+        UeConfig::default(),
+        root,
+        UeId::new(b"ue-r").unwrap(),
+        UeNonce::random().unwrap(),
+    );
+    // The UE's first hello, kept by the attacker; the UE goes on with A.
+    let mut dev = Device::new(ue_placeholder(), udp_a);
+    let mut out = [0u8; 512];
+    let t = ue.poll_transmit(dev.now(), &mut out).unwrap().unwrap();
+    let hello = out[..t.len].to_vec();
+    dev.ue = ue;
+    dev.sock.send_to(&hello, udp_a).unwrap();
+    let now = dev.now();
+    dev.ue.send(now, b"up").unwrap();
+    assert!(wait_for(&mut dev, b"echo: up", 10), "no echo from A");
+    assert_eq!(pg.psql("SELECT owner FROM eese_sessions"), "a");
+    let mut forged = hello.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let reads = || metric(&admin_b.metrics().unwrap(), "ciot_eese_sessions_read_total");
+    // The first copy makes B fetch the root; the next one is checked
+    // (authentic, so the row is read), and refused as stale.
+    for _ in 0..3 {
+        sock.send_to(&hello, udp_b).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(reads(), 1, "one read for the first authentic hello");
+    for _ in 0..50 {
+        sock.send_to(&hello, udp_b).unwrap();
+        sock.send_to(&forged, udp_b).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reads(), 1, "replays and forgeries read nothing more");
+    // And the replays moved nothing: A still owns the UE.
+    assert_eq!(
+        pg.psql("SELECT owner || ' ' || epoch FROM eese_sessions"),
+        "a 1"
+    );
+    drop(admin_b);
+    ha.join().unwrap();
+    hb.join().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A UE for a `Device` whose real UE is put in afterwards.
+fn ue_placeholder() -> Ue<256> {
+    Ue::new(
+        UeConfig::default(),
+        RootKey::new(RootKind::IntKey, RootBytes::from_bytes([1; 32])),
+        UeId::new(b"placeholder").unwrap(),
+        UeNonce::from_bytes([1; 16]),
+    )
+}

@@ -86,6 +86,9 @@ pub struct Metrics {
     /// UEs another instance took over (a shared database): their sessions
     /// were dropped here.
     pub ues_moved: AtomicU64,
+    /// Sessions read from a shared database for a hello (at most one per
+    /// UE while its session stays in memory here).
+    pub sessions_read: AtomicU64,
     /// Times this instance's lease ran out (a shared database unreachable,
     /// or the process stopped) and it dropped every session.
     pub lease_lapses: AtomicU64,
@@ -273,6 +276,12 @@ impl Metrics {
             "counter",
             "UEs another instance took over (shared state); their sessions were dropped here.",
             g(&self.ues_moved),
+        );
+        one(
+            "ciot_eese_sessions_read_total",
+            "counter",
+            "Sessions read from the shared database for an authentic hello (shared state).",
+            g(&self.sessions_read),
         );
         one(
             "ciot_eese_lease_lapses_total",

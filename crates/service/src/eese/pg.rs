@@ -49,7 +49,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ciot_e2e::endpoint::UeId;
+use ciot_e2e::endpoint::{QUEUED_PER_UE, UeId};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -657,20 +657,35 @@ impl PgState {
     /// UE's owner takes it), in one transaction; returns its key.
     ///
     /// # Errors
-    /// The database failed: then nothing is stored.
+    /// [`ServiceError::Refused`] (409) when `QUEUED_PER_UE` payloads wait
+    /// for the UE already; the database failed. Then nothing is stored.
     pub fn queue_downlink(&mut self, d: &Downlink) -> Result<u64, ServiceError> {
         let (key, record) = (d.ue.as_bytes().to_vec(), d.encode());
+        let most = i64::try_from(QUEUED_PER_UE).unwrap_or(i64::MAX);
         let k = self.bridge.call(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err("downlink"))?;
             let tx = c.transaction().await.map_err(db("downlink"))?;
-            let k: i64 = tx
-                .query_one(
-                    "INSERT INTO eese_downlink (ue, record) VALUES ($1, $2) RETURNING key",
-                    &[&key, &record],
+            // As many waiting per UE as the table queues for one UE: one
+            // more is refused, and nothing is stored for it.
+            let k: Option<i64> = tx
+                .query_opt(
+                    "INSERT INTO eese_downlink (ue, record)
+                     SELECT $1, $2
+                     WHERE (SELECT count(*) FROM eese_downlink WHERE ue = $1) < $3
+                     RETURNING key",
+                    &[&key, &record, &most],
                 )
                 .await
                 .map_err(db("downlink"))?
-                .get(0);
+                .map(|r| r.get(0));
+            let Some(k) = k else {
+                return Err(ServiceError::Refused {
+                    status: 409,
+                    message: format!(
+                        "not stored: {QUEUED_PER_UE} payloads already wait for this UE"
+                    ),
+                });
+            };
             tx.execute(
                 "SELECT pg_notify($1, encode($2, 'hex'))",
                 &[&DOWNLINK, &key],

@@ -36,9 +36,6 @@ impl EeseService {
         // cached) before the table can check it. Other messages find their
         // session by address.
         let mut hello_root = None;
-        // A session just read from the shared database for this hello: if
-        // the table refuses the hello (a replay), it goes again.
-        let mut from_db = None;
         if peek_type(d).ok() == Some(MessageType::HELLO) {
             let Some(id) = HelloPacket::new_checked(&d[..])
                 .ok()
@@ -58,8 +55,12 @@ impl EeseService {
             let root = c.root.clone();
             self.restore_pending(&id);
             if self.io.state.shared() && !self.driver.table().contains(&id) {
+                // Read once: a hello the restored session refuses (a
+                // replay) leaves it in memory, where the next replay costs
+                // no database read; a later fresh hello takes it over only
+                // if nobody wrote the row since (else it goes).
                 match self.restore_shared(&id, &root, d) {
-                    Ok(loaded) => from_db = loaded.then_some(id),
+                    Ok(_) => {}
                     Err(e) => {
                         self.io
                             .log(format_args!("{id}: stored session not read: {e}"));
@@ -81,13 +82,6 @@ impl EeseService {
         });
         if let Ok((id, _)) = &result {
             self.downlinks.touch(id);
-        }
-        if let (Some(id), Err(_)) = (from_db, &result) {
-            self.driver.table_mut().remove(&id);
-            self.downlinks.forget(&id);
-            if let Some(pg) = self.io.state.pg() {
-                pg.forget(&id);
-            }
         }
         match result {
             Ok((id, Received::Data(got))) => {

@@ -36,6 +36,7 @@ impl EeseService {
         let Some(pg) = self.io.state.pg() else {
             return Ok(false);
         };
+        inc(&self.io.metrics.sessions_read);
         let snap = pg.load(id)?;
         let rows = pg.downlinks_of(id)?;
         let restored = match snap {
@@ -146,9 +147,11 @@ impl EeseService {
                     payload: p.clone(),
                     queued_ms: now_ms,
                 };
-                pg.queue_downlink(&d)
-                    .map(|_| json!({ "ue": u, "outcome": "queued", "octets": p.len() }))
-                    .map_err(|e| (503, format!("not stored: {e}")))
+                match pg.queue_downlink(&d) {
+                    Ok(_) => Ok(json!({ "ue": u, "outcome": "queued", "octets": p.len() })),
+                    Err(ServiceError::Refused { status, message }) => Err((status, message)),
+                    Err(e) => Err((503, format!("not stored: {e}"))),
+                }
             }
             Command::Show(_) => match pg.row(&ue) {
                 Ok(Some((owner, epoch))) => Ok(json!({
