@@ -97,6 +97,28 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
          started timestamptz NOT NULL DEFAULT now());",
 )];
 
+/// A write of a UE this instance owns, under its fencing token.
+const WRITE_OWNED: &str = "UPDATE eese_sessions SET snapshot = $3, version = version + 1,
+        written = now()
+    WHERE ue = $1 AND epoch = $2 AND owner = $4 RETURNING epoch";
+/// The take-over: the first write after a restore, only if nobody wrote
+/// the row since it was read; the old owner is notified.
+const TAKE_OVER: &str = "WITH old AS (
+        SELECT ue, owner FROM eese_sessions WHERE ue = $1 AND version = $2 FOR UPDATE),
+    taken AS (
+        UPDATE eese_sessions s SET snapshot = $3, owner = $4, epoch = s.epoch + 1,
+            version = s.version + 1, written = now()
+        FROM old WHERE s.ue = old.ue
+        RETURNING s.epoch, old.owner)
+    SELECT epoch, CASE WHEN owner <> $4 THEN
+        pg_notify($5, owner || ' ' || encode($1, 'hex') || ' ' || epoch) END
+    FROM taken";
+/// A UE nobody had a row for: of two instances inserting, the second
+/// finds the row there and is refused.
+const INSERT_NEW: &str = "INSERT INTO eese_sessions (ue, owner, epoch, version, snapshot)
+    VALUES ($1, $2, 1, 1, $3) ON CONFLICT (ue) DO NOTHING RETURNING epoch";
+const OUTBOX_INSERT: &str = "INSERT INTO eese_outbox (record) VALUES ($1)";
+
 /// Whether `state` names a PostgreSQL database rather than a file.
 #[must_use]
 pub fn is_url(state: &str) -> bool {
@@ -428,32 +450,55 @@ impl PgState {
     /// # Errors
     /// The database cannot be reached.
     pub fn load(&mut self, ue: &UeId) -> Result<Option<Box<[u8]>>, ServiceError> {
+        self.load_with_downlink(ue).map(|(snap, _)| snap)
+    }
+
+    /// [`PgState::load`] and [`PgState::downlinks_of`] in one round trip
+    /// (the two queries pipelined): what a hello of a UE not in memory
+    /// needs.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    #[allow(clippy::type_complexity)]
+    pub fn load_with_downlink(
+        &mut self,
+        ue: &UeId,
+    ) -> Result<(Option<Box<[u8]>>, Vec<(u64, Downlink)>), ServiceError> {
         let key = ue.as_bytes().to_vec();
-        let row = self.bridge.call(move |pool| async move {
+        let (row, rows) = self.bridge.call(move |pool| async move {
             let c = pool.get().await.map_err(pool_err("load"))?;
-            let row = c
-                .query_opt(
-                    "SELECT version, snapshot FROM eese_sessions WHERE ue = $1",
-                    &[&key],
-                )
-                .await
+            let (s1, s2) = tokio::try_join!(
+                c.prepare_cached("SELECT version, snapshot FROM eese_sessions WHERE ue = $1"),
+                c.prepare_cached(
+                    "SELECT key, record FROM eese_downlink WHERE ue = $1 ORDER BY key"
+                ),
+            )
+            .map_err(db("load"))?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let (row, rows) = tokio::try_join!(c.query_opt(&s1, &params), c.query(&s2, &params))
                 .map_err(db("load"))?;
-            Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1))))
+            let row = row.map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)));
+            let rows: Vec<(i64, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            Ok((row, rows))
         })?;
-        match row {
+        let downlinks = self.decode_downlinks(ue, rows)?;
+        let snap = match row {
             None => {
                 self.held.insert(*ue, Held::Absent);
-                Ok(None)
+                None
             }
             Some((version, snap)) => {
                 self.held.insert(*ue, Held::Read { version });
-                if let Some(why) = snapshot_fault(&snap) {
-                    eprintln!("eese: the stored snapshot of {ue} is not used ({why})");
-                    return Ok(None);
+                match snapshot_fault(&snap) {
+                    Some(why) => {
+                        eprintln!("eese: the stored snapshot of {ue} is not used ({why})");
+                        None
+                    }
+                    None => Some(snap.into_boxed_slice()),
                 }
-                Ok(Some(snap.into_boxed_slice()))
             }
-        }
+        };
+        Ok((snap, downlinks))
     }
 
     /// The session of `ue` left this instance's memory (evicted, dropped,
@@ -501,58 +546,42 @@ impl PgState {
         let outcome = self.bridge.call(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err("commit"))?;
             let tx = c.transaction().await.map_err(db("commit"))?;
-            let mut out: Vec<(UeId, Option<i64>)> = Vec::with_capacity(batch.len());
-            for (id, held, snap) in &batch {
+            let (owned, take, insert, outbox) = tokio::try_join!(
+                tx.prepare_cached(WRITE_OWNED),
+                tx.prepare_cached(TAKE_OVER),
+                tx.prepare_cached(INSERT_NEW),
+                tx.prepare_cached(OUTBOX_INSERT),
+            )
+            .map_err(db("prepare"))?;
+            // Every statement of the pass goes out at once (the driver
+            // pipelines queries issued together): one round trip for the
+            // batch, whatever its size, then COMMIT.
+            let writes = batch.iter().map(|(id, held, snap)| {
                 let key = id.as_bytes();
-                let epoch: Option<i64> = match held {
-                    Held::Owned { epoch } => tx
-                        .query_opt(
-                            "UPDATE eese_sessions SET snapshot = $3, version = version + 1,
-                                 written = now()
-                             WHERE ue = $1 AND epoch = $2 AND owner = $4 RETURNING epoch",
-                            &[&key, epoch, snap, &me],
-                        )
-                        .await
-                        .map_err(db("write"))?
-                        .map(|r| r.get(0)),
-                    Held::Read { version } => tx
-                        .query_opt(
-                            "WITH old AS (
-                                 SELECT ue, owner FROM eese_sessions
-                                 WHERE ue = $1 AND version = $2 FOR UPDATE),
-                             taken AS (
-                                 UPDATE eese_sessions s SET snapshot = $3, owner = $4,
-                                     epoch = s.epoch + 1, version = s.version + 1,
-                                     written = now()
-                                 FROM old WHERE s.ue = old.ue
-                                 RETURNING s.epoch, old.owner)
-                             SELECT epoch, CASE WHEN owner <> $4 THEN
-                                 pg_notify($5, owner || ' ' || encode($1, 'hex') || ' ' || epoch)
-                                 END
-                             FROM taken",
-                            &[&key, version, snap, &me, &MOVED],
-                        )
-                        .await
-                        .map_err(db("take over"))?
-                        .map(|r| r.get(0)),
-                    Held::Absent => tx
-                        .query_opt(
-                            "INSERT INTO eese_sessions (ue, owner, epoch, version, snapshot)
-                             VALUES ($1, $2, 1, 1, $3)
-                             ON CONFLICT (ue) DO NOTHING RETURNING epoch",
-                            &[&key, &me, snap],
-                        )
-                        .await
-                        .map_err(db("insert"))?
-                        .map(|r| r.get(0)),
-                };
-                out.push((*id, epoch));
-            }
-            for r in &records {
-                tx.execute("INSERT INTO eese_outbox (record) VALUES ($1)", &[r])
-                    .await
-                    .map_err(db("outbox"))?;
-            }
+                let (st, me, moved) = (&owned, &me, &MOVED);
+                let take = &take;
+                let insert = &insert;
+                let tx = &tx;
+                async move {
+                    let row = match held {
+                        Held::Owned { epoch } => tx.query_opt(st, &[&key, epoch, snap, me]).await,
+                        Held::Read { version } => {
+                            tx.query_opt(take, &[&key, version, snap, me, moved]).await
+                        }
+                        Held::Absent => tx.query_opt(insert, &[&key, me, snap]).await,
+                    };
+                    row.map(|r| (*id, r.map(|r| r.get::<_, i64>(0))))
+                }
+            });
+            let appends = records.iter().map(|r| {
+                let (tx, outbox) = (&tx, &outbox);
+                async move { tx.execute(outbox, &[r]).await }
+            });
+            let (out, _) = tokio::try_join!(
+                futures_util::future::try_join_all(writes),
+                futures_util::future::try_join_all(appends),
+            )
+            .map_err(db("write"))?;
             tx.commit().await.map_err(db("commit"))?;
             Ok(out)
         })?;
@@ -717,6 +746,16 @@ impl PgState {
                 .map_err(db("downlink"))?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
+        self.decode_downlinks(ue, rows)
+    }
+
+    /// Decodes `ue`'s downlink rows; one that does not decode is deleted
+    /// with a line on stderr.
+    fn decode_downlinks(
+        &mut self,
+        ue: &UeId,
+        rows: Vec<(i64, Vec<u8>)>,
+    ) -> Result<Vec<(u64, Downlink)>, ServiceError> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for (k, rec) in rows {

@@ -19,7 +19,7 @@ impl EeseService {
     /// `id`'s hello arrived and its session is not in memory: if the hello
     /// is authentic (checked here, so a forged one costs no database read),
     /// reads its stored session and restores it, with the downlink waiting
-    /// for it. True when a snapshot was restored. The first write for the
+    /// for it (one round trip). True when a snapshot was restored. The first write for the
     /// UE then takes it over (see `crate::eese::pg`).
     pub(super) fn restore_shared(
         &mut self,
@@ -37,8 +37,7 @@ impl EeseService {
             return Ok(false);
         };
         inc(&self.io.metrics.sessions_read);
-        let snap = pg.load(id)?;
-        let rows = pg.downlinks_of(id)?;
+        let (snap, rows) = pg.load_with_downlink(id)?;
         let restored = match snap {
             Some(snap) => match self.driver.table_mut().restore(*id, root.clone(), &snap) {
                 Ok(()) => true,
