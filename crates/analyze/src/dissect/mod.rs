@@ -36,12 +36,14 @@ use std::vec::Vec;
 use crate::keylog::KeyLog;
 use ciot_e2e::wire::MessageType;
 
+mod fields;
 mod lax;
 mod model;
 mod nonce;
 pub mod pcap;
 pub mod udp;
 
+pub use fields::{FIELDS, FieldSpec, FieldType, field_index};
 pub use model::{Field, FieldDisplay, Finding, FindingKind, PROTOCOL, Severity, Shown, Value};
 pub use nonce::NonceLedger;
 
