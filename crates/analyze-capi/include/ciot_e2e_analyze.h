@@ -106,7 +106,7 @@ typedef struct ciot_e2e_an_summary {
 
 // One field of a result.
 typedef struct ciot_e2e_an_field {
-  // Its index in the field table ([`crate::ciot_e2e_an_field_spec`]).
+  // Its index in the field table ([`crate::ciot_e2e_an_field_spec_at`]).
   size_t spec;
   // Its first octet in the message.
   size_t offset;
@@ -118,6 +118,10 @@ typedef struct ciot_e2e_an_field {
   uint8_t depth;
   // `CIOT_E2E_AN_TYPE_*` of its value.
   uint8_t ty;
+  // 1 when `display` is the value as it is (a number in decimal, octets
+  // in hex), 0 when it says more (a code point's name, a unit, a
+  // verdict, an identifier's text).
+  uint8_t plain;
   // An integer's value (a bit field: its bits shifted down), a
   // verdict's 0 or 1; else 0.
   uint64_t value;
@@ -134,7 +138,7 @@ typedef struct ciot_e2e_an_field {
 // One finding of a result.
 typedef struct ciot_e2e_an_finding {
   // Its kind's index in the kind table
-  // ([`crate::ciot_e2e_an_finding_kind`]).
+  // ([`crate::ciot_e2e_an_finding_kind_at`]).
   size_t kind;
   // `CIOT_E2E_AN_SEVERITY_*`.
   uint8_t severity;
@@ -309,7 +313,7 @@ int32_t ciot_e2e_an_result_finding(const struct ciot_e2e_an_result *result,
                                    struct ciot_e2e_an_finding *out);
 
 // How many fields the analyzer can emit: the indexes of
-// [`ciot_e2e_an_field_spec`] are `0 .. count`.
+// [`ciot_e2e_an_field_spec_at`] are `0 .. count`.
 size_t ciot_e2e_an_field_spec_count(void);
 
 // The field of index `index` into `*out`. Returns `CIOT_E2E_AN_OK`,
@@ -317,10 +321,10 @@ size_t ciot_e2e_an_field_spec_count(void);
 //
 // # Safety
 // `out` is NULL or points to writable storage for the structure.
-int32_t ciot_e2e_an_field_spec(size_t index, struct ciot_e2e_an_field_spec *out);
+int32_t ciot_e2e_an_field_spec_at(size_t index, struct ciot_e2e_an_field_spec *out);
 
 // How many kinds of finding there are: the indexes of
-// [`ciot_e2e_an_finding_kind`] are `0 .. count`.
+// [`ciot_e2e_an_finding_kind_at`] are `0 .. count`.
 size_t ciot_e2e_an_finding_kind_count(void);
 
 // The kind of index `index` into `*out`. Returns `CIOT_E2E_AN_OK`,
@@ -328,7 +332,7 @@ size_t ciot_e2e_an_finding_kind_count(void);
 //
 // # Safety
 // `out` is NULL or points to writable storage for the structure.
-int32_t ciot_e2e_an_finding_kind(size_t index, struct ciot_e2e_an_finding_kind *out);
+int32_t ciot_e2e_an_finding_kind_at(size_t index, struct ciot_e2e_an_finding_kind *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,8 +7,8 @@
 //! so Wireshark and `ciot-e2e dissect` run the same code:
 //!
 //! - the tables a dissector registers before it sees a message: every
-//!   field the analyzer can emit ([`ciot_e2e_an_field_spec`]) and every
-//!   kind of finding ([`ciot_e2e_an_finding_kind`]);
+//!   field the analyzer can emit ([`ciot_e2e_an_field_spec_at`]) and every
+//!   kind of finding ([`ciot_e2e_an_finding_kind_at`]);
 //! - a key log ([`ciot_e2e_an_keylog_open`]), to decrypt data messages;
 //! - a capture context ([`ciot_e2e_an_capture_new`]): the nonce-reuse
 //!   ledger of one capture, whose answer for a frame is kept by frame

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::io::Write as _;
 
-use ciot_e2e_analyze::dissect::{Dissection, Finding, Severity, Value};
+use ciot_e2e_analyze::dissect::{Dissection, Finding, Severity, Shown, Value};
 use ciot_e2e_analyze::keylog::KeyLog;
 
 use crate::codes::{CIOT_E2E_AN_ERR_INDEX, CIOT_E2E_AN_ERR_NULL, CIOT_E2E_AN_OK};
@@ -121,7 +121,7 @@ pub struct ciot_e2e_an_summary {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ciot_e2e_an_field {
-    /// Its index in the field table ([`crate::ciot_e2e_an_field_spec`]).
+    /// Its index in the field table ([`crate::ciot_e2e_an_field_spec_at`]).
     pub spec: usize,
     /// Its first octet in the message.
     pub offset: usize,
@@ -133,6 +133,10 @@ pub struct ciot_e2e_an_field {
     pub depth: u8,
     /// `CIOT_E2E_AN_TYPE_*` of its value.
     pub ty: u8,
+    /// 1 when `display` is the value as it is (a number in decimal, octets
+    /// in hex), 0 when it says more (a code point's name, a unit, a
+    /// verdict, an identifier's text).
+    pub plain: u8,
     /// An integer's value (a bit field: its bits shifted down), a
     /// verdict's 0 or 1; else 0.
     pub value: u64,
@@ -151,7 +155,7 @@ pub struct ciot_e2e_an_field {
 #[derive(Clone, Copy, Debug)]
 pub struct ciot_e2e_an_finding {
     /// Its kind's index in the kind table
-    /// ([`crate::ciot_e2e_an_finding_kind`]).
+    /// ([`crate::ciot_e2e_an_finding_kind_at`]).
     pub kind: usize,
     /// `CIOT_E2E_AN_SEVERITY_*`.
     pub severity: u8,
@@ -259,6 +263,13 @@ pub unsafe extern "C" fn ciot_e2e_an_result_field(
         length: f.len,
         depth: f.depth,
         ty,
+        plain: u8::from(matches!(
+            (f.value, f.shown),
+            (
+                Value::Uint(_) | Value::Bytes | Value::Plaintext,
+                Shown::Plain
+            )
+        )),
         value,
         raw: if ty == CIOT_E2E_AN_TYPE_BOOL {
             std::ptr::null()

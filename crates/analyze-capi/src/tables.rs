@@ -173,7 +173,7 @@ pub(crate) fn kind_index(kind: FindingKind) -> usize {
 }
 
 /// How many fields the analyzer can emit: the indexes of
-/// [`ciot_e2e_an_field_spec`] are `0 .. count`.
+/// [`ciot_e2e_an_field_spec_at`] are `0 .. count`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ciot_e2e_an_field_spec_count() -> usize {
     tables().fields.len()
@@ -185,7 +185,7 @@ pub extern "C" fn ciot_e2e_an_field_spec_count() -> usize {
 /// # Safety
 /// `out` is NULL or points to writable storage for the structure.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ciot_e2e_an_field_spec(
+pub unsafe extern "C" fn ciot_e2e_an_field_spec_at(
     index: usize,
     out: *mut ciot_e2e_an_field_spec,
 ) -> i32 {
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn ciot_e2e_an_field_spec(
 }
 
 /// How many kinds of finding there are: the indexes of
-/// [`ciot_e2e_an_finding_kind`] are `0 .. count`.
+/// [`ciot_e2e_an_finding_kind_at`] are `0 .. count`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ciot_e2e_an_finding_kind_count() -> usize {
     tables().kinds.len()
@@ -214,7 +214,7 @@ pub extern "C" fn ciot_e2e_an_finding_kind_count() -> usize {
 /// # Safety
 /// `out` is NULL or points to writable storage for the structure.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ciot_e2e_an_finding_kind(
+pub unsafe extern "C" fn ciot_e2e_an_finding_kind_at(
     index: usize,
     out: *mut ciot_e2e_an_finding_kind,
 ) -> i32 {

@@ -161,7 +161,7 @@ fn the_tables_are_the_analyzers() {
         let mut s = std::mem::MaybeUninit::<ciot_e2e_an_field_spec>::uninit();
         // SAFETY: storage for the structure.
         assert_eq!(
-            unsafe { ciot_e2e_an_field_spec(i, s.as_mut_ptr()) },
+            unsafe { ciot_e2e_an_field_spec_at(i, s.as_mut_ptr()) },
             CIOT_E2E_AN_OK
         );
         // SAFETY: written by the call that returned OK.
@@ -172,11 +172,11 @@ fn the_tables_are_the_analyzers() {
     }
     let mut s = std::mem::MaybeUninit::<ciot_e2e_an_field_spec>::uninit();
     // SAFETY: storage for the structure; the index is one past the end.
-    let past = unsafe { ciot_e2e_an_field_spec(FIELDS.len(), s.as_mut_ptr()) };
+    let past = unsafe { ciot_e2e_an_field_spec_at(FIELDS.len(), s.as_mut_ptr()) };
     assert_eq!(past, CIOT_E2E_AN_ERR_INDEX);
     // SAFETY: NULL is what is checked.
     assert_eq!(
-        unsafe { ciot_e2e_an_field_spec(0, ptr::null_mut()) },
+        unsafe { ciot_e2e_an_field_spec_at(0, ptr::null_mut()) },
         CIOT_E2E_AN_ERR_NULL
     );
     assert_eq!(ciot_e2e_an_finding_kind_count(), FindingKind::ALL.len());
@@ -184,7 +184,7 @@ fn the_tables_are_the_analyzers() {
         let mut s = std::mem::MaybeUninit::<ciot_e2e_an_finding_kind>::uninit();
         // SAFETY: storage for the structure.
         assert_eq!(
-            unsafe { ciot_e2e_an_finding_kind(i, s.as_mut_ptr()) },
+            unsafe { ciot_e2e_an_finding_kind_at(i, s.as_mut_ptr()) },
             CIOT_E2E_AN_OK
         );
         // SAFETY: written by the call that returned OK.
@@ -195,7 +195,7 @@ fn the_tables_are_the_analyzers() {
     }
     let mut s = std::mem::MaybeUninit::<ciot_e2e_an_finding_kind>::uninit();
     // SAFETY: as above; one past the end.
-    let past = unsafe { ciot_e2e_an_finding_kind(FindingKind::ALL.len(), s.as_mut_ptr()) };
+    let past = unsafe { ciot_e2e_an_finding_kind_at(FindingKind::ALL.len(), s.as_mut_ptr()) };
     assert_eq!(past, CIOT_E2E_AN_ERR_INDEX);
     assert_eq!(
         cstr(ciot_e2e_an_error_name(CIOT_E2E_AN_ERR_NULL)),
