@@ -68,10 +68,11 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// tshark with `home` as its home folder; as root, run as `nobody`, since
-/// Wireshark run as root loads no personal plugins.
-fn tshark(home: &Path) -> Command {
-    let mut c = if is_root() {
+/// tshark with `home` as its home folder. With `plugins`, as root it is run
+/// as `nobody`, since Wireshark run as root loads no personal plugins (a
+/// script named with `-X lua_script:` it loads as any user).
+fn tshark(home: &Path, plugins: bool) -> Command {
+    let mut c = if plugins && is_root() {
         let mut c = Command::new("setpriv");
         c.args([
             "--reuid=65534",
@@ -225,13 +226,13 @@ fn flatten_ours(fields: &Value, p: &mut Packet) {
 fn theirs(capture: &Path, dissector: Dissector<'_>) -> BTreeMap<u64, Packet> {
     let mut c = match dissector {
         Dissector::Lua { home } => {
-            let mut c = tshark(home);
+            let mut c = tshark(home, false);
             c.arg("-X")
                 .arg(format!("lua_script:{}", lua_script().display()));
             c
         }
         Dissector::Plugin { home, keys } => {
-            let mut c = tshark(home);
+            let mut c = tshark(home, true);
             c.arg("-o")
                 .arg(format!("ciot_e2e.keylog_file:{}", keys.display()));
             c
@@ -433,7 +434,6 @@ fn lua_dissector_agrees_with_ciot_e2e_dissect_field_by_field() {
             ],
         ),
     ];
-    readable(&dir);
     let mut seen = Seen::default();
     for c in &captures {
         let n = compare(c, Dissector::Lua { home: &home }, &mut seen);
@@ -539,7 +539,7 @@ fn fields_of(
     keys: &Path,
     extra: &[&str],
 ) -> BTreeMap<u64, (String, String)> {
-    let mut c = tshark(home);
+    let mut c = tshark(home, true);
     c.args(extra)
         .arg("-r")
         .arg(capture)
