@@ -7,6 +7,7 @@
 #   tshark + plugin -T json with the key log        (decrypt)
 #   ciot-e2e dissect --json                         (decode only)
 #   ciot-e2e dissect --json --keylog                (decrypt)
+#   tshark -T json with ciot_e2e disabled           (tshark's own floor)
 # Prints every time, the median of each over the rounds and the ratios of
 # the medians. The plugin is installed by dissector/install.sh into a
 # temporary home folder; as root tshark runs as nobody (root loads no
@@ -31,8 +32,11 @@ cp dissector/ciot_e2e.lua "$LUA"
 
 "$BIN" gen-pcap --messages "$N" --malformed-ratio 0.1 --seed 7 --keylog "$KEYS" "$CAP"
 echo "capture: $N messages, $(stat -c %s "$CAP") octets"
-HOME="$WORK/home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-  CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" bash dissector/install.sh > /dev/null
+# rustup and cargo find their folders through HOME unless told.
+rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+HOME="$WORK/home" RUSTUP_HOME="$rustup_home" CARGO_HOME="$cargo_home" \
+  bash dissector/install.sh > /dev/null
 chmod -R a+rX "$WORK"
 
 as_user=()
@@ -68,12 +72,14 @@ for r in $(seq 1 "$ROUNDS"); do
     -o "ciot_e2e.keylog_file:$KEYS"
   run dissect "$BIN" dissect --json "$CAP"
   run dissect-keylog "$BIN" dissect --json --keylog "$KEYS" "$CAP"
+  run tshark-floor "${as_user[@]}" env HOME="$WORK/home" tshark -r "$CAP" -T json \
+    --disable-protocol ciot_e2e
 done
 
 median() { tr ' ' '\n' <<< "$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "medians of $ROUNDS:"
 declare -A m
-for k in lua plugin plugin-keylog dissect dissect-keylog; do
+for k in lua plugin plugin-keylog dissect dissect-keylog tshark-floor; do
   m[$k]=$(median "${times[$k]}")
   printf '  %-24s %8.2f s\n' "$k" "${m[$k]}"
 done

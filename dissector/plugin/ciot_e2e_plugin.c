@@ -96,6 +96,15 @@ static void ciot_e2e_cleanup(void)
     capture = NULL;
 }
 
+/* Wireshark exits: nothing of the analyzer's is left behind. */
+static void ciot_e2e_shutdown(void)
+{
+    ciot_e2e_an_result_free(result);
+    result = NULL;
+    ciot_e2e_an_keylog_free(keylog);
+    keylog = NULL;
+}
+
 static void ciot_e2e_prefs_changed(void)
 {
     load_keylog();
@@ -310,6 +319,7 @@ static void proto_register_ciot_e2e(void)
     result = ciot_e2e_an_result_new();
     register_init_routine(ciot_e2e_init);
     register_cleanup_routine(ciot_e2e_cleanup);
+    register_shutdown_routine(ciot_e2e_shutdown);
 }
 
 static void proto_reg_handoff_ciot_e2e(void)

@@ -773,6 +773,36 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
         }
         assert_eq!(reuse, if name == "reuse.pcap" { 2 } else { 0 }, "{name}");
     }
+    // A display filter on the finding picks the second message of each
+    // pair, in one pass and in two.
+    let (reuse, reuse_keys) = &captures[captures.len() - 1];
+    for extra in [&[][..], &["-2"][..]] {
+        let mut c = tshark(&home, true);
+        c.args(extra)
+            .arg("-r")
+            .arg(reuse)
+            .arg("-o")
+            .arg(format!("ciot_e2e.keylog_file:{}", reuse_keys.display()))
+            .args(["-Y", "ciot_e2e.expert.nonce-reuse", "-T", "fields"])
+            .args(["-e", "frame.number"]);
+        assert_eq!(
+            run_tshark(c),
+            "3\n6\n",
+            "tshark {extra:?} -Y ciot_e2e.expert.nonce-reuse"
+        );
+    }
+    // A key log that cannot be read: said on every data message, with the
+    // reason, and nothing decrypted.
+    let missing = dir.join("no-such.keys");
+    let unread = fields_of(reuse, &home, &missing, &[]);
+    for (n, (plain, messages)) in &unread {
+        assert!(plain.is_empty(), "frame {n} decrypted without keys");
+        assert!(
+            messages.starts_with("key log not read: ") && messages.contains("no-such.keys"),
+            "frame {n}: {messages:?}"
+        );
+    }
+    assert_eq!(unread.len(), 6);
     for abbrev in ["ciot_e2e.data.plaintext", "ciot_e2e.data.tag_valid"] {
         assert!(
             seen.fields.iter().any(|(a, _)| a == abbrev),
