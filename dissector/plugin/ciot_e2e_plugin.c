@@ -40,6 +40,17 @@ WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 
 WS_DLL_PUBLIC void plugin_register(void);
 
+#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
+/* Wireshark 4.2 and later ask a plugin what it is (not built or tried
+ * against them yet: dissector/README.md). */
+#include <wsutil/plugins.h>
+WS_DLL_PUBLIC uint32_t plugin_describe(void);
+uint32_t plugin_describe(void)
+{
+    return WS_PLUGIN_DESC_DISSECTOR;
+}
+#endif
+
 static int proto_ciot_e2e = -1;
 static int ett_ciot_e2e = -1;
 static dissector_handle_t ciot_e2e_handle;
@@ -284,27 +295,18 @@ static void proto_register_ciot_e2e(void)
         ei_kinds[i].hf = EI_INIT_HF;
         if (ciot_e2e_an_finding_kind_at(i, &kind) != CIOT_E2E_AN_OK)
             continue;
-        ei[n_ei].ids = &ei_kinds[i];
-        ei[n_ei].eiinfo.name = g_strdup_printf("ciot_e2e.expert.%s", kind.name);
-        ei[n_ei].eiinfo.group = ws_group(kind.group);
-        ei[n_ei].eiinfo.severity =
-            kind.severity == CIOT_E2E_AN_SEVERITY_ERROR ? PI_ERROR : PI_NOTE;
-        ei[n_ei].eiinfo.summary = kind.title;
-        n_ei++;
+        /* EXPFILL fills the rest, whatever this Wireshark's structure. */
+        ei_register_info info = {
+            &ei_kinds[i],
+            {g_strdup_printf("ciot_e2e.expert.%s", kind.name), ws_group(kind.group),
+             kind.severity == CIOT_E2E_AN_SEVERITY_ERROR ? PI_ERROR : PI_NOTE, kind.title,
+             EXPFILL}};
+        ei[n_ei++] = info;
     }
-    ei[n_ei].ids = &ei_keylog;
-    ei[n_ei].eiinfo.name = "ciot_e2e.expert.keylog";
-    ei[n_ei].eiinfo.group = PI_DECRYPTION;
-    ei[n_ei].eiinfo.severity = PI_WARN;
-    ei[n_ei].eiinfo.summary = "The key log file could not be read";
-    n_ei++;
-    for (size_t i = 0; i < n_ei; i++) {
-        ei[i].eiinfo.id = 0;
-        ei[i].eiinfo.protocol = NULL;
-        ei[i].eiinfo.orig_severity = 0;
-        hf_register_info empty = {NULL, {NULL, NULL, FT_NONE, BASE_NONE, NULL, 0, NULL, HFILL}};
-        ei[i].eiinfo.hf_info = empty;
-    }
+    ei_register_info keylog_info = {&ei_keylog,
+                                    {"ciot_e2e.expert.keylog", PI_DECRYPTION, PI_WARN,
+                                     "The key log file could not be read", EXPFILL}};
+    ei[n_ei++] = keylog_info;
     expert_module_t *expert = expert_register_protocol(proto_ciot_e2e);
     expert_register_field_array(expert, ei, (int)n_ei);
 
