@@ -57,8 +57,22 @@ enum Dissector<'a> {
     /// `dissector/ciot_e2e.lua`, loaded with `-X lua_script:`, in an empty
     /// home folder (so an installed plugin cannot stand in for it).
     Lua { home: &'a Path },
-    /// The plugin installed in `home`, with this key log.
-    Plugin { home: &'a Path, keys: &'a Path },
+    /// The plugin installed in `home`, with this key log, messages also
+    /// on `port` (Decode As).
+    Plugin {
+        home: &'a Path,
+        keys: &'a Path,
+        port: u16,
+    },
+}
+
+/// tshark's arguments to dissect `port` as ciot_e2e too (Decode As).
+fn decode_as(port: u16) -> Vec<String> {
+    if port == PORT {
+        Vec::new()
+    } else {
+        vec!["-d".to_owned(), format!("udp.port=={port},ciot_e2e")]
+    }
 }
 
 fn is_root() -> bool {
@@ -160,11 +174,17 @@ fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
-/// `ciot-e2e dissect --json` (`--keylog keys`): its JSON objects, one per
-/// message.
-fn ours_json(capture: &Path, keys: Option<&Path>) -> Vec<Value> {
+/// The protocol's UDP port: the demo's EESE takes another when it is busy.
+const PORT: u16 = 33863;
+
+/// `ciot-e2e dissect --json` (`--keylog keys`, messages also on `port`):
+/// its JSON objects, one per message.
+fn ours_json(capture: &Path, keys: Option<&Path>, port: u16) -> Vec<Value> {
     let mut c = Command::new(BIN);
     c.arg("dissect").arg("--json").arg(capture);
+    if port != PORT {
+        c.arg("--port").arg(port.to_string());
+    }
     if let Some(k) = keys {
         c.arg("--keylog").arg(k);
     }
@@ -183,9 +203,9 @@ fn ours_json(capture: &Path, keys: Option<&Path>) -> Vec<Value> {
 }
 
 /// `ciot-e2e dissect --json`: frame number → packet.
-fn ours(capture: &Path, keys: Option<&Path>) -> BTreeMap<u64, Packet> {
+fn ours(capture: &Path, keys: Option<&Path>, port: u16) -> BTreeMap<u64, Packet> {
     let mut packets = BTreeMap::new();
-    for v in ours_json(capture, keys) {
+    for v in ours_json(capture, keys, port) {
         let mut p = Packet::default();
         flatten_ours(&v["fields"], &mut p);
         for x in v["findings"].as_array().expect("findings") {
@@ -231,10 +251,11 @@ fn theirs(capture: &Path, dissector: Dissector<'_>) -> BTreeMap<u64, Packet> {
                 .arg(format!("lua_script:{}", lua_script().display()));
             c
         }
-        Dissector::Plugin { home, keys } => {
+        Dissector::Plugin { home, keys, port } => {
             let mut c = tshark(home, true);
             c.arg("-o")
                 .arg(format!("ciot_e2e.keylog_file:{}", keys.display()));
+            c.args(decode_as(port));
             c
         }
     };
@@ -330,11 +351,11 @@ struct Seen {
 /// Compares tshark with ciot-e2e on `capture`; returns how many messages
 /// agreed, recording what they exercised in `seen`.
 fn compare(capture: &Path, dissector: Dissector<'_>, seen: &mut Seen) -> usize {
-    let keys = match dissector {
-        Dissector::Lua { .. } => None,
-        Dissector::Plugin { keys, .. } => Some(keys),
+    let (keys, port) = match dissector {
+        Dissector::Lua { .. } => (None, PORT),
+        Dissector::Plugin { keys, port, .. } => (Some(keys), port),
     };
-    let ours = ours(capture, keys);
+    let ours = ours(capture, keys, port);
     for p in ours.values() {
         for (abbrev, (value, _, _)) in &p.fields {
             let value = match abbrev.as_str() {
@@ -537,10 +558,12 @@ fn fields_of(
     capture: &Path,
     home: &Path,
     keys: &Path,
+    port: u16,
     extra: &[&str],
 ) -> BTreeMap<u64, (String, String)> {
     let mut c = tshark(home, true);
     c.args(extra)
+        .args(decode_as(port))
         .arg("-r")
         .arg(capture)
         .arg("-o")
@@ -562,10 +585,14 @@ fn fields_of(
 /// The same from `ciot-e2e dissect --keylog --json`: frame → (plaintext,
 /// the finding messages joined as tshark joins them), and the frames whose
 /// message tshark is not handed (empty).
-fn fields_ours(capture: &Path, keys: &Path) -> (BTreeMap<u64, (String, String)>, BTreeSet<u64>) {
+fn fields_ours(
+    capture: &Path,
+    keys: &Path,
+    port: u16,
+) -> (BTreeMap<u64, (String, String)>, BTreeSet<u64>) {
     let mut frames = BTreeMap::new();
     let mut empty = BTreeSet::new();
-    for v in ours_json(capture, Some(keys)) {
+    for v in ours_json(capture, Some(keys), port) {
         let n = v["frame"].as_u64().unwrap();
         if v["length"].as_u64() == Some(0) {
             empty.insert(n);
@@ -591,9 +618,15 @@ fn fields_ours(capture: &Path, keys: &Path) -> (BTreeMap<u64, (String, String)>,
 
 /// Compares the `-T fields` view frame by frame (tshark run with `extra`
 /// arguments); returns (plaintexts, nonce-reuse findings) seen.
-fn compare_fields(capture: &Path, home: &Path, keys: &Path, extra: &[&str]) -> (usize, usize) {
-    let theirs = fields_of(capture, home, keys, extra);
-    let (ours, empty) = fields_ours(capture, keys);
+fn compare_fields(
+    capture: &Path,
+    home: &Path,
+    keys: &Path,
+    port: u16,
+    extra: &[&str],
+) -> (usize, usize) {
+    let theirs = fields_of(capture, home, keys, port, extra);
+    let (ours, empty) = fields_ours(capture, keys, port);
     let mut differences = Vec::new();
     for (n, t) in &theirs {
         if empty.contains(n) {
@@ -629,7 +662,7 @@ fn compare_fields(capture: &Path, home: &Path, keys: &Path, extra: &[&str]) -> (
 /// A capture with real nonce reuse, and its key log: under each suite, a
 /// data message, the same datagram again (a duplicate, no finding) and
 /// other contents under the same keys, direction and seq (a finding).
-fn reuse_capture(dir: &Path) -> (PathBuf, PathBuf) {
+fn reuse_capture(dir: &Path) -> (PathBuf, PathBuf, u16) {
     let gcm = SuiteKeys::Aes128Gcm(AlgKey::from_bytes([0x11; 16]));
     let nea2 = SuiteKeys::Nea2Nia2 {
         enc: AlgKey::from_bytes([0x22; 16]),
@@ -663,11 +696,12 @@ fn reuse_capture(dir: &Path) -> (PathBuf, PathBuf) {
     kw.append(Ksi(4), Some(2), &Rand([6; 16]), &nea2).unwrap();
     let log = dir.join("reuse.keys");
     std::fs::write(&log, kw.into_inner()).unwrap();
-    (cap, log)
+    (cap, log, PORT)
 }
 
-/// The demo's capture and key log for `suite`.
-fn demo_capture(dir: &Path, suite: &str) -> (PathBuf, PathBuf) {
+/// The demo's capture and key log for `suite`, and the EESE's port (33863
+/// unless something else holds it).
+fn demo_capture(dir: &Path, suite: &str) -> (PathBuf, PathBuf, u16) {
     let cap = dir.join(format!("demo-{suite}.pcap"));
     let keys = dir.join(format!("demo-{suite}.keys"));
     let out = Command::new(BIN)
@@ -682,7 +716,15 @@ fn demo_capture(dir: &Path, suite: &str) -> (PathBuf, PathBuf) {
         "demo --suite {suite} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (cap, keys)
+    // "ciot-e2e demo: EESE on 127.0.0.1:33863, UE …"
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let port = stdout
+        .split("EESE on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no EESE address in the demo's output:\n{stdout}"));
+    (cap, keys, port)
 }
 
 #[test]
@@ -706,7 +748,7 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
         let keys = dir.join(format!("{name}.keys"));
         let mut all = args.to_vec();
         all.extend(["--keylog", keys.to_str().unwrap()]);
-        (generate(&dir, name, &all), keys)
+        (generate(&dir, name, &all), keys, PORT)
     };
     let captures = [
         with_keys("valid.pcap", &["--messages", "400", "--seed", "1"]),
@@ -750,14 +792,19 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
     ];
     readable(&dir);
     let mut seen = Seen::default();
-    for (cap, keys) in &captures {
-        let plugin = Dissector::Plugin { home: &home, keys };
+    for (cap, keys, port) in &captures {
+        let port = *port;
+        let plugin = Dissector::Plugin {
+            home: &home,
+            keys,
+            port,
+        };
         let n = compare(cap, plugin, &mut seen);
-        let (plaintexts, reuse) = compare_fields(cap, &home, keys, &[]);
+        let (plaintexts, reuse) = compare_fields(cap, &home, keys, port, &[]);
         // Two passes (every frame dissected again after the first pass):
         // the nonce ledger answers each frame as it did the first time.
         assert_eq!(
-            compare_fields(cap, &home, keys, &["-2"]),
+            compare_fields(cap, &home, keys, port, &["-2"]),
             (plaintexts, reuse),
             "{} in two passes",
             cap.display()
@@ -775,7 +822,7 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
     }
     // A display filter on the finding picks the second message of each
     // pair, in one pass and in two.
-    let (reuse, reuse_keys) = &captures[captures.len() - 1];
+    let (reuse, reuse_keys, _) = &captures[captures.len() - 1];
     for extra in [&[][..], &["-2"][..]] {
         let mut c = tshark(&home, true);
         c.args(extra)
@@ -794,7 +841,7 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
     // A key log that cannot be read: said on every data message, with the
     // reason, and nothing decrypted.
     let missing = dir.join("no-such.keys");
-    let unread = fields_of(reuse, &home, &missing, &[]);
+    let unread = fields_of(reuse, &home, &missing, PORT, &[]);
     for (n, (plain, messages)) in &unread {
         assert!(plain.is_empty(), "frame {n} decrypted without keys");
         assert!(
