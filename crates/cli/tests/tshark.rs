@@ -838,6 +838,22 @@ fn plugin_decrypts_and_agrees_with_ciot_e2e_dissect_keylog_frame_by_frame() {
             "tshark {extra:?} -Y ciot_e2e.expert.nonce-reuse"
         );
     }
+    // The plaintext is a data source of its own (a tab in Wireshark).
+    let mut c = tshark(&home, true);
+    c.arg("-r")
+        .arg(reuse)
+        .arg("-o")
+        .arg(format!("ciot_e2e.keylog_file:{}", reuse_keys.display()))
+        .args(["-x", "-Y", "frame.number == 1"]);
+    let dump = run_tshark(c);
+    let tab = dump
+        .split("Decrypted CIoT E2E payload (13 bytes):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no plaintext data source in:\n{dump}"));
+    assert!(
+        tab.starts_with("0000  66 69 72 73 74 20 70 61 79 6c 6f 61 64 "),
+        "{tab}"
+    );
     // A key log that cannot be read: said on every data message, with the
     // reason, and nothing decrypted.
     let missing = dir.join("no-such.keys");
