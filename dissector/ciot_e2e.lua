@@ -10,6 +10,17 @@
 --
 -- Load: tshark -X lua_script:dissector/ciot_e2e.lua -r capture.pcap
 -- or copy it into Wireshark's personal Lua plugins folder (see README.md).
+-- A decode-only fallback that needs no build: the native plugin
+-- (dissector/plugin/) also decrypts with a key log.
+
+-- The native plugin (dissector/plugin/, installed by dissector/install.sh)
+-- registers the same protocol and decodes and decrypts through the crate's
+-- analyzer: when it is loaded, this script steps aside, so the two never
+-- fight over the name "ciot_e2e".
+local native_found, native = pcall(Dissector.get, "ciot_e2e")
+if native_found and native ~= nil then
+  return
+end
 
 local VERSION = 3
 local DEFAULT_PORT = 33863

@@ -8,9 +8,13 @@
 //! on any input and allocates only for its own output (field and finding
 //! vectors, reused by `run`, and finding messages).
 //!
-//! Field abbreviations are filter-style (`ciot_e2e.trigger.rand`) and the
-//! same as the Wireshark dissector's (`dissector/ciot_e2e.lua`), so the two
-//! can be compared field by field.
+//! Field abbreviations are filter-style (`ciot_e2e.trigger.rand`). Every
+//! field the dissector can emit is in [`FIELDS`] and every kind of finding
+//! in [`FindingKind::ALL`], which the Wireshark plugin (`dissector/plugin/`,
+//! through `crates/analyze-capi`) registers: it shows what this module
+//! dissects, so the two cannot disagree. The Lua dissector
+//! (`dissector/ciot_e2e.lua`, decode only) uses the same abbreviations, so
+//! it can be compared field by field.
 //!
 //! With a [`KeyLog`] a data message is also decrypted:
 //! its payload is copied, opened in place under each keyset the key log holds
@@ -36,12 +40,14 @@ use std::vec::Vec;
 use crate::keylog::KeyLog;
 use ciot_e2e::wire::MessageType;
 
+mod fields;
 mod lax;
 mod model;
 mod nonce;
 pub mod pcap;
 pub mod udp;
 
+pub use fields::{FIELDS, FieldSpec, FieldType, field_index};
 pub use model::{Field, FieldDisplay, Finding, FindingKind, PROTOCOL, Severity, Shown, Value};
 pub use nonce::NonceLedger;
 
