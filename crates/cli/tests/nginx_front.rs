@@ -18,7 +18,7 @@ use ciot_e2e_testkit::postgres::Cluster;
 
 mod common;
 
-use common::{Proc, bin, free_port, wait_tcp};
+use common::{Proc, bin, pki_init, provision, start_emks};
 
 const CK: &str = "000102030405060708090a0b0c0d0e0f";
 const IK: &str = "f0e0d0c0b0a090807060504030201000";
@@ -142,43 +142,11 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
     let dir = std::env::temp_dir().join(format!("ciot-e2e-nginx-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    assert!(
-        Command::new(bin())
-            .args(["pki", "init"])
-            .arg(dir.join("tls"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let emks_port = free_port();
-    let _emks = Proc(
-        Command::new(bin())
-            .args([
-                "emks",
-                "--listen",
-                &format!("127.0.0.1:{emks_port}"),
-                "--db",
-            ])
-            .arg(dir.join("emks.db"))
-            .arg("--tls-dir")
-            .arg(dir.join("tls"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_tcp(emks_port);
+    pki_init(&dir);
+    let (_emks, emks_port) = start_emks(&dir);
     let ids: Vec<String> = (0..UES).map(|i| format!("nat-{i}")).collect();
     for id in &ids {
-        let o = Command::new(bin())
-            .args(["emks", "provision", "--ue", id, "--ck", CK, "--ik", IK])
-            .args(["--emks", &format!("https://127.0.0.1:{emks_port}")])
-            .arg("--tls-dir")
-            .arg(dir.join("tls"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        provision(&dir, emks_port, id, CK, IK);
     }
     let (pa, pb, front) = (udp_port(), udp_port(), udp_port());
     let a = eese(&dir, emks_port, &pg.url(), "a", pa);

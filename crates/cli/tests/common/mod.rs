@@ -44,3 +44,46 @@ pub fn wait_tcp(port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `ciot-e2e pki init DIR/tls`.
+pub fn pki_init(dir: &std::path::Path) {
+    let ok = std::process::Command::new(bin())
+        .args(["pki", "init"])
+        .arg(dir.join("tls"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pki init");
+}
+
+/// An EMKS process on a free port with its database and key files in
+/// `dir` (TLS in `dir/tls`), serving once this returns; and its port.
+pub fn start_emks(dir: &std::path::Path) -> (Proc, u16) {
+    let port = free_port();
+    let p = Proc(
+        std::process::Command::new(bin())
+            .args(["emks", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(dir.join("emks.db"))
+            .arg("--tls-dir")
+            .arg(dir.join("tls"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_tcp(port);
+    (p, port)
+}
+
+/// `ciot-e2e emks provision` of `ue` with CK/IK at the EMKS on `port`.
+pub fn provision(dir: &std::path::Path, port: u16, ue: &str, ck: &str, ik: &str) {
+    let o = std::process::Command::new(bin())
+        .args(["emks", "provision", "--ue", ue, "--ck", ck, "--ik", ik])
+        .args(["--emks", &format!("https://127.0.0.1:{port}")])
+        .arg("--tls-dir")
+        .arg(dir.join("tls"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -156,13 +156,7 @@ impl EeseService {
                 Ok(Some((owner, epoch))) => Ok(json!({
                     "ue": u, "session": null, "served_by": owner, "epoch": epoch
                 })),
-                Ok(None) => Err((
-                    404,
-                    format!(
-                        "no session for UE {} (it has not said hello)",
-                        admin::ue_label(&ue)
-                    ),
-                )),
+                Ok(None) => Err(no_session(&ue)),
                 Err(e) => Err((503, e.to_string())),
             },
             _ => match pg.row(&ue) {
@@ -173,17 +167,22 @@ impl EeseService {
                         admin::ue_label(&ue)
                     ),
                 )),
-                Ok(None) => Err((
-                    404,
-                    format!(
-                        "no session for UE {} (it has not said hello)",
-                        admin::ue_label(&ue)
-                    ),
-                )),
+                Ok(None) => Err(no_session(&ue)),
                 Err(e) => Err((503, e.to_string())),
             },
         };
         let _ = r.reply.send(reply);
         None
     }
+}
+
+/// The answer for a UE no instance has a session for.
+fn no_session(ue: &UeId) -> (u16, String) {
+    (
+        404,
+        format!(
+            "no session for UE {} (it has not said hello)",
+            admin::ue_label(ue)
+        ),
+    )
 }
