@@ -134,6 +134,62 @@ fn merge_captures(parts: &[PathBuf], out: &Path) -> usize {
     n
 }
 
+/// What the instances' merged capture says about uplink: payloads sent
+/// (distinct UE address and plaintext), the data messages that carried
+/// them (a UE sends a payload again when its echo does not come), the
+/// payloads echoed, and echoes beyond the messages sent (a delivery twice).
+struct Tally {
+    payloads: usize,
+    uplink_messages: usize,
+    echoed: usize,
+    delivered_twice: usize,
+}
+
+fn tally(dissect_json: &str) -> Tally {
+    use std::collections::HashMap;
+    let mut up: HashMap<(String, String), usize> = HashMap::new();
+    let mut down: HashMap<(String, String), usize> = HashMap::new();
+    for line in dissect_json.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(plain) = v["plaintext"].as_str() else {
+            continue;
+        };
+        let direction = v["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["abbrev"] == "ciot_e2e.flags")
+            .flat_map(|f| f["children"].as_array().into_iter().flatten())
+            .find(|c| c["abbrev"] == "ciot_e2e.flags.direction")
+            .and_then(|c| c["value"].as_u64());
+        let text = String::from_utf8(hex::decode(plain).unwrap_or_default()).unwrap_or_default();
+        match direction {
+            Some(0) => {
+                let ue = v["src"].as_str().unwrap_or_default().to_string();
+                *up.entry((ue, text)).or_default() += 1;
+            }
+            Some(1) => {
+                if let Some(p) = text.strip_prefix("echo: ") {
+                    let ue = v["dst"].as_str().unwrap_or_default().to_string();
+                    *down.entry((ue, p.to_string())).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Tally {
+        payloads: up.len(),
+        uplink_messages: up.values().sum(),
+        echoed: down.len(),
+        delivered_twice: down
+            .iter()
+            .map(|(k, n)| n.saturating_sub(up.get(k).copied().unwrap_or(0)))
+            .sum(),
+    }
+}
+
 #[test]
 fn ues_ride_out_a_killed_a_stopped_instance_and_a_database_restart() {
     let Some(pg) = Cluster::start() else { return };
@@ -235,13 +291,30 @@ fn ues_ride_out_a_killed_a_stopped_instance_and_a_database_restart() {
     let out = String::from_utf8_lossy(&o.stdout);
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
     let summary = &last["summary"];
+    let t = tally(&out);
     println!(
         "failover: {echoed_all}/{UES} UEs echoed {COUNT}/{COUNT}; worst gap between two echoes of one UE {:.1} s; \
-         {frames} frames captured, {} data decrypted, {} bad tag, nonce_reuse {}; {rows} session rows (owners {owners})",
+         {frames} frames captured, {} data decrypted, {} bad tag, nonce_reuse {}; {rows} session rows (owners {owners}); \
+         uplink: {} payloads sent as {} messages (re-sent after a missing echo: {}), {} echoed by the instances, \
+         delivered more often than sent: {}",
         worst_gap.as_secs_f64(),
         summary["decrypted"],
         summary["bad_tag"],
         summary["nonce_reuse"],
+        t.payloads,
+        t.uplink_messages,
+        t.uplink_messages - t.payloads,
+        t.echoed,
+        t.delivered_twice,
+    );
+    assert_eq!(
+        t.delivered_twice, 0,
+        "an uplink message was echoed more often than it was sent"
+    );
+    assert_eq!(
+        t.payloads,
+        UES * COUNT as usize,
+        "every payload reached an instance"
     );
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(summary["nonce_reuse"], 0, "{summary}");
