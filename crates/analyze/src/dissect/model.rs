@@ -104,29 +104,68 @@ pub struct FieldDisplay<'a> {
 }
 
 impl fmt::Display for FieldDisplay<'_> {
+    // Written without the formatting machinery's padding and radix paths
+    // where it can be (hex digits, ASCII text): a packet analyzer shows
+    // every field of every message, and these were most of `dissect`'s time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.field.value, self.field.shown) {
-            (Value::Uint(v), Shown::Code(Some(name))) => write!(f, "{name} ({v:#04x})"),
-            (Value::Uint(v), Shown::Code(None)) => write!(f, "unknown ({v:#04x})"),
+            (Value::Uint(v), Shown::Code(Some(name))) => {
+                f.write_str(name)?;
+                f.write_str(" (")?;
+                hex_prefixed(f, v)?;
+                f.write_str(")")
+            }
+            (Value::Uint(v), Shown::Code(None)) => {
+                f.write_str("unknown (")?;
+                hex_prefixed(f, v)?;
+                f.write_str(")")
+            }
             (Value::Uint(v), Shown::Seconds) => write!(f, "{v} s"),
-            (Value::Uint(v), Shown::Hex) => write!(f, "{v:#04x}"),
+            (Value::Uint(v), Shown::Hex) => hex_prefixed(f, v),
             (Value::Uint(v), Shown::Plain | Shown::Text) => write!(f, "{v}"),
             (Value::Bool(b), _) => f.write_str(if b { "valid" } else { "invalid" }),
             (Value::Bytes, Shown::Text) if is_text(self.raw) => {
+                // ASCII graphic only (`is_text`), so the octets are UTF-8.
                 f.write_str("\"")?;
-                for &b in self.raw {
-                    write!(f, "{}", char::from(b))?;
-                }
+                f.write_str(core::str::from_utf8(self.raw).map_err(|_| fmt::Error)?)?;
                 f.write_str("\"")
             }
             (Value::Bytes | Value::Plaintext, _) => {
-                for b in self.raw {
-                    write!(f, "{b:02x}")?;
+                let mut buf = [0u8; 128];
+                for chunk in self.raw.chunks(buf.len() / 2) {
+                    let n = chunk.len() * 2;
+                    let (digits, _) = buf.split_at_mut(n);
+                    for (pair, b) in digits.chunks_exact_mut(2).zip(chunk) {
+                        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+                        pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
+                    }
+                    f.write_str(core::str::from_utf8(digits).map_err(|_| fmt::Error)?)?;
                 }
                 Ok(())
             }
         }
     }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// `v` as `{v:#04x}` writes it: `0x` and at least two lowercase digits.
+fn hex_prefixed(f: &mut fmt::Formatter<'_>, v: u64) -> fmt::Result {
+    let mut buf = [0u8; 18];
+    let mut i = buf.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        buf[i] = HEX_DIGITS[(x & 0xf) as usize];
+        x >>= 4;
+        if x == 0 && buf.len() - i >= 2 {
+            break;
+        }
+    }
+    i -= 2;
+    buf[i] = b'0';
+    buf[i + 1] = b'x';
+    f.write_str(core::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
 }
 
 /// Whether octets read as text: non-empty, every one ASCII graphic
@@ -279,3 +318,41 @@ pub struct Finding {
 
 /// The abbreviation of the protocol itself (Wireshark's protocol filter).
 pub const PROTOCOL: &str = "ciot_e2e";
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    struct Hex(u64);
+
+    impl fmt::Display for Hex {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            hex_prefixed(f, self.0)
+        }
+    }
+
+    #[test]
+    fn hex_without_the_formatting_machinery_is_what_it_replaced() {
+        let mut v = 0u64;
+        let mut values = std::vec![
+            0,
+            1,
+            0xf,
+            0x10,
+            0xff,
+            0x100,
+            0xfff,
+            u64::from(u32::MAX),
+            u64::MAX
+        ];
+        for _ in 0..2_000 {
+            v = v
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            values.push(v >> (v % 64));
+        }
+        for v in values {
+            assert_eq!(Hex(v).to_string(), std::format!("{v:#04x}"));
+        }
+    }
+}
