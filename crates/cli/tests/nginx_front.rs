@@ -149,8 +149,8 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
         provision(&dir, emks_port, id, CK, IK);
     }
     let (pa, pb, front) = (udp_port(), udp_port(), udp_port());
-    let a = eese(&dir, emks_port, &pg.url(), "a", pa);
-    let _b = eese(&dir, emks_port, &pg.url(), "b", pb);
+    let mut a = Some(eese(&dir, emks_port, &pg.url(), "a", pa));
+    let mut b = Some(eese(&dir, emks_port, &pg.url(), "b", pb));
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, nginx_conf(&dir, &load, front, pa, pb)).unwrap();
     let check = Command::new(&nginx)
@@ -198,8 +198,22 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
-    let served_by_a = pg.psql("SELECT count(*) FROM eese_sessions WHERE owner = 'a'");
-    drop(a);
+    // The hash spreads the ten addresses over the two instances as the
+    // random ports fall: the instance serving more of them is killed.
+    let on = |o: &str| {
+        pg.psql(&format!(
+            "SELECT count(*) FROM eese_sessions WHERE owner = '{o}'"
+        ))
+        .parse::<usize>()
+        .unwrap()
+    };
+    let (on_a, on_b) = (on("a"), on("b"));
+    let (killed, survivor, on_killed) = if on_a >= on_b {
+        (a.take(), "b", on_a)
+    } else {
+        (b.take(), "a", on_b)
+    };
+    drop(killed);
     let mut failures = Vec::new();
     for (id, u) in ids.iter().zip(ues) {
         let out = u.wait_with_output().unwrap();
@@ -212,7 +226,7 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
     let owners =
         pg.psql("SELECT owner || ':' || count(*) FROM eese_sessions GROUP BY owner ORDER BY owner");
     println!(
-        "nginx front: {}/{UES} UEs echoed {COUNT}/{COUNT}; {served_by_a} were on the killed instance; owners at the end: {}",
+        "nginx front: {}/{UES} UEs echoed {COUNT}/{COUNT}; {on_killed} were on the killed instance; owners at the end: {}",
         UES - failures.len(),
         owners.replace('\n', ", ")
     );
@@ -223,12 +237,13 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
     );
     assert_eq!(
         owners,
-        format!("b:{UES}"),
+        format!("{survivor}:{UES}"),
         "every UE ended on the surviving instance"
     );
-    assert_ne!(
-        served_by_a, "0",
-        "the hash put no UE on the instance killed"
+    assert!(
+        on_killed >= UES / 2,
+        "{on_killed} UEs on the instance killed"
     );
+    drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
