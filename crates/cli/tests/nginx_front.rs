@@ -87,6 +87,28 @@ fn find_nginx() -> Option<(PathBuf, String)> {
     }
 }
 
+/// nginx in the foreground, stopped on drop with SIGTERM (its fast
+/// shutdown, which stops the worker processes too; a SIGKILL of the master
+/// would leave them running) and reaped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The front, as docs/DEPLOYMENT.md has it.
 fn nginx_conf(dir: &Path, load: &str, front: u16, a: u16, b: u16) -> String {
     format!(
@@ -166,7 +188,7 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
         "nginx -t: {}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let _front = Proc(
+    let _front = Nginx(
         Command::new(&nginx)
             .arg("-p")
             .arg(&dir)
