@@ -53,7 +53,7 @@ use ciot_e2e::endpoint::{QUEUED_PER_UE, UeId};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::state::{Downlink, Uplink, snapshot_fault};
+use super::state::{Downlink, Uplink, say_damaged, snapshot_fault};
 use crate::ServiceError;
 
 /// How long an instance may go on sending for the UEs it holds without
@@ -253,7 +253,6 @@ pub struct PgState {
     me: String,
     identity: [u8; 16],
     held: HashMap<UeId, Held>,
-    commits: u64,
 }
 
 async fn renew(pool: &Pool, me: &str) -> Result<(), ServiceError> {
@@ -357,7 +356,6 @@ impl PgState {
             me,
             identity,
             held: HashMap::new(),
-            commits: 0,
         };
         s.renew_lease()?;
         Ok(s)
@@ -373,18 +371,6 @@ impl PgState {
     #[must_use]
     pub const fn identity(&self) -> [u8; 16] {
         self.identity
-    }
-
-    /// Durable transactions committed since opened.
-    #[must_use]
-    pub const fn commits(&self) -> u64 {
-        self.commits
-    }
-
-    /// How many UEs this instance holds a row state for.
-    #[must_use]
-    pub fn held(&self) -> usize {
-        self.held.len()
     }
 
     /// Whether this instance owns `ue` (it wrote its row under a fencing
@@ -585,7 +571,6 @@ impl PgState {
             tx.commit().await.map_err(db("commit"))?;
             Ok(out)
         })?;
-        self.commits += 1;
         let mut moved = Vec::new();
         for (id, epoch) in outcome {
             match epoch {
@@ -658,7 +643,6 @@ impl PgState {
                 .map_err(db("remove"))?;
             Ok(())
         })?;
-        self.commits += 1;
         Ok(())
     }
 
@@ -724,7 +708,6 @@ impl PgState {
             tx.commit().await.map_err(db("downlink"))?;
             Ok(k)
         })?;
-        self.commits += 1;
         Ok(u64::try_from(k).unwrap_or(0))
     }
 
@@ -756,20 +739,9 @@ impl PgState {
         ue: &UeId,
         rows: Vec<(i64, Vec<u8>)>,
     ) -> Result<Vec<(u64, Downlink)>, ServiceError> {
-        let mut out = Vec::new();
-        let mut bad = Vec::new();
-        for (k, rec) in rows {
-            let k = u64::try_from(k).unwrap_or(0);
-            match Downlink::decode(&rec) {
-                Some(d) if d.ue == *ue => out.push((k, d)),
-                _ => bad.push(k),
-            }
-        }
+        let (out, bad) = split_decoded(rows, |r| Downlink::decode(r).filter(|d| d.ue == *ue));
         if !bad.is_empty() {
-            eprintln!(
-                "eese: {} damaged downlink records of {ue} removed (keys {bad:?}): they cannot be sent",
-                bad.len()
-            );
+            say_damaged(&format!("downlink records of {ue}"), &bad);
             self.downlink_sent(&bad)?;
         }
         Ok(out)
@@ -790,27 +762,6 @@ impl PgState {
                 .await
                 .map_err(db("downlink"))?;
             Ok(())
-        })
-    }
-
-    /// How many session rows the database holds, and how many of them
-    /// name this instance as owner.
-    ///
-    /// # Errors
-    /// The database cannot be reached.
-    pub fn count(&self) -> Result<(u64, u64), ServiceError> {
-        let me = self.me.clone();
-        self.bridge.call(move |pool| async move {
-            let c = pool.get().await.map_err(pool_err("count"))?;
-            let r = c
-                .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM eese_sessions",
-                    &[&me],
-                )
-                .await
-                .map_err(db("count"))?;
-            let (a, b): (i64, i64) = (r.get(0), r.get(1));
-            Ok((u64::try_from(a).unwrap_or(0), u64::try_from(b).unwrap_or(0)))
         })
     }
 
@@ -847,6 +798,24 @@ pub enum Notice {
     /// The listening connection was lost and is back: notifications may
     /// have been missed.
     Reconnected,
+}
+
+/// Rows (key, record) split into the records that decode and the keys of
+/// those that do not.
+fn split_decoded<T>(
+    rows: Vec<(i64, Vec<u8>)>,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> (Vec<(u64, T)>, Vec<u64>) {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (k, rec) in rows {
+        let k = u64::try_from(k).unwrap_or(0);
+        match decode(&rec) {
+            Some(v) => out.push((k, v)),
+            None => bad.push(k),
+        }
+    }
+    (out, bad)
 }
 
 fn ue_of_hex(h: &str) -> Option<UeId> {
@@ -968,20 +937,9 @@ impl PgOutbox {
                 .map_err(db("outbox"))?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
-        let mut out = Vec::new();
-        let mut bad = Vec::new();
-        for (k, rec) in rows {
-            let k = u64::try_from(k).unwrap_or(0);
-            match Uplink::decode(&rec) {
-                Some(u) => out.push((k, u)),
-                None => bad.push(k),
-            }
-        }
+        let (out, bad) = split_decoded(rows, Uplink::decode);
         if !bad.is_empty() {
-            eprintln!(
-                "eese: {} damaged uplink records removed from the outbox (keys {bad:?}): they cannot be sent",
-                bad.len()
-            );
+            say_damaged("uplink records of the outbox", &bad);
             self.ack(&bad)?;
         }
         Ok(out)

@@ -178,6 +178,16 @@ impl Downlink {
     }
 }
 
+/// Says on stderr that these records of `what` (e.g. "uplink records of
+/// the outbox") did not decode and are removed: damage, which cannot be
+/// sent. Both stores, the file and the database, say it the same way.
+pub(crate) fn say_damaged(what: &str, bad: &[u64]) {
+    eprintln!(
+        "eese: {} damaged {what} removed (keys {bad:?}): they cannot be sent",
+        bad.len()
+    );
+}
+
 /// Every UE's snapshot, as loaded.
 pub type Snapshots = HashMap<UeId, Box<[u8]>>;
 
@@ -692,10 +702,7 @@ impl StateStore {
             }
         }
         if !bad.is_empty() {
-            eprintln!(
-                "eese: {} damaged downlink records removed (keys {bad:?}): they cannot be sent",
-                bad.len()
-            );
+            say_damaged("downlink records", &bad);
             self.downlink_sent(&bad)?;
         }
         Ok(out)
@@ -782,10 +789,7 @@ impl Outbox {
             }
         }
         if !bad.is_empty() {
-            eprintln!(
-                "eese: {} damaged uplink records removed from the outbox (keys {bad:?}): they cannot be sent",
-                bad.len()
-            );
+            say_damaged("uplink records of the outbox", &bad);
             self.ack(&bad)?;
         }
         Ok(out)
