@@ -36,7 +36,7 @@ use ciot_e2e_testkit::rng::Rng;
 
 mod common;
 
-use common::{Proc, bin, free_port, wait_tcp};
+use common::{Proc, bin, free_port, free_udp_port, wait_tcp};
 
 const UES: usize = 100;
 const KILLS: usize = 5;
@@ -48,14 +48,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const T_HEAL: Duration = Duration::from_millis(3000 + 1250 + 8000 + 1000);
 /// An application resends a payload not echoed after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(3);
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start_emks(dir: &Path, port: u16) -> Proc {
     let c = Command::new(bin())

@@ -12,7 +12,6 @@
 //! unless `CIOT_E2E_REQUIRE_POSTGRES=1` (`.ci/run`).
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,20 +21,12 @@ use ciot_e2e_testkit::postgres::Cluster;
 
 mod common;
 
-use common::{Proc, bin, pki_init, provision, start_emks};
+use common::{Proc, bin, free_udp_port, pki_init, provision, start_emks};
 
 const CK: &str = "000102030405060708090a0b0c0d0e0f";
 const IK: &str = "f0e0d0c0b0a090807060504030201000";
 const UES: usize = 20;
 const COUNT: u32 = 40;
-
-fn udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Setup {
     dir: PathBuf,
@@ -207,7 +198,7 @@ fn ues_ride_out_a_killed_a_stopped_instance_and_a_database_restart() {
         emks: emks_port,
         url: pg.url(),
     };
-    let (pa, pb) = (udp_port(), udp_port());
+    let (pa, pb) = (free_udp_port(), free_udp_port());
     let mut a = s.eese("a", "a1", pa);
     let b = s.eese("b", "b1", pb);
 

@@ -9,7 +9,6 @@
 //! without them, unless `CIOT_E2E_REQUIRE_NGINX=1` (`.ci/run`, which
 //! installs nginx) and `CIOT_E2E_REQUIRE_POSTGRES=1`.
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,20 +17,12 @@ use ciot_e2e_testkit::postgres::Cluster;
 
 mod common;
 
-use common::{Proc, bin, pki_init, provision, start_emks};
+use common::{Proc, bin, free_udp_port, pki_init, provision, start_emks};
 
 const CK: &str = "000102030405060708090a0b0c0d0e0f";
 const IK: &str = "f0e0d0c0b0a090807060504030201000";
 const UES: usize = 10;
 const COUNT: u32 = 20;
-
-fn udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// nginx and the `load_module` line its stream module needs (none when it
 /// is built in), or `None` when either is missing.
@@ -170,7 +161,7 @@ fn two_instances_behind_nginx_serve_every_ue_through_the_loss_of_one() {
     for id in &ids {
         provision(&dir, emks_port, id, CK, IK);
     }
-    let (pa, pb, front) = (udp_port(), udp_port(), udp_port());
+    let (pa, pb, front) = (free_udp_port(), free_udp_port(), free_udp_port());
     let mut a = Some(eese(&dir, emks_port, &pg.url(), "a", pa));
     let mut b = Some(eese(&dir, emks_port, &pg.url(), "b", pb));
     let conf = dir.join("nginx.conf");

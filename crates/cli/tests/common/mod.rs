@@ -33,6 +33,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits (up to 20 s) until something listens on 127.0.0.1:`port`.
 pub fn wait_tcp(port: u16) {
     let t = Instant::now();
