@@ -175,15 +175,6 @@ impl State {
             State::Pg(p) => OutboxHandle::Pg(Box::new(p.outbox())),
         }
     }
-
-    /// Where the state is, for messages: the file, or the instance's name.
-    #[must_use]
-    pub fn describe(&self, path: &Path) -> String {
-        match self {
-            State::File(_) => path.display().to_string(),
-            State::Pg(p) => format!("PostgreSQL (instance {})", p.name()),
-        }
-    }
 }
 
 /// The uplink outbox of either store.
