@@ -425,7 +425,7 @@ impl RandSource for OsRand {
 }
 
 /// A UE's identifier as the hello carries it: 1 to 64 opaque octets.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UeId {
     len: u8,
     bytes: [u8; wire::hello::MAX_ID_LEN],
@@ -458,6 +458,16 @@ impl UeId {
         // `len` is 1..=64 (checked by `new`); the `min` lets the compiler
         // see it.
         &self.bytes[..usize::from(self.len).min(wire::hello::MAX_ID_LEN)]
+    }
+}
+
+/// Hashes the identifier's octets only, not the unused rest of the array
+/// (always zero, so equal identifiers still hash equal): an 8-octet id is
+/// hashed as 8 octets and its length, not as 65 (the EESE table looks its
+/// UE up for every datagram it sends).
+impl core::hash::Hash for UeId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 

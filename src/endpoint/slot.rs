@@ -152,6 +152,16 @@ impl<S: Storage> Kept<S> {
         CipherRef::Made(ks.cipher())
     }
 
+    /// The kept ciphers, marked used; `None` when none are kept (then only
+    /// [`Kept::get`] makes them).
+    #[cfg(feature = "kept-ciphers")]
+    #[inline]
+    pub(crate) fn kept(&mut self) -> Option<&SuiteCipher> {
+        let c = self.slot.get()?;
+        self.used = true;
+        Some(c)
+    }
+
     /// Whether ciphers are kept now.
     #[cfg_attr(not(all(feature = "std", feature = "kept-ciphers")), allow(dead_code))]
     pub(crate) fn is_kept(&self) -> bool {

@@ -148,6 +148,47 @@ impl<S: Storage> Session<S> {
         }
     }
 
+    /// [`Session::send`] in its steady state, for the table's hot path: the
+    /// keyset in use valid and its snapshot durable, its ciphers kept, no
+    /// timer due and no new keyset to offer. Then a send seals and moves the
+    /// sequence number (and the ciphers' use mark) and nothing else, so the
+    /// caller has nothing to reschedule. `None` when any of that does not
+    /// hold, or the seal fails (nothing has changed then): the caller runs
+    /// [`Session::send`], which does what the state asks.
+    #[cfg(feature = "kept-ciphers")]
+    #[inline]
+    pub(crate) fn send_plain(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Option<Sealed> {
+        // `advance` would do nothing.
+        if (self.retx_left > 0 && self.retx_at <= now)
+            || self.previous.get().is_some_and(|p| p.until <= now)
+        {
+            return None;
+        }
+        let c = self.current.as_mut()?;
+        let KeyState::Valid { deadline } = c.state else {
+            return None;
+        };
+        if deadline <= now
+            || c.ks.counter > self.durable_counter
+            || (c.ks.send.rekey_soon() && !self.offer.is_some())
+        {
+            return None;
+        }
+        let cipher = self.cipher.kept()?;
+        let (seq, len) = c.ks.seal(cipher, Direction::Downlink, payload, out).ok()?;
+        Some(Sealed {
+            len,
+            ksi: c.ks.ksi,
+            counter: c.ks.counter,
+            seq,
+        })
+    }
+
     /// The next snapshot to store, when the state moved past the last one
     /// (a keyset taken into use, a new te2e, a new root, counters half a
     /// reserve ahead); one write outstanding at a time. `out` holds at least

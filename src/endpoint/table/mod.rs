@@ -507,6 +507,28 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         }
     }
 
+    /// Checks (in builds with debug assertions: every test and simulated
+    /// schedule) what a send that skips the rescheduling relies on: for
+    /// `ue`, [`Lists::schedule`] and [`EeseTable::tidy`] would change
+    /// nothing.
+    #[cfg(all(debug_assertions, feature = "kept-ciphers"))]
+    pub(super) fn assert_scheduled(&self, ue: &Id) {
+        let Some(e) = self.sessions.get(ue) else {
+            return;
+        };
+        let s = &e.session;
+        assert_eq!(s.poll_timeout().unwrap_or(Instant::NEVER), e.scheduled);
+        assert!(e.in_persist || !s.dirty || s.inflight.is_some());
+        assert!(
+            e.in_transmit
+                || (e.peer.is_none() && e.candidate.is_none())
+                || !s.ready(!e.queued.is_empty() && e.peer.is_some())
+        );
+        assert!(e.in_kept || !s.cipher.is_kept());
+        assert!(self.lists.kept.len() <= self.lists.kept_cap);
+        assert!(self.lists.timers.len() <= 2 * self.sessions.len() + 1024);
+    }
+
     /// Keeps the lists within bounds: kept ciphers within their cap, stale
     /// heap entries fewer than the sessions. (Inline: on every call of the
     /// hot path it is two comparisons.)

@@ -10,7 +10,7 @@
 //! std SipHash hasher with a random key, so ids an attacker chooses (a hello
 //! names its UE) cannot be made to collide.
 
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::vec::Vec;
 
@@ -29,7 +29,7 @@ impl<Id: Hash + Eq, V> Store<Id, V> {
             index: HashTable::with_capacity(n),
             slots: Vec::with_capacity(n),
             free: Vec::new(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

@@ -190,6 +190,10 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<SendOutcome<A>, SendError> {
+        #[cfg(feature = "kept-ciphers")]
+        if let Some(sent) = self.send_plain(now, ue, payload, out) {
+            return Ok(sent);
+        }
         self.with(ue, |s, env, e| {
             let queue = |e: &mut Entry2<'_, A>| {
                 if e.queued.len() >= QUEUED_PER_UE {
@@ -214,6 +218,35 @@ impl<Id: Hash + Eq + Ord + Clone, A: Hash + Eq + Clone, R: RandSource> EeseTable
             }
         })
         .unwrap_or(Err(SendError::NoSession))
+    }
+
+    /// [`EeseTable::send`] in the steady state (see `Session::send_plain`):
+    /// nothing waits before this payload, the UE's address is proven and its
+    /// ciphers are on the kept list. The seal then changes nothing the lists
+    /// and the heap depend on, so the session is not rescheduled: one lookup
+    /// and the seal. `None` otherwise (nothing has changed).
+    #[cfg(feature = "kept-ciphers")]
+    #[inline]
+    fn send_plain(
+        &mut self,
+        now: Instant,
+        ue: &Id,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Option<SendOutcome<A>> {
+        let e = self.sessions.get_mut(ue)?;
+        if !e.queued.is_empty() || !e.in_kept {
+            return None;
+        }
+        let to = e.peer.as_ref()?;
+        let sealed = e.session.send_plain(now, payload, out)?;
+        let sent = SendOutcome::Sent {
+            sealed,
+            to: to.clone(),
+        };
+        #[cfg(debug_assertions)]
+        self.assert_scheduled(ue);
+        Some(sent)
     }
 
     /// The next snapshot to store, with the UE it belongs to; `out` holds
