@@ -96,6 +96,8 @@ impl Keyset {
 
     /// Protects `payload` into `out` under the next sequence number, with
     /// `cipher` (this keyset's, expanded).
+    // Inlined into the EESE table's send on servers (see `seal_in_place`).
+    #[cfg_attr(feature = "platform-aes-gcm", inline)]
     pub fn seal(
         &mut self,
         cipher: &SuiteCipher,
@@ -143,6 +145,7 @@ impl Keyset {
 
 /// Protects `payload` under the next number of `send` (which moves only
 /// when the message is sealed).
+#[cfg_attr(feature = "platform-aes-gcm", inline)]
 fn seal_under(
     cipher: &SuiteCipher,
     ksi: crate::wire::Ksi,
@@ -192,6 +195,7 @@ impl Expanded {
 /// them, else expanded for this call into this function's frame. The
 /// expanded ciphers (about 400 octets for AES-128-GCM) are built in place
 /// and never moved, which on a device is stack.
+#[cfg_attr(feature = "platform-aes-gcm", inline)]
 pub(crate) fn with_cipher<R>(
     kept: Option<&SuiteCipher>,
     keys: &SuiteKeys,

@@ -75,6 +75,7 @@ pub const fn nonce(direction: u8, seq: u32) -> [u8; NONCE_LEN] {
     [0, 0, 0, direction, 0, 0, 0, 0, s[0], s[1], s[2], s[3]]
 }
 
+#[cfg_attr(feature = "platform-aes-gcm", inline)]
 pub(crate) fn check_lengths(aad: &[u8], data: &[u8]) -> Result<(), Error> {
     // SP 800-38D 5.2.1.1.
     let too_long = |len: usize, max: u64| u64::try_from(len).map_or(true, |l| l > max);

@@ -200,8 +200,10 @@ impl SuiteCipher {
     /// [`Error::BufferTooSmall`] when `buf` cannot hold the message;
     /// [`Error::PayloadTooLong`] when the message would exceed
     /// [`MAX_MESSAGE_LEN`]. `buf` is unchanged on error.
-    // Not inlined, as `open_packet`.
-    #[inline(never)]
+    // Not inlined on devices, as `open_packet`; inlined with the platform
+    // backend (servers), where the call costs more than the code.
+    #[cfg_attr(not(feature = "platform-aes-gcm"), inline(never))]
+    #[cfg_attr(feature = "platform-aes-gcm", inline)]
     pub fn seal_in_place(
         &self,
         ksi: Ksi,
@@ -244,7 +246,12 @@ impl SuiteCipher {
             #[cfg(feature = "suite-aes-gcm")]
             SuiteCipher::Aes128Gcm(ref gcm) => {
                 let tag: &mut [u8; aes_gcm::TAG_LEN] = tag.try_into().map_err(|_| too_small)?;
-                *tag = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
+                #[cfg(feature = "platform-aes-gcm")]
+                gcm.seal_to(&aes_gcm::nonce(dir, seq), header, payload, tag)?;
+                #[cfg(not(feature = "platform-aes-gcm"))]
+                {
+                    *tag = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
+                }
             }
         }
         Ok(len)
@@ -254,6 +261,7 @@ impl SuiteCipher {
     ///
     /// # Errors
     /// As [`SuiteCipher::seal_in_place`].
+    #[cfg_attr(feature = "platform-aes-gcm", inline)]
     pub fn seal(
         &self,
         ksi: Ksi,
@@ -307,9 +315,11 @@ impl SuiteCipher {
     /// # Errors
     /// As [`SuiteCipher::open_with_window`], without [`Error::Wire`]. On any
     /// error neither the buffer nor the window changes.
-    // Not inlined: its frame then stays apart from the one holding the
-    // expanded cipher while the cipher is built (a device's stack).
-    #[inline(never)]
+    // Not inlined on devices: its frame then stays apart from the one holding
+    // the expanded cipher while the cipher is built (a device's stack).
+    // Inlined with the platform backend (servers).
+    #[cfg_attr(not(feature = "platform-aes-gcm"), inline(never))]
+    #[cfg_attr(feature = "platform-aes-gcm", inline)]
     pub fn open_packet(
         &self,
         packet: DataPacket<&mut [u8]>,

