@@ -29,6 +29,7 @@ use crate::protect::Error;
 
 /// Runs `open` on `buf`, which `kept` holds a copy of; puts the copy back
 /// when `open` fails. (`kept` is always a copy of `buf`, of its length.)
+#[inline]
 fn open_or_put_back(buf: &mut [u8], kept: &[u8], open: impl FnOnce(&mut [u8]) -> bool) -> bool {
     let ok = open(buf);
     if !ok {
@@ -39,6 +40,7 @@ fn open_or_put_back(buf: &mut [u8], kept: &[u8], open: impl FnOnce(&mut [u8]) ->
 
 /// [`open_or_put_back`] with the copy in an array of `N` octets on the
 /// stack; `None` when `buf` is longer.
+#[inline]
 fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
     let mut kept = [0u8; N];
     let kept = kept.get_mut(..buf.len())?;
@@ -57,6 +59,7 @@ std::thread_local! {
 /// [`open_or_put_back`] with the copy in the thread's scratch; `None` when
 /// that is not at hand (the thread is ending, or an open is already using
 /// it).
+#[inline]
 fn keeping_in_scratch(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
     SCRATCH
         .try_with(|s| {
@@ -160,6 +163,7 @@ impl Gcm {
     /// # Errors
     /// [`Error::BadTag`] when the tag does not verify; [`Error::GcmTooLong`]
     /// when the lengths exceed those [`Gcm::seal`] accepts.
+    #[inline]
     pub fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
