@@ -1243,3 +1243,90 @@ fn a_payload_that_may_yet_be_named_refused_is_never_replaced_by_the_next() {
         [b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
     );
 }
+
+/// The table's `send` skips the session's rescheduling when only the
+/// sequence number moves (its steady state). It must still stop at each
+/// boundary the sequence number or the clock crosses: at the soft limit the
+/// next send offers a new keyset (and still seals), at the end of te2e the
+/// next send seals nothing under the expired keyset but queues the payload
+/// behind a new offer, and every payload arrives once, in order, under no
+/// (keyset, seq) twice.
+#[test]
+fn steady_state_sends_still_stop_at_the_soft_limit_and_at_te2e() {
+    let id = UeId::new(b"ue-under-test").unwrap();
+    let mut l = Link::new();
+    l.table = EeseTable::new(
+        EeseConfig {
+            soft_limit: 4,
+            ..eese_cfg()
+        },
+        TestRands::default(),
+    );
+    l.pump();
+    assert_eq!(l.table.peer(&id), Some(&7));
+    let mut out = vec![0u8; 512];
+    let mut used = std::collections::HashSet::new();
+    let mut sent = Vec::new();
+    let mut send = |l: &mut Link, n: usize| -> Option<(u64, u32)> {
+        let payload = format!("downlink {n}");
+        sent.push(payload.clone());
+        match l
+            .table
+            .send(l.now, &id, payload.as_bytes(), &mut out)
+            .unwrap()
+        {
+            SendOutcome::Sent { sealed, to } => {
+                assert_eq!(to, 7);
+                assert!(
+                    used.insert((sealed.counter, sealed.seq)),
+                    "{sealed:?} twice"
+                );
+                let mut d = out[..sealed.len].to_vec();
+                if let Ok(Received::Data(x)) = l.ue.handle_datagram(l.now, &mut d) {
+                    l.at_ue.push(d[x.payload].to_vec());
+                }
+                Some((sealed.counter, sealed.seq))
+            }
+            SendOutcome::Queued => None,
+        }
+    };
+    // Up to the soft limit: sealed under the keyset in use, nothing else
+    // goes out.
+    for n in 0..4 {
+        assert!(send(&mut l, n).is_some(), "send {n} sealed");
+        assert!(drain_table(&mut l.table, l.now, &mut l.disk).is_empty());
+    }
+    // Past it: still sealed (the keyset is valid), and an offer goes out.
+    let (counter, seq) = send(&mut l, 4).expect("sealed past the soft limit");
+    assert_eq!(seq, 4);
+    let offered = drain_table(&mut l.table, l.now, &mut l.disk);
+    assert!(
+        offered
+            .iter()
+            .any(|(to, d)| *to == 7 && d[1] == MessageType::DERIVE_TRIGGER.0),
+        "a trigger for the next keyset"
+    );
+    for (_, mut d) in offered {
+        let _ = l.ue.handle_datagram(l.now, &mut d);
+    }
+    l.pump();
+    l.pump_table();
+    let (renewed, _) = send(&mut l, 5).expect("sealed under the renewed keyset");
+    assert!(renewed > counter, "the next keyset is in use");
+    // The previous keyset's grace ends and its timer runs: steady state again.
+    l.now = l.now.after(Duration::from_secs(3));
+    l.table.handle_timeout(l.now);
+    l.pump_table();
+    assert!(send(&mut l, 6).is_some(), "send 6 sealed");
+    // The clock passes te2e with no timer run: the send seals nothing under
+    // the expired keyset.
+    l.now = l.now.after(Duration::from_secs(58));
+    assert_eq!(send(&mut l, 7), None, "queued behind a new offer");
+    l.pump_table();
+    l.ue.handle_timeout(l.now);
+    l.pump();
+    l.pump_table();
+    l.pump();
+    let sent: Vec<Vec<u8>> = sent.into_iter().map(String::into_bytes).collect();
+    assert_eq!(l.at_ue, sent, "each payload once, in order");
+}
