@@ -6,9 +6,23 @@
 //! entry; at 1,000,000 sessions that doubled the table's memory. Here the
 //! spare buckets hold a `u32`, the sessions themselves sit in a vector that
 //! grows by what is used, and each id is stored once. The index is
-//! `hashbrown::HashTable` (the table behind `std`'s hash map) keyed by the
-//! std SipHash hasher with a random key, so ids an attacker chooses (a hello
-//! names its UE) cannot be made to collide.
+//! `hashbrown::HashTable` (the table behind `std`'s hash map).
+//!
+//! Its hasher is foldhash with a random seed per table, not SipHash. What an
+//! attacker cannot do is what decides it: put keys of his choosing into the
+//! index, or look up keys that are not the application's. A session is made
+//! only for the id the application's `resolve` returns a root for, after the
+//! hello verified under that root (or by the application itself: `insert`,
+//! `restore`); a hello for any other id is refused before the index is
+//! consulted. So the keys are the operator's provisioned UEs, never chosen
+//! to collide, and a lookup costs what the table's own probe lengths are
+//! whatever the ids a forger names. (foldhash says it is not meant for
+//! programs where an adversary studies the running program to make many
+//! colliding inputs; no input reaches this index unauthenticated.) SipHash
+//! cost more than anything else the table did per message (about 18 ns of
+//! a 32-octet send, its latency on the path to the session; see
+//! docs/PERFORMANCE.md). Addresses, which unauthenticated datagrams do name,
+//! stay in a std `HashMap` (SipHash) in the table.
 
 use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hash};
