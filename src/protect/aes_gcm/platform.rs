@@ -11,9 +11,11 @@
 //!   the analyzer tries every logged keyset of a KSI on the same octets).
 //!   So the ciphertext is kept first and put back
 //!   on failure: up to 256 octets on the stack (an array of 64 or 256,
-//!   cleared for the price of a few stores); longer ones in a scratch vector
-//!   of the thread, which grows to the longest message the thread opened
-//!   and is then reused (a first long message on a thread allocates once).
+//!   cleared for the price of a few stores); up to 2,048 in an array of the
+//!   thread (no destructor, nothing to clear); longer ones in a scratch
+//!   vector of the thread, which grows to the longest message the thread
+//!   opened and is then reused (a first long message on a thread allocates
+//!   once).
 //! - **Key material is overwritten on drop.** `ring` keeps the expanded key
 //!   (the AES schedule and the GHASH table) inside its key type and does not
 //!   clear it. [`Gcm`]'s `Drop` writes the expansion of the all-zero key over
@@ -48,12 +50,34 @@ fn keeping<const N: usize>(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool)
     Some(open_or_put_back(buf, kept, open))
 }
 
+/// The longest ciphertext [`keeping_in_array`] keeps.
+const ARRAY: usize = 2048;
+
 std::thread_local! {
-    /// The ciphertext of a longer message, kept while it is opened: the
-    /// thread's own, grown to the longest message it opened and reused (no
-    /// array to clear, no allocation per message).
+    /// The ciphertext of a message of up to [`ARRAY`] octets, kept while it
+    /// is opened: the thread's own array, set up once, no destructor (so
+    /// reaching it is a plain thread-local access), nothing to clear.
+    static KEPT: core::cell::RefCell<[u8; ARRAY]> =
+        const { core::cell::RefCell::new([0; ARRAY]) };
+    /// The same for longer ones: the thread's own vector, grown to the
+    /// longest message it opened and reused (no allocation per message).
     static SCRATCH: core::cell::RefCell<std::vec::Vec<u8>> =
         const { core::cell::RefCell::new(std::vec::Vec::new()) };
+}
+
+/// [`open_or_put_back`] with the copy in the thread's array; `None` when
+/// `buf` is longer or the array is not at hand (an open is already using
+/// it).
+#[inline]
+fn keeping_in_array(buf: &mut [u8], open: impl FnOnce(&mut [u8]) -> bool) -> Option<bool> {
+    KEPT.try_with(|a| {
+        let mut a = a.try_borrow_mut().ok()?;
+        let kept = a.get_mut(..buf.len())?;
+        kept.copy_from_slice(buf);
+        Some(open_or_put_back(buf, kept, open))
+    })
+    .ok()
+    .flatten()
 }
 
 /// [`open_or_put_back`] with the copy in the thread's scratch; `None` when
@@ -188,6 +212,8 @@ impl Gcm {
             keeping::<64>(buf, open)
         } else if n <= 256 {
             keeping::<256>(buf, open)
+        } else if n <= ARRAY {
+            keeping_in_array(buf, open)
         } else {
             keeping_in_scratch(buf, open)
         };
