@@ -375,6 +375,46 @@ fn ue_identifiers_are_octets_in_paths_and_json() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// Found by CI on a busy machine: a TLS handshake refused just before the
+/// EMKS stopped left no audit line (the stop cancelled the connection's task
+/// between the refusal and the line). A stop now waits, within a bound, for
+/// connections still in their handshake, and one it cuts off is audited as
+/// such. The second half fails deterministically without that: a connection
+/// that never sends its hello is still in its handshake at the stop.
+#[test]
+fn a_handshake_refused_or_cut_off_by_a_stop_still_leaves_its_audit_line() {
+    let d = setup("audit-stop");
+    let d2 = setup("audit-stop-ca");
+    for round in 1..=10 {
+        let e = Emks::start(config(&d)).unwrap();
+        let stranger =
+            EmksClient::new(&e.url, &d2.join("tls"), "eese", Duration::from_secs(5)).unwrap();
+        assert!(stranger.root(b"has space").is_err());
+        drop(e);
+        let handshakes = audit_lines(&d)
+            .iter()
+            .filter(|l| l["action"] == "tls_handshake")
+            .count();
+        assert_eq!(handshakes, round, "round {round}");
+    }
+    // A connection that says nothing, open while the EMKS stops.
+    let e = Emks::start(config(&d)).unwrap();
+    let addr = e.url.trim_start_matches("https://").trim_end_matches('/');
+    let silent = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(e);
+    drop(silent);
+    let lines = audit_lines(&d);
+    let last = lines.last().unwrap();
+    assert_eq!(last["action"], "tls_handshake", "{last}");
+    assert_eq!(
+        last["result"], "failed: the EMKS stopped during the handshake",
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&d2);
+}
+
 #[test]
 fn the_audit_log_has_a_line_per_action_and_refusal_and_no_root() {
     let d = setup("audit");

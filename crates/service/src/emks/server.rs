@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -557,6 +557,61 @@ pub fn serve(cfg: &EmksConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), Ser
 /// database and the audit log are closed and it returns.
 ///
 /// # Errors
+/// How long a stop waits for connections still in their TLS handshake.
+const HANDSHAKES_AT_STOP: Duration = Duration::from_secs(1);
+
+/// A connection in its TLS handshake: counted until dropped, and audited.
+/// The task that runs the handshake writes its outcome's line and calls
+/// [`InHandshake::end`]; one dropped before that (the EMKS stopped while the
+/// handshake ran, and its task was cancelled) writes the line itself, so
+/// every connection refused or cut off before its handshake completed leaves
+/// one.
+struct InHandshake {
+    count: Arc<AtomicUsize>,
+    app: Arc<App>,
+    addr: String,
+    open: bool,
+}
+
+impl InHandshake {
+    fn new(count: &Arc<AtomicUsize>, app: &Arc<App>, addr: String) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        InHandshake {
+            count: Arc::clone(count),
+            app: Arc::clone(app),
+            addr,
+            open: true,
+        }
+    }
+
+    /// The handshake is over; `refused` says why it failed (its audit line).
+    fn end(mut self, refused: Option<&str>) {
+        if let Some(why) = refused {
+            self.audit(why);
+        }
+        self.open = false;
+    }
+
+    fn audit(&self, result: &str) {
+        let _ = self.app.audit.write(&Line {
+            peer: &self.addr,
+            addr: &self.addr,
+            action: "tls_handshake",
+            ue: None,
+            result,
+        });
+    }
+}
+
+impl Drop for InHandshake {
+    fn drop(&mut self) {
+        if self.open {
+            self.audit("failed: the EMKS stopped during the handshake");
+        }
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// As [`serve`].
 pub fn serve_until(
     cfg: &EmksConfig,
@@ -591,11 +646,21 @@ pub fn serve_until(
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let router = router(app.clone());
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        // Connections still in their TLS handshake: a stop waits for them
+        // (within HANDSHAKES_AT_STOP), so that they end with their own
+        // outcome; one still running after that is audited as cut off.
+        let handshakes = Arc::new(AtomicUsize::new(0));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = tick.tick() => {
                     if stop.load(Ordering::Relaxed) {
+                        let until = tokio::time::Instant::now() + HANDSHAKES_AT_STOP;
+                        while handshakes.load(Ordering::Acquire) > 0
+                            && tokio::time::Instant::now() < until
+                        {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
                         return Ok(());
                     }
                     continue;
@@ -607,32 +672,24 @@ pub fn serve_until(
             let acceptor = acceptor.clone();
             let router = router.clone();
             let app = app.clone();
+            let addr = remote.to_string();
+            let in_handshake = InHandshake::new(&handshakes, &app, addr.clone());
             tokio::spawn(async move {
-                let addr = remote.to_string();
                 // A handshake that stalls or fails (no certificate, another
                 // CA) ends the connection, and leaves an audit line.
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
-                    Ok(Ok(tls)) => tls,
+                    Ok(Ok(tls)) => {
+                        in_handshake.end(None);
+                        tls
+                    }
                     Ok(Err(e)) => {
-                        let _ = app.audit.write(&Line {
-                            peer: &addr,
-                            addr: &addr,
-                            action: "tls_handshake",
-                            ue: None,
-                            result: &format!("failed: {e}"),
-                        });
+                        in_handshake.end(Some(&format!("failed: {e}")));
                         return;
                     }
                     Err(_) => {
-                        let _ = app.audit.write(&Line {
-                            peer: &addr,
-                            addr: &addr,
-                            action: "tls_handshake",
-                            ue: None,
-                            result: "failed: no handshake within 10 s",
-                        });
+                        in_handshake.end(Some("failed: no handshake within 10 s"));
                         return;
                     }
                 };
