@@ -553,10 +553,6 @@ pub fn serve(cfg: &EmksConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), Ser
     serve_until(cfg, ready, &Arc::new(AtomicBool::new(false)))
 }
 
-/// As [`serve`], until `stop` is set (looked at every 50 ms); then the
-/// database and the audit log are closed and it returns.
-///
-/// # Errors
 /// How long a stop waits for connections still in their TLS handshake.
 const HANDSHAKES_AT_STOP: Duration = Duration::from_secs(1);
 
@@ -612,6 +608,12 @@ impl Drop for InHandshake {
     }
 }
 
+/// As [`serve`], until `stop` is set (looked at every 50 ms); then, once the
+/// connections still in their TLS handshake ended (or after
+/// `HANDSHAKES_AT_STOP`), the database and the audit log are closed and it
+/// returns.
+///
+/// # Errors
 /// As [`serve`].
 pub fn serve_until(
     cfg: &EmksConfig,
