@@ -163,17 +163,13 @@ impl<S: Storage> Session<S> {
         payload: &[u8],
         out: &mut [u8],
     ) -> Option<Sealed> {
-        // `advance` would do nothing.
-        if (self.retx_left > 0 && self.retx_at <= now)
-            || self.previous.get().is_some_and(|p| p.until <= now)
-        {
+        // A timer due (te2e, the previous keyset's grace, a repeat): `advance`
+        // has work.
+        if self.poll_timeout().is_some_and(|t| t <= now) {
             return None;
         }
         let c = self.current.as_mut()?;
-        let KeyState::Valid { deadline } = c.state else {
-            return None;
-        };
-        if deadline <= now
+        if !matches!(c.state, KeyState::Valid { .. })
             || c.ks.counter > self.durable_counter
             || (c.ks.send.rekey_soon() && !self.offer.is_some())
         {
