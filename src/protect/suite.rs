@@ -246,12 +246,7 @@ impl SuiteCipher {
             #[cfg(feature = "suite-aes-gcm")]
             SuiteCipher::Aes128Gcm(ref gcm) => {
                 let tag: &mut [u8; aes_gcm::TAG_LEN] = tag.try_into().map_err(|_| too_small)?;
-                #[cfg(feature = "platform-aes-gcm")]
                 gcm.seal_to(&aes_gcm::nonce(dir, seq), header, payload, tag)?;
-                #[cfg(not(feature = "platform-aes-gcm"))]
-                {
-                    *tag = gcm.seal(&aes_gcm::nonce(dir, seq), header, payload)?;
-                }
             }
         }
         Ok(len)

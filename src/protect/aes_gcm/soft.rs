@@ -96,6 +96,23 @@ impl Gcm {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
+        let mut tag = [0u8; TAG_LEN];
+        self.seal_to(nonce, aad, buf, &mut tag)?;
+        Ok(tag)
+    }
+
+    /// [`Gcm::seal`] with the tag written to `tag` (the same call as the
+    /// platform backend's).
+    ///
+    /// # Errors
+    /// As [`Gcm::seal`]; `buf` and `tag` are unchanged then.
+    pub(crate) fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), Error> {
         check_lengths(aad, buf)?;
         let (ctr, mask) = self.gctr(nonce);
         // Checks the counter's room before it touches `buf`.
@@ -104,7 +121,8 @@ impl Gcm {
                 data: buf.len(),
                 aad: aad.len(),
             })?;
-        Ok(self.tag(mask, aad, buf))
+        *tag = self.tag(mask, aad, buf);
+        Ok(())
     }
 
     /// Verifies `tag` over `aad` and the ciphertext in `buf`, then decrypts
